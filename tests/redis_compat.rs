@@ -14,8 +14,8 @@ mod redis_server;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use dispatchkit::geo::{DriverId, GeoIndex, LonLat, Search, Shape, Unit};
 use dispatchkit::geo::{Attrs, EARTH_RADIUS_M};
+use dispatchkit::geo::{DriverId, GeoIndex, LonLat, Search, Shape, Unit};
 use dispatchkit::workload::{Fleet, MetroConfig, QueryStream};
 
 fn unit_name(u: Unit) -> &'static str {
@@ -30,7 +30,10 @@ fn unit_name(u: Unit) -> &'static str {
 /// Redis's member/distance reply of `GEOSEARCH … WITHDIST WITHHASH`.
 fn redis_search(con: &mut redis::Connection, q: &Search, c: LonLat) -> Vec<(u64, f64, u64)> {
     let mut cmd = redis::cmd("GEOSEARCH");
-    cmd.arg("drivers").arg("FROMLONLAT").arg(c.lon()).arg(c.lat());
+    cmd.arg("drivers")
+        .arg("FROMLONLAT")
+        .arg(c.lon())
+        .arg(c.lat());
     match q.shape() {
         Shape::Radius(r) => cmd.arg("BYRADIUS").arg(r),
         Shape::Box(w, h) => cmd.arg("BYBOX").arg(w).arg(h),
@@ -51,7 +54,13 @@ fn redis_search(con: &mut redis::Connection, q: &Search, c: LonLat) -> Vec<(u64,
     cmd.arg("WITHDIST").arg("WITHHASH");
     let rows: Vec<(String, String, u64)> = cmd.query(con).expect("GEOSEARCH");
     rows.into_iter()
-        .map(|(m, d, h)| (m.parse().expect("numeric member"), d.parse().expect("numeric distance"), h))
+        .map(|(m, d, h)| {
+            (
+                m.parse().expect("numeric member"),
+                d.parse().expect("numeric distance"),
+                h,
+            )
+        })
         .collect()
 }
 
@@ -67,13 +76,26 @@ fn geosearch_agrees_with_redis_server() {
 
     // 20k drivers of the metro workload plus clusters on the antimeridian
     // and at the latitude limit.
-    let fleet = Fleet::generate(&MetroConfig { drivers: 20_000, seed: 3, ..MetroConfig::default() }).unwrap();
-    let mut points: Vec<(f64, f64)> = fleet.drivers().iter().map(|d| (d.position.x(), d.position.y())).collect();
+    let fleet = Fleet::generate(&MetroConfig {
+        drivers: 20_000,
+        seed: 3,
+        ..MetroConfig::default()
+    })
+    .unwrap();
+    let mut points: Vec<(f64, f64)> = fleet
+        .drivers()
+        .iter()
+        .map(|d| (d.position.x(), d.position.y()))
+        .collect();
     // (Not at exactly ±180: Redis encodes longitude 180 one step past its
     // 26-bit range and then misses the point in searches.)
     for i in 0..400 {
         let f = i as f64 / 400.0;
-        let lon = if i % 2 == 0 { 179.9999 - 0.04 * f } else { -179.9999 + 0.04 * f };
+        let lon = if i % 2 == 0 {
+            179.9999 - 0.04 * f
+        } else {
+            -179.9999 + 0.04 * f
+        };
         points.push((lon, -16.5 + 0.02 * (f - 0.5)));
         points.push(((f - 0.5) * 350.0, 85.0 + 0.05 * f));
     }
@@ -85,7 +107,9 @@ fn geosearch_agrees_with_redis_server() {
             let id = (chunk_no * 5_000 + i) as u64;
             let lon = lon.clamp(-180.0, 180.0);
             let p = LonLat::new(lon, lat).expect("valid");
-            index.upsert_at(DriverId(id), p, Attrs::default(), t0).unwrap();
+            index
+                .upsert_at(DriverId(id), p, Attrs::default(), t0)
+                .unwrap();
             cmd.arg(lon).arg(lat).arg(id);
             redis_pos.insert(id, (lon, lat));
         }
@@ -104,7 +128,11 @@ fn geosearch_agrees_with_redis_server() {
         let unit = [Unit::Meters, Unit::Kilometers, Unit::Feet, Unit::Miles][k % 4];
         let size_m = [300.0, 2_000.0, 5_000.0, 40_000.0][(k / 4) % 4];
         let s = size_m / unit.metres();
-        let mut q = if k % 3 == 0 { Search::boxed(c, 2.0 * s, s, unit) } else { Search::radius(c, s, unit) };
+        let mut q = if k % 3 == 0 {
+            Search::boxed(c, 2.0 * s, s, unit)
+        } else {
+            Search::radius(c, s, unit)
+        };
         q = match k % 5 {
             0 => q.count(10),
             1 => q.count(25).desc(),
@@ -124,7 +152,8 @@ fn geosearch_agrees_with_redis_server() {
             match q.shape() {
                 Shape::Radius(r) => (c.distance_m(p) - r * unit.metres()).abs() < edge_m,
                 Shape::Box(w, h) => {
-                    let lat_d = EARTH_RADIUS_M * (p.lat().to_radians() - c.lat().to_radians()).abs();
+                    let lat_d =
+                        EARTH_RADIUS_M * (p.lat().to_radians() - c.lat().to_radians()).abs();
                     let on_parallel = LonLat::new(c.lon(), p.lat()).unwrap();
                     (lat_d - h * unit.metres() / 2.0).abs() < edge_m
                         || (p.distance_m(on_parallel) - w * unit.metres() / 2.0).abs() < edge_m
@@ -132,18 +161,36 @@ fn geosearch_agrees_with_redis_server() {
             }
         };
         if q.count_limit().is_none() {
-            let a: std::collections::HashSet<u64> = ours.iter().map(|h| h.id.0).filter(|&i| !near_edge(i)).collect();
-            let b: std::collections::HashSet<u64> = theirs.iter().map(|t| t.0).filter(|&i| !near_edge(i)).collect();
+            let a: std::collections::HashSet<u64> = ours
+                .iter()
+                .map(|h| h.id.0)
+                .filter(|&i| !near_edge(i))
+                .collect();
+            let b: std::collections::HashSet<u64> = theirs
+                .iter()
+                .map(|t| t.0)
+                .filter(|&i| !near_edge(i))
+                .collect();
             assert_eq!(a, b, "member sets differ for {q:?} at {c:?}");
         } else {
-            assert_eq!(ours.len(), theirs.len(), "COUNT results differ in size for {q:?}");
+            assert_eq!(
+                ours.len(),
+                theirs.len(),
+                "COUNT results differ in size for {q:?}"
+            );
         }
         let dist: HashMap<u64, f64> = theirs.iter().map(|t| (t.0, t.1)).collect();
         for h in &ours {
             if let Some(&d) = dist.get(&h.id.0) {
                 // Redis prints 4 decimals of the unit.
                 let tol = 0.5 / unit.metres() + 0.000_05;
-                assert!((h.distance - d).abs() <= tol, "{:?}: ours {} vs redis {d} {}", h.id, h.distance, unit_name(unit));
+                assert!(
+                    (h.distance - d).abs() <= tol,
+                    "{:?}: ours {} vs redis {d} {}",
+                    h.id,
+                    h.distance,
+                    unit_name(unit)
+                );
                 compared += 1;
             }
         }
@@ -157,8 +204,14 @@ fn geosearch_agrees_with_redis_server() {
         }
         // Redis's order, read through our distances, is sorted to within 1 m.
         if let Some(order) = q.effective_order() {
-            let ours_d: HashMap<u64, f64> = ours.iter().map(|h| (h.id.0, h.distance * unit.metres())).collect();
-            let seq: Vec<f64> = theirs.iter().filter_map(|t| ours_d.get(&t.0).copied()).collect();
+            let ours_d: HashMap<u64, f64> = ours
+                .iter()
+                .map(|h| (h.id.0, h.distance * unit.metres()))
+                .collect();
+            let seq: Vec<f64> = theirs
+                .iter()
+                .filter_map(|t| ours_d.get(&t.0).copied())
+                .collect();
             for w in seq.windows(2) {
                 match order {
                     dispatchkit::geo::Order::Asc => assert!(w[0] <= w[1] + 1.0, "{q:?}"),
@@ -170,5 +223,10 @@ fn geosearch_agrees_with_redis_server() {
     assert!(compared > 10_000, "too few members compared ({compared})");
     // Hashes agree except where the 5 mm quantisation of a stored point
     // crosses the edge of a 52-bit cell (0.6 m × 0.3 m): about 0.4 % here.
-    assert!(hashes.1 as f64 >= 0.99 * hashes.0 as f64, "hashes agree for {} of {}", hashes.1, hashes.0);
+    assert!(
+        hashes.1 as f64 >= 0.99 * hashes.0 as f64,
+        "hashes agree for {} of {}",
+        hashes.1,
+        hashes.0
+    );
 }

@@ -348,6 +348,12 @@ impl GeoIndex {
     // ---- writes ------------------------------------------------------
 
     fn prepare(&self, u: &DriverUpdate, now_ms: u64) -> Result<Prep, GeoError> {
+        self.prepare_with(u, now_ms, self.clock.ms(u.at))
+    }
+
+    /// [`GeoIndex::prepare`] with the update time already converted.
+    #[inline]
+    fn prepare_with(&self, u: &DriverUpdate, now_ms: u64, at_ms: u64) -> Result<Prep, GeoError> {
         check_id(u.id)?;
         if let Some(a) = &u.attrs {
             a.validate()?;
@@ -359,7 +365,7 @@ impl GeoIndex {
             pos: u.pos,
             key: cell_key(cx, cy),
             target: shard_of(cx, cy, self.mask) as u32,
-            at_ms: self.clock.ms(u.at),
+            at_ms,
             attrs: u.attrs.map(|a| a.pack()),
             ttl_ms,
             now_ms,
@@ -438,8 +444,18 @@ impl GeoIndex {
             let mut scratch = scratch.borrow_mut();
             let (prep, order, counts) = &mut *scratch;
             prep.clear();
+            // Updates of one batch usually share their time: convert it once.
+            let mut last_at: Option<(Instant, u64)> = None;
             for (i, u) in updates.iter().enumerate() {
-                match self.prepare(u, now_ms) {
+                let at_ms = match last_at {
+                    Some((at, ms)) if at == u.at => ms,
+                    _ => {
+                        let ms = self.clock.ms(u.at);
+                        last_at = Some((u.at, ms));
+                        ms
+                    }
+                };
+                match self.prepare_with(u, now_ms, at_ms) {
                     Ok(p) => prep.push(p),
                     Err(e) => report.rejected.push((i, e)),
                 }
@@ -531,7 +547,10 @@ impl GeoIndex {
                     }
                     end += 1;
                 }
-                report.purged += self.sweep(&mut shard, s, now_ms, 1 + (end - start) / 32);
+                // One cell of expiry sweep per 128 updates (at least one per lock
+                // taken): a full cycle over a metro's cells every few minutes
+                // at the seed's update rate.
+                report.purged += self.sweep(&mut shard, s, now_ms, (end - start).div_ceil(128));
                 drop(shard);
                 start = end;
             }

@@ -26,8 +26,17 @@ fn pos(id: u64, k: u64) -> LonLat {
 #[test]
 fn no_driver_lost_or_duplicated_while_moving_across_shards() {
     let t0 = Instant::now();
-    let index = Arc::new(GeoIndex::with_config(IndexConfig { shards: 4, epoch: Some(t0), ..IndexConfig::default() }).unwrap());
-    let start: Vec<_> = (0..DRIVERS).map(|i| DriverUpdate::new(DriverId(i), pos(i, 0), t0)).collect();
+    let index = Arc::new(
+        GeoIndex::with_config(IndexConfig {
+            shards: 4,
+            epoch: Some(t0),
+            ..IndexConfig::default()
+        })
+        .unwrap(),
+    );
+    let start: Vec<_> = (0..DRIVERS)
+        .map(|i| DriverUpdate::new(DriverId(i), pos(i, 0), t0))
+        .collect();
     assert_eq!(index.upsert_batch_at(&start, t0).inserted, DRIVERS as usize);
     let centre = LonLat::new(-122.6953125, 47.4609375).unwrap();
     // 100 km covers every position any driver can take.
@@ -42,7 +51,10 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
                 let mine: Vec<u64> = (0..DRIVERS).filter(|i| i % 2 == w).collect();
                 for k in 1..=BATCHES {
                     let at = t0 + Duration::from_millis(k);
-                    let batch: Vec<_> = mine.iter().map(|&i| DriverUpdate::new(DriverId(i), pos(i, k), at)).collect();
+                    let batch: Vec<_> = mine
+                        .iter()
+                        .map(|&i| DriverUpdate::new(DriverId(i), pos(i, k), at))
+                        .collect();
                     let r = index.upsert_batch_at(&batch, at);
                     assert_eq!(r.moved, batch.len(), "a move was lost or judged stale");
                 }
@@ -56,9 +68,22 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
                 while !done.load(Ordering::Relaxed) || rounds < 20 {
                     let hits = index.search_at(&everything, now).unwrap();
                     let ids: HashSet<u64> = hits.iter().map(|h| h.id.0).collect();
-                    assert_eq!(ids.len(), hits.len(), "a driver appeared twice in one result");
-                    assert_eq!(hits.len(), DRIVERS as usize, "a driver was missing from a result");
-                    let near = index.search_at(&Search::radius(centre, 5.0, Unit::Kilometers).count(10), now).unwrap();
+                    assert_eq!(
+                        ids.len(),
+                        hits.len(),
+                        "a driver appeared twice in one result"
+                    );
+                    assert_eq!(
+                        hits.len(),
+                        DRIVERS as usize,
+                        "a driver was missing from a result"
+                    );
+                    let near = index
+                        .search_at(
+                            &Search::radius(centre, 5.0, Unit::Kilometers).count(10),
+                            now,
+                        )
+                        .unwrap();
                     assert!(near.windows(2).all(|w| w[0].distance <= w[1].distance));
                     rounds += 1;
                     searches.fetch_add(1, Ordering::Relaxed);
@@ -70,8 +95,10 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
             let done = done.clone();
             let index = index.clone();
             move || {
-                while index.get_at(DriverId(0), t0).map(|v| v.updated_at) != Ok(t0 + Duration::from_millis(BATCHES))
-                    || index.get_at(DriverId(1), t0).map(|v| v.updated_at) != Ok(t0 + Duration::from_millis(BATCHES))
+                while index.get_at(DriverId(0), t0).map(|v| v.updated_at)
+                    != Ok(t0 + Duration::from_millis(BATCHES))
+                    || index.get_at(DriverId(1), t0).map(|v| v.updated_at)
+                        != Ok(t0 + Duration::from_millis(BATCHES))
                 {
                     std::hint::spin_loop();
                 }
@@ -83,11 +110,18 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
     index.validate();
     let now = t0 + Duration::from_millis(BATCHES);
     for i in 0..DRIVERS {
-        assert_eq!(index.position_at(DriverId(i), now).unwrap(), pos(i, BATCHES), "driver {i} lost its last write");
+        assert_eq!(
+            index.position_at(DriverId(i), now).unwrap(),
+            pos(i, BATCHES),
+            "driver {i} lost its last write"
+        );
     }
     assert!(searches.load(Ordering::Relaxed) >= 40);
     let stats = index.stats();
-    assert!(stats.lock_contentions > 0, "no lock contention happened: the test proved nothing ({stats:?})");
+    assert!(
+        stats.lock_contentions > 0,
+        "no lock contention happened: the test proved nothing ({stats:?})"
+    );
 }
 
 #[test]
@@ -98,10 +132,16 @@ fn racing_claims_assign_each_driver_once() {
     // Rounds until riders have actually collided on a driver (on 2 cores a
     // round can run without overlap); the invariant is checked every round.
     for round in 0..500 {
-        let index = GeoIndex::with_config(IndexConfig { epoch: Some(t0), ..IndexConfig::default() }).unwrap();
+        let index = GeoIndex::with_config(IndexConfig {
+            epoch: Some(t0),
+            ..IndexConfig::default()
+        })
+        .unwrap();
         for i in 0..20u64 {
             let at = LonLat::new(2.35 + i as f64 * 1e-4, 48.85).unwrap();
-            index.upsert_at(DriverId(i), at, Attrs::default(), t0).unwrap();
+            index
+                .upsert_at(DriverId(i), at, Attrs::default(), t0)
+                .unwrap();
         }
         let barrier = std::sync::Barrier::new(4);
         let (claimed, lost): (Vec<Vec<u64>>, Vec<usize>) = std::thread::scope(|s| {
@@ -114,9 +154,19 @@ fn racing_claims_assign_each_driver_once() {
                         // Each rider takes the nearest available driver, as
                         // many times as it can.
                         for _ in 0..40 {
-                            let hits = index.nearest_at(p, 3, 5_000.0, &Filter::available(), t0).unwrap();
+                            let hits = index
+                                .nearest_at(p, 3, 5_000.0, &Filter::available(), t0)
+                                .unwrap();
                             for h in hits {
-                                if index.compare_and_set_status_at(h.id, Status::AVAILABLE, Status::BUSY, t0).unwrap() {
+                                if index
+                                    .compare_and_set_status_at(
+                                        h.id,
+                                        Status::AVAILABLE,
+                                        Status::BUSY,
+                                        t0,
+                                    )
+                                    .unwrap()
+                                {
                                     mine.push(h.id.0);
                                     break;
                                 }
@@ -131,13 +181,29 @@ fn racing_claims_assign_each_driver_once() {
         });
         let all: Vec<u64> = claimed.iter().flatten().copied().collect();
         let unique: HashSet<u64> = all.iter().copied().collect();
-        assert_eq!(all.len(), unique.len(), "round {round}: a driver was assigned twice");
-        assert_eq!(unique.len(), 20, "round {round}: every driver is claimed exactly once");
-        assert!(index.nearest_at(p, 1, 5_000.0, &Filter::available(), t0).unwrap().is_empty());
+        assert_eq!(
+            all.len(),
+            unique.len(),
+            "round {round}: a driver was assigned twice"
+        );
+        assert_eq!(
+            unique.len(),
+            20,
+            "round {round}: every driver is claimed exactly once"
+        );
+        assert!(
+            index
+                .nearest_at(p, 1, 5_000.0, &Filter::available(), t0)
+                .unwrap()
+                .is_empty()
+        );
         lost_races += lost.iter().sum::<usize>();
         if lost_races > 0 {
             break;
         }
     }
-    assert!(lost_races > 0, "no two riders ever raced for one driver: the test proved nothing");
+    assert!(
+        lost_races > 0,
+        "no two riders ever raced for one driver: the test proved nothing"
+    );
 }
