@@ -44,7 +44,11 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
     let t0 = std::time::Instant::now();
     let (fleet, mut updates, section) = fleet::run(opts)?;
     section.print();
-    let (_geo, section) = geo::run(opts, &fleet, &mut updates, t0)?;
+    let (geo, section) = geo::run(opts, &fleet, &mut updates, t0)?;
     section.print();
+    println!(
+        "{} drivers online at the end of the simulated stretch",
+        geo.index.live_len_at(geo.now)
+    );
     Ok(())
 }
