@@ -100,7 +100,8 @@ impl Decision {
     pub fn remaining(&self) -> u32 {
         match self.detail {
             Detail::Gcra { tat, t, tau } => {
-                let avail = (self.t_eff.saturating_add(tau).saturating_add(t)).saturating_sub(tat) / t;
+                let avail =
+                    (self.t_eff.saturating_add(tau).saturating_add(t)).saturating_sub(tat) / t;
                 avail.min(u64::from(self.limit)) as u32
             }
             Detail::Fixed { count, .. } => self.limit.saturating_sub(count),

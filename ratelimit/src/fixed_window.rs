@@ -101,13 +101,23 @@ impl Plain for FixedWindow {
     }
 
     fn full_at(&self, st: &FixedState) -> u64 {
-        if st.count == 0 { 0 } else { (st.idx + 1) * self.w }
+        if st.count == 0 {
+            0
+        } else {
+            (st.idx + 1) * self.w
+        }
     }
 
     #[cfg(any(test, fuzzing))]
     fn validate_state(&self, st: &FixedState, seen: u64) {
-        assert!(st.count <= self.quota.limit(), "fixed window count over limit");
-        assert!(st.idx <= seen / self.w, "fixed window ahead of the newest time seen");
+        assert!(
+            st.count <= self.quota.limit(),
+            "fixed window count over limit"
+        );
+        assert!(
+            st.idx <= seen / self.w,
+            "fixed window ahead of the newest time seen"
+        );
     }
 }
 
@@ -118,7 +128,14 @@ impl sealed::Sealed for FixedWindow {
         LockedCell::new(floor)
     }
 
-    fn check_cell(&self, cell: &Self::Cell, now: u64, at: Instant, cost: u32, consume: bool) -> Decision {
+    fn check_cell(
+        &self,
+        cell: &Self::Cell,
+        now: u64,
+        at: Instant,
+        cost: u32,
+        consume: bool,
+    ) -> Decision {
         locked_check(self, cell, now, at, cost, consume)
     }
 

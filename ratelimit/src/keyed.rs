@@ -134,9 +134,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm> KeyedRateLimiter<K, A> {
     /// An empty keyed limiter with the default configuration and time
     /// origin `origin`.
     pub fn new_at(alg: A, origin: Instant) -> Self {
-        let (shards, max_keys) = KeyedConfig::default()
-            .resolve()
-            .unwrap_or((256, 1 << 22));
+        let (shards, max_keys) = KeyedConfig::default().resolve().unwrap_or((256, 1 << 22));
         Self {
             alg,
             origin,
@@ -249,7 +247,9 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
         };
         if !consume {
             // A key never seen (or dropped while full) is full.
-            return self.alg.check_cell(&self.alg.new_cell(floor), t, now, cost, false);
+            return self
+                .alg
+                .check_cell(&self.alg.new_cell(floor), t, now, cost, false);
         }
         let mut g = shard.write();
         if let Some((_, cell)) = g.table.find(h, |(k, _)| k == key) {

@@ -81,13 +81,22 @@ pub struct CounterState {
 /// Whether `cost` fits at `e` ns into a window whose counts are `prev`,
 /// `curr`.
 fn fits_counts(w: u64, limit: u32, prev: u32, curr: u32, e: u64, cost: u32) -> bool {
-    let lhs = u128::from(prev) * u128::from(w - e) + (u128::from(curr) + u128::from(cost)) * u128::from(w);
+    let lhs = u128::from(prev) * u128::from(w - e)
+        + (u128::from(curr) + u128::from(cost)) * u128::from(w);
     lhs <= u128::from(limit) * u128::from(w)
 }
 
 /// Earliest time `≥ t` at which `cost` (`≤ limit`) fits, given the counts
 /// `prev`, `curr` of window `idx` (which contains `t`) and no further grants.
-pub(crate) fn earliest_fit(w: u64, limit: u32, idx: u64, prev: u32, curr: u32, t: u64, cost: u32) -> u64 {
+pub(crate) fn earliest_fit(
+    w: u64,
+    limit: u32,
+    idx: u64,
+    prev: u32,
+    curr: u32,
+    t: u64,
+    cost: u32,
+) -> u64 {
     let start = idx * w;
     if u64::from(curr) + u64::from(cost) <= u64::from(limit) {
         if prev == 0 {
@@ -134,7 +143,14 @@ impl Plain for SlidingCounter {
 
     fn fits(&self, st: &CounterState, t: u64, cost: u32) -> bool {
         let (idx, prev, curr) = self.at(st, t);
-        fits_counts(self.w, self.quota.limit(), prev, curr, t - idx * self.w, cost)
+        fits_counts(
+            self.w,
+            self.quota.limit(),
+            prev,
+            curr,
+            t - idx * self.w,
+            cost,
+        )
     }
 
     fn commit(&self, st: &mut CounterState, t: u64, cost: u32) {
@@ -171,8 +187,14 @@ impl Plain for SlidingCounter {
 
     #[cfg(any(test, fuzzing))]
     fn validate_state(&self, st: &CounterState, seen: u64) {
-        assert!(st.curr <= self.quota.limit() && st.prev <= self.quota.limit(), "counter over limit");
-        assert!(!st.used || st.idx <= seen / self.w, "counter window ahead of time seen");
+        assert!(
+            st.curr <= self.quota.limit() && st.prev <= self.quota.limit(),
+            "counter over limit"
+        );
+        assert!(
+            !st.used || st.idx <= seen / self.w,
+            "counter window ahead of time seen"
+        );
     }
 }
 
@@ -183,7 +205,14 @@ impl sealed::Sealed for SlidingCounter {
         LockedCell::new(floor)
     }
 
-    fn check_cell(&self, cell: &Self::Cell, now: u64, at: Instant, cost: u32, consume: bool) -> Decision {
+    fn check_cell(
+        &self,
+        cell: &Self::Cell,
+        now: u64,
+        at: Instant,
+        cost: u32,
+        consume: bool,
+    ) -> Decision {
         locked_check(self, cell, now, at, cost, consume)
     }
 

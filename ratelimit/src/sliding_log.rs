@@ -159,13 +159,25 @@ impl Plain for SlidingLog {
         let total: u64 = st.entries.iter().map(|&(_, c)| u64::from(c)).sum();
         assert_eq!(total, u64::from(st.sum), "sliding log sum out of step");
         assert!(
-            st.entries.iter().zip(st.entries.iter().skip(1)).all(|(a, b)| a.0 < b.0),
+            st.entries
+                .iter()
+                .zip(st.entries.iter().skip(1))
+                .all(|(a, b)| a.0 < b.0),
             "sliding log entries not strictly increasing in time"
         );
-        assert!(st.entries.iter().all(|&(g, c)| c > 0 && g <= seen), "bad log entry");
+        assert!(
+            st.entries.iter().all(|&(g, c)| c > 0 && g <= seen),
+            "bad log entry"
+        );
         let (in_w, _) = self.in_window(st, seen);
-        assert!(in_w <= self.quota.limit(), "sliding log over limit in window");
-        assert!(st.entries.len() <= self.quota.limit() as usize, "log longer than limit");
+        assert!(
+            in_w <= self.quota.limit(),
+            "sliding log over limit in window"
+        );
+        assert!(
+            st.entries.len() <= self.quota.limit() as usize,
+            "log longer than limit"
+        );
     }
 }
 
@@ -176,7 +188,14 @@ impl sealed::Sealed for SlidingLog {
         LockedCell::new(floor)
     }
 
-    fn check_cell(&self, cell: &Self::Cell, now: u64, at: Instant, cost: u32, consume: bool) -> Decision {
+    fn check_cell(
+        &self,
+        cell: &Self::Cell,
+        now: u64,
+        at: Instant,
+        cost: u32,
+        consume: bool,
+    ) -> Decision {
         locked_check(self, cell, now, at, cost, consume)
     }
 

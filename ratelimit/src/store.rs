@@ -80,6 +80,15 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
         &self.shards[(sh >> 32) as usize & self.mask].0
     }
 
+    #[inline]
+    pub(crate) fn shard_index(&self, sh: u64) -> usize {
+        (sh >> 32) as usize & self.mask
+    }
+
+    pub(crate) fn shard_at(&self, i: usize) -> &RwLock<Shard<K, C, X>> {
+        &self.shards[i].0
+    }
+
     pub(crate) fn shards(&self) -> impl Iterator<Item = &RwLock<Shard<K, C, X>>> {
         self.shards.iter().map(|p| &p.0)
     }
@@ -118,7 +127,9 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
             if len * 2 > capacity && len < self.cap_per_shard {
                 let hasher = &self.hasher;
                 g.table
-                    .reserve(capacity.min(self.cap_per_shard - len), |(k, _)| hasher.hash_one(k));
+                    .reserve(capacity.min(self.cap_per_shard - len), |(k, _)| {
+                        hasher.hash_one(k)
+                    });
             }
         }
         if g.table.len() >= self.cap_per_shard {
@@ -160,11 +171,21 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
     pub(crate) fn validate(&self, shard_hash: impl Fn(&K) -> u64, mut cell: impl FnMut(&C)) {
         for (i, s) in self.shards().enumerate() {
             let g = s.read();
-            assert!(g.table.len() <= self.cap_per_shard, "shard {i} above its cap");
+            assert!(
+                g.table.len() <= self.cap_per_shard,
+                "shard {i} above its cap"
+            );
             for (k, c) in g.table.iter() {
-                assert_eq!((shard_hash(k) >> 32) as usize & self.mask, i, "key in the wrong shard");
+                assert_eq!(
+                    (shard_hash(k) >> 32) as usize & self.mask,
+                    i,
+                    "key in the wrong shard"
+                );
                 let h = self.hash(k);
-                assert!(g.table.find(h, |(kk, _)| kk == k).is_some(), "key not findable by its hash");
+                assert!(
+                    g.table.find(h, |(kk, _)| kk == k).is_some(),
+                    "key not findable by its hash"
+                );
                 cell(c);
             }
         }
