@@ -91,10 +91,18 @@ pub struct GcraCell {
     seen: AtomicU64,
 }
 
-#[cfg(test)]
 thread_local! {
-    /// CAS attempts that lost a race, per thread (stress tests read it).
-    pub(crate) static CAS_RETRIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// CAS attempts on GCRA state that lost a race, per thread. Touched
+    /// only on the contended path, and thread-local so that counting adds
+    /// no shared write.
+    static CAS_RETRIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// GCRA CAS attempts that lost a race on the calling thread since it
+/// started (stress tests assert contention with it).
+#[doc(hidden)]
+pub fn cas_retries_on_this_thread() -> u64 {
+    CAS_RETRIES.with(std::cell::Cell::get)
 }
 
 impl sealed::Sealed for Gcra {
@@ -142,7 +150,6 @@ impl sealed::Sealed for Gcra {
                     break true;
                 }
                 Err(current) => {
-                    #[cfg(test)]
                     CAS_RETRIES.with(|c| c.set(c.get() + 1));
                     tat = current;
                 }

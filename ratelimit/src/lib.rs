@@ -77,12 +77,17 @@ mod sliding_log;
 mod store;
 mod time;
 
+#[cfg(test)]
+mod tests;
+
 pub use algorithm::Algorithm;
 pub use decision::Decision;
 pub use direct::RateLimiter;
 pub use error::RateLimitError;
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;
+#[doc(hidden)]
+pub use gcra::cas_retries_on_this_thread;
 pub use headers::{
     ClockMap, legacy_headers, policy_headers, ratelimit_header, ratelimit_policy_header,
 };
