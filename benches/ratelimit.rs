@@ -23,7 +23,10 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dispatchkit::ratelimit::{Gcra, KeyedRateLimiter, Quota, RateLimiter};
+use dispatchkit::ratelimit::{
+    Algorithm, FixedWindow, Gcra, KeyKind, KeyedRateLimiter, Limit, PolicyLimiter, Quota,
+    RateLimiter, Request, RuleSet, RuleTable, SlidingCounter, SlidingLog, Window,
+};
 use dispatchkit::workload::zipf_keys;
 use governor::clock::FakeRelativeClock;
 
@@ -68,24 +71,28 @@ fn bench_direct(c: &mut Criterion) {
     let mut g = c.benchmark_group("ratelimit_direct");
     g.throughput(Throughput::Elements(1));
     for threads in [1u64, 2] {
-        g.bench_function(BenchmarkId::new("dispatchkit_gcra", format!("{threads}t")), |b| {
-            b.iter_custom(|iters| {
-                let t0 = Instant::now();
-                let lim = RateLimiter::new_at(Gcra::new(dk_quota(DIRECT_RATE, DIRECT_BURST)), t0);
-                run_threads(threads, iters, |_, n| {
-                    let mut now = t0;
-                    let mut done = 0;
-                    while done < n {
-                        now += STEP;
-                        let m = BATCH.min(n - done);
-                        for _ in 0..m {
-                            black_box(lim.check_at(now).is_allowed());
+        g.bench_function(
+            BenchmarkId::new("dispatchkit_gcra", format!("{threads}t")),
+            |b| {
+                b.iter_custom(|iters| {
+                    let t0 = Instant::now();
+                    let lim =
+                        RateLimiter::new_at(Gcra::new(dk_quota(DIRECT_RATE, DIRECT_BURST)), t0);
+                    run_threads(threads, iters, |_, n| {
+                        let mut now = t0;
+                        let mut done = 0;
+                        while done < n {
+                            now += STEP;
+                            let m = BATCH.min(n - done);
+                            for _ in 0..m {
+                                black_box(lim.check_at(now).is_allowed());
+                            }
+                            done += m;
                         }
-                        done += m;
-                    }
-                })
-            });
-        });
+                    })
+                });
+            },
+        );
         g.bench_function(BenchmarkId::new("governor", format!("{threads}t")), |b| {
             b.iter_custom(|iters| {
                 let clock = FakeRelativeClock::default();
@@ -116,26 +123,30 @@ fn bench_keyed(c: &mut Criterion, keys: &[u64]) {
     g.throughput(Throughput::Elements(1));
     let offset = |th: u64| (th as usize * keys.len() / 2) % keys.len();
     for threads in [1u64, 2] {
-        g.bench_function(BenchmarkId::new("dispatchkit_gcra", format!("{threads}t")), |b| {
-            b.iter_custom(|iters| {
-                let t0 = Instant::now();
-                let lim = KeyedRateLimiter::new_at(Gcra::new(dk_quota(KEYED_RATE, KEYED_BURST)), t0);
-                run_threads(threads, iters, |th, n| {
-                    let mut now = t0;
-                    let mut i = offset(th);
-                    let mut done = 0;
-                    while done < n {
-                        now += STEP;
-                        let m = BATCH.min(n - done);
-                        for _ in 0..m {
-                            black_box(lim.check_at(&keys[i], now).is_allowed());
-                            i = if i + 1 == keys.len() { 0 } else { i + 1 };
+        g.bench_function(
+            BenchmarkId::new("dispatchkit_gcra", format!("{threads}t")),
+            |b| {
+                b.iter_custom(|iters| {
+                    let t0 = Instant::now();
+                    let lim =
+                        KeyedRateLimiter::new_at(Gcra::new(dk_quota(KEYED_RATE, KEYED_BURST)), t0);
+                    run_threads(threads, iters, |th, n| {
+                        let mut now = t0;
+                        let mut i = offset(th);
+                        let mut done = 0;
+                        while done < n {
+                            now += STEP;
+                            let m = BATCH.min(n - done);
+                            for _ in 0..m {
+                                black_box(lim.check_at(&keys[i], now).is_allowed());
+                                i = if i + 1 == keys.len() { 0 } else { i + 1 };
+                            }
+                            done += m;
                         }
-                        done += m;
-                    }
-                })
-            });
-        });
+                    })
+                });
+            },
+        );
         g.bench_function(BenchmarkId::new("governor", format!("{threads}t")), |b| {
             b.iter_custom(|iters| {
                 let clock = FakeRelativeClock::default();
@@ -210,10 +221,92 @@ impl NaiveKeyed {
     }
 }
 
+/// One thread walking the Zipf keys with `check(key, now)`, time advanced
+/// once per batch.
+fn keyed_loop(keys: &[u64], iters: u64, mut check: impl FnMut(&u64, Instant) -> bool) -> Duration {
+    let t0 = Instant::now();
+    let start = Instant::now();
+    let mut now = t0;
+    let mut i = 0;
+    let mut done = 0;
+    while done < iters {
+        now += STEP;
+        let m = BATCH.min(iters - done);
+        for _ in 0..m {
+            black_box(check(&keys[i], now));
+            i = if i + 1 == keys.len() { 0 } else { i + 1 };
+        }
+        done += m;
+    }
+    start.elapsed()
+}
+
+/// Hour + day token-bucket rules per user, checked atomically; compare with
+/// `ratelimit_keyed_zipf/dispatchkit_gcra/1t` (one rule).
+fn bench_policy(c: &mut Criterion, keys: &[u64]) {
+    let mut g = c.benchmark_group("ratelimit_policy_2rules");
+    g.throughput(Throughput::Elements(1));
+    let w = |s: &str| s.parse::<Window>().expect("window");
+    let table = RuleTable {
+        rules: vec![RuleSet {
+            kind: Some(KeyKind::User),
+            limits: vec![
+                Limit::new(3_600_000, w("hour"))
+                    .with_burst(100)
+                    .named("hourly"),
+                Limit::new(86_400_000, w("day"))
+                    .with_burst(1_000)
+                    .named("daily"),
+            ],
+            ..RuleSet::default()
+        }],
+    };
+    g.bench_function(BenchmarkId::new("dispatchkit", "1t"), |b| {
+        b.iter_custom(|iters| {
+            let lim = PolicyLimiter::<u64>::new_at(&table, Instant::now()).expect("table");
+            keyed_loop(keys, iters, |k, now| {
+                let req = Request {
+                    tier: None,
+                    endpoint: "/v1/rides",
+                    kind: KeyKind::User,
+                    key: k,
+                };
+                lim.check_at(&req, 1, now).is_ok_and(|d| d.is_allowed())
+            })
+        });
+    });
+    g.finish();
+}
+
+fn bench_algorithms(c: &mut Criterion, keys: &[u64]) {
+    let mut g = c.benchmark_group("ratelimit_algorithms_keyed");
+    g.throughput(Throughput::Elements(1));
+    let q = dk_quota(KEYED_RATE, KEYED_RATE);
+    fn one<A: Algorithm>(
+        g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+        alg: A,
+        keys: &[u64],
+    ) {
+        g.bench_function(BenchmarkId::new(name, "1t"), |b| {
+            b.iter_custom(|iters| {
+                let lim = KeyedRateLimiter::new_at(alg.clone(), Instant::now());
+                keyed_loop(keys, iters, |k, now| lim.check_at(k, now).is_allowed())
+            });
+        });
+    }
+    one(&mut g, "fixed_window", FixedWindow::new(q), keys);
+    one(&mut g, "sliding_log", SlidingLog::new(q), keys);
+    one(&mut g, "sliding_counter", SlidingCounter::new(q), keys);
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let keys = zipf_keys(100_000, 1.0, KEYS, 7).expect("zipf keys");
     bench_direct(c);
     bench_keyed(c, &keys);
+    bench_policy(c, &keys);
+    bench_algorithms(c, &keys);
 }
 
 criterion_group! {

@@ -8,6 +8,7 @@
 
 mod args;
 mod fleet;
+mod ratelimit;
 mod report;
 
 use std::process::ExitCode;
@@ -42,5 +43,6 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
     );
     let (_fleet, _updates, section) = fleet::run(opts)?;
     section.print();
+    ratelimit::run(opts)?.print();
     Ok(())
 }
