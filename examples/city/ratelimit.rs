@@ -52,7 +52,6 @@ pub fn run(opts: &Options) -> Result<Section, Box<dyn std::error::Error>> {
                 tier: Some(Tier::Premium),
                 endpoint: Some("/v1/rides".into()),
                 limits: vec![Limit::new(60, w("minute")?).named("premium-user")],
-                ..RuleSet::default()
             },
             RuleSet {
                 kind: Some(KeyKind::Ip),
@@ -133,7 +132,7 @@ pub fn run(opts: &Options) -> Result<Section, Box<dyn std::error::Error>> {
         format!("{denied} ({:.2}%)", 100.0 * denied as f64 / n as f64),
     );
     let mut by: Vec<_> = denied_by.into_iter().collect();
-    by.sort_by(|a, b| b.1.cmp(&a.1));
+    by.sort_by_key(|(rule, count)| (std::cmp::Reverse(*count), rule.clone()));
     for (rule, count) in by {
         s.metric(&format!("  denied by {rule}"), count.to_string());
     }

@@ -276,8 +276,8 @@ impl Compiled {
         let mut names: Vec<(&String, usize)> = endpoints.iter().map(|(e, &i)| (e, i)).collect();
         names.sort_by_key(|&(_, i)| i);
         let wild = endpoints.len();
-        for row in 0..=wild {
-            let ep = names.get(row).map(|(e, _)| e.as_str());
+        for (ri, row) in rows.iter_mut().enumerate().take(wild + 1) {
+            let ep = names.get(ri).map(|(e, _)| e.as_str());
             for (ti, tier) in [
                 Some(Tier::Free),
                 Some(Tier::Premium),
@@ -304,7 +304,7 @@ impl Compiled {
                         (None, None, None),
                     ];
                     let hit = order.iter().find_map(|&(e, t, k)| find(t, e, k));
-                    rows[row][ti][ki] = hit.map_or(NO_SET, |i| i as u16);
+                    row[ti][ki] = hit.map_or(NO_SET, |i| i as u16);
                 }
             }
         }

@@ -30,8 +30,10 @@ pub(crate) struct Shard<K, C, X> {
     pub(crate) extra: X,
 }
 
+type Shards<K, C, X> = Box<[Padded<RwLock<Shard<K, C, X>>>]>;
+
 pub(crate) struct Store<K, C, S, X = ()> {
-    shards: Box<[Padded<RwLock<Shard<K, C, X>>>]>,
+    shards: Shards<K, C, X>,
     hasher: S,
     mask: usize,
     cap_per_shard: usize,
