@@ -20,8 +20,13 @@ fn allowance(q: &Quota, span: Duration) -> u64 {
 /// Runs rounds at rising rates (as governor's `stresstest_collisions`
 /// does) until CASes collide; every round must respect the bound.
 fn until_contended(mut round: impl FnMut(u32) -> u64) {
+    // On a loaded machine the two threads may not overlap in one round, so
+    // the fastest rate is retried (bounded) until they do.
     let mut retries = 0;
-    for rate in [1_000_000u32, 10_000_000, 100_000_000, 1_000_000_000] {
+    let rates = [1_000_000u32, 10_000_000, 100_000_000]
+        .into_iter()
+        .chain(std::iter::repeat_n(1_000_000_000, 40));
+    for rate in rates {
         retries += round(rate);
         if retries > 0 {
             break;
