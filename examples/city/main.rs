@@ -9,6 +9,7 @@
 mod args;
 mod fleet;
 mod geo;
+mod ratelimit;
 mod report;
 
 use std::process::ExitCode;
@@ -50,5 +51,6 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
         "{} drivers online at the end of the simulated stretch",
         geo.index.live_len_at(geo.now)
     );
+    ratelimit::run(opts)?.print();
     Ok(())
 }
