@@ -82,6 +82,9 @@ pub struct UpdateStream {
 /// Drivers per generator block of a round.
 const ROUND_BLOCK: usize = 1 << 16;
 
+/// One block of a round: its number, its drivers' positions, its output.
+type Block<'a> = (usize, &'a mut [Point<f64>], &'a mut [LocationUpdate]);
+
 /// Moves `p` by at most `max_step_m` metres in a uniform direction.
 #[inline]
 fn step(rng: &mut WorkloadRng, p: Point<f64>, max_step_m: f64) -> Point<f64> {
@@ -171,8 +174,7 @@ impl UpdateStream {
                 seq: 0,
             },
         );
-        let mut blocks: Vec<Vec<(usize, &mut [Point<f64>], &mut [LocationUpdate])>> =
-            (0..threads.max(1)).map(|_| Vec::new()).collect();
+        let mut blocks: Vec<Vec<Block<'_>>> = (0..threads.max(1)).map(|_| Vec::new()).collect();
         let chunks = self
             .positions
             .chunks_mut(ROUND_BLOCK)
@@ -181,7 +183,7 @@ impl UpdateStream {
             let t = b % blocks.len();
             blocks[t].push((b, pos, out));
         }
-        let run = |work: Vec<(usize, &mut [Point<f64>], &mut [LocationUpdate])>| {
+        let run = |work: Vec<Block<'_>>| {
             for (b, pos, out) in work {
                 let mut r = rng(
                     seed ^ round.wrapping_mul(0xA24B_AED4_963E_E407),
