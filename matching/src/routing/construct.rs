@@ -50,10 +50,13 @@ pub(crate) fn build<D: Distances + ?Sized>(
     nb: &Neighbours,
     construction: Construction,
 ) -> Vec<u32> {
-    match construction {
+    let tour = match construction {
         Construction::NearestNeighbour => nearest_neighbour(p),
         Construction::Greedy => greedy(p, nb),
-    }
+    };
+    // Nearest neighbour may close the tour through a penalised dummy edge
+    // when both ends are fixed; move the endpoints into place.
+    p.repaired(tour)
 }
 
 fn nearest_neighbour<D: Distances + ?Sized>(p: &Problem<'_, D>) -> Vec<u32> {

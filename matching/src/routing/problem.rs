@@ -166,12 +166,12 @@ impl<'a, D: Distances + ?Sized> Problem<'a, D> {
         t
     }
 
-    /// The route of an internal closed tour: rotated to start at stop 0
-    /// (closed) or cut at the dummy and oriented to the fixed endpoints
-    /// (open). Always a valid route for the shape: should a fixed endpoint
-    /// not be next to the dummy (which the penalty rules out), it is moved
-    /// into place.
-    pub(crate) fn to_route(&self, tour: &[u32]) -> Route {
+    /// The real order of an internal closed tour: rotated to start at
+    /// stop 0 (closed) or cut at the dummy and oriented to the fixed
+    /// endpoints (open). The second value is false when a fixed endpoint
+    /// was not next to the dummy and had to be moved into place (so the
+    /// order is always valid for the shape).
+    fn order_of(&self, tour: &[u32]) -> (Vec<usize>, bool) {
         let mut order: Vec<usize> = Vec::with_capacity(self.real);
         let anchor = match self.dummy {
             Some(_) => self.real as u32,
@@ -182,6 +182,7 @@ impl<'a, D: Distances + ?Sized> Problem<'a, D> {
         for i in 0..tour.len() - skip {
             order.push(tour[(k + skip + i) % tour.len()] as usize);
         }
+        let mut fitted = true;
         if let RouteShape::Open { start, end } = self.shape {
             let fits = |o: &[usize]| {
                 start.is_none_or(|s| o.first() == Some(&s)) && end.is_none_or(|e| o.last() == Some(&e))
@@ -190,7 +191,7 @@ impl<'a, D: Distances + ?Sized> Problem<'a, D> {
                 order.reverse();
             }
             if !fits(&order) {
-                debug_assert!(false, "penalised dummy edge survived");
+                fitted = false;
                 order.retain(|&c| Some(c) != start && Some(c) != end);
                 if let Some(s) = start {
                     order.insert(0, s);
@@ -200,6 +201,23 @@ impl<'a, D: Distances + ?Sized> Problem<'a, D> {
                 }
             }
         }
+        (order, fitted)
+    }
+
+    /// An internal tour whose dummy edges are both unpenalised (a
+    /// construction's tour, repaired if needed).
+    pub(crate) fn repaired(&self, tour: Vec<u32>) -> Vec<u32> {
+        match self.order_of(&tour) {
+            (_, true) => tour,
+            (order, false) => self.to_internal(&order),
+        }
+    }
+
+    /// The route of an internal closed tour (see `order_of`). The local
+    /// search never keeps a penalised edge, so no repair is needed here.
+    pub(crate) fn to_route(&self, tour: &[u32]) -> Route {
+        let (order, fitted) = self.order_of(tour);
+        debug_assert!(fitted, "penalised dummy edge survived");
         let length = length_unchecked(self.inner, self.shape.is_closed(), &order);
         Route { order, length }
     }
@@ -228,8 +246,9 @@ mod tests {
         ] {
             let p = Problem::new(&d, shape).unwrap();
             assert_eq!(p.n(), 6);
-            // Any internal tour maps to a valid route.
-            let r = p.to_route(&[0, 1, 2, 5, 3, 4]);
+            // Any internal tour maps to a valid route once repaired.
+            let t = p.repaired(vec![0, 1, 2, 5, 3, 4]);
+            let r = p.to_route(&t);
             route_length(&d, shape, &r.order).unwrap();
         }
     }

@@ -1,0 +1,396 @@
+use crate::MatchingError;
+use crate::lapjv::lapjv;
+
+/// A rectangular matrix of assignment costs (rows = riders / orders,
+/// columns = drivers / dashers) in which a pair may have no edge (the
+/// driver is outside the rider's radius, the vehicle does not fit, …).
+///
+/// ```
+/// use dispatchkit_matching::CostMatrix;
+///
+/// let m = CostMatrix::from_fn(2, 3, |r, c| (r != c).then(|| (r + c) as f64))?;
+/// assert_eq!((m.get(0, 0), m.get(0, 1)), (None, Some(1.0)));
+/// # Ok::<(), dispatchkit_matching::MatchingError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct CostMatrix {
+    rows: usize,
+    cols: usize,
+    /// Row-major; `f64::INFINITY` marks "no edge".
+    data: Vec<f64>,
+}
+
+impl CostMatrix {
+    /// A matrix from `rows × cols` row-major entries, `None` = no edge.
+    /// O(rows · cols).
+    ///
+    /// # Errors
+    /// [`MatchingError::SizeMismatch`] when `data.len() != rows * cols`;
+    /// [`MatchingError::InvalidDistance`] for a NaN, infinite or negative
+    /// cost.
+    pub fn new(rows: usize, cols: usize, data: Vec<Option<f64>>) -> Result<Self, MatchingError> {
+        let expected = rows.saturating_mul(cols);
+        if data.len() != expected {
+            return Err(MatchingError::SizeMismatch {
+                what: "cost matrix entries",
+                expected,
+                got: data.len(),
+            });
+        }
+        let mut it = data.into_iter();
+        Self::from_fn(rows, cols, |_, _| it.next().flatten())
+    }
+
+    /// The matrix with entry `(r, c) = f(r, c)`, `None` = no edge.
+    /// O(rows · cols) calls.
+    ///
+    /// # Errors
+    /// [`MatchingError::InvalidDistance`] for a NaN, infinite or negative
+    /// cost.
+    pub fn from_fn(
+        rows: usize,
+        cols: usize,
+        mut f: impl FnMut(usize, usize) -> Option<f64>,
+    ) -> Result<Self, MatchingError> {
+        let mut data = Vec::with_capacity(rows.saturating_mul(cols));
+        for r in 0..rows {
+            for c in 0..cols {
+                match f(r, c) {
+                    None => data.push(f64::INFINITY),
+                    Some(v) if v.is_finite() && v >= 0.0 => data.push(v),
+                    Some(value) => {
+                        return Err(MatchingError::InvalidDistance {
+                            from: r,
+                            to: c,
+                            value,
+                            reason: "an assignment cost must be finite and non-negative",
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Cost of `(r, c)`, `None` when there is no edge or the index is out
+    /// of range.
+    pub fn get(&self, r: usize, c: usize) -> Option<f64> {
+        if r >= self.rows || c >= self.cols {
+            return None;
+        }
+        let v = self.data[r * self.cols + c];
+        v.is_finite().then_some(v)
+    }
+
+    /// Number of pairs with an edge. O(rows · cols).
+    pub fn edges(&self) -> usize {
+        self.data.iter().filter(|v| v.is_finite()).count()
+    }
+}
+
+/// A set of disjoint (row, column) pairs over existing edges.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Assignment {
+    /// `(row, column)` pairs, ascending by row; every pair has an edge.
+    pub pairs: Vec<(usize, usize)>,
+    /// Rows left without a column, ascending (riders nobody can serve).
+    pub unassigned_rows: Vec<usize>,
+    /// Columns left without a row, ascending (idle drivers).
+    pub unassigned_cols: Vec<usize>,
+    /// Sum of the costs of `pairs`.
+    pub total_cost: f64,
+}
+
+impl Assignment {
+    fn from_pairs(m: &CostMatrix, mut pairs: Vec<(usize, usize)>) -> Self {
+        pairs.sort_unstable();
+        let mut row_used = vec![false; m.rows];
+        let mut col_used = vec![false; m.cols];
+        let mut total_cost = 0.0;
+        for &(r, c) in &pairs {
+            row_used[r] = true;
+            col_used[c] = true;
+            total_cost += m.data[r * m.cols + c];
+        }
+        Self {
+            pairs,
+            unassigned_rows: (0..m.rows).filter(|&r| !row_used[r]).collect(),
+            unassigned_cols: (0..m.cols).filter(|&c| !col_used[c]).collect(),
+            total_cost,
+        }
+    }
+
+    /// Checks the invariants against the matrix it was computed from:
+    /// pairs disjoint, over existing edges, sorted; the unassigned lists
+    /// are exactly the rest; `total_cost` is the sum.
+    #[cfg(any(test, fuzzing))]
+    #[doc(hidden)]
+    pub fn validate(&self, m: &CostMatrix) {
+        let mut row_used = vec![false; m.rows];
+        let mut col_used = vec![false; m.cols];
+        let mut total = 0.0;
+        assert!(self.pairs.windows(2).all(|w| w[0] < w[1]), "pairs not sorted");
+        for &(r, c) in &self.pairs {
+            let cost = m.get(r, c).expect("pair without an edge");
+            assert!(!std::mem::replace(&mut row_used[r], true), "row {r} twice");
+            assert!(!std::mem::replace(&mut col_used[c], true), "column {c} twice");
+            total += cost;
+        }
+        let rows: Vec<usize> = (0..m.rows).filter(|&r| !row_used[r]).collect();
+        let cols: Vec<usize> = (0..m.cols).filter(|&c| !col_used[c]).collect();
+        assert_eq!(rows, self.unassigned_rows);
+        assert_eq!(cols, self.unassigned_cols);
+        assert!((total - self.total_cost).abs() <= 1e-9 * (1.0 + total.abs()));
+    }
+}
+
+/// The optimal assignment: the most pairs possible (a maximum-cardinality
+/// matching over the existing edges) and, among those, the least total
+/// cost. Exact, by Jonker–Volgenant on the matrix padded to square with
+/// zero-cost dummy rows / columns and "no edge" priced at
+/// `M = Σ_rows max cost + 1` (so one more real pair always beats any cost
+/// saving). O(n³) worst case for `n = max(rows, cols)`, typically far
+/// less; O(n²) memory.
+///
+/// ```
+/// use dispatchkit_matching::{assign_greedy, assign_optimal, CostMatrix};
+///
+/// // Greedy takes the cheapest edge (0, 0) first and strands rider 1.
+/// let m = CostMatrix::new(2, 2, vec![Some(1.0), Some(2.0), Some(2.0), None])?;
+/// let best = assign_optimal(&m);
+/// assert_eq!(best.pairs, vec![(0, 1), (1, 0)]);
+/// assert_eq!(assign_greedy(&m).unassigned_rows, vec![1]);
+/// # Ok::<(), dispatchkit_matching::MatchingError>(())
+/// ```
+pub fn assign_optimal(m: &CostMatrix) -> Assignment {
+    let n = m.rows.max(m.cols);
+    if m.rows == 0 || m.cols == 0 {
+        return Assignment::from_pairs(m, Vec::new());
+    }
+    let mut big = 1.0;
+    for r in 0..m.rows {
+        let row = &m.data[r * m.cols..(r + 1) * m.cols];
+        big += row.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+    }
+    let mut cost = vec![0.0; n * n];
+    for r in 0..m.rows {
+        for c in 0..m.cols {
+            let v = m.data[r * m.cols + c];
+            cost[r * n + c] = if v.is_finite() { v } else { big };
+        }
+    }
+    let x = lapjv(n, &cost);
+    let pairs = (0..m.rows)
+        .filter_map(|r| {
+            let c = x[r];
+            (c < m.cols && m.data[r * m.cols + c].is_finite()).then_some((r, c))
+        })
+        .collect();
+    Assignment::from_pairs(m, pairs)
+}
+
+/// The greedy baseline: take edges cheapest first (ties by row, then
+/// column) whenever both ends are still free. O(E log E) for E edges. Its
+/// total cost is never below [`assign_optimal`]'s for the same number of
+/// pairs, and it may leave rows unassigned that the optimum serves.
+pub fn assign_greedy(m: &CostMatrix) -> Assignment {
+    let mut edges: Vec<(f64, u32, u32)> = Vec::with_capacity(m.edges());
+    for r in 0..m.rows {
+        for c in 0..m.cols {
+            let v = m.data[r * m.cols + c];
+            if v.is_finite() {
+                edges.push((v, r as u32, c as u32));
+            }
+        }
+    }
+    edges.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut row_used = vec![false; m.rows];
+    let mut col_used = vec![false; m.cols];
+    let mut pairs = Vec::with_capacity(m.rows.min(m.cols));
+    for (_, r, c) in edges {
+        let (r, c) = (r as usize, c as usize);
+        if !row_used[r] && !col_used[c] {
+            row_used[r] = true;
+            col_used[c] = true;
+            pairs.push((r, c));
+        }
+    }
+    Assignment::from_pairs(m, pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::FileFailurePersistence;
+
+    fn config(default_cases: u32) -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_cases);
+        ProptestConfig {
+            cases,
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// The naive twin: every permutation of the padded square matrix;
+    /// best = most real pairs, then least cost. Returns (pairs, cost).
+    fn brute_force(m: &CostMatrix) -> (usize, f64) {
+        let n = m.rows().max(m.cols());
+        let mut perm: Vec<usize> = (0..n).collect();
+        let mut best = (0usize, 0.0f64);
+        let mut first = true;
+        let mut c = vec![0; n];
+        let mut eval = |p: &[usize]| {
+            let mut k = 0;
+            let mut cost = 0.0;
+            for (r, &col) in p.iter().enumerate() {
+                if let Some(v) = m.get(r, col) {
+                    k += 1;
+                    cost += v;
+                }
+            }
+            if first || k > best.0 || (k == best.0 && cost < best.1) {
+                best = (k, cost);
+                first = false;
+            }
+        };
+        eval(&perm);
+        let mut i = 0;
+        while i < n {
+            if c[i] < i {
+                if i % 2 == 0 {
+                    perm.swap(0, i);
+                } else {
+                    perm.swap(c[i], i);
+                }
+                eval(&perm);
+                c[i] += 1;
+                i = 0;
+            } else {
+                c[i] = 0;
+                i += 1;
+            }
+        }
+        best
+    }
+
+    fn matrix() -> impl Strategy<Value = CostMatrix> {
+        (0usize..=7, 0usize..=7, 0u32..=100).prop_flat_map(|(r, c, missing)| {
+            prop::collection::vec((0u32..100, 0.0..1000.0f64, any::<bool>()), r * c).prop_map(
+                move |cells| {
+                    let data = cells
+                        .into_iter()
+                        .map(|(roll, v, int)| {
+                            (roll >= missing).then_some(if int { v.floor() } else { v })
+                        })
+                        .collect();
+                    CostMatrix::new(r, c, data).unwrap()
+                },
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config(512))]
+
+        /// Jonker–Volgenant equals brute force over all permutations, on
+        /// rectangular matrices with missing edges (and ties: integers).
+        #[test]
+        fn optimal_matches_brute_force(m in matrix()) {
+            let a = assign_optimal(&m);
+            a.validate(&m);
+            let (k, cost) = brute_force(&m);
+            prop_assert_eq!(a.pairs.len(), k);
+            prop_assert!((a.total_cost - cost).abs() <= 1e-9 * (1.0 + cost), "jv {} brute force {}", a.total_cost, cost);
+        }
+
+        /// Greedy is valid, never serves more riders, and never costs less
+        /// when it serves as many.
+        #[test]
+        fn greedy_is_valid_and_never_better(m in matrix()) {
+            let g = assign_greedy(&m);
+            g.validate(&m);
+            let o = assign_optimal(&m);
+            prop_assert!(g.pairs.len() <= o.pairs.len());
+            if g.pairs.len() == o.pairs.len() {
+                prop_assert!(o.total_cost <= g.total_cost + 1e-9 * (1.0 + g.total_cost));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_costs_are_typed_errors() {
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            assert!(matches!(
+                CostMatrix::new(1, 2, vec![Some(1.0), Some(bad)]),
+                Err(MatchingError::InvalidDistance { from: 0, to: 1, .. })
+            ));
+        }
+        assert!(matches!(
+            CostMatrix::new(2, 2, vec![Some(1.0)]),
+            Err(MatchingError::SizeMismatch { .. })
+        ));
+        assert_eq!(CostMatrix::new(1, 1, vec![Some(1.0)]).unwrap().get(5, 0), None);
+    }
+
+    #[test]
+    fn empty_and_edgeless_matrices() {
+        let m = CostMatrix::new(0, 3, vec![]).unwrap();
+        let a = assign_optimal(&m);
+        a.validate(&m);
+        assert_eq!(a.unassigned_cols, vec![0, 1, 2]);
+        let m = CostMatrix::new(2, 2, vec![None; 4]).unwrap();
+        let a = assign_optimal(&m);
+        a.validate(&m);
+        assert_eq!(a.unassigned_rows, vec![0, 1]);
+        assert_eq!(assign_greedy(&m), a);
+    }
+
+    #[test]
+    fn large_random_instance_beats_greedy() {
+        // 300 × 200 with about half the edges missing.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let m = CostMatrix::from_fn(300, 200, |_, _| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2 == 0).then_some((x % 10_000) as f64)
+        })
+        .unwrap();
+        let o = assign_optimal(&m);
+        o.validate(&m);
+        let g = assign_greedy(&m);
+        g.validate(&m);
+        assert_eq!(o.pairs.len(), 200);
+        assert!(g.pairs.len() < o.pairs.len() || o.total_cost <= g.total_cost);
+        // Check optimality against the LP dual: no other 200-pair matching
+        // is cheaper if no single 2-swap improves it (a necessary
+        // condition; the property test covers exactness on small sizes).
+        for i in 0..o.pairs.len() {
+            for j in i + 1..o.pairs.len() {
+                let ((r1, c1), (r2, c2)) = (o.pairs[i], o.pairs[j]);
+                if let (Some(a), Some(b)) = (m.get(r1, c2), m.get(r2, c1)) {
+                    let now = m.get(r1, c1).unwrap() + m.get(r2, c2).unwrap();
+                    assert!(a + b >= now, "swap improves");
+                }
+            }
+        }
+        eprintln!("optimal {} pairs {}, greedy {} pairs {}", o.pairs.len(), o.total_cost, g.pairs.len(), g.total_cost);
+    }
+}
