@@ -113,6 +113,10 @@ pub enum MatchingError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// The geo index rejected an operation (invalid coordinate or
+    /// attribute, bad search parameters).
+    #[error(transparent)]
+    Geo(#[from] dispatchkit_geo_index::GeoError),
 }
 
 impl MatchingError {

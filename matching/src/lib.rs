@@ -3,9 +3,17 @@
 
 mod assign;
 mod error;
+mod eta;
 mod geodesy;
 mod lapjv;
+mod offers;
+mod ride;
 pub mod routing;
 
 pub use assign::{Assignment, CostMatrix, assign_greedy, assign_optimal};
 pub use error::MatchingError;
+pub use eta::{EtaModel, HaversineEta, Leg};
+pub use ride::{
+    RideConfig, RideMatch, RideMatcher, RideOffer, RideRequest, RideStatus, RideStep, RiderId,
+    UnmatchedReason,
+};
