@@ -2,6 +2,9 @@
 #![warn(missing_debug_implementations)]
 
 mod assign;
+mod batch_route;
+mod batching;
+mod dasher;
 mod error;
 mod eta;
 mod geodesy;
@@ -11,6 +14,12 @@ mod ride;
 pub mod routing;
 
 pub use assign::{Assignment, CostMatrix, assign_greedy, assign_optimal};
+pub use batch_route::{BatchRoute, MAX_BATCH, Order, OrderId, Stop, StopKind, batch_route};
+pub use batching::{Batch, BatchingConfig, batch_orders};
+pub use dasher::{
+    DasherConfig, DasherMatch, DasherMatcher, DasherOffer, DasherStatus, DasherStep,
+    DasherUnmatched, Earnings,
+};
 pub use error::MatchingError;
 pub use eta::{EtaModel, HaversineEta, Leg};
 pub use ride::{

@@ -161,6 +161,33 @@ impl<P: Clone> Rounds<P> {
         self.open.iter().find(|c| c.driver == driver)
     }
 
+    /// Checks an event: the match is not over, `now` is not older than the
+    /// last event, and (for accept / decline) `driver` holds an open,
+    /// unexpired offer.
+    pub(crate) fn check_event(
+        &self,
+        event: &'static str,
+        state: &'static str,
+        finished: bool,
+        driver: Option<DriverId>,
+        now: Instant,
+    ) -> Result<(), MatchingError> {
+        let refuse = |reason| Err(MatchingError::InvalidEvent { event, state, reason });
+        if finished {
+            return refuse("the match is over");
+        }
+        self.check_time(event, state, now)?;
+        if let Some(d) = driver {
+            if self.open_offer(d).is_none() {
+                return refuse("this driver has no open offer");
+            }
+            if self.expired(now) {
+                return refuse("the offer has expired; process the timeout with `tick_at`");
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that an event at `now` is not from the past.
     pub(crate) fn check_time(&self, event: &'static str, state: &'static str, now: Instant) -> Result<(), MatchingError> {
         if now < self.last_event {

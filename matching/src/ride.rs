@@ -478,30 +478,8 @@ impl<E: EtaModel> RideMatcher<E> {
     }
 
     fn check_open(&self, m: &RideMatch, event: &'static str, driver: DriverId, now: Instant) -> Result<(), MatchingError> {
-        let state = m.status.name();
-        if m.status.is_final() {
-            return Err(MatchingError::InvalidEvent {
-                event,
-                state,
-                reason: "the match is over",
-            });
-        }
-        m.rounds.check_time(event, state, now)?;
-        if m.rounds.open_offer(driver).is_none() {
-            return Err(MatchingError::InvalidEvent {
-                event,
-                state,
-                reason: "this driver has no open offer for the ride",
-            });
-        }
-        if m.rounds.expired(now) {
-            return Err(MatchingError::InvalidEvent {
-                event,
-                state,
-                reason: "the offer has expired; process the timeout with `tick_at`",
-            });
-        }
-        Ok(())
+        m.rounds
+            .check_event(event, m.status.name(), m.status.is_final(), Some(driver), now)
     }
 
     /// States 3–4: `driver` accepts. The driver is claimed atomically
@@ -598,15 +576,8 @@ impl<E: EtaModel> RideMatcher<E> {
     /// older than the previous event; [`MatchingError::Geo`] if the index
     /// fails.
     pub fn tick_at(&self, index: &GeoIndex, m: &mut RideMatch, now: Instant) -> Result<RideStep, MatchingError> {
-        let state = m.status.name();
-        if m.status.is_final() {
-            return Err(MatchingError::InvalidEvent {
-                event: "tick",
-                state,
-                reason: "the match is over",
-            });
-        }
-        m.rounds.check_time("tick", state, now)?;
+        m.rounds
+            .check_event("tick", m.status.name(), m.status.is_final(), None, now)?;
         if !m.rounds.expired(now) {
             m.rounds.last_event = now;
             return Ok(self.step(m, &[], Vec::new(), None));
