@@ -1,5 +1,7 @@
-use crate::MatchingError;
-use crate::lapjv::lapjv;
+use dispatchkit_geo_index::{DriverId, DriverView, Hit, LonLat, VehicleType};
+
+use crate::sap::{Sparse, assign_rows};
+use crate::{EtaModel, MatchingError, RideRequest};
 
 /// A rectangular matrix of assignment costs (rows = riders / orders,
 /// columns = drivers / dashers) in which a pair may have no edge (the
@@ -158,11 +160,12 @@ impl Assignment {
 
 /// The optimal assignment: the most pairs possible (a maximum-cardinality
 /// matching over the existing edges) and, among those, the least total
-/// cost. Exact, by Jonker–Volgenant on the matrix padded to square with
-/// zero-cost dummy rows / columns and "no edge" priced at
+/// cost. Exact: every row gets a private "unassigned" option priced
 /// `M = Σ_rows max cost + 1` (so one more real pair always beats any cost
-/// saving). O(n³) worst case for `n = max(rows, cols)`, typically far
-/// less; O(n²) memory.
+/// saving) and the rows are matched by shortest augmenting paths
+/// (Jonker–Volgenant's augmentation on the sparse edge list, Dijkstra with
+/// a binary heap). O(R · E log E) worst case for R rows and E edges;
+/// typically a few settled columns per row. O(E) memory.
 ///
 /// ```
 /// use dispatchkit_matching::{assign_greedy, assign_optimal, CostMatrix};
@@ -175,27 +178,77 @@ impl Assignment {
 /// # Ok::<(), dispatchkit_matching::MatchingError>(())
 /// ```
 pub fn assign_optimal(m: &CostMatrix) -> Assignment {
-    let n = m.rows.max(m.cols);
-    if m.rows == 0 || m.cols == 0 {
-        return Assignment::from_pairs(m, Vec::new());
-    }
     let mut big = 1.0;
     for r in 0..m.rows {
         let row = &m.data[r * m.cols..(r + 1) * m.cols];
         big += row.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
     }
-    let mut cost = vec![0.0; n * n];
-    for r in 0..m.rows {
-        for c in 0..m.cols {
-            let v = m.data[r * m.cols + c];
-            cost[r * n + c] = if v.is_finite() { v } else { big };
-        }
+    solve_with_fallback(m, big)
+}
+
+/// The assignment of least `total cost + unassigned_cost × unassigned
+/// rows`: leaving a rider for the next batch costs `unassigned_cost` (in
+/// the unit of the costs, e.g. seconds of ETA). Exact, by the same
+/// augmentation as [`assign_optimal`]. Its objective is never above the
+/// greedy assignment's under the same pricing.
+///
+/// ```
+/// use dispatchkit_matching::{assign_optimal, assign_optimal_penalized, CostMatrix};
+///
+/// // Serving both riders costs 100 + 800; serving only rider 0 costs
+/// // 1 + 500 for leaving rider 1.
+/// let m = CostMatrix::new(2, 2, vec![Some(1.0), Some(100.0), Some(800.0), None])?;
+/// assert_eq!(assign_optimal(&m).pairs.len(), 2);
+/// let p = assign_optimal_penalized(&m, 500.0)?;
+/// assert_eq!(p.pairs, vec![(0, 0)]);
+/// assert_eq!(p.unassigned_rows, vec![1]);
+/// # Ok::<(), dispatchkit_matching::MatchingError>(())
+/// ```
+///
+/// # Errors
+/// [`MatchingError::InvalidParameter`] when `unassigned_cost` is NaN,
+/// infinite or negative.
+pub fn assign_optimal_penalized(m: &CostMatrix, unassigned_cost: f64) -> Result<Assignment, MatchingError> {
+    if !(unassigned_cost.is_finite() && unassigned_cost >= 0.0) {
+        return Err(MatchingError::param(
+            "unassigned_cost",
+            unassigned_cost,
+            "must be finite and non-negative",
+        ));
     }
-    let x = lapjv(n, &cost);
+    Ok(solve_with_fallback(m, unassigned_cost))
+}
+
+/// Every row gets its real edges plus a private column priced `fallback`;
+/// rows matched to their private column are unassigned.
+fn solve_with_fallback(m: &CostMatrix, fallback: f64) -> Assignment {
+    let edges = m.edges();
+    let mut g = Sparse {
+        start: Vec::with_capacity(m.rows + 1),
+        cols: Vec::with_capacity(edges + m.rows),
+        costs: Vec::with_capacity(edges + m.rows),
+        n_cols: m.cols + m.rows,
+    };
+    g.start.push(0);
+    for r in 0..m.rows {
+        let row = &m.data[r * m.cols..(r + 1) * m.cols];
+        for (c, &v) in row.iter().enumerate() {
+            if v.is_finite() {
+                g.cols.push(c as u32);
+                g.costs.push(v);
+            }
+        }
+        g.cols.push((m.cols + r) as u32);
+        g.costs.push(fallback);
+        g.start.push(g.cols.len());
+    }
+    let sol = assign_rows(&g);
+    #[cfg(test)]
+    sol.validate(&g);
     let pairs = (0..m.rows)
         .filter_map(|r| {
-            let c = x[r];
-            (c < m.cols && m.data[r * m.cols + c].is_finite()).then_some((r, c))
+            let c = sol.row_col[r] as usize;
+            (c < m.cols).then_some((r, c))
         })
         .collect();
     Assignment::from_pairs(m, pairs)
@@ -228,6 +281,94 @@ pub fn assign_greedy(m: &CostMatrix) -> Assignment {
         }
     }
     Assignment::from_pairs(m, pairs)
+}
+
+/// A driver taking part in a global assignment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DriverSpot {
+    /// The driver.
+    pub id: DriverId,
+    /// Where it is.
+    pub pos: LonLat,
+    /// Its vehicle type.
+    pub vehicle: VehicleType,
+}
+
+impl From<&Hit> for DriverSpot {
+    fn from(h: &Hit) -> Self {
+        Self {
+            id: h.id,
+            pos: h.pos,
+            vehicle: h.attrs.vehicle,
+        }
+    }
+}
+
+impl From<&DriverView> for DriverSpot {
+    fn from(v: &DriverView) -> Self {
+        Self {
+            id: v.id,
+            pos: v.pos,
+            vehicle: v.attrs.vehicle,
+        }
+    }
+}
+
+/// The rider × driver cost matrix of pickup ETAs (seconds) for a global
+/// assignment: "no edge" where the driver is farther than `radius_km`
+/// (straight line) or its vehicle type is not in the rider's set, or the
+/// ETA model gives an unusable leg. O(R · D) distance checks, one ETA per
+/// pair within the radius.
+///
+/// ```
+/// use dispatchkit_geo_index::{DriverId, LonLat, VehicleSet, VehicleType};
+/// use dispatchkit_matching::{assign_optimal, eta_costs, DriverSpot, HaversineEta, RideRequest, RiderId};
+///
+/// let car = VehicleType::new(0)?;
+/// let p = |lon: f64| LonLat::new(lon, 40.0).unwrap();
+/// let riders: Vec<RideRequest> = [-73.99, -73.98]
+///     .iter()
+///     .enumerate()
+///     .map(|(i, &lon)| RideRequest { rider: RiderId(i as u64), pickup: p(lon), vehicles: VehicleSet::of(&[car]) })
+///     .collect();
+/// let drivers = [DriverSpot { id: DriverId(7), pos: p(-73.985), vehicle: car },
+///                DriverSpot { id: DriverId(8), pos: p(-73.90), vehicle: car }];
+/// let costs = eta_costs(&HaversineEta::default(), &riders, &drivers, 5.0)?;
+/// assert_eq!(costs.get(0, 1), None); // driver 8 is 7.7 km away
+/// let a = assign_optimal(&costs);
+/// assert_eq!(a.pairs.len(), 1);
+/// assert_eq!(a.unassigned_rows.len(), 1);
+/// # Ok::<(), dispatchkit_matching::MatchingError>(())
+/// ```
+///
+/// # Errors
+/// [`MatchingError::InvalidParameter`] for a radius that is not finite and
+/// positive.
+pub fn eta_costs<E: EtaModel + ?Sized>(
+    eta: &E,
+    riders: &[RideRequest],
+    drivers: &[DriverSpot],
+    radius_km: f64,
+) -> Result<CostMatrix, MatchingError> {
+    if !(radius_km.is_finite() && radius_km > 0.0) {
+        return Err(MatchingError::param("radius_km", radius_km, "must be finite and positive"));
+    }
+    let radius_m = radius_km * 1000.0;
+    // 1° of latitude is at least 110.5 km: a cheap pre-check before the
+    // haversine.
+    let dlat_max = radius_m / 110_500.0;
+    CostMatrix::from_fn(riders.len(), drivers.len(), |r, c| {
+        let (rq, d) = (&riders[r], &drivers[c]);
+        if !rq.vehicles.contains(d.vehicle) || (rq.pickup.lat() - d.pos.lat()).abs() > dlat_max {
+            return None;
+        }
+        if rq.pickup.distance_m(d.pos) > radius_m {
+            return None;
+        }
+        let secs = eta.pickup_eta_secs(d.pos, rq.pickup, d.vehicle);
+        (secs.is_finite() && secs >= 0.0).then_some(secs)
+    })
 }
 
 #[cfg(test)]
@@ -290,6 +431,30 @@ mod tests {
         best
     }
 
+    /// Naive twin of the penalised objective: every way of giving each row
+    /// a distinct column or nothing.
+    fn brute_force_penalized(m: &CostMatrix, penalty: f64) -> f64 {
+        fn go(m: &CostMatrix, penalty: f64, r: usize, used: &mut Vec<bool>, acc: f64, best: &mut f64) {
+            if r == m.rows() {
+                *best = best.min(acc);
+                return;
+            }
+            go(m, penalty, r + 1, used, acc + penalty, best);
+            for c in 0..m.cols() {
+                if let Some(v) = m.get(r, c)
+                    && !used[c]
+                {
+                    used[c] = true;
+                    go(m, penalty, r + 1, used, acc + v, best);
+                    used[c] = false;
+                }
+            }
+        }
+        let mut best = f64::INFINITY;
+        go(m, penalty, 0, &mut vec![false; m.cols()], 0.0, &mut best);
+        best
+    }
+
     fn matrix() -> impl Strategy<Value = CostMatrix> {
         (0usize..=7, 0usize..=7, 0u32..=100).prop_flat_map(|(r, c, missing)| {
             prop::collection::vec((0u32..100, 0.0..1000.0f64, any::<bool>()), r * c).prop_map(
@@ -320,6 +485,19 @@ mod tests {
             prop_assert!((a.total_cost - cost).abs() <= 1e-9 * (1.0 + cost), "jv {} brute force {}", a.total_cost, cost);
         }
 
+        /// The penalised objective equals brute force, and is never above
+        /// greedy's under the same pricing.
+        #[test]
+        fn penalized_matches_brute_force(m in matrix(), penalty in 0.0..1500.0f64) {
+            let a = assign_optimal_penalized(&m, penalty).unwrap();
+            a.validate(&m);
+            let obj = |a: &Assignment| a.total_cost + penalty * a.unassigned_rows.len() as f64;
+            let want = brute_force_penalized(&m, penalty);
+            prop_assert!((obj(&a) - want).abs() <= 1e-9 * (1.0 + want), "got {} want {}", obj(&a), want);
+            let g = assign_greedy(&m);
+            prop_assert!(obj(&a) <= obj(&g) + 1e-9 * (1.0 + obj(&g)));
+        }
+
         /// Greedy is valid, never serves more riders, and never costs less
         /// when it serves as many.
         #[test]
@@ -347,6 +525,13 @@ mod tests {
             Err(MatchingError::SizeMismatch { .. })
         ));
         assert_eq!(CostMatrix::new(1, 1, vec![Some(1.0)]).unwrap().get(5, 0), None);
+        let m = CostMatrix::new(1, 1, vec![Some(1.0)]).unwrap();
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            assert!(matches!(
+                assign_optimal_penalized(&m, bad),
+                Err(MatchingError::InvalidParameter { .. })
+            ));
+        }
     }
 
     #[test]

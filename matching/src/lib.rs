@@ -8,12 +8,15 @@ mod dasher;
 mod error;
 mod eta;
 mod geodesy;
-mod lapjv;
 mod offers;
 mod ride;
 pub mod routing;
+mod sap;
 
-pub use assign::{Assignment, CostMatrix, assign_greedy, assign_optimal};
+pub use assign::{
+    Assignment, CostMatrix, DriverSpot, assign_greedy, assign_optimal, assign_optimal_penalized,
+    eta_costs,
+};
 pub use batch_route::{BatchRoute, MAX_BATCH, Order, OrderId, Stop, StopKind, batch_route};
 pub use batching::{Batch, BatchingConfig, batch_orders};
 pub use dasher::{
