@@ -185,6 +185,25 @@ fn every_move_is_at_most_60_m() {
 }
 
 #[test]
+fn a_round_moves_every_driver_once_by_at_most_60_m() {
+    let fleet = Fleet::generate(&small(3_000, 4)).unwrap();
+    let mut stream = fleet.uniform_updates(2).unwrap();
+    let mut buf = Vec::new();
+    let mut last: Vec<Point<f64>> = fleet.drivers().iter().map(|d| d.position).collect();
+    for r in 0..3u64 {
+        stream.round(&mut buf);
+        assert_eq!(buf.len(), 3_000);
+        for (i, u) in buf.iter().enumerate() {
+            assert_eq!(u.driver, i as u64);
+            assert_eq!(u.seq, r * 3_000 + i as u64);
+            assert!(Haversine.distance(last[i], u.position) <= 60.0);
+            last[i] = u.position;
+        }
+    }
+    assert_eq!(stream.positions(), &last[..]);
+}
+
+#[test]
 fn batches_equal_the_plain_stream() {
     let fleet = Fleet::generate(&small(1_000, 4)).unwrap();
     let plain: Vec<_> = fleet.uniform_updates(5).unwrap().take(3_000).collect();

@@ -112,6 +112,21 @@ impl UpdateStream {
             None => self.rng.random_range(0..n),
             Some(z) => (z.sample(&mut self.rng) as usize - 1).min(n - 1),
         };
+        self.move_driver(idx)
+    }
+
+    /// Clears `buf` and fills it with one update per driver, in id order:
+    /// one 4 s reporting round of the whole fleet.
+    pub fn round(&mut self, buf: &mut Vec<LocationUpdate>) {
+        buf.clear();
+        buf.reserve(self.positions.len());
+        for idx in 0..self.positions.len() {
+            let u = self.move_driver(idx);
+            buf.push(u);
+        }
+    }
+
+    fn move_driver(&mut self, idx: usize) -> LocationUpdate {
         let bearing = self.rng.random_range(0.0..360.0);
         let step = self.rng.random_range(0.0..self.max_step_m);
         let moved = Haversine.destination(self.positions[idx], bearing, step);
