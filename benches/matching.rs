@@ -70,7 +70,12 @@ fn tsp(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(10));
-    for (order, line) in optima.lines().skip(1).filter(|l| !l.trim().is_empty()).enumerate() {
+    for (order, line) in optima
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+    {
         let f: Vec<&str> = line.split('\t').collect();
         let (name, optimum): (String, f64) = (f[0].to_string(), f[3].parse().expect("optimum"));
         let text = std::fs::read_to_string(dir.join(format!("{name}.tsp"))).expect("instance");
@@ -106,7 +111,10 @@ fn print_gap_table() {
     if gaps.is_empty() {
         return;
     }
-    println!("\nTSP gap table (iterated local search, {} s budget per solve, 1 core)", TSP_BUDGET.as_secs_f64());
+    println!(
+        "\nTSP gap table (iterated local search, {} s budget per solve, 1 core)",
+        TSP_BUDGET.as_secs_f64()
+    );
     println!(
         "{:<10} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>6}",
         "instance", "n", "optimum", "found", "worst", "gap %", "worst %", "time s", "runs"
@@ -185,7 +193,9 @@ fn assign(c: &mut Criterion) {
     // the exact optimum of that objective is never above greedy's.
     let penalty = 900.0;
     let p = assign_optimal_penalized(&costs, penalty).expect("valid penalty");
-    let obj = |a: &dispatchkit::matching::Assignment| a.total_cost + penalty * a.unassigned_rows.len() as f64;
+    let obj = |a: &dispatchkit::matching::Assignment| {
+        a.total_cost + penalty * a.unassigned_rows.len() as f64
+    };
     println!(
         "  with unserved riders at {penalty:.0} s: exact {:.0} s ({} riders) vs greedy {:.0} s ({} riders)",
         obj(&p),
@@ -196,8 +206,12 @@ fn assign(c: &mut Criterion) {
     assert!(obj(&p) <= obj(&gr) + 1e-6, "exact above greedy");
     let mut g = c.benchmark_group("matching_assign_1000x1000");
     g.throughput(Throughput::Elements(N as u64));
-    g.bench_function(BenchmarkId::new("hungarian", "1t"), |b| b.iter(|| black_box(assign_optimal(&costs))));
-    g.bench_function(BenchmarkId::new("greedy", "1t"), |b| b.iter(|| black_box(assign_greedy(&costs))));
+    g.bench_function(BenchmarkId::new("hungarian", "1t"), |b| {
+        b.iter(|| black_box(assign_optimal(&costs)))
+    });
+    g.bench_function(BenchmarkId::new("greedy", "1t"), |b| {
+        b.iter(|| black_box(assign_greedy(&costs)))
+    });
     g.finish();
 }
 
@@ -211,7 +225,11 @@ const CHUNK: usize = 1_000;
 /// bench).
 fn attrs_of(id: u64) -> Attrs {
     Attrs {
-        status: if id % 10 < 7 { Status::AVAILABLE } else { Status::BUSY },
+        status: if id % 10 < 7 {
+            Status::AVAILABLE
+        } else {
+            Status::BUSY
+        },
         vehicle: VehicleType::new((id % 3) as u8).expect("0..3"),
         rating: Rating::from_hundredths(400 + (id % 101) as u16).expect("<= 500"),
         load: 0,
@@ -243,7 +261,10 @@ fn ride_world() -> &'static RideWorld {
         for chunk in fleet.drivers().chunks(4096) {
             let batch: Vec<DriverUpdate> = chunk
                 .iter()
-                .map(|d| DriverUpdate::new(DriverId(d.id), lonlat(d.position), t0).with_attrs(attrs_of(d.id)))
+                .map(|d| {
+                    DriverUpdate::new(DriverId(d.id), lonlat(d.position), t0)
+                        .with_attrs(attrs_of(d.id))
+                })
                 .collect();
             index.upsert_batch_at(&batch, t0);
         }
@@ -268,7 +289,12 @@ fn ride_world() -> &'static RideWorld {
                 vehicles: VehicleSet::of(&[VehicleType::new((i % 3) as u8).expect("0..3")]),
             })
             .collect();
-        RideWorld { index, rstar, requests, t0 }
+        RideWorld {
+            index,
+            rstar,
+            requests,
+            t0,
+        }
     })
 }
 
@@ -282,11 +308,18 @@ fn rstar_offers(w: &RideWorld, eta: &HaversineEta, req: &RideRequest) -> Vec<(u6
         .take_while(|(_, d2)| *d2 <= max)
         .filter(|(e, _)| {
             let a = e.data.1;
-            a.status == Status::AVAILABLE && a.rating.hundredths() > 450 && req.vehicles.contains(a.vehicle)
+            a.status == Status::AVAILABLE
+                && a.rating.hundredths() > 450
+                && req.vehicles.contains(a.vehicle)
         })
         .filter(|(e, _)| e.data.2.distance_m(req.pickup) <= 5_000.0)
         .take(10)
-        .map(|(e, _)| (e.data.0, eta.pickup_eta_secs(e.data.2, req.pickup, e.data.1.vehicle)))
+        .map(|(e, _)| {
+            (
+                e.data.0,
+                eta.pickup_eta_secs(e.data.2, req.pickup, e.data.1.vehicle),
+            )
+        })
         .collect();
     c.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     c.truncate(3);
@@ -296,7 +329,8 @@ fn rstar_offers(w: &RideWorld, eta: &HaversineEta, req: &RideRequest) -> Vec<(u6
 fn ride(c: &mut Criterion) {
     let mut g = c.benchmark_group("matching_ride");
     g.throughput(Throughput::Elements(CHUNK as u64));
-    let matcher = RideMatcher::new(RideConfig::default(), HaversineEta::default()).expect("valid config");
+    let matcher =
+        RideMatcher::new(RideConfig::default(), HaversineEta::default()).expect("valid config");
     let mut next = 0usize;
     g.bench_function(BenchmarkId::new("dispatchkit", "1t"), |b| {
         let w = ride_world();
@@ -304,7 +338,11 @@ fn ride(c: &mut Criterion) {
             for _ in 0..CHUNK {
                 let req = w.requests[next % REQUESTS];
                 next += 1;
-                black_box(matcher.start_at(&w.index, req, w.t0).expect("valid request"));
+                black_box(
+                    matcher
+                        .start_at(&w.index, req, w.t0)
+                        .expect("valid request"),
+                );
             }
         })
     });
@@ -314,7 +352,9 @@ fn ride(c: &mut Criterion) {
         let w = ride_world();
         // The peer ranks exactly like dispatchkit.
         for req in w.requests.iter().take(200) {
-            let (_, step) = matcher.start_at(&w.index, *req, w.t0).expect("valid request");
+            let (_, step) = matcher
+                .start_at(&w.index, *req, w.t0)
+                .expect("valid request");
             let ours: Vec<u64> = step.offers.iter().map(|o| o.driver.0).collect();
             let theirs: Vec<u64> = rstar_offers(w, &eta, req).iter().map(|x| x.0).collect();
             assert_eq!(ours, theirs, "peer disagrees");
@@ -334,8 +374,19 @@ fn ride(c: &mut Criterion) {
 
 /// The naive twin: every permutation of the 6 stops, precedence checked,
 /// legs computed per permutation.
-fn brute_force_route(eta: &HaversineEta, v: VehicleType, start: LonLat, orders: &[Order; 3]) -> f64 {
-    let pts = |n: usize| if n < 3 { orders[n].pickup } else { orders[n - 3].dropoff };
+fn brute_force_route(
+    eta: &HaversineEta,
+    v: VehicleType,
+    start: LonLat,
+    orders: &[Order; 3],
+) -> f64 {
+    let pts = |n: usize| {
+        if n < 3 {
+            orders[n].pickup
+        } else {
+            orders[n - 3].dropoff
+        }
+    };
     let mut best = f64::INFINITY;
     let mut perm = [0usize, 1, 2, 3, 4, 5];
     let mut c = [0usize; 6];
@@ -395,9 +446,14 @@ fn batch(c: &mut Criterion) {
     let eta = HaversineEta::default();
     let v = VehicleType::new(0).expect("0 is valid");
     for (start, os) in cases.iter().take(100) {
-        let exact = batch_route(&eta, v, Some(*start), os).expect("3 orders").secs;
+        let exact = batch_route(&eta, v, Some(*start), os)
+            .expect("3 orders")
+            .secs;
         let bf = brute_force_route(&eta, v, *start, os);
-        assert!((exact - bf).abs() <= 1e-6 * bf, "exact route differs from brute force");
+        assert!(
+            (exact - bf).abs() <= 1e-6 * bf,
+            "exact route differs from brute force"
+        );
     }
     let mut g = c.benchmark_group("matching_batch_route");
     g.throughput(Throughput::Elements(CASES as u64));

@@ -47,7 +47,8 @@ const UPDATE_MS: u64 = 12_000;
 
 /// A deterministic hash of the seed and two ids.
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut x = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut x =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     x ^= x >> 33;
     x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     x ^= x >> 33;
@@ -170,7 +171,11 @@ pub fn run(
                 updates.round(&mut round);
                 for chunk in round.chunks(BATCH) {
                     batch.clear();
-                    batch.extend(chunk.iter().map(|u| DriverUpdate::new(DriverId(u.driver), lonlat(u.position), now)));
+                    batch.extend(
+                        chunk.iter().map(|u| {
+                            DriverUpdate::new(DriverId(u.driver), lonlat(u.position), now)
+                        }),
+                    );
                     geo.index.upsert_batch_at(&batch, now);
                 }
                 last_update_ms = ms;
@@ -188,14 +193,18 @@ pub fn run(
                 sim.matches[r] = Some(m);
             }
             Event::Answer(r, d, accept) => {
-                let Some(mut m) = sim.matches[r].take() else { continue };
+                let Some(mut m) = sim.matches[r].take() else {
+                    continue;
+                };
                 let open = m.open_offers().iter().any(|o| o.driver.0 == d);
                 if open && m.deadline().is_some_and(|dl| now < dl) {
                     let t = Instant::now();
                     let step = if accept {
-                        sim.matcher.accept_at(&geo.index, &mut m, DriverId(d), now)?
+                        sim.matcher
+                            .accept_at(&geo.index, &mut m, DriverId(d), now)?
                     } else {
-                        sim.matcher.decline_at(&geo.index, &mut m, DriverId(d), now)?
+                        sim.matcher
+                            .decline_at(&geo.index, &mut m, DriverId(d), now)?
                     };
                     sim.matcher_secs += t.elapsed().as_secs_f64();
                     sim.schedule(r, &step, ms);
@@ -203,7 +212,9 @@ pub fn run(
                 sim.matches[r] = Some(m);
             }
             Event::Deadline(r, dl) => {
-                let Some(mut m) = sim.matches[r].take() else { continue };
+                let Some(mut m) = sim.matches[r].take() else {
+                    continue;
+                };
                 if m.deadline() == Some(sim.at(dl)) {
                     let t = Instant::now();
                     let step = sim.matcher.tick_at(&geo.index, &mut m, now)?;
@@ -215,7 +226,9 @@ pub fn run(
         }
         sim.events += 1;
         if let Event::Arrive(r) | Event::Answer(r, ..) | Event::Deadline(r, _) = e
-            && sim.matches[r].as_ref().is_some_and(|m| m.status().is_final())
+            && sim.matches[r]
+                .as_ref()
+                .is_some_and(|m| m.status().is_final())
             && !std::mem::replace(&mut finished[r], true)
         {
             pending -= 1;
@@ -233,7 +246,10 @@ pub fn run(
                 wait_sum += (sim.matched_ms[r] - sim.arrived_ms[r]) as f64 / 1000.0;
                 expanded += usize::from(m.radius_step() > 0);
             }
-            RideStatus::Unmatched { reason: UnmatchedReason::NoDriversInRange, .. } => no_drivers += 1,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NoDriversInRange,
+                ..
+            } => no_drivers += 1,
             RideStatus::Unmatched { .. } => nobody += 1,
             RideStatus::Offering => {}
         }
@@ -262,10 +278,17 @@ pub fn run(
             100.0 * expanded as f64 / assigned.max(1) as f64
         ),
     );
-    s.metric("claims lost to another rider", format!("{}", sim.lost_races));
+    s.metric(
+        "claims lost to another rider",
+        format!("{}", sim.lost_races),
+    );
     s.metric(
         "matcher calls",
-        format!("{} at {} (search + ETA + rank per call)", sim.events, rate(sim.events, sim.matcher_secs)),
+        format!(
+            "{} at {} (search + ETA + rank per call)",
+            sim.events,
+            rate(sim.events, sim.matcher_secs)
+        ),
     );
     let now = sim.at(last_update_ms);
 
@@ -281,11 +304,15 @@ pub fn run(
             vehicles: car,
         })
         .collect();
-    let filter = Filter::available().min_rating(Rating::from_hundredths(451)?).vehicles(car);
+    let filter = Filter::available()
+        .min_rating(Rating::from_hundredths(451)?)
+        .vehicles(car);
     let mut seen = HashSet::new();
     let mut spots = Vec::new();
     for r in &waiting {
-        let q = Search::radius(r.pickup, 5.0, Unit::Kilometers).count(20).filter(filter);
+        let q = Search::radius(r.pickup, 5.0, Unit::Kilometers)
+            .count(20)
+            .filter(filter);
         for h in geo.index.search_at(&q, now)? {
             if seen.insert(h.id) {
                 spots.push(DriverSpot::from(&h));
@@ -302,28 +329,49 @@ pub fn run(
     let mean = |a: &dispatchkit::matching::Assignment| a.total_cost / a.pairs.len().max(1) as f64;
     s.metric(
         "batch window (New York)",
-        format!("{} riders x {} nearby drivers, {} edges", waiting.len(), spots.len(), costs.edges()),
+        format!(
+            "{} riders x {} nearby drivers, {} edges",
+            waiting.len(),
+            spots.len(),
+            costs.edges()
+        ),
     );
     s.metric(
         "  exact (min total ETA)",
-        format!("{} served, mean ETA {:.0} s, {:.1} ms", exact.pairs.len(), mean(&exact), exact_ms),
+        format!(
+            "{} served, mean ETA {:.0} s, {:.1} ms",
+            exact.pairs.len(),
+            mean(&exact),
+            exact_ms
+        ),
     );
     s.metric(
         "  greedy (cheapest first)",
-        format!("{} served, mean ETA {:.0} s, {:.1} ms", greedy.pairs.len(), mean(&greedy), greedy_ms),
+        format!(
+            "{} served, mean ETA {:.0} s, {:.1} ms",
+            greedy.pairs.len(),
+            mean(&greedy),
+            greedy_ms
+        ),
     );
 
     // -------------------------------------------------------- 3. delivery
     let window = Duration::from_secs(if opts.quick { 10 } else { 60 });
-    let orders: Vec<Order> = OrderStream::new(fleet.config(), &OrderConfig { seed: opts.seed ^ 0xD, ..OrderConfig::default() })?
-        .until(window)
-        .into_iter()
-        .map(|o| Order {
-            id: OrderId(o.id),
-            pickup: lonlat(o.pickup),
-            dropoff: lonlat(o.dropoff),
-        })
-        .collect();
+    let orders: Vec<Order> = OrderStream::new(
+        fleet.config(),
+        &OrderConfig {
+            seed: opts.seed ^ 0xD,
+            ..OrderConfig::default()
+        },
+    )?
+    .until(window)
+    .into_iter()
+    .map(|o| Order {
+        id: OrderId(o.id),
+        pickup: lonlat(o.pickup),
+        dropoff: lonlat(o.dropoff),
+    })
+    .collect();
     let t = Instant::now();
     let batches = batch_orders(&eta, &orders, &BatchingConfig::default())?;
     let batch_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -376,7 +424,8 @@ pub fn run(
             let at = geo.index.position_at(o.dasher, now)?;
             let v = geo.index.get_at(o.dasher, now)?.attrs.vehicle;
             for ord in &os {
-                solo_m += eta.leg(at, ord.pickup, v).metres + eta.leg(ord.pickup, ord.dropoff, v).metres;
+                solo_m +=
+                    eta.leg(at, ord.pickup, v).metres + eta.leg(ord.pickup, ord.dropoff, v).metres;
             }
         }
     }

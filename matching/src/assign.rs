@@ -143,11 +143,17 @@ impl Assignment {
         let mut row_used = vec![false; m.rows];
         let mut col_used = vec![false; m.cols];
         let mut total = 0.0;
-        assert!(self.pairs.windows(2).all(|w| w[0] < w[1]), "pairs not sorted");
+        assert!(
+            self.pairs.windows(2).all(|w| w[0] < w[1]),
+            "pairs not sorted"
+        );
         for &(r, c) in &self.pairs {
             let cost = m.get(r, c).expect("pair without an edge");
             assert!(!std::mem::replace(&mut row_used[r], true), "row {r} twice");
-            assert!(!std::mem::replace(&mut col_used[c], true), "column {c} twice");
+            assert!(
+                !std::mem::replace(&mut col_used[c], true),
+                "column {c} twice"
+            );
             total += cost;
         }
         let rows: Vec<usize> = (0..m.rows).filter(|&r| !row_used[r]).collect();
@@ -181,7 +187,11 @@ pub fn assign_optimal(m: &CostMatrix) -> Assignment {
     let mut big = 1.0;
     for r in 0..m.rows {
         let row = &m.data[r * m.cols..(r + 1) * m.cols];
-        big += row.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+        big += row
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
     }
     solve_with_fallback(m, big)
 }
@@ -208,7 +218,10 @@ pub fn assign_optimal(m: &CostMatrix) -> Assignment {
 /// # Errors
 /// [`MatchingError::InvalidParameter`] when `unassigned_cost` is NaN,
 /// infinite or negative.
-pub fn assign_optimal_penalized(m: &CostMatrix, unassigned_cost: f64) -> Result<Assignment, MatchingError> {
+pub fn assign_optimal_penalized(
+    m: &CostMatrix,
+    unassigned_cost: f64,
+) -> Result<Assignment, MatchingError> {
     if !(unassigned_cost.is_finite() && unassigned_cost >= 0.0) {
         return Err(MatchingError::param(
             "unassigned_cost",
@@ -352,7 +365,11 @@ pub fn eta_costs<E: EtaModel + ?Sized>(
     radius_km: f64,
 ) -> Result<CostMatrix, MatchingError> {
     if !(radius_km.is_finite() && radius_km > 0.0) {
-        return Err(MatchingError::param("radius_km", radius_km, "must be finite and positive"));
+        return Err(MatchingError::param(
+            "radius_km",
+            radius_km,
+            "must be finite and positive",
+        ));
     }
     let radius_m = radius_km * 1000.0;
     // 1° of latitude is at least 110.5 km: a cheap pre-check before the
@@ -434,7 +451,14 @@ mod tests {
     /// Naive twin of the penalised objective: every way of giving each row
     /// a distinct column or nothing.
     fn brute_force_penalized(m: &CostMatrix, penalty: f64) -> f64 {
-        fn go(m: &CostMatrix, penalty: f64, r: usize, used: &mut Vec<bool>, acc: f64, best: &mut f64) {
+        fn go(
+            m: &CostMatrix,
+            penalty: f64,
+            r: usize,
+            used: &mut Vec<bool>,
+            acc: f64,
+            best: &mut f64,
+        ) {
             if r == m.rows() {
                 *best = best.min(acc);
                 return;
@@ -524,7 +548,10 @@ mod tests {
             CostMatrix::new(2, 2, vec![Some(1.0)]),
             Err(MatchingError::SizeMismatch { .. })
         ));
-        assert_eq!(CostMatrix::new(1, 1, vec![Some(1.0)]).unwrap().get(5, 0), None);
+        assert_eq!(
+            CostMatrix::new(1, 1, vec![Some(1.0)]).unwrap().get(5, 0),
+            None
+        );
         let m = CostMatrix::new(1, 1, vec![Some(1.0)]).unwrap();
         for bad in [f64::NAN, -1.0, f64::INFINITY] {
             assert!(matches!(
@@ -555,7 +582,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x % 2 == 0).then_some((x % 10_000) as f64)
+            x.is_multiple_of(2).then_some((x % 10_000) as f64)
         })
         .unwrap();
         let o = assign_optimal(&m);
@@ -576,6 +603,12 @@ mod tests {
                 }
             }
         }
-        eprintln!("optimal {} pairs {}, greedy {} pairs {}", o.pairs.len(), o.total_cost, g.pairs.len(), g.total_cost);
+        eprintln!(
+            "optimal {} pairs {}, greedy {} pairs {}",
+            o.pairs.len(),
+            o.total_cost,
+            g.pairs.len(),
+            g.total_cost
+        );
     }
 }

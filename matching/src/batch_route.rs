@@ -156,7 +156,11 @@ pub fn batch_route<E: EtaModel + ?Sized>(
             metres += legs[p][n].metres;
             secs += legs[p][n].secs;
         }
-        let kind = if n < k { StopKind::Pickup } else { StopKind::Dropoff };
+        let kind = if n < k {
+            StopKind::Pickup
+        } else {
+            StopKind::Dropoff
+        };
         if kind == StopKind::Pickup {
             secs += overhead;
         }
@@ -168,7 +172,11 @@ pub fn batch_route<E: EtaModel + ?Sized>(
         });
         prev = Some(n);
     }
-    Ok(BatchRoute { stops, metres, secs })
+    Ok(BatchRoute {
+        stops,
+        metres,
+        secs,
+    })
 }
 
 /// The exact search: the cheapest sequence of nodes `0..2k` (pickup `i`
@@ -200,7 +208,11 @@ pub(crate) fn best_sequence(
                 return;
             }
             for n in 0..2 * k {
-                let ready = if n < k { true } else { done & (1 << (n - k)) != 0 };
+                let ready = if n < k {
+                    true
+                } else {
+                    done & (1 << (n - k)) != 0
+                };
                 if done & (1 << n) != 0 || !ready {
                     continue;
                 }
@@ -251,7 +263,12 @@ mod tests {
 
     /// The naive twin: every permutation of the 2k stops, keeping those
     /// with each pickup before its drop-off.
-    fn brute_force(k: usize, from_start: bool, cost: &dyn Fn(usize, usize) -> f64, overhead: f64) -> f64 {
+    fn brute_force(
+        k: usize,
+        from_start: bool,
+        cost: &dyn Fn(usize, usize) -> f64,
+        overhead: f64,
+    ) -> f64 {
         fn perms(items: &mut Vec<usize>, at: usize, f: &mut dyn FnMut(&[usize])) {
             if at == items.len() {
                 f(items);
@@ -325,22 +342,43 @@ mod tests {
     fn bad_batches_are_typed_errors() {
         let eta = HaversineEta::default();
         let v = VehicleType::new(0).unwrap();
-        assert!(matches!(batch_route(&eta, v, None, &[]), Err(MatchingError::Empty { .. })));
+        assert!(matches!(
+            batch_route(&eta, v, None, &[]),
+            Err(MatchingError::Empty { .. })
+        ));
         let p = LonLat::new(0.0, 0.0).unwrap();
-        let o = Order { id: OrderId(1), pickup: p, dropoff: p };
+        let o = Order {
+            id: OrderId(1),
+            pickup: p,
+            dropoff: p,
+        };
         assert!(matches!(
             batch_route(&eta, v, None, &[o; 4]),
-            Err(MatchingError::TooLarge { size: 4, limit: 3, .. })
+            Err(MatchingError::TooLarge {
+                size: 4,
+                limit: 3,
+                ..
+            })
         ));
         struct Broken;
         impl EtaModel for Broken {
             fn leg(&self, _: LonLat, _: LonLat, _: VehicleType) -> Leg {
-                Leg { metres: f64::NAN, secs: -1.0 }
+                Leg {
+                    metres: f64::NAN,
+                    secs: -1.0,
+                }
             }
         }
         let q = LonLat::new(0.01, 0.0).unwrap();
-        let o = Order { id: OrderId(1), pickup: p, dropoff: q };
-        assert!(matches!(batch_route(&Broken, v, None, &[o]), Err(MatchingError::InvalidDistance { .. })));
+        let o = Order {
+            id: OrderId(1),
+            pickup: p,
+            dropoff: q,
+        };
+        assert!(matches!(
+            batch_route(&Broken, v, None, &[o]),
+            Err(MatchingError::InvalidDistance { .. })
+        ));
     }
 
     #[test]

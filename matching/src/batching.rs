@@ -242,12 +242,15 @@ pub fn batch_orders<E: EtaModel + ?Sized>(
         let batch: Vec<Order> = all.iter().map(|&i| orders[i]).collect();
         let route = batch_route(eta, v, None, &batch)?;
         for &i in &all {
-            let t = route.delivered_after_secs(orders[i].id).unwrap_or(f64::INFINITY);
+            let t = route
+                .delivered_after_secs(orders[i].id)
+                .unwrap_or(f64::INFINITY);
             if t > limit(i) + 1e-9 {
                 return Ok(None);
             }
         }
-        let saved = cluster_secs(a, members, routes) + cluster_secs(b, members, routes) - route.secs;
+        let saved =
+            cluster_secs(a, members, routes) + cluster_secs(b, members, routes) - route.secs;
         Ok((saved > 1e-9).then_some(Merge {
             saved,
             a: a.min(b),
@@ -257,10 +260,10 @@ pub fn batch_orders<E: EtaModel + ?Sized>(
     };
     for i in 0..n {
         for &j in &neighbours[i] {
-            if i < j || !neighbours[j].contains(&i) {
-                if let Some(m) = try_merge(i, j, &members, &routes)? {
-                    heap.push(m);
-                }
+            if (i < j || !neighbours[j].contains(&i))
+                && let Some(m) = try_merge(i, j, &members, &routes)?
+            {
+                heap.push(m);
             }
         }
     }
@@ -351,7 +354,12 @@ fn candidate_neighbours(orders: &[Order], config: &BatchingConfig) -> Vec<Vec<us
             }
         }
         cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        out.push(cand.iter().take(config.neighbours).map(|&(_, j)| j).collect());
+        out.push(
+            cand.iter()
+                .take(config.neighbours)
+                .map(|&(_, j)| j)
+                .collect(),
+        );
     }
     out
 }
@@ -377,7 +385,16 @@ mod tests {
     }
 
     fn orders() -> impl Strategy<Value = Vec<Order>> {
-        prop::collection::vec((2.30..2.40f64, 48.84..48.88f64, 2.28..2.42f64, 48.82..48.90f64), 0..40).prop_map(|v| {
+        prop::collection::vec(
+            (
+                2.30..2.40f64,
+                48.84..48.88f64,
+                2.28..2.42f64,
+                48.82..48.90f64,
+            ),
+            0..40,
+        )
+        .prop_map(|v| {
             v.into_iter()
                 .enumerate()
                 .map(|(i, (a, b, c, d))| Order {
@@ -447,17 +464,46 @@ mod tests {
         let bs = batch_orders(&eta, &os, &tight).unwrap();
         assert_eq!(bs.len(), 6);
         let loose = batch_orders(&eta, &os, &BatchingConfig::default()).unwrap();
-        assert_eq!(loose.len(), 2, "six orders on one street: two batches of three");
-        assert!(batch_orders(&eta, &[], &BatchingConfig::default()).unwrap().is_empty());
+        assert_eq!(
+            loose.len(),
+            2,
+            "six orders on one street: two batches of three"
+        );
+        assert!(
+            batch_orders(&eta, &[], &BatchingConfig::default())
+                .unwrap()
+                .is_empty()
+        );
         for bad in [
-            BatchingConfig { max_orders: 0, ..BatchingConfig::default() },
-            BatchingConfig { max_orders: 4, ..BatchingConfig::default() },
-            BatchingConfig { neighbours: 0, ..BatchingConfig::default() },
-            BatchingConfig { slack_ratio: -0.1, ..BatchingConfig::default() },
-            BatchingConfig { slack_ratio: f64::NAN, ..BatchingConfig::default() },
-            BatchingConfig { max_pickup_gap_m: 0.0, ..BatchingConfig::default() },
+            BatchingConfig {
+                max_orders: 0,
+                ..BatchingConfig::default()
+            },
+            BatchingConfig {
+                max_orders: 4,
+                ..BatchingConfig::default()
+            },
+            BatchingConfig {
+                neighbours: 0,
+                ..BatchingConfig::default()
+            },
+            BatchingConfig {
+                slack_ratio: -0.1,
+                ..BatchingConfig::default()
+            },
+            BatchingConfig {
+                slack_ratio: f64::NAN,
+                ..BatchingConfig::default()
+            },
+            BatchingConfig {
+                max_pickup_gap_m: 0.0,
+                ..BatchingConfig::default()
+            },
         ] {
-            assert!(matches!(batch_orders(&eta, &os, &bad), Err(MatchingError::InvalidParameter { .. })));
+            assert!(matches!(
+                batch_orders(&eta, &os, &bad),
+                Err(MatchingError::InvalidParameter { .. })
+            ));
         }
     }
 }

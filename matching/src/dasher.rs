@@ -38,7 +38,11 @@ impl Earnings {
     /// Pay for `orders` orders over `metres`, saturating on overflow.
     pub fn pay_cents(&self, orders: usize, metres: f64) -> i64 {
         let km_part = (self.per_km_cents as f64 * metres.max(0.0) / 1000.0).round();
-        let km_part = if km_part.is_finite() { km_part as i64 } else { 0 };
+        let km_part = if km_part.is_finite() {
+            km_part as i64
+        } else {
+            0
+        };
         self.base_cents
             .saturating_add(self.per_order_cents.saturating_mul(orders as i64))
             .saturating_add(km_part)
@@ -120,7 +124,6 @@ impl DasherConfig {
 
 /// An offer of a batch to a dasher.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DasherOffer {
     /// The dasher.
     pub dasher: DriverId,
@@ -151,7 +154,6 @@ pub enum DasherUnmatched {
 
 /// Where a dasher match stands.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DasherStatus {
     /// Offers are open.
     Offering,
@@ -183,7 +185,6 @@ impl DasherStatus {
 
 /// What an event changed.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DasherStep {
     /// New offers to push.
     pub offers: Vec<DasherOffer>,
@@ -352,7 +353,11 @@ impl<E: EtaModel> DasherMatcher<E> {
         now: Instant,
     ) -> Result<Vec<Ranked<DasherOffer>>, MatchingError> {
         if !(radius_km.is_finite() && radius_km > 0.0) {
-            return Err(MatchingError::param("radius_km", radius_km, "must be finite and positive"));
+            return Err(MatchingError::param(
+                "radius_km",
+                radius_km,
+                "must be finite and positive",
+            ));
         }
         let r = strict_rating(self.config.min_rating)?;
         let filter = Filter::available()
@@ -440,7 +445,12 @@ impl<E: EtaModel> DasherMatcher<E> {
     /// # Errors
     /// [`MatchingError::Empty`] / [`MatchingError::TooLarge`] for a bad
     /// batch size; [`MatchingError::Geo`] if the index rejects the search.
-    pub fn start_at(&self, index: &GeoIndex, orders: &[Order], now: Instant) -> Result<(DasherMatch, DasherStep), MatchingError> {
+    pub fn start_at(
+        &self,
+        index: &GeoIndex,
+        orders: &[Order],
+        now: Instant,
+    ) -> Result<(DasherMatch, DasherStep), MatchingError> {
         let k = self.check_batch(orders)?;
         let mut m = DasherMatch {
             orders: orders.to_vec(),
@@ -457,7 +467,11 @@ impl<E: EtaModel> DasherMatcher<E> {
     ///
     /// # Errors
     /// As [`DasherMatcher::start_at`].
-    pub fn start(&self, index: &GeoIndex, orders: &[Order]) -> Result<(DasherMatch, DasherStep), MatchingError> {
+    pub fn start(
+        &self,
+        index: &GeoIndex,
+        orders: &[Order],
+    ) -> Result<(DasherMatch, DasherStep), MatchingError> {
         self.start_at(index, orders, Instant::now())
     }
 
@@ -471,9 +485,20 @@ impl<E: EtaModel> DasherMatcher<E> {
     /// over, the dasher has no open offer, the offer expired, or `now` is
     /// older than the previous event; [`MatchingError::Geo`] if the index
     /// fails.
-    pub fn accept_at(&self, index: &GeoIndex, m: &mut DasherMatch, dasher: DriverId, now: Instant) -> Result<DasherStep, MatchingError> {
-        m.rounds
-            .check_event("accept", m.status.name(), m.status.is_final(), Some(dasher), now)?;
+    pub fn accept_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut DasherMatch,
+        dasher: DriverId,
+        now: Instant,
+    ) -> Result<DasherStep, MatchingError> {
+        m.rounds.check_event(
+            "accept",
+            m.status.name(),
+            m.status.is_final(),
+            Some(dasher),
+            now,
+        )?;
         let k = m.orders.len() as u8;
         let max = self.config.max_orders;
         let mut won = false;
@@ -517,7 +542,9 @@ impl<E: EtaModel> DasherMatcher<E> {
         }
         let orders = next.orders.clone();
         let mut search = |r: f64, ex: &[DriverId]| self.search(index, &orders, k, r, ex, now);
-        let offers = next.rounds.close_offer(dasher, now, &self.rules(), &mut search)?;
+        let offers = next
+            .rounds
+            .close_offer(dasher, now, &self.rules(), &mut search)?;
         let step = self.settle(&mut next, offers, Vec::new(), Some(dasher));
         *m = next;
         Ok(step)
@@ -527,7 +554,12 @@ impl<E: EtaModel> DasherMatcher<E> {
     ///
     /// # Errors
     /// As [`DasherMatcher::accept_at`].
-    pub fn accept(&self, index: &GeoIndex, m: &mut DasherMatch, dasher: DriverId) -> Result<DasherStep, MatchingError> {
+    pub fn accept(
+        &self,
+        index: &GeoIndex,
+        m: &mut DasherMatch,
+        dasher: DriverId,
+    ) -> Result<DasherStep, MatchingError> {
         self.accept_at(index, m, dasher, Instant::now())
     }
 
@@ -536,15 +568,28 @@ impl<E: EtaModel> DasherMatcher<E> {
     ///
     /// # Errors
     /// As [`DasherMatcher::accept_at`].
-    pub fn decline_at(&self, index: &GeoIndex, m: &mut DasherMatch, dasher: DriverId, now: Instant) -> Result<DasherStep, MatchingError> {
-        m.rounds
-            .check_event("decline", m.status.name(), m.status.is_final(), Some(dasher), now)?;
+    pub fn decline_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut DasherMatch,
+        dasher: DriverId,
+        now: Instant,
+    ) -> Result<DasherStep, MatchingError> {
+        m.rounds.check_event(
+            "decline",
+            m.status.name(),
+            m.status.is_final(),
+            Some(dasher),
+            now,
+        )?;
         let mut next = m.clone();
         next.rounds.last_event = now;
         let orders = next.orders.clone();
         let k = orders.len() as u8;
         let mut search = |r: f64, ex: &[DriverId]| self.search(index, &orders, k, r, ex, now);
-        let offers = next.rounds.close_offer(dasher, now, &self.rules(), &mut search)?;
+        let offers = next
+            .rounds
+            .close_offer(dasher, now, &self.rules(), &mut search)?;
         let step = self.settle(&mut next, offers, Vec::new(), None);
         *m = next;
         Ok(step)
@@ -554,7 +599,12 @@ impl<E: EtaModel> DasherMatcher<E> {
     ///
     /// # Errors
     /// As [`DasherMatcher::decline_at`].
-    pub fn decline(&self, index: &GeoIndex, m: &mut DasherMatch, dasher: DriverId) -> Result<DasherStep, MatchingError> {
+    pub fn decline(
+        &self,
+        index: &GeoIndex,
+        m: &mut DasherMatch,
+        dasher: DriverId,
+    ) -> Result<DasherStep, MatchingError> {
         self.decline_at(index, m, dasher, Instant::now())
     }
 
@@ -565,7 +615,12 @@ impl<E: EtaModel> DasherMatcher<E> {
     /// # Errors
     /// [`MatchingError::InvalidEvent`] when the match is over or `now` is
     /// older than the previous event.
-    pub fn tick_at(&self, index: &GeoIndex, m: &mut DasherMatch, now: Instant) -> Result<DasherStep, MatchingError> {
+    pub fn tick_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut DasherMatch,
+        now: Instant,
+    ) -> Result<DasherStep, MatchingError> {
         m.rounds
             .check_event("tick", m.status.name(), m.status.is_final(), None, now)?;
         if !m.rounds.expired(now) {
@@ -603,7 +658,11 @@ mod tests {
     }
 
     fn at(km_east: f64) -> LonLat {
-        LonLat::new(2.35 + km_east / (111.195 * 48.85f64.to_radians().cos()), 48.85).unwrap()
+        LonLat::new(
+            2.35 + km_east / (111.195 * 48.85f64.to_radians().cos()),
+            48.85,
+        )
+        .unwrap()
     }
 
     /// Dashers (id, km east, rating, vehicle, load).
@@ -707,22 +766,31 @@ mod tests {
         let (mut b, sb) = mx.start_at(&index, &orders(2), t0).unwrap();
         assert_eq!(ids(&sa.offers), vec![1, 2]);
         assert_eq!(ids(&sb.offers), vec![1, 2]);
-        let s = mx.accept_at(&index, &mut a, DriverId(1), t0 + secs(1)).unwrap();
+        let s = mx
+            .accept_at(&index, &mut a, DriverId(1), t0 + secs(1))
+            .unwrap();
         a.validate();
         assert!(matches!(&s.status, DasherStatus::Assigned(o) if o.dasher == DriverId(1)));
         assert_eq!(s.withdrawn, vec![DriverId(2)]);
         let v = index.get_at(DriverId(1), t0).unwrap();
         assert_eq!((v.attrs.load, v.attrs.status), (3, Status::BUSY));
         // The same dasher accepts the other batch: it is full, race lost.
-        let s = mx.accept_at(&index, &mut b, DriverId(1), t0 + secs(2)).unwrap();
+        let s = mx
+            .accept_at(&index, &mut b, DriverId(1), t0 + secs(2))
+            .unwrap();
         b.validate();
         assert_eq!(s.lost_race, Some(DriverId(1)));
         assert_eq!(s.status, DasherStatus::Offering);
-        let s = mx.accept_at(&index, &mut b, DriverId(2), t0 + secs(3)).unwrap();
+        let s = mx
+            .accept_at(&index, &mut b, DriverId(2), t0 + secs(3))
+            .unwrap();
         assert!(matches!(&s.status, DasherStatus::Assigned(o) if o.dasher == DriverId(2)));
         let v = index.get_at(DriverId(2), t0).unwrap();
         assert_eq!((v.attrs.load, v.attrs.status), (2, Status::AVAILABLE));
-        assert!(mx.decline_at(&index, &mut b, DriverId(2), t0 + secs(4)).is_err());
+        assert!(
+            mx.decline_at(&index, &mut b, DriverId(2), t0 + secs(4))
+                .is_err()
+        );
     }
 
     #[test]
@@ -731,13 +799,27 @@ mod tests {
         let index = fleet(t0, &[(1, 0.1, 4.8, 0, 0)]);
         let mx = matcher();
         let (mut m, _) = mx.start_at(&index, &orders(3), t0).unwrap();
-        let s = mx.decline_at(&index, &mut m, DriverId(1), t0 + secs(1)).unwrap();
+        let s = mx
+            .decline_at(&index, &mut m, DriverId(1), t0 + secs(1))
+            .unwrap();
         m.validate();
-        assert!(matches!(s.status, DasherStatus::Unmatched { reason: DasherUnmatched::NobodyAccepted, .. }));
+        assert!(matches!(
+            s.status,
+            DasherStatus::Unmatched {
+                reason: DasherUnmatched::NobodyAccepted,
+                ..
+            }
+        ));
         let empty = fleet(t0, &[]);
         let (m, s) = mx.start_at(&empty, &orders(1), t0).unwrap();
         m.validate();
-        assert!(matches!(s.status, DasherStatus::Unmatched { reason: DasherUnmatched::NoDashersInRange, .. }));
+        assert!(matches!(
+            s.status,
+            DasherStatus::Unmatched {
+                reason: DasherUnmatched::NoDashersInRange,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -745,26 +827,64 @@ mod tests {
         let t0 = Instant::now();
         let index = fleet(t0, &[(1, 0.1, 4.8, 0, 0)]);
         let mx = matcher();
-        assert!(matches!(mx.start_at(&index, &[], t0), Err(MatchingError::Empty { .. })));
+        assert!(matches!(
+            mx.start_at(&index, &[], t0),
+            Err(MatchingError::Empty { .. })
+        ));
         assert!(matches!(
             mx.start_at(&index, &orders(4), t0),
-            Err(MatchingError::TooLarge { size: 4, limit: 3, .. })
+            Err(MatchingError::TooLarge {
+                size: 4,
+                limit: 3,
+                ..
+            })
         ));
-        let two = DasherMatcher::new(DasherConfig { max_orders: 2, ..DasherConfig::default() }, HaversineEta::default()).unwrap();
-        assert!(matches!(two.start_at(&index, &orders(3), t0), Err(MatchingError::TooLarge { limit: 2, .. })));
+        let two = DasherMatcher::new(
+            DasherConfig {
+                max_orders: 2,
+                ..DasherConfig::default()
+            },
+            HaversineEta::default(),
+        )
+        .unwrap();
+        assert!(matches!(
+            two.start_at(&index, &orders(3), t0),
+            Err(MatchingError::TooLarge { limit: 2, .. })
+        ));
         for bad in [
-            DasherConfig { max_orders: 0, ..DasherConfig::default() },
-            DasherConfig { max_orders: 8, ..DasherConfig::default() },
-            DasherConfig { candidates: 0, ..DasherConfig::default() },
-            DasherConfig { offers_per_round: 21, ..DasherConfig::default() },
-            DasherConfig { radius_steps_km: vec![], ..DasherConfig::default() },
-            DasherConfig { min_rating: Rating::MAX, ..DasherConfig::default() },
+            DasherConfig {
+                max_orders: 0,
+                ..DasherConfig::default()
+            },
+            DasherConfig {
+                max_orders: 8,
+                ..DasherConfig::default()
+            },
+            DasherConfig {
+                candidates: 0,
+                ..DasherConfig::default()
+            },
+            DasherConfig {
+                offers_per_round: 21,
+                ..DasherConfig::default()
+            },
+            DasherConfig {
+                radius_steps_km: vec![],
+                ..DasherConfig::default()
+            },
+            DasherConfig {
+                min_rating: Rating::MAX,
+                ..DasherConfig::default()
+            },
         ] {
             assert!(DasherMatcher::new(bad, HaversineEta::default()).is_err());
         }
         let (mut m, _) = mx.start_at(&index, &orders(1), t0 + secs(5)).unwrap();
         let before = m.clone();
-        assert!(mx.accept_at(&index, &mut m, DriverId(9), t0 + secs(6)).is_err());
+        assert!(
+            mx.accept_at(&index, &mut m, DriverId(9), t0 + secs(6))
+                .is_err()
+        );
         assert!(mx.tick_at(&index, &mut m, t0).is_err());
         assert_eq!(m, before);
         assert!(mx.candidates_at(&index, &orders(1), 0.0, &[], t0).is_err());
@@ -776,7 +896,10 @@ mod tests {
         assert_eq!(e.pay_cents(1, 0.0), 400);
         assert_eq!(e.pay_cents(3, 2_508.0), 300 + 300 + 150);
         assert_eq!(e.pay_cents(3, f64::NAN), 600);
-        let huge = Earnings { base_cents: i64::MAX, ..e };
+        let huge = Earnings {
+            base_cents: i64::MAX,
+            ..e
+        };
         assert_eq!(huge.pay_cents(3, 1e30), i64::MAX);
     }
 }

@@ -153,7 +153,11 @@ impl HaversineEta {
     /// [`MatchingError::InvalidParameter`] when `circuity` is not finite or
     /// below 1 (no road is shorter than the great circle), or the speed is
     /// not finite and positive (negative, zero, NaN).
-    pub fn new(circuity: f64, speed_kmh: f64, pickup_overhead: Duration) -> Result<Self, MatchingError> {
+    pub fn new(
+        circuity: f64,
+        speed_kmh: f64,
+        pickup_overhead: Duration,
+    ) -> Result<Self, MatchingError> {
         if !(circuity.is_finite() && circuity >= 1.0) {
             return Err(MatchingError::param(
                 "circuity",
@@ -174,7 +178,11 @@ impl HaversineEta {
     /// # Errors
     /// [`MatchingError::InvalidParameter`] for a speed that is not finite
     /// and positive.
-    pub fn with_speed_kmh(mut self, vehicle: VehicleType, speed_kmh: f64) -> Result<Self, MatchingError> {
+    pub fn with_speed_kmh(
+        mut self,
+        vehicle: VehicleType,
+        speed_kmh: f64,
+    ) -> Result<Self, MatchingError> {
         self.speed_kmh[usize::from(vehicle.get())] = check_speed(speed_kmh)?;
         Ok(self)
     }
@@ -217,14 +225,25 @@ mod tests {
     #[test]
     fn bad_parameters_are_typed_errors() {
         let d = Duration::from_secs(1);
-        for (c, s) in [(0.9, 30.0), (f64::NAN, 30.0), (1.2, -5.0), (1.2, 0.0), (1.2, f64::INFINITY), (1.2, f64::NAN)] {
+        for (c, s) in [
+            (0.9, 30.0),
+            (f64::NAN, 30.0),
+            (1.2, -5.0),
+            (1.2, 0.0),
+            (1.2, f64::INFINITY),
+            (1.2, f64::NAN),
+        ] {
             assert!(matches!(
                 HaversineEta::new(c, s, d),
                 Err(MatchingError::InvalidParameter { .. })
             ));
         }
         let m = HaversineEta::default();
-        assert!(m.clone().with_speed_kmh(VehicleType::new(3).unwrap(), -1.0).is_err());
+        assert!(
+            m.clone()
+                .with_speed_kmh(VehicleType::new(3).unwrap(), -1.0)
+                .is_err()
+        );
         assert_eq!(m.speed_kmh(VehicleType::new(63).unwrap()), 30.0);
     }
 
@@ -240,6 +259,12 @@ mod tests {
         assert!(ab.is_usable());
         assert_eq!(m.leg(a, a, v).secs, 0.0);
         assert_eq!(m.pickup_eta_secs(a, a, v), 60.0);
-        assert!(!Leg { metres: f64::NAN, secs: 1.0 }.is_usable());
+        assert!(
+            !Leg {
+                metres: f64::NAN,
+                secs: 1.0
+            }
+            .is_usable()
+        );
     }
 }

@@ -172,7 +172,13 @@ impl<P: Clone> Rounds<P> {
         driver: Option<DriverId>,
         now: Instant,
     ) -> Result<(), MatchingError> {
-        let refuse = |reason| Err(MatchingError::InvalidEvent { event, state, reason });
+        let refuse = |reason| {
+            Err(MatchingError::InvalidEvent {
+                event,
+                state,
+                reason,
+            })
+        };
         if finished {
             return refuse("the match is over");
         }
@@ -189,7 +195,12 @@ impl<P: Clone> Rounds<P> {
     }
 
     /// Checks that an event at `now` is not from the past.
-    pub(crate) fn check_time(&self, event: &'static str, state: &'static str, now: Instant) -> Result<(), MatchingError> {
+    pub(crate) fn check_time(
+        &self,
+        event: &'static str,
+        state: &'static str,
+        now: Instant,
+    ) -> Result<(), MatchingError> {
         if now < self.last_event {
             return Err(MatchingError::InvalidEvent {
                 event,
@@ -216,12 +227,21 @@ impl<P: Clone> Rounds<P> {
         seen.dedup();
         assert_eq!(before, seen.len(), "a driver was offered twice");
         for c in &self.open {
-            assert!(self.offered.contains(&c.driver), "open offer never recorded");
+            assert!(
+                self.offered.contains(&c.driver),
+                "open offer never recorded"
+            );
         }
         for c in &self.queue {
-            assert!(!self.offered.contains(&c.driver), "queued driver already offered");
+            assert!(
+                !self.offered.contains(&c.driver),
+                "queued driver already offered"
+            );
         }
-        assert!(self.queue.windows(2).all(|w| w[0].score >= w[1].score), "queue out of order");
+        assert!(
+            self.queue.windows(2).all(|w| w[0].score >= w[1].score),
+            "queue out of order"
+        );
         if active {
             assert!(!self.open.is_empty(), "an active match has open offers");
             assert!(self.deadline.is_some());

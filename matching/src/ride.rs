@@ -101,7 +101,11 @@ pub(crate) fn check_steps(steps: &[f64]) -> Result<(), MatchingError> {
     Ok(())
 }
 
-pub(crate) fn check_counts(candidates: usize, per_round: usize, timeout: Duration) -> Result<(), MatchingError> {
+pub(crate) fn check_counts(
+    candidates: usize,
+    per_round: usize,
+    timeout: Duration,
+) -> Result<(), MatchingError> {
     if candidates == 0 {
         return Err(MatchingError::param(
             "candidates",
@@ -117,7 +121,11 @@ pub(crate) fn check_counts(candidates: usize, per_round: usize, timeout: Duratio
         ));
     }
     if timeout.is_zero() {
-        return Err(MatchingError::param("offer_timeout", 0.0, "must be above zero"));
+        return Err(MatchingError::param(
+            "offer_timeout",
+            0.0,
+            "must be above zero",
+        ));
     }
     Ok(())
 }
@@ -125,17 +133,12 @@ pub(crate) fn check_counts(candidates: usize, per_round: usize, timeout: Duratio
 /// The inclusive index filter rating for "strictly above `r`".
 pub(crate) fn strict_rating(r: Rating) -> Result<Rating, MatchingError> {
     Rating::from_hundredths(r.hundredths() + 1).map_err(|_| {
-        MatchingError::param(
-            "min_rating",
-            r.get(),
-            "nobody is rated strictly above 5.00",
-        )
+        MatchingError::param("min_rating", r.get(), "nobody is rated strictly above 5.00")
     })
 }
 
 /// An offer of a ride to a driver.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RideOffer {
     /// The driver offered the ride.
     pub driver: DriverId,
@@ -209,7 +212,6 @@ impl RideStatus {
 
 /// What an event changed.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RideStep {
     /// New offers to send (push notifications).
     pub offers: Vec<RideOffer>,
@@ -253,7 +255,11 @@ impl RideMatch {
     /// Open offers, best ETA first.
     pub fn open_offers(&self) -> Vec<RideOffer> {
         let expires_at = self.rounds.deadline.unwrap_or(self.rounds.last_event);
-        self.rounds.open.iter().map(|c| offer(c, expires_at)).collect()
+        self.rounds
+            .open
+            .iter()
+            .map(|c| offer(c, expires_at))
+            .collect()
     }
 
     /// When the open offers lapse (`None` once the match is over).
@@ -386,7 +392,11 @@ impl<E: EtaModel> RideMatcher<E> {
         now: Instant,
     ) -> Result<Vec<Ranked<RideCandidate>>, MatchingError> {
         if !(radius_km.is_finite() && radius_km > 0.0) {
-            return Err(MatchingError::param("radius_km", radius_km, "must be finite and positive"));
+            return Err(MatchingError::param(
+                "radius_km",
+                radius_km,
+                "must be finite and positive",
+            ));
         }
         let q = Search::radius(req.pickup, radius_km, Unit::Kilometers)
             .count(self.config.candidates)
@@ -439,7 +449,13 @@ impl<E: EtaModel> RideMatcher<E> {
         }
     }
 
-    fn step(&self, m: &RideMatch, offers: &[Ranked<RideCandidate>], withdrawn: Vec<DriverId>, lost_race: Option<DriverId>) -> RideStep {
+    fn step(
+        &self,
+        m: &RideMatch,
+        offers: &[Ranked<RideCandidate>],
+        withdrawn: Vec<DriverId>,
+        lost_race: Option<DriverId>,
+    ) -> RideStep {
         let expires_at = m.rounds.deadline.unwrap_or(m.rounds.last_event);
         RideStep {
             offers: offers.iter().map(|c| offer(c, expires_at)).collect(),
@@ -456,7 +472,12 @@ impl<E: EtaModel> RideMatcher<E> {
     ///
     /// # Errors
     /// [`MatchingError::Geo`] if the index rejects the search.
-    pub fn start_at(&self, index: &GeoIndex, request: RideRequest, now: Instant) -> Result<(RideMatch, RideStep), MatchingError> {
+    pub fn start_at(
+        &self,
+        index: &GeoIndex,
+        request: RideRequest,
+        now: Instant,
+    ) -> Result<(RideMatch, RideStep), MatchingError> {
         let mut m = RideMatch {
             request,
             rounds: Rounds::new(now),
@@ -473,13 +494,28 @@ impl<E: EtaModel> RideMatcher<E> {
     ///
     /// # Errors
     /// As [`RideMatcher::start_at`].
-    pub fn start(&self, index: &GeoIndex, request: RideRequest) -> Result<(RideMatch, RideStep), MatchingError> {
+    pub fn start(
+        &self,
+        index: &GeoIndex,
+        request: RideRequest,
+    ) -> Result<(RideMatch, RideStep), MatchingError> {
         self.start_at(index, request, Instant::now())
     }
 
-    fn check_open(&self, m: &RideMatch, event: &'static str, driver: DriverId, now: Instant) -> Result<(), MatchingError> {
-        m.rounds
-            .check_event(event, m.status.name(), m.status.is_final(), Some(driver), now)
+    fn check_open(
+        &self,
+        m: &RideMatch,
+        event: &'static str,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<(), MatchingError> {
+        m.rounds.check_event(
+            event,
+            m.status.name(),
+            m.status.is_final(),
+            Some(driver),
+            now,
+        )
     }
 
     /// States 3–4: `driver` accepts. The driver is claimed atomically
@@ -493,17 +529,27 @@ impl<E: EtaModel> RideMatcher<E> {
     /// over, the driver has no open offer, the offer has expired, or `now`
     /// is older than the previous event; [`MatchingError::Geo`] if the
     /// index fails.
-    pub fn accept_at(&self, index: &GeoIndex, m: &mut RideMatch, driver: DriverId, now: Instant) -> Result<RideStep, MatchingError> {
+    pub fn accept_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<RideStep, MatchingError> {
         self.check_open(m, "accept", driver, now)?;
-        let won = match index.compare_and_set_status_at(driver, Status::AVAILABLE, Status::BUSY, now) {
-            Ok(won) => won,
-            Err(GeoError::UnknownDriver(_)) => false,
-            Err(e) => return Err(e.into()),
-        };
+        let won =
+            match index.compare_and_set_status_at(driver, Status::AVAILABLE, Status::BUSY, now) {
+                Ok(won) => won,
+                Err(GeoError::UnknownDriver(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
         let mut next = m.clone();
         next.rounds.last_event = now;
         if won {
-            let eta = next.rounds.open_offer(driver).map_or(0.0, |c| c.payload.eta_secs);
+            let eta = next
+                .rounds
+                .open_offer(driver)
+                .map_or(0.0, |c| c.payload.eta_secs);
             let withdrawn = next
                 .rounds
                 .open
@@ -523,7 +569,9 @@ impl<E: EtaModel> RideMatcher<E> {
         }
         let req = next.request;
         let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
-        let offers = next.rounds.close_offer(driver, now, &self.rules(), &mut search)?;
+        let offers = next
+            .rounds
+            .close_offer(driver, now, &self.rules(), &mut search)?;
         self.finish_if_exhausted(&mut next, &offers);
         let step = self.step(&next, &offers, Vec::new(), Some(driver));
         *m = next;
@@ -534,7 +582,12 @@ impl<E: EtaModel> RideMatcher<E> {
     ///
     /// # Errors
     /// As [`RideMatcher::accept_at`].
-    pub fn accept(&self, index: &GeoIndex, m: &mut RideMatch, driver: DriverId) -> Result<RideStep, MatchingError> {
+    pub fn accept(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+    ) -> Result<RideStep, MatchingError> {
         self.accept_at(index, m, driver, Instant::now())
     }
 
@@ -545,13 +598,21 @@ impl<E: EtaModel> RideMatcher<E> {
     ///
     /// # Errors
     /// As [`RideMatcher::accept_at`].
-    pub fn decline_at(&self, index: &GeoIndex, m: &mut RideMatch, driver: DriverId, now: Instant) -> Result<RideStep, MatchingError> {
+    pub fn decline_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<RideStep, MatchingError> {
         self.check_open(m, "decline", driver, now)?;
         let mut next = m.clone();
         next.rounds.last_event = now;
         let req = next.request;
         let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
-        let offers = next.rounds.close_offer(driver, now, &self.rules(), &mut search)?;
+        let offers = next
+            .rounds
+            .close_offer(driver, now, &self.rules(), &mut search)?;
         self.finish_if_exhausted(&mut next, &offers);
         let step = self.step(&next, &offers, Vec::new(), None);
         *m = next;
@@ -562,7 +623,12 @@ impl<E: EtaModel> RideMatcher<E> {
     ///
     /// # Errors
     /// As [`RideMatcher::decline_at`].
-    pub fn decline(&self, index: &GeoIndex, m: &mut RideMatch, driver: DriverId) -> Result<RideStep, MatchingError> {
+    pub fn decline(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+    ) -> Result<RideStep, MatchingError> {
         self.decline_at(index, m, driver, Instant::now())
     }
 
@@ -575,7 +641,12 @@ impl<E: EtaModel> RideMatcher<E> {
     /// [`MatchingError::InvalidEvent`] when the match is over or `now` is
     /// older than the previous event; [`MatchingError::Geo`] if the index
     /// fails.
-    pub fn tick_at(&self, index: &GeoIndex, m: &mut RideMatch, now: Instant) -> Result<RideStep, MatchingError> {
+    pub fn tick_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        now: Instant,
+    ) -> Result<RideStep, MatchingError> {
         m.rounds
             .check_event("tick", m.status.name(), m.status.is_final(), None, now)?;
         if !m.rounds.expired(now) {
@@ -665,19 +736,41 @@ mod tests {
     #[test]
     fn accept_assigns_and_withdraws_the_other_offers() {
         let t0 = Instant::now();
-        let index = fleet(t0, &[(1, 1.0, 4.9, 0), (2, 2.0, 4.9, 0), (3, 0.5, 4.9, 0), (4, 3.0, 4.9, 0)]);
+        let index = fleet(
+            t0,
+            &[
+                (1, 1.0, 4.9, 0),
+                (2, 2.0, 4.9, 0),
+                (3, 0.5, 4.9, 0),
+                (4, 3.0, 4.9, 0),
+            ],
+        );
         let mx = matcher();
         let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
         m.validate();
         assert_eq!(ids(&step.offers), vec![3, 1, 2], "top 3 by ETA");
         assert!(step.offers.windows(2).all(|w| w[0].eta <= w[1].eta));
         assert_eq!(step.offers[0].expires_at, t0 + secs(30));
-        let step = mx.accept_at(&index, &mut m, DriverId(1), t0 + secs(10)).unwrap();
+        let step = mx
+            .accept_at(&index, &mut m, DriverId(1), t0 + secs(10))
+            .unwrap();
         m.validate();
         assert_eq!(step.withdrawn, vec![DriverId(3), DriverId(2)]);
-        assert!(matches!(step.status, RideStatus::Assigned { driver: DriverId(1), .. }));
-        assert_eq!(index.get_at(DriverId(1), t0).unwrap().attrs.status, Status::BUSY);
-        assert_eq!(index.get_at(DriverId(3), t0).unwrap().attrs.status, Status::AVAILABLE);
+        assert!(matches!(
+            step.status,
+            RideStatus::Assigned {
+                driver: DriverId(1),
+                ..
+            }
+        ));
+        assert_eq!(
+            index.get_at(DriverId(1), t0).unwrap().attrs.status,
+            Status::BUSY
+        );
+        assert_eq!(
+            index.get_at(DriverId(3), t0).unwrap().attrs.status,
+            Status::AVAILABLE
+        );
         // The match is over: further events are refused, state unchanged.
         let before = m.clone();
         assert!(matches!(
@@ -696,22 +789,30 @@ mod tests {
         let mx = matcher();
         let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
         assert_eq!(ids(&step.offers), vec![1, 2, 3]);
-        let s = mx.decline_at(&index, &mut m, DriverId(2), t0 + secs(1)).unwrap();
+        let s = mx
+            .decline_at(&index, &mut m, DriverId(2), t0 + secs(1))
+            .unwrap();
         m.validate();
         assert!(s.offers.is_empty(), "other offers still open");
-        mx.decline_at(&index, &mut m, DriverId(1), t0 + secs(2)).unwrap();
-        let s = mx.decline_at(&index, &mut m, DriverId(3), t0 + secs(3)).unwrap();
+        mx.decline_at(&index, &mut m, DriverId(1), t0 + secs(2))
+            .unwrap();
+        let s = mx
+            .decline_at(&index, &mut m, DriverId(3), t0 + secs(3))
+            .unwrap();
         m.validate();
         assert_eq!(ids(&s.offers), vec![4, 5, 6]);
         assert_eq!(s.offers[0].expires_at, t0 + secs(33), "a fresh deadline");
         assert_eq!(m.radius_step(), 0);
         for d in [4, 5, 6] {
-            mx.decline_at(&index, &mut m, DriverId(d), t0 + secs(4)).unwrap();
+            mx.decline_at(&index, &mut m, DriverId(d), t0 + secs(4))
+                .unwrap();
             m.validate();
         }
         assert_eq!(ids(&m.open_offers()), vec![7]);
         // Declining the last one within 10 km: nobody left.
-        let s = mx.decline_at(&index, &mut m, DriverId(7), t0 + secs(5)).unwrap();
+        let s = mx
+            .decline_at(&index, &mut m, DriverId(7), t0 + secs(5))
+            .unwrap();
         m.validate();
         assert_eq!(
             s.status,
@@ -726,7 +827,16 @@ mod tests {
     #[test]
     fn timeout_expands_the_radius_to_drivers_not_yet_offered() {
         let t0 = Instant::now();
-        let index = fleet(t0, &[(1, 3.0, 4.9, 0), (2, 4.0, 4.9, 0), (3, 7.0, 4.9, 0), (4, 8.0, 4.9, 0), (5, 12.0, 4.9, 0)]);
+        let index = fleet(
+            t0,
+            &[
+                (1, 3.0, 4.9, 0),
+                (2, 4.0, 4.9, 0),
+                (3, 7.0, 4.9, 0),
+                (4, 8.0, 4.9, 0),
+                (5, 12.0, 4.9, 0),
+            ],
+        );
         let mx = matcher();
         let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
         assert_eq!(ids(&step.offers), vec![1, 2]);
@@ -737,7 +847,11 @@ mod tests {
         let s = mx.tick_at(&index, &mut m, t0 + secs(30)).unwrap();
         m.validate();
         assert_eq!(s.withdrawn, vec![DriverId(1), DriverId(2)]);
-        assert_eq!(ids(&s.offers), vec![3, 4], "10 km, only drivers not offered yet");
+        assert_eq!(
+            ids(&s.offers),
+            vec![3, 4],
+            "10 km, only drivers not offered yet"
+        );
         assert_eq!(m.radius_step(), 1);
         // An accept after the deadline is refused until the timeout is processed.
         assert!(matches!(
@@ -750,7 +864,11 @@ mod tests {
         assert_eq!(s.withdrawn, vec![DriverId(3), DriverId(4)]);
         assert!(matches!(
             s.status,
-            RideStatus::Unmatched { reason: UnmatchedReason::NobodyAccepted, offers_made: 4, .. }
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NobodyAccepted,
+                offers_made: 4,
+                ..
+            }
         ));
         assert!(m.deadline().is_none());
     }
@@ -784,44 +902,105 @@ mod tests {
         let t0 = Instant::now();
         let index = fleet(
             t0,
-            &[(1, 1.0, 4.5, 0), (2, 1.1, 4.51, 0), (3, 1.2, 4.9, 1), (4, 1.3, 5.0, 0), (5, 0.1, 4.9, 0)],
+            &[
+                (1, 1.0, 4.5, 0),
+                (2, 1.1, 4.51, 0),
+                (3, 1.2, 4.9, 1),
+                (4, 1.3, 5.0, 0),
+                (5, 0.1, 4.9, 0),
+            ],
         );
-        assert!(index.compare_and_set_status_at(DriverId(5), Status::AVAILABLE, Status::BUSY, t0).unwrap());
+        assert!(
+            index
+                .compare_and_set_status_at(DriverId(5), Status::AVAILABLE, Status::BUSY, t0)
+                .unwrap()
+        );
         let (_, step) = matcher().start_at(&index, request(1), t0).unwrap();
         assert_eq!(ids(&step.offers), vec![2, 4]);
         // Drivers whose location expired (TTL) are offline.
-        let (_, step) = matcher().start_at(&index, request(1), t0 + secs(601)).unwrap();
-        assert!(matches!(step.status, RideStatus::Unmatched { reason: UnmatchedReason::NoDriversInRange, .. }));
+        let (_, step) = matcher()
+            .start_at(&index, request(1), t0 + secs(601))
+            .unwrap();
+        assert!(matches!(
+            step.status,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NoDriversInRange,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn racing_accepts_exactly_one_wins_the_other_goes_on() {
         let t0 = Instant::now();
-        let index = fleet(t0, &[(1, 0.5, 4.9, 0), (2, 1.0, 4.9, 0), (3, 1.5, 4.9, 0), (4, 2.0, 4.9, 0)]);
+        let index = fleet(
+            t0,
+            &[
+                (1, 0.5, 4.9, 0),
+                (2, 1.0, 4.9, 0),
+                (3, 1.5, 4.9, 0),
+                (4, 2.0, 4.9, 0),
+            ],
+        );
         let mx = matcher();
         let (mut a, sa) = mx.start_at(&index, request(1), t0).unwrap();
         let (mut b, sb) = mx.start_at(&index, request(2), t0).unwrap();
         assert_eq!(ids(&sa.offers), ids(&sb.offers));
-        let wa = mx.accept_at(&index, &mut a, DriverId(1), t0 + secs(2)).unwrap();
-        let wb = mx.accept_at(&index, &mut b, DriverId(1), t0 + secs(2)).unwrap();
+        let wa = mx
+            .accept_at(&index, &mut a, DriverId(1), t0 + secs(2))
+            .unwrap();
+        let wb = mx
+            .accept_at(&index, &mut b, DriverId(1), t0 + secs(2))
+            .unwrap();
         a.validate();
         b.validate();
-        assert!(matches!(wa.status, RideStatus::Assigned { driver: DriverId(1), .. }));
+        assert!(matches!(
+            wa.status,
+            RideStatus::Assigned {
+                driver: DriverId(1),
+                ..
+            }
+        ));
         assert_eq!(wb.lost_race, Some(DriverId(1)));
         assert_eq!(wb.status, RideStatus::Offering);
-        assert_eq!(ids(&b.open_offers()), vec![2, 3], "b keeps its other offers");
+        assert_eq!(
+            ids(&b.open_offers()),
+            vec![2, 3],
+            "b keeps its other offers"
+        );
         // b's other drivers accept in turn; 2 wins for b.
-        let wb = mx.accept_at(&index, &mut b, DriverId(2), t0 + secs(3)).unwrap();
-        assert!(matches!(wb.status, RideStatus::Assigned { driver: DriverId(2), .. }));
+        let wb = mx
+            .accept_at(&index, &mut b, DriverId(2), t0 + secs(3))
+            .unwrap();
+        assert!(matches!(
+            wb.status,
+            RideStatus::Assigned {
+                driver: DriverId(2),
+                ..
+            }
+        ));
         // When the lost race was the last open offer, the next candidate is offered.
         let (mut c, sc) = mx.start_at(&index, request(3), t0 + secs(4)).unwrap();
         assert_eq!(ids(&sc.offers), vec![3, 4]);
-        mx.decline_at(&index, &mut c, DriverId(4), t0 + secs(5)).unwrap();
-        assert!(index.compare_and_set_status_at(DriverId(3), Status::AVAILABLE, Status::BUSY, t0).unwrap());
-        let s = mx.accept_at(&index, &mut c, DriverId(3), t0 + secs(6)).unwrap();
+        mx.decline_at(&index, &mut c, DriverId(4), t0 + secs(5))
+            .unwrap();
+        assert!(
+            index
+                .compare_and_set_status_at(DriverId(3), Status::AVAILABLE, Status::BUSY, t0)
+                .unwrap()
+        );
+        let s = mx
+            .accept_at(&index, &mut c, DriverId(3), t0 + secs(6))
+            .unwrap();
         c.validate();
         assert_eq!(s.lost_race, Some(DriverId(3)));
-        assert!(matches!(s.status, RideStatus::Unmatched { reason: UnmatchedReason::NobodyAccepted, .. }));
+        assert!(matches!(
+            s.status,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NobodyAccepted,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -832,28 +1011,70 @@ mod tests {
         let (mut m, _) = mx.start_at(&index, request(1), t0 + secs(5)).unwrap();
         let before = m.clone();
         // Unknown driver / not offered.
-        assert!(mx.accept_at(&index, &mut m, DriverId(99), t0 + secs(6)).is_err());
-        assert!(mx.decline_at(&index, &mut m, DriverId(99), t0 + secs(6)).is_err());
+        assert!(
+            mx.accept_at(&index, &mut m, DriverId(99), t0 + secs(6))
+                .is_err()
+        );
+        assert!(
+            mx.decline_at(&index, &mut m, DriverId(99), t0 + secs(6))
+                .is_err()
+        );
         // From the past.
         assert!(mx.decline_at(&index, &mut m, DriverId(1), t0).is_err());
         assert!(mx.tick_at(&index, &mut m, t0).is_err());
         assert_eq!(m, before);
         let bad = [
-            RideConfig { radius_steps_km: vec![], ..RideConfig::default() },
-            RideConfig { radius_steps_km: vec![5.0, 5.0], ..RideConfig::default() },
-            RideConfig { radius_steps_km: vec![-1.0], ..RideConfig::default() },
-            RideConfig { radius_steps_km: vec![f64::NAN], ..RideConfig::default() },
-            RideConfig { candidates: 0, ..RideConfig::default() },
-            RideConfig { offers_per_round: 0, ..RideConfig::default() },
-            RideConfig { offers_per_round: 11, ..RideConfig::default() },
-            RideConfig { offer_timeout: Duration::ZERO, ..RideConfig::default() },
-            RideConfig { min_rating: Rating::MAX, ..RideConfig::default() },
+            RideConfig {
+                radius_steps_km: vec![],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                radius_steps_km: vec![5.0, 5.0],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                radius_steps_km: vec![-1.0],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                radius_steps_km: vec![f64::NAN],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                candidates: 0,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                offers_per_round: 0,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                offers_per_round: 11,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                offer_timeout: Duration::ZERO,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                min_rating: Rating::MAX,
+                ..RideConfig::default()
+            },
         ];
         for c in bad {
-            assert!(RideMatcher::new(c.clone(), HaversineEta::default()).is_err(), "{c:?}");
+            assert!(
+                RideMatcher::new(c.clone(), HaversineEta::default()).is_err(),
+                "{c:?}"
+            );
         }
-        assert!(mx.candidates_at(&index, &request(1), -5.0, &[], t0).is_err());
-        assert!(mx.candidates_at(&index, &request(1), f64::NAN, &[], t0).is_err());
+        assert!(
+            mx.candidates_at(&index, &request(1), -5.0, &[], t0)
+                .is_err()
+        );
+        assert!(
+            mx.candidates_at(&index, &request(1), f64::NAN, &[], t0)
+                .is_err()
+        );
     }
 
     fn config(default_cases: u32) -> ProptestConfig {

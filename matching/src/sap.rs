@@ -61,13 +61,19 @@ pub(crate) struct Solution {
     /// `row → column`.
     pub(crate) row_col: Vec<u32>,
     /// Cost of each row's edge.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the certificate is checked in tests"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the certificate is checked in tests")
+    )]
     pub(crate) row_cost: Vec<f64>,
     /// Column potentials (≤ 0; 0 on unmatched columns). With the implicit
     /// row potentials `u[i] = row_cost[i] - v[row_col[i]]`, every edge has
     /// `cost - u - v >= 0` and matched edges are tight: the LP optimality
     /// certificate.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the certificate is checked in tests"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the certificate is checked in tests")
+    )]
     pub(crate) v: Vec<f64>,
 }
 
@@ -207,7 +213,11 @@ pub(crate) fn assign_rows(g: &Sparse) -> Solution {
         done.clear();
     }
     let v = cs.iter().map(|c| c.v).collect();
-    Solution { row_col, row_cost, v }
+    Solution {
+        row_col,
+        row_cost,
+        v,
+    }
 }
 
 /// Augmenting row reduction (two rounds, as in Jonker & Volgenant 1987),
@@ -288,13 +298,22 @@ impl Solution {
         for i in 0..g.rows() {
             let (cols, costs) = g.edges(i);
             let j = self.row_col[i];
-            let k = cols.iter().position(|&c| c == j).expect("matched over an edge");
+            let k = cols
+                .iter()
+                .position(|&c| c == j)
+                .expect("matched over an edge");
             assert_eq!(costs[k], self.row_cost[i]);
-            assert!(!std::mem::replace(&mut used[j as usize], true), "column used twice");
+            assert!(
+                !std::mem::replace(&mut used[j as usize], true),
+                "column used twice"
+            );
             let u = self.row_cost[i] - self.v[j as usize];
             for (&c, &cost) in cols.iter().zip(costs) {
                 let r = cost - u - self.v[c as usize];
-                assert!(r >= -1e-7 * (1.0 + cost.abs() + u.abs()), "negative reduced cost {r}");
+                assert!(
+                    r >= -1e-7 * (1.0 + cost.abs() + u.abs()),
+                    "negative reduced cost {r}"
+                );
             }
         }
         for (j, &vj) in self.v.iter().enumerate() {

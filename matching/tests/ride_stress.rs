@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use dispatchkit_geo_index::{
     Attrs, DriverId, GeoIndex, IndexConfig, LonLat, Rating, Status, VehicleSet, VehicleType,
 };
-use dispatchkit_matching::{HaversineEta, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId};
+use dispatchkit_matching::{
+    HaversineEta, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId,
+};
 
 const THREADS: usize = 4;
 const RIDERS_PER_THREAD: usize = 150;
@@ -27,12 +29,22 @@ fn riders_racing_for_few_drivers_never_double_book() {
     let car = VehicleType::new(0).unwrap();
     for i in 0..DRIVERS {
         // A 12 × 10 grid, ~300 m apart, around Paris.
-        let pos = LonLat::new(2.33 + (i % 12) as f64 * 0.004, 48.85 + (i / 12) as f64 * 0.0027).unwrap();
+        let pos = LonLat::new(
+            2.33 + (i % 12) as f64 * 0.004,
+            48.85 + (i / 12) as f64 * 0.0027,
+        )
+        .unwrap();
         index
-            .upsert_at(DriverId(i), pos, Attrs::available(car, Rating::new(4.8).unwrap()), t0)
+            .upsert_at(
+                DriverId(i),
+                pos,
+                Attrs::available(car, Rating::new(4.8).unwrap()),
+                t0,
+            )
             .unwrap();
     }
-    let matcher = Arc::new(RideMatcher::new(RideConfig::default(), HaversineEta::default()).unwrap());
+    let matcher =
+        Arc::new(RideMatcher::new(RideConfig::default(), HaversineEta::default()).unwrap());
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -91,6 +103,9 @@ fn riders_racing_for_few_drivers_never_double_book() {
     assert_eq!(busy, all.len(), "index status agrees with the assignments");
     // The races really happened: claims lost to another thread's rider.
     assert!(lost > 0, "no contention observed");
-    eprintln!("{} assigned, {unmatched} unmatched, {lost} lost races", all.len());
+    eprintln!(
+        "{} assigned, {unmatched} unmatched, {lost} lost races",
+        all.len()
+    );
     index.validate();
 }

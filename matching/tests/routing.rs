@@ -225,7 +225,10 @@ fn bad_input_is_a_typed_error() {
         solve(&empty, RouteShape::Closed, &SolveOptions::default()),
         Err(MatchingError::Empty { .. })
     ));
-    assert!(matches!(held_karp(&empty, RouteShape::Closed), Err(MatchingError::Empty { .. })));
+    assert!(matches!(
+        held_karp(&empty, RouteShape::Closed),
+        Err(MatchingError::Empty { .. })
+    ));
     assert!(matches!(
         PlanarPoints::new(vec![(0.0, f64::NAN)], PlanarMetric::Euc2d),
         Err(MatchingError::InvalidCoordinate { index: 0, .. })
@@ -250,7 +253,11 @@ fn bad_input_is_a_typed_error() {
         DistanceMatrix::new(2, vec![0.0, 1.0, 1.0]),
         Err(MatchingError::SizeMismatch { .. })
     ));
-    let d = PlanarPoints::new(vec![(0.0, 0.0), (1.0, 0.0), (2.0, 0.0)], PlanarMetric::Euc2d).unwrap();
+    let d = PlanarPoints::new(
+        vec![(0.0, 0.0), (1.0, 0.0), (2.0, 0.0)],
+        PlanarMetric::Euc2d,
+    )
+    .unwrap();
     assert!(matches!(
         solve(&d, RouteShape::path_from(3), &SolveOptions::default()),
         Err(MatchingError::UnknownId { id: 3, .. })
@@ -265,7 +272,10 @@ fn bad_input_is_a_typed_error() {
     };
     assert!(matches!(
         solve(&d, RouteShape::Closed, &zero_k),
-        Err(MatchingError::InvalidParameter { name: "neighbours", .. })
+        Err(MatchingError::InvalidParameter {
+            name: "neighbours",
+            ..
+        })
     ));
     let too_exact = SolveOptions {
         exact_up_to: HELD_KARP_LIMIT + 1,
@@ -276,11 +286,20 @@ fn bad_input_is_a_typed_error() {
         assert!(improve(&d, RouteShape::Closed, bad, &SolveOptions::default()).is_err());
     }
     assert!(matches!(
-        improve(&d, RouteShape::path_from(1), &[0, 1, 2], &SolveOptions::default()),
+        improve(
+            &d,
+            RouteShape::path_from(1),
+            &[0, 1, 2],
+            &SolveOptions::default()
+        ),
         Err(MatchingError::InvalidTour { .. })
     ));
-    let big = PlanarPoints::new(vec![(0.0, 0.0); HELD_KARP_LIMIT + 1], PlanarMetric::Euc2d).unwrap();
-    assert!(matches!(held_karp(&big, RouteShape::Closed), Err(MatchingError::TooLarge { .. })));
+    let big =
+        PlanarPoints::new(vec![(0.0, 0.0); HELD_KARP_LIMIT + 1], PlanarMetric::Euc2d).unwrap();
+    assert!(matches!(
+        held_karp(&big, RouteShape::Closed),
+        Err(MatchingError::TooLarge { .. })
+    ));
     // A user-implemented Distances with a NaN entry.
     struct Nan;
     impl Distances for Nan {
@@ -300,7 +319,11 @@ fn bad_input_is_a_typed_error() {
 #[test]
 fn single_and_two_stop_routes() {
     let one = PlanarPoints::new(vec![(1.0, 1.0)], PlanarMetric::Euc2d).unwrap();
-    for shape in [RouteShape::Closed, RouteShape::path_from(0), RouteShape::free_path()] {
+    for shape in [
+        RouteShape::Closed,
+        RouteShape::path_from(0),
+        RouteShape::free_path(),
+    ] {
         let r = solve(&one, shape, &SolveOptions::default()).unwrap().route;
         assert_eq!((r.order, r.length), (vec![0], 0.0));
         let opts = SolveOptions {
@@ -312,7 +335,10 @@ fn single_and_two_stop_routes() {
     }
     let two = PlanarPoints::new(vec![(0.0, 0.0), (3.0, 4.0)], PlanarMetric::Euc2d).unwrap();
     assert_eq!(held_karp(&two, RouteShape::Closed).unwrap().length, 10.0);
-    assert_eq!(held_karp(&two, RouteShape::path_from(1)).unwrap().order, vec![1, 0]);
+    assert_eq!(
+        held_karp(&two, RouteShape::path_from(1)).unwrap().order,
+        vec![1, 0]
+    );
 }
 
 // ---------------------------------------------------------------- TSPLIB
@@ -328,7 +354,11 @@ fn optima() -> Vec<(String, usize, f64)> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            (f[0].to_string(), f[1].parse().unwrap(), f[3].parse().unwrap())
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -385,11 +415,19 @@ fn heuristic_gap_on_small_instances_is_bounded() {
         let sol = solve(&d, RouteShape::Closed, &opts).unwrap();
         route_length(&d, RouteShape::Closed, &sol.route.order).unwrap();
         let gap = sol.route.length / optimum - 1.0;
-        assert!(gap >= 0.0, "{name}: below the optimum: {}", sol.route.length);
+        assert!(
+            gap >= 0.0,
+            "{name}: below the optimum: {}",
+            sol.route.length
+        );
         assert!(gap <= 0.02, "{name}: gap {:.2} %", gap * 100.0);
         total += gap;
     }
-    assert!(total / small.len() as f64 <= 0.01, "mean gap {:.3} %", total / 6.0 * 100.0);
+    assert!(
+        total / small.len() as f64 <= 0.01,
+        "mean gap {:.3} %",
+        total / 6.0 * 100.0
+    );
 }
 
 #[test]
@@ -401,30 +439,43 @@ fn tsplib_reader_variants() {
     let inst = TsplibInstance::parse(text).unwrap();
     assert_eq!(inst.comment, "a\nb");
     assert_eq!(inst.metric, PlanarMetric::Att);
-    assert_eq!(inst.coords, vec![(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (-3.5, 2.25)]);
+    assert_eq!(
+        inst.coords,
+        vec![(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (-3.5, 2.25)]
+    );
     // ATT: r = sqrt(100 / 10) = 3.162…, t = 3 < r → 4.
     assert_eq!(inst.distances().unwrap().dist(0, 1), 4.0);
     let ceil = "DIMENSION: 2\nEDGE_WEIGHT_TYPE: CEIL_2D\nNODE_COORD_SECTION\n1 0 0\n2 1 1\nEOF\n";
-    assert_eq!(TsplibInstance::parse(ceil).unwrap().distances().unwrap().dist(0, 1), 2.0);
+    assert_eq!(
+        TsplibInstance::parse(ceil)
+            .unwrap()
+            .distances()
+            .unwrap()
+            .dist(0, 1),
+        2.0
+    );
     // Tours: several ids per line, ended by EOF without -1.
-    assert_eq!(parse_tour("TOUR_SECTION\n1 2\n3\nEOF").unwrap(), vec![0, 1, 2]);
+    assert_eq!(
+        parse_tour("TOUR_SECTION\n1 2\n3\nEOF").unwrap(),
+        vec![0, 1, 2]
+    );
 }
 
 #[test]
 fn tsplib_reader_rejects_bad_files() {
     let head = "DIMENSION: 2\nEDGE_WEIGHT_TYPE: EUC_2D\nNODE_COORD_SECTION\n";
     let cases = [
-        format!("{head}1 0 0\n"),                         // node 2 missing
-        format!("{head}1 0 0\n1 1 1\n"),                  // node twice
-        format!("{head}1 0 0\n3 1 1\n"),                  // id out of range
-        format!("{head}1 0 0\n2 x 1\n"),                  // not a number
-        format!("{head}1 0 0\n2 1\n"),                    // missing y
-        format!("{head}1 0 0\n2 inf 1\n"),                // not finite
-        format!("{head}1 0 0\n2 NaN 1\n"),                // not finite
-        format!("{head}1 0 0\n2 1 1\n3 2 2\n"),           // more than DIMENSION
+        format!("{head}1 0 0\n"),                            // node 2 missing
+        format!("{head}1 0 0\n1 1 1\n"),                     // node twice
+        format!("{head}1 0 0\n3 1 1\n"),                     // id out of range
+        format!("{head}1 0 0\n2 x 1\n"),                     // not a number
+        format!("{head}1 0 0\n2 1\n"),                       // missing y
+        format!("{head}1 0 0\n2 inf 1\n"),                   // not finite
+        format!("{head}1 0 0\n2 NaN 1\n"),                   // not finite
+        format!("{head}1 0 0\n2 1 1\n3 2 2\n"),              // more than DIMENSION
         "DIMENSION: 2\nEDGE_WEIGHT_TYPE: GEO\n".to_string(), // unsupported
         "TYPE: ATSP\nDIMENSION: 2\n".to_string(),
-        "NODE_COORD_SECTION\n1 0 0\n".to_string(),        // no DIMENSION
+        "NODE_COORD_SECTION\n1 0 0\n".to_string(), // no DIMENSION
         "DIMENSION: two\n".to_string(),
         "EDGE_WEIGHT_TYPE: EUC_2D\n".to_string(),
         "".to_string(),

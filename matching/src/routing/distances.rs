@@ -101,7 +101,10 @@ impl DistanceMatrix {
     ///
     /// # Errors
     /// As [`DistanceMatrix::new`].
-    pub fn from_fn(n: usize, mut f: impl FnMut(usize, usize) -> f64) -> Result<Self, MatchingError> {
+    pub fn from_fn(
+        n: usize,
+        mut f: impl FnMut(usize, usize) -> f64,
+    ) -> Result<Self, MatchingError> {
         let mut data = vec![0.0; n.saturating_mul(n)];
         for i in 0..n {
             for j in i + 1..n {

@@ -48,7 +48,10 @@ pub fn held_karp<D: Distances + ?Sized>(d: &D, shape: RouteShape) -> Result<Rout
     }
     let (start, end, reverse) = match shape {
         RouteShape::Closed => (Some(0), None, false),
-        RouteShape::Open { start: None, end: Some(e) } => (Some(e), None, true),
+        RouteShape::Open {
+            start: None,
+            end: Some(e),
+        } => (Some(e), None, true),
         RouteShape::Open { start, end } => (start, end, false),
     };
     let mut order = dp(d, start, end, shape.is_closed());
@@ -61,7 +64,12 @@ pub fn held_karp<D: Distances + ?Sized>(d: &D, shape: RouteShape) -> Result<Rout
 
 /// The DP proper. `start` fixed (or free), `end` fixed (or free), `closed`
 /// adds the leg back to `start`.
-fn dp<D: Distances + ?Sized>(d: &D, start: Option<usize>, end: Option<usize>, closed: bool) -> Vec<usize> {
+fn dp<D: Distances + ?Sized>(
+    d: &D,
+    start: Option<usize>,
+    end: Option<usize>,
+    closed: bool,
+) -> Vec<usize> {
     let n = d.len();
     if n == 1 {
         return vec![0];

@@ -57,7 +57,9 @@ pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
     let mut saved = t.clone();
     let mut buf = Vec::with_capacity(2 * lmax);
     while stats.iterations < max_iterations {
-        if stats.iterations % CLOCK_EVERY == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+        if stats.iterations.is_multiple_of(CLOCK_EVERY)
+            && deadline.is_some_and(|d| Instant::now() >= d)
+        {
             break;
         }
         stats.iterations += 1;
@@ -92,5 +94,9 @@ pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
 
 /// `deadline` from a budget, saturating far in the future.
 pub(crate) fn deadline(start: Instant, budget: Option<Duration>) -> Option<Instant> {
-    budget.map(|b| start.checked_add(b).unwrap_or(start + Duration::from_secs(86_400 * 365)))
+    budget.map(|b| {
+        start
+            .checked_add(b)
+            .unwrap_or(start + Duration::from_secs(86_400 * 365))
+    })
 }

@@ -93,7 +93,15 @@ impl ArrayTour {
     /// `y = succ(x)` (both outside the segment), reversed or not, so that
     /// the forward order reads `x, segment, y`. Shifts whichever side of
     /// the tour is shorter: O(min(k₁, k₂) + l).
-    pub(crate) fn move_segment(&mut self, u: u32, v: u32, l: usize, x: u32, y: u32, reversed: bool) {
+    pub(crate) fn move_segment(
+        &mut self,
+        u: u32,
+        v: u32,
+        l: usize,
+        x: u32,
+        y: u32,
+        reversed: bool,
+    ) {
         let n = self.n();
         let mut seg = [0u32; 3];
         let mut c = u;
@@ -132,7 +140,13 @@ impl ArrayTour {
     /// after them swap places (`A B C D → A C B D`). Returns the six cities
     /// at the three changed edges. Needs `l1, l2 ≥ 1`, `l1 + l2 + 2 ≤ n`.
     /// O(l1 + l2).
-    pub(crate) fn double_bridge(&mut self, p0: usize, l1: usize, l2: usize, buf: &mut Vec<u32>) -> [u32; 6] {
+    pub(crate) fn double_bridge(
+        &mut self,
+        p0: usize,
+        l1: usize,
+        l2: usize,
+        buf: &mut Vec<u32>,
+    ) -> [u32; 6] {
         let n = self.n();
         let at = |t: &Self, k: usize| t.tour[(p0 + k) % n];
         let ends = [
@@ -309,7 +323,8 @@ impl LocalSearch {
                 if l == 1 && !forward {
                     continue;
                 }
-                let step = |t: &ArrayTour, c: u32, fwd: bool| if fwd { t.succ(c) } else { t.pred(c) };
+                let step =
+                    |t: &ArrayTour, c: u32, fwd: bool| if fwd { t.succ(c) } else { t.pred(c) };
                 let mut seg = [a; 3];
                 for k in 1..l {
                     seg[k] = step(t, seg[k - 1], forward);
@@ -481,8 +496,10 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Reverse(a, b)),
-            (any::<usize>(), 1usize..=3, any::<usize>(), any::<bool>()).prop_map(|(u, l, x, r)| Op::Move(u, l, x, r)),
-            (any::<usize>(), any::<usize>(), any::<usize>()).prop_map(|(p, a, b)| Op::Kick(p, a, b)),
+            (any::<usize>(), 1usize..=3, any::<usize>(), any::<bool>())
+                .prop_map(|(u, l, x, r)| Op::Move(u, l, x, r)),
+            (any::<usize>(), any::<usize>(), any::<usize>())
+                .prop_map(|(p, a, b)| Op::Kick(p, a, b)),
         ]
     }
 

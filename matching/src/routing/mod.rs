@@ -44,7 +44,9 @@ mod solve;
 mod tsplib;
 
 pub use construct::{Construction, construct};
-pub use distances::{DENSE_LIMIT, DistanceMatrix, Distances, GeoPoints, PlanarMetric, PlanarPoints};
+pub use distances::{
+    DENSE_LIMIT, DistanceMatrix, Distances, GeoPoints, PlanarMetric, PlanarPoints,
+};
 pub use held_karp::{HELD_KARP_LIMIT, held_karp};
 pub use local_search::Moves;
 pub use route::{Route, RouteShape, route_length};

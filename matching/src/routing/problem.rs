@@ -185,7 +185,8 @@ impl<'a, D: Distances + ?Sized> Problem<'a, D> {
         let mut fitted = true;
         if let RouteShape::Open { start, end } = self.shape {
             let fits = |o: &[usize]| {
-                start.is_none_or(|s| o.first() == Some(&s)) && end.is_none_or(|e| o.last() == Some(&e))
+                start.is_none_or(|s| o.first() == Some(&s))
+                    && end.is_none_or(|e| o.last() == Some(&e))
             };
             if !fits(&order) {
                 order.reverse();

@@ -139,7 +139,11 @@ pub(crate) fn length_unchecked<D: Distances + ?Sized>(d: &D, closed: bool, order
 }
 
 /// Checks that `order` is a permutation of `0..n` that respects `shape`.
-pub(crate) fn check_order(n: usize, shape: RouteShape, order: &[usize]) -> Result<(), MatchingError> {
+pub(crate) fn check_order(
+    n: usize,
+    shape: RouteShape,
+    order: &[usize],
+) -> Result<(), MatchingError> {
     shape.check(n)?;
     if order.len() != n {
         return Err(MatchingError::SizeMismatch {

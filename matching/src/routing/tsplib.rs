@@ -43,8 +43,9 @@ fn key_value(line: &str) -> Option<(&str, &str)> {
 }
 
 fn parse_dimension(line_no: usize, v: &str, line: &str) -> Result<usize, MatchingError> {
-    v.parse::<usize>()
-        .map_err(|_| MatchingError::tsplib(line_no, "DIMENSION is not a non-negative integer", line))
+    v.parse::<usize>().map_err(|_| {
+        MatchingError::tsplib(line_no, "DIMENSION is not a non-negative integer", line)
+    })
 }
 
 impl TsplibInstance {
@@ -74,12 +75,14 @@ impl TsplibInstance {
             }
             if in_coords && read < coords.len() {
                 let mut it = line.split_whitespace();
-                let (Some(id), Some(x), Some(y), None) = (it.next(), it.next(), it.next(), it.next()) else {
+                let (Some(id), Some(x), Some(y), None) =
+                    (it.next(), it.next(), it.next(), it.next())
+                else {
                     return Err(MatchingError::tsplib(line_no, "expected `id x y`", raw));
                 };
-                let id: usize = id
-                    .parse()
-                    .map_err(|_| MatchingError::tsplib(line_no, "node id is not an integer", raw))?;
+                let id: usize = id.parse().map_err(|_| {
+                    MatchingError::tsplib(line_no, "node id is not an integer", raw)
+                })?;
                 let x: f64 = x
                     .parse()
                     .map_err(|_| MatchingError::tsplib(line_no, "x is not a number", raw))?;
@@ -87,10 +90,18 @@ impl TsplibInstance {
                     .parse()
                     .map_err(|_| MatchingError::tsplib(line_no, "y is not a number", raw))?;
                 if !(x.is_finite() && y.is_finite()) {
-                    return Err(MatchingError::tsplib(line_no, "coordinate is not finite", raw));
+                    return Err(MatchingError::tsplib(
+                        line_no,
+                        "coordinate is not finite",
+                        raw,
+                    ));
                 }
                 if id == 0 || id > coords.len() {
-                    return Err(MatchingError::tsplib(line_no, "node id outside 1..=DIMENSION", raw));
+                    return Err(MatchingError::tsplib(
+                        line_no,
+                        "node id outside 1..=DIMENSION",
+                        raw,
+                    ));
                 }
                 if coords[id - 1].replace((x, y)).is_some() {
                     return Err(MatchingError::tsplib(line_no, "node given twice", raw));
@@ -99,8 +110,9 @@ impl TsplibInstance {
                 continue;
             }
             if line.trim_end_matches(':').trim() == "NODE_COORD_SECTION" {
-                let dim = dimension
-                    .ok_or_else(|| MatchingError::tsplib(line_no, "NODE_COORD_SECTION before DIMENSION", raw))?;
+                let dim = dimension.ok_or_else(|| {
+                    MatchingError::tsplib(line_no, "NODE_COORD_SECTION before DIMENSION", raw)
+                })?;
                 if metric.is_none() {
                     return Err(MatchingError::tsplib(
                         line_no,
@@ -114,9 +126,17 @@ impl TsplibInstance {
             }
             let Some((key, value)) = key_value(line) else {
                 if in_coords {
-                    return Err(MatchingError::tsplib(line_no, "more nodes than DIMENSION", raw));
+                    return Err(MatchingError::tsplib(
+                        line_no,
+                        "more nodes than DIMENSION",
+                        raw,
+                    ));
                 }
-                return Err(MatchingError::tsplib(line_no, "unsupported section or malformed line", raw));
+                return Err(MatchingError::tsplib(
+                    line_no,
+                    "unsupported section or malformed line",
+                    raw,
+                ));
             };
             match key {
                 "NAME" => name = value.to_string(),
@@ -128,7 +148,11 @@ impl TsplibInstance {
                 }
                 "TYPE" => {
                     if value != "TSP" {
-                        return Err(MatchingError::tsplib(line_no, "only TYPE: TSP is supported", raw));
+                        return Err(MatchingError::tsplib(
+                            line_no,
+                            "only TYPE: TSP is supported",
+                            raw,
+                        ));
                     }
                 }
                 "DIMENSION" => dimension = Some(parse_dimension(line_no, value, raw)?),
@@ -148,12 +172,20 @@ impl TsplibInstance {
                 }
                 "NODE_COORD_TYPE" => {
                     if value != "TWOD_COORDS" {
-                        return Err(MatchingError::tsplib(line_no, "only TWOD_COORDS are supported", raw));
+                        return Err(MatchingError::tsplib(
+                            line_no,
+                            "only TWOD_COORDS are supported",
+                            raw,
+                        ));
                     }
                 }
                 "DISPLAY_DATA_TYPE" => {}
                 _ => {
-                    return Err(MatchingError::tsplib(line_no, "unsupported header key", raw));
+                    return Err(MatchingError::tsplib(
+                        line_no,
+                        "unsupported header key",
+                        raw,
+                    ));
                 }
             }
         }
@@ -171,7 +203,15 @@ impl TsplibInstance {
         let coords = coords
             .into_iter()
             .enumerate()
-            .map(|(i, c)| c.ok_or_else(|| MatchingError::tsplib(0, "node missing from NODE_COORD_SECTION", &(i + 1).to_string())))
+            .map(|(i, c)| {
+                c.ok_or_else(|| {
+                    MatchingError::tsplib(
+                        0,
+                        "node missing from NODE_COORD_SECTION",
+                        &(i + 1).to_string(),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             name,
