@@ -890,6 +890,59 @@ mod tests {
         assert!(mx.candidates_at(&index, &orders(1), 0.0, &[], t0).is_err());
     }
 
+    fn config(default_cases: u32) -> proptest::test_runner::Config {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_cases);
+        proptest::test_runner::Config {
+            cases,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+            )),
+            ..proptest::test_runner::Config::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(config(64))]
+
+        /// The naive twin of state 1: every live dasher, filtered by a
+        /// linear scan, routed exactly from its position, the k nearest
+        /// kept and ranked by route time, equals `candidates_at`.
+        #[test]
+        fn candidates_match_a_linear_scan(
+            ds in proptest::collection::vec((-7.0..7.0f64, 4.0..=5.0f64, 0u8..3, 0u8..4), 0..30),
+            k in 1usize..=3,
+        ) {
+            let t0 = Instant::now();
+            let ds: Vec<(u64, f64, f64, u8, u8)> = ds
+                .into_iter()
+                .enumerate()
+                .map(|(i, (km, r, v, l))| (i as u64, km, (r * 100.0).round() / 100.0, v, l))
+                .collect();
+            let index = fleet(t0, &ds);
+            let cfg = DasherConfig { candidates: 6, ..DasherConfig::default() };
+            let mx = DasherMatcher::new(cfg, HaversineEta::default()).unwrap();
+            let os = orders(k);
+            let got = mx.candidates_at(&index, &os, 5.0, &[], t0).unwrap();
+            let eta = HaversineEta::default();
+            let mut near: Vec<(f64, u64, f64)> = Vec::new();
+            index.for_each_at(t0, |v| {
+                let d = v.pos.distance_m(os[0].pickup);
+                if d <= 5_000.0 && v.attrs.rating.hundredths() > 450 && v.attrs.load as usize + k <= 3
+                    && v.attrs.status == Status::AVAILABLE {
+                    let r = batch_route(&eta, v.attrs.vehicle, Some(v.pos), &os).unwrap();
+                    near.push((d, v.id.0, r.secs));
+                }
+            });
+            near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            near.truncate(6);
+            near.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.1.cmp(&b.1)));
+            proptest::prop_assert_eq!(ids(&got), near.iter().map(|n| n.1).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn earnings_are_integer_cents() {
         let e = Earnings::default();
