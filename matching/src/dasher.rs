@@ -61,10 +61,12 @@ impl Earnings {
 /// | `offers_per_round` | 5 | "push notification to top 5 Dashers" |
 /// | `offer_timeout` | 20 s | "wait for acceptance (20 seconds)" |
 /// | `earnings` | [`Earnings::default`] | "include: earnings, distance, estimated time" |
+/// | `eligible_status` | [`Status::AVAILABLE`] | "Status = available" |
+/// | `full_status` | [`Status::BUSY`] | status once at `max_orders` |
 ///
 /// A dasher with `load` orders in hand is eligible for a batch of `k`
-/// when `load + k ≤ max_orders`; accepting adds `k` to the load and marks
-/// the dasher busy once full.
+/// when it has `eligible_status` and `load + k ≤ max_orders`; accepting
+/// adds `k` to the load and moves the dasher to `full_status` once full.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DasherConfig {
@@ -84,6 +86,10 @@ pub struct DasherConfig {
     pub offer_timeout: Duration,
     /// The pay shown in each offer.
     pub earnings: Earnings,
+    /// Status a dasher must have to be offered a batch.
+    pub eligible_status: Status,
+    /// Status of a dasher carrying `max_orders`.
+    pub full_status: Status,
 }
 
 impl Default for DasherConfig {
@@ -97,6 +103,8 @@ impl Default for DasherConfig {
             offers_per_round: 5,
             offer_timeout: Duration::from_secs(20),
             earnings: Earnings::default(),
+            eligible_status: Status::AVAILABLE,
+            full_status: Status::BUSY,
         }
     }
 }
@@ -106,8 +114,16 @@ impl DasherConfig {
     ///
     /// # Errors
     /// As [`crate::RideConfig::validate`], plus
-    /// [`MatchingError::InvalidParameter`] for `max_orders` outside 1..=7.
+    /// [`MatchingError::InvalidParameter`] for `max_orders` outside 1..=7
+    /// or equal eligible and full statuses.
     pub fn validate(&self) -> Result<(), MatchingError> {
+        if self.eligible_status == self.full_status {
+            return Err(MatchingError::param(
+                "full_status",
+                f64::from(self.full_status.get()),
+                "must differ from eligible_status",
+            ));
+        }
         check_steps(&self.radius_steps_km)?;
         check_counts(self.candidates, self.offers_per_round, self.offer_timeout)?;
         strict_rating(self.min_rating)?;
@@ -360,7 +376,8 @@ impl<E: EtaModel> DasherMatcher<E> {
             ));
         }
         let r = strict_rating(self.config.min_rating)?;
-        let filter = Filter::available()
+        let filter = Filter::new()
+            .status(self.config.eligible_status)
             .min_rating(r)
             .vehicles(self.config.vehicles)
             .max_load(self.config.max_orders - k + 1);
@@ -501,15 +518,16 @@ impl<E: EtaModel> DasherMatcher<E> {
         )?;
         let k = m.orders.len() as u8;
         let max = self.config.max_orders;
+        let (eligible, full) = (self.config.eligible_status, self.config.full_status);
         let mut won = false;
         let claim = index.update_attrs_at(
             dasher,
             |a| {
-                won = a.status == Status::AVAILABLE && a.load + k <= max;
+                won = a.status == eligible && a.load + k <= max;
                 if won {
                     a.load += k;
                     if a.load >= max {
-                        a.status = Status::BUSY;
+                        a.status = full;
                     }
                 }
             },
@@ -874,6 +892,10 @@ mod tests {
             },
             DasherConfig {
                 min_rating: Rating::MAX,
+                ..DasherConfig::default()
+            },
+            DasherConfig {
+                full_status: Status::AVAILABLE,
                 ..DasherConfig::default()
             },
         ] {

@@ -34,9 +34,12 @@ pub struct RideRequest {
 /// | `candidates` | 10 | "calculate ETA for top 10 drivers" (the 10 nearest) |
 /// | `offers_per_round` | 3 | "publish to top 3 drivers" |
 /// | `offer_timeout` | 30 s | "wait for accept (30-second timeout)" |
+/// | `eligible_status` | [`Status::AVAILABLE`] | "filter: available" |
+/// | `assigned_status` | [`Status::BUSY`] | "update Redis: driver status = busy" |
 ///
-/// Eligible drivers are [`Status::AVAILABLE`], rated strictly above
-/// `min_rating`, of a vehicle type in the request's set.
+/// Eligible drivers have `eligible_status`, are rated strictly above
+/// `min_rating` and drive a vehicle type in the request's set; an accept
+/// moves the driver from `eligible_status` to `assigned_status` atomically.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RideConfig {
@@ -50,6 +53,10 @@ pub struct RideConfig {
     pub offers_per_round: usize,
     /// How long a round of offers stays open.
     pub offer_timeout: Duration,
+    /// Status a driver must have to be offered a ride.
+    pub eligible_status: Status,
+    /// Status an accepting driver is moved to.
+    pub assigned_status: Status,
 }
 
 impl Default for RideConfig {
@@ -60,6 +67,8 @@ impl Default for RideConfig {
             candidates: 10,
             offers_per_round: 3,
             offer_timeout: Duration::from_secs(30),
+            eligible_status: Status::AVAILABLE,
+            assigned_status: Status::BUSY,
         }
     }
 }
@@ -72,8 +81,16 @@ impl RideConfig {
     /// [`MatchingError::InvalidParameter`] for a radius that is not finite
     /// and positive or not above the previous one, `candidates == 0`
     /// (k = 0), `offers_per_round == 0` or above `candidates`, a zero
-    /// timeout, or `min_rating` of 5.00 (nobody is rated above it).
+    /// timeout, `min_rating` of 5.00 (nobody is rated above it), or equal
+    /// eligible and assigned statuses (a claim would change nothing).
     pub fn validate(&self) -> Result<(), MatchingError> {
+        if self.eligible_status == self.assigned_status {
+            return Err(MatchingError::param(
+                "assigned_status",
+                f64::from(self.assigned_status.get()),
+                "must differ from eligible_status",
+            ));
+        }
         check_steps(&self.radius_steps_km)?;
         check_counts(self.candidates, self.offers_per_round, self.offer_timeout)?;
         strict_rating(self.min_rating).map(|_| ())
@@ -176,8 +193,8 @@ pub enum UnmatchedReason {
 pub enum RideStatus {
     /// Offers are open; waiting for an accept, a decline or the deadline.
     Offering,
-    /// A driver accepted and was claimed (now [`Status::BUSY`] in the
-    /// index).
+    /// A driver accepted and was claimed (now `assigned_status`, by
+    /// default [`Status::BUSY`], in the index).
     Assigned {
         /// The driver.
         driver: DriverId,
@@ -359,7 +376,10 @@ impl<E: EtaModel> RideMatcher<E> {
     fn filter(&self, req: &RideRequest) -> Filter {
         // Validated in `new`: 5.00 is rejected, so +1 hundredth exists.
         let r = strict_rating(self.config.min_rating).unwrap_or(Rating::MAX);
-        Filter::available().min_rating(r).vehicles(req.vehicles)
+        Filter::new()
+            .status(self.config.eligible_status)
+            .min_rating(r)
+            .vehicles(req.vehicles)
     }
 
     /// State 1 on its own: the `candidates` nearest eligible drivers within
@@ -537,12 +557,16 @@ impl<E: EtaModel> RideMatcher<E> {
         now: Instant,
     ) -> Result<RideStep, MatchingError> {
         self.check_open(m, "accept", driver, now)?;
-        let won =
-            match index.compare_and_set_status_at(driver, Status::AVAILABLE, Status::BUSY, now) {
-                Ok(won) => won,
-                Err(GeoError::UnknownDriver(_)) => false,
-                Err(e) => return Err(e.into()),
-            };
+        let won = match index.compare_and_set_status_at(
+            driver,
+            self.config.eligible_status,
+            self.config.assigned_status,
+            now,
+        ) {
+            Ok(won) => won,
+            Err(GeoError::UnknownDriver(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
         let mut next = m.clone();
         next.rounds.last_event = now;
         if won {
@@ -1058,6 +1082,10 @@ mod tests {
             },
             RideConfig {
                 min_rating: Rating::MAX,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                assigned_status: Status::AVAILABLE,
                 ..RideConfig::default()
             },
         ];
