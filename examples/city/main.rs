@@ -10,6 +10,7 @@ mod args;
 mod fleet;
 mod geo;
 mod matching;
+mod ratelimit;
 mod report;
 
 use std::process::ExitCode;
@@ -47,10 +48,11 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
     section.print();
     let (geo, section) = geo::run(opts, &fleet, &mut updates, t0)?;
     section.print();
-    matching::run(opts, &fleet, &geo, &mut updates)?.print();
     println!(
         "{} drivers online at the end of the simulated stretch",
         geo.index.live_len_at(geo.now)
     );
+    matching::run(opts, &fleet, &geo, &mut updates)?.print();
+    ratelimit::run(opts)?.print();
     Ok(())
 }

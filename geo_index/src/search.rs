@@ -767,11 +767,10 @@ impl CellBound {
         let east = west + crate::grid::CELL_DEG;
         let dlon = (west - self.lon0).max(self.lon0 - east).max(0.0);
         let b_lat = dlat.to_radians() * EARTH_RADIUS_M;
-        let b_lon = if dlon > 0.0 {
-            (self.cos0 * dlon.to_radians().min(FRAC_PI_2).sin()).asin() * EARTH_RADIUS_M
-        } else {
-            0.0
-        };
+        // asin(x) ≥ x and sin(d) ≥ d − d³/6: a trig-free lower bound on
+        // R·asin(cos φ₀ · sin Δλ).
+        let d = dlon.to_radians().min(FRAC_PI_2);
+        let b_lon = self.cos0 * d * (1.0 - d * d / 6.0) * EARTH_RADIUS_M;
         b_lat.max(b_lon) * (1.0 - 1e-12) - 1e-6
     }
 
