@@ -339,7 +339,7 @@ pub fn run(
     s.metric(
         "  exact (min total ETA)",
         format!(
-            "{} served, mean ETA {:.0} s, {:.1} ms",
+            "{} served, mean ETA {:.1} s, {:.1} ms",
             exact.pairs.len(),
             mean(&exact),
             exact_ms
@@ -348,7 +348,7 @@ pub fn run(
     s.metric(
         "  greedy (cheapest first)",
         format!(
-            "{} served, mean ETA {:.0} s, {:.1} ms",
+            "{} served, mean ETA {:.1} s, {:.1} ms",
             greedy.pairs.len(),
             mean(&greedy),
             greedy_ms
