@@ -398,7 +398,7 @@ impl Locked<'_> {
     #[inline]
     fn cell(&self, cx: u32, cy: u32) -> Option<(&Shard, &[Slot])> {
         let shard = self.shard(shard_of(cx, cy, self.mask))?;
-        let &c = shard.cell_of.get(&cell_key(cx, cy))?;
+        let c = shard.cell_of.get(cell_key(cx, cy))?;
         Some((shard, &shard.cells[c as usize].slots))
     }
 }
