@@ -151,6 +151,7 @@ where
                     },
                     policy,
                     admission: admission == Admission::TinyLfu,
+                    weighted,
                     tti,
                     negative_cap: (est_per_shard / 8).max(16),
                 })))
@@ -610,14 +611,14 @@ where
                     self.counters.local().negative_hits.fetch_add(1, Relaxed);
                     return Err(e);
                 }
-                let r = match g.flights.get(key) {
+                let r = match g.flight(key) {
                     Some(f) => {
                         f.join();
                         (Arc::clone(f), false)
                     }
                     None => {
                         let f = Arc::new(Flight::new());
-                        g.flights.insert(key.clone(), Arc::clone(&f));
+                        g.start_flight(key.clone(), Arc::clone(&f));
                         (f, true)
                     }
                 };
@@ -708,9 +709,7 @@ where
         let mut out = self.removed();
         let filled = {
             let mut g = self.shard(hash).write();
-            let current = g.flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight));
-            if current {
-                g.flights.remove(key);
+            if g.end_flight(key, flight) {
                 fill(&mut *g, now, &mut out)
             } else {
                 false
@@ -807,13 +806,10 @@ impl<K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> Drop for LeaderGu
     fn drop(&mut self) {
         if self.armed {
             {
-                let mut g = self.cache.shard(self.hash).write();
-                if g.flights
-                    .get(self.key)
-                    .is_some_and(|f| Arc::ptr_eq(f, self.flight))
-                {
-                    g.flights.remove(self.key);
-                }
+                self.cache
+                    .shard(self.hash)
+                    .write()
+                    .end_flight(self.key, self.flight);
             }
             self.flight.publish(Outcome::Abandoned);
         }

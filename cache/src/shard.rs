@@ -2,9 +2,13 @@
 //! threaded on intrusive FIFO lists, and the replacement policy over them.
 //!
 //! # Layout
-//! - `slab[i]` holds an entry or a free-list link. Entries carry their key,
-//!   value, TTL deadline, list links, weight and a 2-bit S3-FIFO frequency
-//!   (an `AtomicU8`, so a read under the shared lock can bump it).
+//! - `slab[i]` holds an entry or a free-list link, 32-byte aligned. An
+//!   entry is its key, value, TTL deadline, `prev` link and one atomic
+//!   `link` word packing `next` (29 bits), the queue (1 bit) and the 2-bit
+//!   S3-FIFO frequency, so a read under the shared lock can bump the
+//!   frequency. For `u64 → u64` an entry is 32 bytes: one cache line half.
+//!   Weights live in a parallel vector only when a weigher is set (else
+//!   every weight is 1); idle deadlines likewise only with time-to-idle.
 //! - `table` maps a key's hash to slab indices; keys are stored once.
 //! - `small` and `main` are doubly linked lists through the slab: S3-FIFO's
 //!   two queues (head = oldest). Exact LRU uses `main` only, as the recency
@@ -30,8 +34,9 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 
@@ -42,12 +47,19 @@ use crate::sketch::Sketch;
 use crate::stats::{EvictionCause, Removed};
 use crate::time::{LazyTick, NEVER};
 
+/// Bits of the `link` word holding `next`.
+const NEXT_BITS: u32 = 29;
+const NEXT_MASK: u32 = (1 << NEXT_BITS) - 1;
+/// The queue bit of the `link` word (set: main).
+const MAIN_BIT: u32 = 1 << NEXT_BITS;
+/// The frequency field of the `link` word.
+const FREQ_SHIFT: u32 = NEXT_BITS + 1;
 /// End of a list / of the free list.
-pub(crate) const NIL: u32 = u32::MAX;
-/// Largest slab index + 1 (NIL is reserved).
-const MAX_SLOTS: usize = (u32::MAX - 1) as usize;
+pub(crate) const NIL: u32 = NEXT_MASK;
+/// Most entries one shard can index (NIL is reserved).
+pub(crate) const MAX_SLOTS: usize = NIL as usize;
 /// S3-FIFO frequency saturation.
-const MAX_FREQ: u8 = 3;
+const MAX_FREQ: u32 = 3;
 
 /// Which list an entry is on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,17 +73,78 @@ pub(crate) struct Entry<K, V> {
     pub(crate) value: V,
     /// TTL deadline tick, `NEVER` for none.
     deadline: i64,
-    prev: u32,
-    next: u32,
-    weight: u32,
-    freq: AtomicU8,
-    queue: Queue,
+    /// `prev + 1` (the zero niche makes `Slot` no larger than `Entry`).
+    prev: NonZeroU32,
+    /// `next | queue << 29 | freq << 30`; `freq` is stored under the read
+    /// lock (lossy between concurrent readers, which is harmless), the rest
+    /// only under the write lock.
+    link: AtomicU32,
+}
+
+impl<K, V> Entry<K, V> {
+    #[inline]
+    fn prev(&self) -> u32 {
+        self.prev.get() - 1
+    }
+    #[inline]
+    fn set_prev(&mut self, p: u32) {
+        // p <= NIL < u32::MAX, so p + 1 is non-zero.
+        self.prev = NonZeroU32::new(p + 1).unwrap_or(NonZeroU32::MIN);
+    }
+    #[inline]
+    fn next(&self) -> u32 {
+        self.link.load(Relaxed) & NEXT_MASK
+    }
+    #[inline]
+    fn set_next(&mut self, n: u32) {
+        let l = self.link.get_mut();
+        *l = (*l & !NEXT_MASK) | n;
+    }
+    #[inline]
+    fn queue(&self) -> Queue {
+        if self.link.load(Relaxed) & MAIN_BIT != 0 {
+            Queue::Main
+        } else {
+            Queue::Small
+        }
+    }
+    #[inline]
+    fn set_queue(&mut self, q: Queue) {
+        let l = self.link.get_mut();
+        *l = match q {
+            Queue::Main => *l | MAIN_BIT,
+            Queue::Small => *l & !MAIN_BIT,
+        };
+    }
+    #[inline]
+    fn freq(&self) -> u32 {
+        self.link.load(Relaxed) >> FREQ_SHIFT
+    }
+    #[inline]
+    fn set_freq(&mut self, f: u32) {
+        let l = self.link.get_mut();
+        *l = (*l & !(3 << FREQ_SHIFT)) | (f.min(MAX_FREQ) << FREQ_SHIFT);
+    }
+    /// Marks a read under the shared lock: stores `freq + 1` only when
+    /// below the cap, so a hot entry is read without any write.
+    #[inline]
+    fn bump_shared(&self) {
+        let l = self.link.load(Relaxed);
+        if l >> FREQ_SHIFT < MAX_FREQ {
+            self.link.store(l + (1 << FREQ_SHIFT), Relaxed);
+        }
+    }
 }
 
 pub(crate) enum Slot<K, V> {
     Full(Entry<K, V>),
     Free(u32),
 }
+
+/// A slab slot on its own 32-byte boundary (a 32-byte entry never straddles
+/// two cache lines).
+#[repr(align(32))]
+pub(crate) struct Aligned<K, V>(Slot<K, V>);
 
 #[derive(Debug, Clone, Copy)]
 struct List {
@@ -111,6 +184,8 @@ pub(crate) struct ShardParams {
     pub(crate) est_entries: usize,
     pub(crate) policy: Policy,
     pub(crate) admission: bool,
+    /// Whether entries have their own weights (a weigher is set).
+    pub(crate) weighted: bool,
     /// Time-to-idle in nanoseconds.
     pub(crate) tti: Option<i64>,
     /// Most entries the shard can ever hold (its capacity without a
@@ -119,33 +194,45 @@ pub(crate) struct ShardParams {
     pub(crate) negative_cap: usize,
 }
 
+/// `repr(C)` so the field order is the cache-line plan: with the lock word
+/// in front, the first line holds what every lookup reads (table, slab),
+/// the second the settings (read-only after construction), the rest the
+/// write path.
+#[repr(C)]
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
-    slab: Vec<Slot<K, V>>,
-    /// Idle deadlines (time-to-idle), parallel to `slab`; empty without TTI.
-    idle: Vec<AtomicI64>,
-    max_entries: usize,
-    free: u32,
-    small: List,
-    main: List,
-    len: usize,
-    weight: u64,
+    slab: Vec<Aligned<K, V>>,
+    // Settings.
+    tti: Option<i64>,
     capacity: u64,
     small_target: u64,
+    max_entries: usize,
+    negative_cap: usize,
     policy: Policy,
-    tti: Option<i64>,
+    weighted: bool,
+    // Write path.
+    free: u32,
+    /// `flights.len() + negatives.len()`: writes skip both maps when 0.
+    side_len: usize,
+    len: usize,
+    weight: u64,
+    small: List,
+    main: List,
     ghost: Ghost,
     sketch: Option<Sketch>,
+    /// Entry weights, parallel to `slab`; empty without a weigher.
+    weights: Vec<u32>,
+    /// Idle deadlines (time-to-idle), parallel to `slab`; empty without TTI.
+    idle: Vec<AtomicI64>,
     /// In-flight loads (single-flight), by key.
-    pub(crate) flights: HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>,
+    flights: HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>,
     /// Negatively cached load failures, by key (at most `negative_cap`).
     negatives: HashMap<K, Negative, foldhash::fast::RandomState>,
-    negative_cap: usize,
 }
 
 #[inline]
-fn rehash<K: Hash, V, S: BuildHasher>(slab: &[Slot<K, V>], hasher: &S, i: u32) -> u64 {
-    match &slab[i as usize] {
+fn rehash<K: Hash, V, S: BuildHasher>(slab: &[Aligned<K, V>], hasher: &S, i: u32) -> u64 {
+    match &slab[i as usize].0 {
         Slot::Full(e) => hasher.hash_one(&e.key),
         Slot::Free(_) => 0,
     }
@@ -157,8 +244,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Self {
             table: HashTable::new(),
             slab: Vec::new(),
+            weights: Vec::new(),
             idle: Vec::new(),
-            max_entries: p.max_entries.min(MAX_SLOTS),
+            weighted: p.weighted,
+            max_entries: p.max_entries.clamp(1, MAX_SLOTS),
             free: NIL,
             small: List::EMPTY,
             main: List::EMPTY,
@@ -171,6 +260,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             tti: p.tti,
             ghost: Ghost::new(if s3 { p.est_entries } else { 0 }),
             sketch: (s3 && p.admission).then(|| Sketch::new(p.est_entries)),
+            side_len: 0,
             flights: HashMap::default(),
             negatives: HashMap::default(),
             negative_cap: p.negative_cap,
@@ -191,7 +281,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     #[inline]
     fn entry(&self, i: u32) -> &Entry<K, V> {
-        match &self.slab[i as usize] {
+        match &self.slab[i as usize].0 {
             Slot::Full(e) => e,
             Slot::Free(_) => unreachable!("slab index {i} is not an entry"),
         }
@@ -199,9 +289,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     #[inline]
     fn entry_mut(&mut self, i: u32) -> &mut Entry<K, V> {
-        match &mut self.slab[i as usize] {
+        match &mut self.slab[i as usize].0 {
             Slot::Full(e) => e,
             Slot::Free(_) => unreachable!("slab index {i} is not an entry"),
+        }
+    }
+
+    #[inline]
+    fn weight_of(&self, i: u32) -> u64 {
+        if self.weighted {
+            u64::from(self.weights[i as usize])
+        } else {
+            1
         }
     }
 
@@ -214,7 +313,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     {
         let slab = &self.slab;
         self.table
-            .find(hash, |&i| match &slab[i as usize] {
+            .find(hash, |&i| match &slab[i as usize].0 {
                 Slot::Full(e) => e.key.borrow() == key,
                 Slot::Free(_) => false,
             })
@@ -233,16 +332,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
-    /// Marks a read of entry `i`: S3-FIFO frequency (stored only when below
-    /// the cap, so hot entries are read without a write) and the idle
-    /// deadline.
+    /// Marks a read of entry `i` under the shared lock.
     #[inline]
     fn touch_shared(&self, i: u32, now: &mut LazyTick<'_>) {
-        let e = self.entry(i);
-        let f = e.freq.load(Relaxed);
-        if f < MAX_FREQ {
-            e.freq.store(f + 1, Relaxed);
-        }
+        self.entry(i).bump_shared();
         if let Some(tti) = self.tti {
             self.idle[i as usize].store(crate::time::deadline(now.get(), tti), Relaxed);
         }
@@ -314,6 +407,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     // ----- lists -------------------------------------------------------
 
+    #[inline]
     fn list_mut(&mut self, q: Queue) -> &mut List {
         match q {
             Queue::Small => &mut self.small,
@@ -324,15 +418,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Appends entry `i` (not on any list) at the tail of `q`.
     fn push_back(&mut self, i: u32, q: Queue) {
         let tail = self.list_mut(q).tail;
-        let weight = {
+        let weight = self.weight_of(i);
+        {
             let e = self.entry_mut(i);
-            e.queue = q;
-            e.prev = tail;
-            e.next = NIL;
-            u64::from(e.weight)
-        };
+            e.set_queue(q);
+            e.set_prev(tail);
+            e.set_next(NIL);
+        }
         if tail != NIL {
-            self.entry_mut(tail).next = i;
+            self.entry_mut(tail).set_next(i);
         }
         let l = self.list_mut(q);
         if l.head == NIL {
@@ -345,15 +439,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Removes entry `i` from its list.
     fn unlink(&mut self, i: u32) {
-        let (prev, next, q, weight) = {
+        let weight = self.weight_of(i);
+        let (prev, next, q) = {
             let e = self.entry(i);
-            (e.prev, e.next, e.queue, u64::from(e.weight))
+            (e.prev(), e.next(), e.queue())
         };
         if prev != NIL {
-            self.entry_mut(prev).next = next;
+            self.entry_mut(prev).set_next(next);
         }
         if next != NIL {
-            self.entry_mut(next).prev = prev;
+            self.entry_mut(next).set_prev(prev);
         }
         let l = self.list_mut(q);
         if l.head == i {
@@ -368,14 +463,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     // ----- slab --------------------------------------------------------
 
-    fn alloc(&mut self, entry: Entry<K, V>, idle: i64) -> u32 {
+    fn alloc(&mut self, entry: Entry<K, V>, weight: u32, idle: i64) -> u32 {
         if self.free != NIL {
             let i = self.free;
-            let Slot::Free(next) = self.slab[i as usize] else {
+            let Slot::Free(next) = self.slab[i as usize].0 else {
                 unreachable!("free list points at an entry")
             };
             self.free = next;
-            self.slab[i as usize] = Slot::Full(entry);
+            self.slab[i as usize] = Aligned(Slot::Full(entry));
+            if self.weighted {
+                self.weights[i as usize] = weight;
+            }
             if self.tti.is_some() {
                 self.idle[i as usize].store(idle, Relaxed);
             }
@@ -385,10 +483,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if self.slab.len() == self.slab.capacity() {
                 // Double, but never past the most entries the shard can
                 // hold (no slack in a full cache).
-                let want = (self.slab.len() * 2).clamp(4, self.max_entries.max(1));
-                self.slab.reserve_exact(want.saturating_sub(self.slab.len()).max(1));
+                let want = (self.slab.len() * 2).clamp(4, self.max_entries);
+                self.slab
+                    .reserve_exact(want.saturating_sub(self.slab.len()).max(1));
             }
-            self.slab.push(Slot::Full(entry));
+            self.slab.push(Aligned(Slot::Full(entry)));
+            if self.weighted {
+                self.weights.push(weight);
+            }
             if self.tti.is_some() {
                 self.idle.push(AtomicI64::new(idle));
             }
@@ -399,19 +501,20 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Unlinks, unindexes and frees entry `i`, returning its key and value.
     fn take(&mut self, hash: u64, i: u32) -> (K, V) {
         self.unlink(i);
+        let w = self.weight_of(i);
         match self.table.find_entry(hash, |&j| j == i) {
             Ok(slot) => {
                 slot.remove();
             }
             Err(_) => unreachable!("entry {i} missing from the table"),
         }
-        let slot = std::mem::replace(&mut self.slab[i as usize], Slot::Free(self.free));
+        let slot = std::mem::replace(&mut self.slab[i as usize], Aligned(Slot::Free(self.free)));
         self.free = i;
-        let Slot::Full(e) = slot else {
+        let Slot::Full(e) = slot.0 else {
             unreachable!("took a free slot")
         };
         self.len -= 1;
-        self.weight -= u64::from(e.weight);
+        self.weight -= w;
         (e.key, e.value)
     }
 
@@ -462,27 +565,29 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if i == NIL {
                 return false;
             }
-            let h = hasher.hash_one(&self.entry(i).key);
             if self.is_expired(i, now) {
+                let h = hasher.hash_one(&self.entry(i).key);
                 let (k, v) = self.take(h, i);
                 out.push(k, v, EvictionCause::Expired);
                 return true;
             }
-            let f = self.entry(i).freq.load(Relaxed);
+            let f = self.entry(i).freq();
+            if !from_small && f > 0 {
+                // CLOCK: a second chance, one frequency point cheaper.
+                self.unlink(i);
+                self.entry_mut(i).set_freq(f - 1);
+                self.push_back(i, Queue::Main);
+                continue;
+            }
+            let h = hasher.hash_one(&self.entry(i).key);
             if from_small {
-                let w = u64::from(self.entry(i).weight);
-                if f > 0 && self.admit(h, w, hasher) {
+                if f > 0 && self.admit(h, self.weight_of(i), hasher) {
                     self.unlink(i);
-                    self.entry_mut(i).freq.store(0, Relaxed);
+                    self.entry_mut(i).set_freq(0);
                     self.push_back(i, Queue::Main);
                     continue;
                 }
                 self.ghost.insert(h);
-            } else if f > 0 {
-                self.unlink(i);
-                self.entry_mut(i).freq.store(f - 1, Relaxed);
-                self.push_back(i, Queue::Main);
-                continue;
             }
             let (k, v) = self.take(h, i);
             out.push(k, v, EvictionCause::Capacity);
@@ -520,15 +625,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hasher: &S,
         out: &mut Removed<K, V>,
     ) {
+        let weight = if self.weighted { weight } else { 1 };
         debug_assert!(u64::from(weight) <= self.capacity);
         // A write supersedes an in-flight load (its result must not land
         // after this value) and a remembered failure.
-        if !self.flights.is_empty() {
-            self.flights.remove(&key);
-        }
-        if !self.negatives.is_empty() {
-            self.negatives.remove(&key);
-        }
+        self.forget_side(&key);
         let idle = match self.tti {
             Some(tti) => crate::time::deadline(now.get(), tti),
             None => NEVER,
@@ -538,29 +639,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 let (k, v) = self.take(hash, i);
                 out.push(k, v, EvictionCause::Expired);
             } else {
-                // Replace in place: off its list while making room, so the
-                // entry itself is never the victim.
-                // (`len` is lowered meanwhile: the entry keeps its slot.)
-                let q = self.entry(i).queue;
-                self.unlink(i);
-                self.weight -= u64::from(self.entry(i).weight);
-                self.len -= 1;
-                self.make_room(u64::from(weight), now, hasher, out);
-                self.len += 1;
-                self.weight += u64::from(weight);
-                let e = self.entry_mut(i);
-                let old = std::mem::replace(&mut e.value, value);
-                e.weight = weight;
-                e.deadline = deadline;
-                let f = e.freq.load(Relaxed);
-                if f < MAX_FREQ {
-                    e.freq.store(f + 1, Relaxed);
-                }
-                if self.tti.is_some() {
-                    self.idle[i as usize].store(idle, Relaxed);
-                }
-                self.push_back(i, q);
-                out.push(key, old, EvictionCause::Replaced);
+                self.replace(i, value, weight, deadline, idle, now, hasher, out, key);
                 return;
             }
         }
@@ -581,12 +660,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 key,
                 value,
                 deadline,
-                prev: NIL,
-                next: NIL,
-                weight,
-                freq: AtomicU8::new(0),
-                queue,
+                prev: NonZeroU32::MIN,
+                link: AtomicU32::new(0),
             },
+            weight,
             idle,
         );
         self.push_back(i, queue);
@@ -597,10 +674,58 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .insert_unique(hash, i, |&j| rehash(slab, hasher, j));
     }
 
-    /// Removes `key`. Returns its value when it was live (cause `Explicit`,
-    /// not recorded in `out`: the caller reports it), records it as
-    /// `Expired` otherwise. Cancels an in-flight load's fill and forgets a
-    /// negatively cached failure.
+    /// Replaces the value of live entry `i` (S3-FIFO: in place, one
+    /// frequency point; LRU: moved to the most recent end).
+    #[allow(clippy::too_many_arguments)]
+    fn replace<S: BuildHasher>(
+        &mut self,
+        i: u32,
+        value: V,
+        weight: u32,
+        deadline: i64,
+        idle: i64,
+        now: &mut LazyTick<'_>,
+        hasher: &S,
+        out: &mut Removed<K, V>,
+        key: K,
+    ) {
+        let old_weight = self.weight_of(i);
+        let new_weight = u64::from(weight);
+        let q = self.entry(i).queue();
+        if self.weight - old_weight + new_weight > self.capacity || self.policy == Policy::Lru {
+            // Off its list while making room, so the entry itself is never
+            // the victim (`len` is lowered meanwhile: it keeps its slot).
+            self.unlink(i);
+            self.weight -= old_weight;
+            self.len -= 1;
+            self.make_room(new_weight, now, hasher, out);
+            self.len += 1;
+            if self.weighted {
+                self.weights[i as usize] = weight;
+            }
+            self.weight += new_weight;
+            self.push_back(i, q);
+        } else if self.weighted {
+            self.weights[i as usize] = weight;
+            self.weight = self.weight - old_weight + new_weight;
+            let l = self.list_mut(q);
+            l.weight = l.weight - old_weight + new_weight;
+        }
+        let e = self.entry_mut(i);
+        let old = std::mem::replace(&mut e.value, value);
+        e.deadline = deadline;
+        let f = e.freq();
+        e.set_freq(f + 1);
+        if self.tti.is_some() {
+            self.idle[i as usize].store(idle, Relaxed);
+        }
+        out.push(key, old, EvictionCause::Replaced);
+    }
+
+    /// Removes `key`. Returns its key and value when it was live (cause
+    /// `Explicit`, not recorded in `out`: the caller reports it), records
+    /// it as `Expired` otherwise. Cancels an in-flight load's fill and
+    /// forgets a negatively cached failure.
     pub(crate) fn remove<Q>(
         &mut self,
         hash: u64,
@@ -612,12 +737,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if !self.flights.is_empty() {
-            self.flights.remove(key);
-        }
-        if !self.negatives.is_empty() {
-            self.negatives.remove(key);
-        }
+        self.forget_side(key);
         let i = self.find(hash, key)?;
         let expired = self.is_expired(i, now);
         let (k, v) = self.take(hash, i);
@@ -637,13 +757,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         out: &mut Removed<K, V>,
     ) {
         for i in 0..self.slab.len() as u32 {
-            if matches!(self.slab[i as usize], Slot::Full(_)) && self.is_expired(i, now) {
+            if matches!(self.slab[i as usize].0, Slot::Full(_)) && self.is_expired(i, now) {
                 let h = hasher.hash_one(&self.entry(i).key);
                 let (k, v) = self.take(h, i);
                 out.push(k, v, EvictionCause::Expired);
             }
         }
-        self.negatives.retain(|_, n| n.deadline > now.get());
+        let t = now.get();
+        self.negatives.retain(|_, n| n.deadline > t);
+        self.side_len = self.flights.len() + self.negatives.len();
     }
 
     /// Removes everything (cause `Explicit`); keeps the allocations.
@@ -655,10 +777,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.len = 0;
         self.weight = 0;
         for s in self.slab.drain(..) {
-            if let Slot::Full(e) = s {
+            if let Slot::Full(e) = s.0 {
                 out.push(e.key, e.value, EvictionCause::Explicit);
             }
         }
+        self.weights.clear();
         self.idle.clear();
         self.ghost.clear();
         if let Some(sk) = &mut self.sketch {
@@ -666,9 +789,53 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         self.flights.clear();
         self.negatives.clear();
+        self.side_len = 0;
     }
 
-    // ----- negative caching --------------------------------------------
+    // ----- single-flight and negative caching --------------------------
+
+    /// Cancels the fill of an in-flight load of `key` and forgets its
+    /// negatively cached failure (a write or remove supersedes both).
+    #[inline]
+    fn forget_side<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.side_len != 0 {
+            self.flights.remove(key);
+            self.negatives.remove(key);
+            self.side_len = self.flights.len() + self.negatives.len();
+        }
+    }
+
+    /// The in-flight load of `key`, if any.
+    pub(crate) fn flight(&self, key: &K) -> Option<&Arc<Flight<V>>> {
+        if self.side_len == 0 {
+            return None;
+        }
+        self.flights.get(key)
+    }
+
+    /// Registers `flight` as the load of `key`.
+    pub(crate) fn start_flight(&mut self, key: K, flight: Arc<Flight<V>>) {
+        self.flights.insert(key, flight);
+        self.side_len = self.flights.len() + self.negatives.len();
+    }
+
+    /// Unregisters `flight` if it is still the load of `key`; returns
+    /// whether it was (false: a write or remove superseded it).
+    pub(crate) fn end_flight(&mut self, key: &K, flight: &Arc<Flight<V>>) -> bool {
+        let current = self
+            .flights
+            .get(key)
+            .is_some_and(|f| Arc::ptr_eq(f, flight));
+        if current {
+            self.flights.remove(key);
+            self.side_len = self.flights.len() + self.negatives.len();
+        }
+        current
+    }
 
     /// The remembered failure of `key`, if any and still fresh.
     pub(crate) fn negative<Q>(&self, key: &Q, now: &mut LazyTick<'_>) -> Option<&Negative>
@@ -676,7 +843,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if self.negatives.is_empty() {
+        if self.side_len == 0 {
             return None;
         }
         self.negatives.get(key).filter(|n| now.get() < n.deadline)
@@ -699,12 +866,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
         }
         self.negatives.insert(key, Negative { deadline, error });
+        self.side_len = self.flights.len() + self.negatives.len();
     }
 
-    /// Heap bytes held (slab, table, idle deadlines, ghost, sketch).
+    /// Heap bytes held (slab, table, weights, idle deadlines, ghost, sketch).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slab.capacity() * std::mem::size_of::<Slot<K, V>>()
+        self.slab.capacity() * std::mem::size_of::<Aligned<K, V>>()
             + self.table.allocation_size()
+            + self.weights.capacity() * 4
             + self.idle.capacity() * 8
             + self.ghost.heap_bytes()
             + self.sketch.as_ref().map_or(0, Sketch::heap_bytes)
@@ -722,17 +891,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let mut i = list.head;
             while i != NIL {
                 let e = self.entry(i);
-                assert_eq!(e.queue, q, "entry {i} on the wrong list");
-                assert_eq!(e.prev, prev, "entry {i} has a broken back link");
-                assert!(e.weight >= 1, "entry {i} weighs 0");
-                assert!(e.freq.load(Relaxed) <= MAX_FREQ, "entry {i} freq over cap");
+                assert_eq!(e.queue(), q, "entry {i} on the wrong list");
+                assert_eq!(e.prev(), prev, "entry {i} has a broken back link");
+                assert!(e.freq() <= MAX_FREQ, "entry {i} freq over cap");
                 let h = hasher.hash_one(&e.key);
                 assert_eq!(self.find(h, &e.key), Some(i), "entry {i} not indexed");
+                let ew = self.weight_of(i);
+                assert!(ew >= 1, "entry {i} weighs 0");
                 n += 1;
-                w += u64::from(e.weight);
+                w += ew;
                 assert!(n <= self.slab.len(), "cycle in list {q:?}");
                 prev = i;
-                i = e.next;
+                i = e.next();
             }
             assert_eq!(list.tail, prev, "{q:?} tail mismatch");
             assert_eq!(list.len, n, "{q:?} length mismatch");
@@ -746,10 +916,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let full = self
             .slab
             .iter()
-            .filter(|s| matches!(s, Slot::Full(_)))
+            .filter(|s| matches!(s.0, Slot::Full(_)))
             .count();
         assert_eq!(full, seen, "slab entries not on a list");
         assert_eq!(self.len, seen, "len mismatch");
+        assert!(self.len <= self.max_entries, "more entries than slots");
         assert_eq!(self.table.len(), seen, "table size mismatch");
         assert_eq!(self.weight, total_weight, "weight mismatch");
         assert!(
@@ -761,7 +932,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let mut free = 0usize;
         let mut f = self.free;
         while f != NIL {
-            let Slot::Free(next) = self.slab[f as usize] else {
+            let Slot::Free(next) = self.slab[f as usize].0 else {
                 panic!("free list reaches entry {f}");
             };
             free += 1;
@@ -769,9 +940,24 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             f = next;
         }
         assert_eq!(free + seen, self.slab.len(), "leaked slab slots");
+        if self.weighted {
+            assert_eq!(self.weights.len(), self.slab.len(), "weights out of step");
+        }
         if self.tti.is_some() {
             assert_eq!(self.idle.len(), self.slab.len(), "idle deadlines out of step");
         }
         assert!(self.negatives.len() <= self.negative_cap.max(1));
+        assert_eq!(self.side_len, self.flights.len() + self.negatives.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_entries_are_half_a_cache_line() {
+        assert_eq!(std::mem::size_of::<Aligned<u64, u64>>(), 32);
+        assert_eq!(std::mem::align_of::<Aligned<u64, u64>>(), 32);
     }
 }

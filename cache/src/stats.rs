@@ -141,8 +141,9 @@ impl Counters {
         &self.stripes[i & self.mask]
     }
 
+    #[inline]
     pub(crate) fn record_evictions(&self, counts: &[u64; 4]) {
-        if counts.iter().all(|&c| c == 0) {
+        if counts == &[0; 4] {
             return;
         }
         let s = self.local();
