@@ -55,13 +55,16 @@ mod policy;
 mod shard;
 mod sketch;
 mod stats;
+mod tiered;
 mod time;
 mod weigher;
+mod write_behind;
 
 pub use builder::{CacheBuilder, MAX_SHARDS};
 pub use cache::{Cache, DefaultHashBuilder};
 pub use error::CacheError;
 pub use policy::{Admission, Policy};
 pub use stats::{CacheStats, EvictionCause, EvictionListener, Evictions};
+pub use tiered::{SharedTier, Store, TierConfig, TierStats, TieredCache, WriteMode};
 pub use time::MAX_TTL;
 pub use weigher::{UnitWeigher, Weigher};
