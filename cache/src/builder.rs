@@ -234,6 +234,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
                 });
             }
             Some(n) if n.next_power_of_two() as u64 > self.capacity => {
+                // (n <= MAX_SHARDS here, so next_power_of_two cannot overflow.)
                 return Err(CacheError::InvalidShards {
                     value: n,
                     reason: "more shards (rounded up to a power of two) than capacity",
@@ -263,18 +264,13 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
 /// per CPU, at most the capacity.
 fn auto_shards(est: usize, capacity: u64) -> usize {
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
-    let max = (cpus * 16).next_power_of_two().min(MAX_SHARDS);
-    let want = (est / MIN_SHARD_ENTRIES).max(1);
-    let pow = if want.is_power_of_two() {
-        want
-    } else {
-        want.next_power_of_two() / 2
-    };
-    let cap = usize::try_from(capacity).unwrap_or(usize::MAX);
-    pow.min(max).min(if cap.is_power_of_two() {
-        cap
-    } else {
-        cap.next_power_of_two() / 2
-    })
-    .max(1)
+    let max = prev_pow2(cpus.saturating_mul(16)).min(MAX_SHARDS);
+    let want = prev_pow2(est / MIN_SHARD_ENTRIES);
+    let cap = prev_pow2(usize::try_from(capacity).unwrap_or(usize::MAX));
+    want.min(max).min(cap).max(1)
+}
+
+/// The largest power of two ≤ `n` (1 for 0).
+pub(crate) fn prev_pow2(n: usize) -> usize {
+    if n == 0 { 1 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) }
 }

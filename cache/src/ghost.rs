@@ -9,6 +9,9 @@
 //! false "remembered" rare (≈ 2⁻³²). On the OLTP trace this loses under
 //! 0.3 points of hit ratio against an exact ghost of the same size.
 
+/// Most slots per shard (4 MiB): beyond that, hit ratio gains are nil.
+const MAX_SLOTS: usize = 1 << 20;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Ghost {
     slots: Box<[u32]>,
@@ -16,8 +19,8 @@ pub(crate) struct Ghost {
 }
 
 impl Ghost {
-    /// A ghost of the largest power of two ≤ `entries` slots (≥ 16), or an
-    /// empty one when `entries == 0`.
+    /// A ghost of the largest power of two ≤ `entries` slots (16 ..= 2²⁰),
+    /// or an empty one when `entries == 0`.
     pub(crate) fn new(entries: usize) -> Self {
         if entries == 0 {
             return Self {
@@ -25,12 +28,7 @@ impl Ghost {
                 mask: 0,
             };
         }
-        let n = if entries.is_power_of_two() {
-            entries
-        } else {
-            entries.next_power_of_two() / 2
-        }
-        .max(16);
+        let n = crate::builder::prev_pow2(entries).clamp(16, MAX_SLOTS);
         Self {
             slots: vec![0; n].into_boxed_slice(),
             mask: n - 1,

@@ -524,7 +524,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// `main` (always without admission, or while `main` has room).
     fn admit<S: BuildHasher>(&self, h: u64, w: u64, hasher: &S) -> bool {
         let Some(sk) = &self.sketch else { return true };
-        if self.main.weight + w <= self.capacity - self.small_target || self.main.head == NIL {
+        if self.main.weight.saturating_add(w) <= self.capacity - self.small_target
+            || self.main.head == NIL
+        {
             return true;
         }
         let victim = hasher.hash_one(&self.entry(self.main.head).key);
@@ -603,7 +605,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hasher: &S,
         out: &mut Removed<K, V>,
     ) {
-        while (self.weight + extra > self.capacity || self.len >= self.max_entries)
+        while (self.weight.saturating_add(extra) > self.capacity || self.len >= self.max_entries)
             && self.evict_one(now, hasher, out)
         {}
     }
@@ -692,7 +694,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let old_weight = self.weight_of(i);
         let new_weight = u64::from(weight);
         let q = self.entry(i).queue();
-        if self.weight - old_weight + new_weight > self.capacity || self.policy == Policy::Lru {
+        if (self.weight - old_weight).saturating_add(new_weight) > self.capacity
+            || self.policy == Policy::Lru
+        {
             // Off its list while making room, so the entry itself is never
             // the victim (`len` is lowered meanwhile: it keeps its slot).
             self.unlink(i);

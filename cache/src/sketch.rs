@@ -22,13 +22,15 @@ impl Sketch {
     /// (rounded up to a power of two of words), halved every `10 × entries`
     /// additions.
     pub(crate) fn new(entries: usize) -> Self {
-        let counters = (entries.max(16) as u64) * 4;
+        // At most 2^22 entries' worth (8 MiB) per shard.
+        let entries = entries.clamp(16, 1 << 22);
+        let counters = (entries as u64) * 4;
         let words = (counters / PER_WORD).next_power_of_two().max(4);
         Self {
             words: vec![0; words as usize].into_boxed_slice(),
             mask: words - 1,
             additions: 0,
-            sample: (entries.max(16) as u64) * 10,
+            sample: (entries as u64) * 10,
         }
     }
 
