@@ -483,7 +483,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if self.slab.len() == self.slab.capacity() {
                 // Double, but never past the most entries the shard can
                 // hold (no slack in a full cache).
-                let want = (self.slab.len() * 2).clamp(4, self.max_entries);
+                let want = (self.slab.len() * 2).max(4).min(self.max_entries);
                 self.slab
                     .reserve_exact(want.saturating_sub(self.slab.len()).max(1));
             }

@@ -18,9 +18,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dispatchkit_cache::{Admission, Cache, CacheError, EvictionCause, Policy};
+use dispatchkit_cache::{Admission, Cache, CacheError, EvictionCause, Policy, Weigher};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
 /// Value = (payload, weight the weigher reports).
 type Val = (u32, u32);
@@ -58,6 +58,8 @@ struct MEntry {
 #[derive(Debug)]
 struct Model {
     cap: u64,
+    /// Every entry weighs 1 (the cache has no weigher).
+    unit: bool,
     ttl: Option<Duration>,
     tti: Option<Duration>,
     /// Least recently used first.
@@ -102,7 +104,7 @@ impl Model {
     }
 
     fn insert(&mut self, key: u8, val: Val, ttl: Option<Duration>, now: Instant) -> Result<(), ()> {
-        let weight = u64::from(val.1).max(1);
+        let weight = if self.unit { 1 } else { u64::from(val.1).max(1) };
         if weight > self.cap {
             return Err(());
         }
@@ -160,7 +162,7 @@ fn cache(
     shards: Option<usize>,
     admission: Admission,
     events: &Events,
-) -> Cache<u8, Val, impl dispatchkit_cache::Weigher<u8, Val>> {
+) -> Cache<u8, Val, impl Weigher<u8, Val>> {
     let mut b = Cache::builder(cap)
         .weigher(|_: &u8, v: &Val| u64::from(v.1))
         .policy(policy)
@@ -181,66 +183,100 @@ fn cache(
         .unwrap()
 }
 
+/// Runs `ops` on the exact-LRU cache `c` and the model side by side.
+fn check_lru<W: Weigher<u8, Val>>(
+    c: &Cache<u8, Val, W>,
+    mut m: Model,
+    ops: &[Op],
+    events: &Events,
+) -> Result<(), TestCaseError> {
+    let cap = m.cap;
+    let t0 = Instant::now();
+    let mut now = t0;
+    let (mut hits, mut misses) = (0u64, 0u64);
+    for (step, o) in ops.iter().enumerate() {
+        match *o {
+            Op::Get(k) => {
+                let want = m.get(k, now);
+                prop_assert_eq!(c.get_at(&k, now), want, "step {} {:?}", step, o);
+                if want.is_some() {
+                    hits += 1
+                } else {
+                    misses += 1
+                }
+            }
+            Op::Insert { key, val, weight, ttl_ms } => {
+                let ttl = ttl_ms.map(Duration::from_millis);
+                let want = m.insert(key, (val, weight), ttl, now);
+                let got = match ttl {
+                    Some(t) => c.insert_with_ttl_at(key, (val, weight), t, now),
+                    None => c.insert_at(key, (val, weight), now),
+                };
+                match (want, got) {
+                    (Ok(()), Ok(())) => {}
+                    (Err(()), Err(CacheError::EntryTooHeavy { weight: w, max, .. })) => {
+                        prop_assert_eq!(w, u64::from(weight));
+                        prop_assert_eq!(max, cap);
+                    }
+                    (w, g) => prop_assert!(false, "step {} {:?}: model {:?}, cache {:?}", step, o, w, g),
+                }
+            }
+            Op::Remove(k) => {
+                prop_assert_eq!(c.remove_at(&k, now), m.remove(k, now), "step {} {:?}", step, o);
+            }
+            Op::Advance(ms) => now += Duration::from_millis(ms),
+            Op::Purge => prop_assert_eq!(c.purge_expired_at(now), m.purge(now)),
+        }
+        c.validate();
+        prop_assert_eq!(c.len(), m.list.len(), "step {} {:?}", step, o);
+        prop_assert_eq!(c.weight(), m.weight());
+        prop_assert!(c.weight() <= cap);
+        let s = c.stats();
+        prop_assert_eq!((s.hits, s.misses), (hits, misses));
+        let e = s.evictions;
+        prop_assert_eq!([e.capacity, e.expired, e.explicit, e.replaced], m.evictions, "step {} {:?}", step, o);
+        prop_assert_eq!(events.lock().unwrap().len() as u64, e.total());
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
 
     #[test]
     fn lru_policy_equals_model(
         cap in 1u64..24,
+        unit in any::<bool>(),
         ttl in proptest::option::of(50u64..500),
         tti in proptest::option::of(50u64..500),
         ops in proptest::collection::vec(op(16), 1..200),
     ) {
         let events: Events = Arc::default();
-        let c = cache(cap, ttl, tti, Policy::Lru, Some(1), Admission::AdmitAll, &events);
-        let mut m = Model {
+        let model = Model {
             cap,
+            unit,
             ttl: ttl.map(Duration::from_millis),
             tti: tti.map(Duration::from_millis),
             list: Vec::new(),
             evictions: [0; 4],
         };
-        let t0 = Instant::now();
-        let mut now = t0;
-        let (mut hits, mut misses) = (0u64, 0u64);
-        for (step, o) in ops.iter().enumerate() {
-            match *o {
-                Op::Get(k) => {
-                    let want = m.get(k, now);
-                    prop_assert_eq!(c.get_at(&k, now), want, "step {} {:?}", step, o);
-                    if want.is_some() { hits += 1 } else { misses += 1 }
-                }
-                Op::Insert { key, val, weight, ttl_ms } => {
-                    let ttl = ttl_ms.map(Duration::from_millis);
-                    let want = m.insert(key, (val, weight), ttl, now);
-                    let got = match ttl {
-                        Some(t) => c.insert_with_ttl_at(key, (val, weight), t, now),
-                        None => c.insert_at(key, (val, weight), now),
-                    };
-                    match (want, got) {
-                        (Ok(()), Ok(())) => {}
-                        (Err(()), Err(CacheError::EntryTooHeavy { weight: w, max, .. })) => {
-                            prop_assert_eq!(w, u64::from(weight));
-                            prop_assert_eq!(max, cap);
-                        }
-                        (w, g) => prop_assert!(false, "step {} {:?}: model {:?}, cache {:?}", step, o, w, g),
-                    }
-                }
-                Op::Remove(k) => {
-                    prop_assert_eq!(c.remove_at(&k, now), m.remove(k, now), "step {} {:?}", step, o);
-                }
-                Op::Advance(ms) => now += Duration::from_millis(ms),
-                Op::Purge => prop_assert_eq!(c.purge_expired_at(now), m.purge(now)),
+        if unit {
+            // No weigher: capacity in entries.
+            let mut b = Cache::builder(cap).policy(Policy::Lru).shards(1);
+            if let Some(t) = ttl {
+                b = b.time_to_live(Duration::from_millis(t));
             }
-            c.validate();
-            prop_assert_eq!(c.len(), m.list.len(), "step {} {:?}", step, o);
-            prop_assert_eq!(c.weight(), m.weight());
-            prop_assert!(c.weight() <= cap);
-            let s = c.stats();
-            prop_assert_eq!((s.hits, s.misses), (hits, misses));
-            let e = s.evictions;
-            prop_assert_eq!([e.capacity, e.expired, e.explicit, e.replaced], m.evictions, "step {} {:?}", step, o);
-            prop_assert_eq!(events.lock().unwrap().len() as u64, e.total());
+            if let Some(t) = tti {
+                b = b.time_to_idle(Duration::from_millis(t));
+            }
+            let ev = Arc::clone(&events);
+            let c = b.eviction_listener(move |k, _, cause| ev.lock().unwrap().push((*k, cause)))
+                .build()
+                .unwrap();
+            check_lru(&c, model, &ops, &events)?;
+        } else {
+            let c = cache(cap, ttl, tti, Policy::Lru, Some(1), Admission::AdmitAll, &events);
+            check_lru(&c, model, &ops, &events)?;
         }
     }
 
@@ -267,6 +303,7 @@ proptest! {
         // the cache returns must be this one, and live.
         let mut truth = Model {
             cap: u64::MAX,
+            unit: false,
             ttl: ttl.map(Duration::from_millis),
             tti: tti.map(Duration::from_millis),
             list: Vec::new(),
