@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::builder::CacheBuilder;
 use crate::load::{Flight, Outcome};
@@ -187,6 +187,20 @@ where
         &self.shards[(hash >> 32) as usize & self.mask].0
     }
 
+    /// The shard's write lock; an acquisition that has to wait is counted
+    /// ([`CacheStats::lock_waits`]: evidence of contention, at the cost of
+    /// one failed `try_write` when contended).
+    #[inline]
+    fn lock<'a>(&self, shard: &'a RwLock<Shard<K, V>>) -> RwLockWriteGuard<'a, Shard<K, V>> {
+        match shard.try_write() {
+            Some(g) => g,
+            None => {
+                self.counters.local().lock_waits.fetch_add(1, Relaxed);
+                shard.write()
+            }
+        }
+    }
+
     #[inline]
     fn removed(&self) -> Out<K, V> {
         Removed::new(self.listener.is_some())
@@ -311,13 +325,13 @@ where
             }
             drop(g);
             let mut out = self.removed();
-            shard.write().reclaim(hash, key, now, &mut out);
+            self.lock(shard).reclaim(hash, key, now, &mut out);
             self.finish(out);
             None
         } else {
             let mut out = self.removed();
-            let r = shard
-                .write()
+            let r = self
+                .lock(shard)
                 .get_exclusive(hash, key, now, &mut out)
                 .map(f);
             self.finish(out);
@@ -396,8 +410,7 @@ where
     ) {
         let dl = ttl.map_or(NEVER, |t| deadline(now.get(), t));
         let mut out = self.removed();
-        self.shard(hash)
-            .write()
+        self.lock(self.shard(hash))
             .insert(hash, key, value, weight, dl, now, &self.hasher, &mut out);
         self.counters.local().inserts.fetch_add(1, Relaxed);
         self.finish(out);
@@ -433,8 +446,7 @@ where
         let hash = self.hash(key);
         let mut out = self.removed();
         let r = self
-            .shard(hash)
-            .write()
+            .lock(self.shard(hash))
             .remove(hash, key, now, &mut out);
         self.finish(out);
         let (k, v) = r?;
@@ -458,7 +470,7 @@ where
         let mut n = 0;
         for s in self.shards.iter() {
             let mut out = self.removed();
-            s.0.write().purge_expired(&mut tick, &self.hasher, &mut out);
+            self.lock(&s.0).purge_expired(&mut tick, &self.hasher, &mut out);
             n += out.counts.iter().sum::<u64>() as usize;
             self.finish(out);
         }
@@ -469,7 +481,7 @@ where
     pub fn clear(&self) {
         for s in self.shards.iter() {
             let mut out = self.removed();
-            s.0.write().clear(&mut out);
+            self.lock(&s.0).clear(&mut out);
             self.finish(out);
         }
     }
@@ -596,7 +608,7 @@ where
             // Under the write lock: re-check, then join or start a flight.
             let (flight, leader) = {
                 let mut out = self.removed();
-                let mut g = shard.write();
+                let mut g = self.lock(shard);
                 if let Some(v) = g.get_exclusive(hash, key, now, &mut out) {
                     let v = v.clone();
                     drop(g);
@@ -708,7 +720,7 @@ where
     {
         let mut out = self.removed();
         let filled = {
-            let mut g = self.shard(hash).write();
+            let mut g = self.lock(self.shard(hash));
             if g.end_flight(key, flight) {
                 fill(&mut *g, now, &mut out)
             } else {
@@ -807,8 +819,7 @@ impl<K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> Drop for LeaderGu
         if self.armed {
             {
                 self.cache
-                    .shard(self.hash)
-                    .write()
+                    .lock(self.cache.shard(self.hash))
                     .end_flight(self.key, self.flight);
             }
             self.flight.publish(Outcome::Abandoned);

@@ -72,6 +72,9 @@ pub struct CacheStats {
     pub negative_hits: u64,
     /// Total wall time spent in loaders, nanoseconds.
     pub load_nanos: u64,
+    /// Shard write-lock acquisitions that had to wait for another thread
+    /// (contention).
+    pub lock_waits: u64,
     /// Entries removed, by cause.
     pub evictions: Evictions,
 }
@@ -109,6 +112,7 @@ pub(crate) struct Stripe {
     pub(crate) load_waits: AtomicU64,
     pub(crate) negative_hits: AtomicU64,
     pub(crate) load_nanos: AtomicU64,
+    pub(crate) lock_waits: AtomicU64,
     pub(crate) evicted: [AtomicU64; 4],
 }
 
@@ -165,6 +169,7 @@ impl Counters {
             out.load_waits += s.load_waits.load(Relaxed);
             out.negative_hits += s.negative_hits.load(Relaxed);
             out.load_nanos += s.load_nanos.load(Relaxed);
+            out.lock_waits += s.lock_waits.load(Relaxed);
             out.evictions.capacity += s.evicted[0].load(Relaxed);
             out.evictions.expired += s.evicted[1].load(Relaxed);
             out.evictions.explicit += s.evicted[2].load(Relaxed);
