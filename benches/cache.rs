@@ -272,19 +272,49 @@ fn overhead<P: Peer>(make: fn(u64) -> P, n: u64) -> f64 {
 fn report(keys: &[u64]) {
     let long = zipf_keys(UNIVERSE, 1.0, 1_000_000, 8).expect("valid Zipf parameters");
     println!("hit ratio, Zipf 1.0 over 1M keys, capacity 100k, 90% get (1 thread, 1M ops):");
-    println!("  dispatchkit            {:.4}", mix_ratio(&dk(CAPACITY), &long));
-    println!("  dispatchkit+TinyLFU    {:.4}", mix_ratio(&dk_admission(CAPACITY), &long));
-    println!("  moka                   {:.4}", mix_ratio(&moka(CAPACITY), &long));
-    println!("  quick_cache            {:.4}", mix_ratio(&quick(CAPACITY), &long));
-    println!("  lru_mutex              {:.4}", mix_ratio(&lru_mutex(CAPACITY), &long));
+    println!(
+        "  dispatchkit            {:.4}",
+        mix_ratio(&dk(CAPACITY), &long)
+    );
+    println!(
+        "  dispatchkit+TinyLFU    {:.4}",
+        mix_ratio(&dk_admission(CAPACITY), &long)
+    );
+    println!(
+        "  moka                   {:.4}",
+        mix_ratio(&moka(CAPACITY), &long)
+    );
+    println!(
+        "  quick_cache            {:.4}",
+        mix_ratio(&quick(CAPACITY), &long)
+    );
+    println!(
+        "  lru_mutex              {:.4}",
+        mix_ratio(&lru_mutex(CAPACITY), &long)
+    );
     let trace = oltp();
     for cap in [1000u64, 2000] {
         println!("hit ratio, ARC OLTP trace, capacity {cap} (demand fill):");
-        println!("  dispatchkit            {:.4}", demand_ratio(&dk(cap), &trace));
-        println!("  dispatchkit+TinyLFU    {:.4}", demand_ratio(&dk_admission(cap), &trace));
-        println!("  moka                   {:.4}", demand_ratio(&moka(cap), &trace));
-        println!("  quick_cache            {:.4}", demand_ratio(&quick(cap), &trace));
-        println!("  lru_mutex              {:.4}", demand_ratio(&lru_mutex(cap), &trace));
+        println!(
+            "  dispatchkit            {:.4}",
+            demand_ratio(&dk(cap), &trace)
+        );
+        println!(
+            "  dispatchkit+TinyLFU    {:.4}",
+            demand_ratio(&dk_admission(cap), &trace)
+        );
+        println!(
+            "  moka                   {:.4}",
+            demand_ratio(&moka(cap), &trace)
+        );
+        println!(
+            "  quick_cache            {:.4}",
+            demand_ratio(&quick(cap), &trace)
+        );
+        println!(
+            "  lru_mutex              {:.4}",
+            demand_ratio(&lru_mutex(cap), &trace)
+        );
     }
     const N: u64 = 1_000_000;
     println!("memory overhead per entry at 1M u64->u64 entries (bytes beyond key+value):");

@@ -6,12 +6,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::CacheError;
 use crate::cache::{Cache, DefaultHashBuilder};
 use crate::policy::{Admission, Policy};
 use crate::stats::{EvictionCause, EvictionListener};
 use crate::time::checked_ttl;
 use crate::weigher::{UnitWeigher, Weigher};
-use crate::CacheError;
 
 /// Most shards a cache may have.
 pub const MAX_SHARDS: usize = 1024;
@@ -207,8 +207,14 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
                 reason: "a cache must hold at least one entry",
             });
         }
-        let ttl = self.ttl.map(|d| checked_ttl("time_to_live", d)).transpose()?;
-        let tti = self.tti.map(|d| checked_ttl("time_to_idle", d)).transpose()?;
+        let ttl = self
+            .ttl
+            .map(|d| checked_ttl("time_to_live", d))
+            .transpose()?;
+        let tti = self
+            .tti
+            .map(|d| checked_ttl("time_to_idle", d))
+            .transpose()?;
         let negative_ttl = self
             .negative_ttl
             .map(|d| checked_ttl("negative_ttl", d))
@@ -272,5 +278,9 @@ fn auto_shards(est: usize, capacity: u64) -> usize {
 
 /// The largest power of two ≤ `n` (1 for 0).
 pub(crate) fn prev_pow2(n: usize) -> usize {
-    if n == 0 { 1 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) }
+    if n == 0 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{RwLock, RwLockWriteGuard};
 
+use crate::CacheError;
 use crate::builder::CacheBuilder;
 use crate::load::{Flight, Outcome};
 use crate::policy::{Admission, Policy};
@@ -17,7 +18,6 @@ use crate::shard::{Lookup, Shard, ShardParams};
 use crate::stats::{CacheStats, Counters, EvictionCause, EvictionListener, Removed};
 use crate::time::{Epoch, LazyTick, NEVER, checked_ttl, deadline};
 use crate::weigher::{UnitWeigher, Weigher};
-use crate::CacheError;
 
 /// The default hasher: foldhash's fast variant, randomly seeded per cache.
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
@@ -292,7 +292,12 @@ where
     /// Looks `key` up and applies `f` to its live value under the lock;
     /// counts the hit or miss.
     #[inline]
-    fn with_value<Q, R>(&self, key: &Q, now: &mut LazyTick<'_>, f: impl FnOnce(&V) -> R) -> Option<R>
+    fn with_value<Q, R>(
+        &self,
+        key: &Q,
+        now: &mut LazyTick<'_>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -310,7 +315,13 @@ where
 
     /// The lookup itself (no counting).
     #[inline]
-    fn lookup<Q, R>(&self, hash: u64, key: &Q, now: &mut LazyTick<'_>, f: impl FnOnce(&V) -> R) -> Option<R>
+    fn lookup<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &mut LazyTick<'_>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -410,8 +421,16 @@ where
     ) {
         let dl = ttl.map_or(NEVER, |t| deadline(now.get(), t));
         let mut out = self.removed();
-        self.lock(self.shard(hash))
-            .insert(hash, key, value, weight, dl, now, &self.hasher, &mut out);
+        self.lock(self.shard(hash)).insert(
+            hash,
+            key,
+            value,
+            weight,
+            dl,
+            now,
+            &self.hasher,
+            &mut out,
+        );
         self.counters.local().inserts.fetch_add(1, Relaxed);
         self.finish(out);
     }
@@ -445,9 +464,7 @@ where
     {
         let hash = self.hash(key);
         let mut out = self.removed();
-        let r = self
-            .lock(self.shard(hash))
-            .remove(hash, key, now, &mut out);
+        let r = self.lock(self.shard(hash)).remove(hash, key, now, &mut out);
         self.finish(out);
         let (k, v) = r?;
         self.counters.local().evicted[crate::stats::cause_index(EvictionCause::Explicit)]
@@ -470,7 +487,8 @@ where
         let mut n = 0;
         for s in self.shards.iter() {
             let mut out = self.removed();
-            self.lock(&s.0).purge_expired(&mut tick, &self.hasher, &mut out);
+            self.lock(&s.0)
+                .purge_expired(&mut tick, &self.hasher, &mut out);
             n += out.counts.iter().sum::<u64>() as usize;
             self.finish(out);
         }
@@ -510,9 +528,11 @@ where
         K: Clone,
         V: Clone,
     {
-        match self.load_inner::<std::convert::Infallible>(key, &mut LazyTick::lazy(&self.epoch), || {
-            Ok(loader())
-        }) {
+        match self.load_inner::<std::convert::Infallible>(
+            key,
+            &mut LazyTick::lazy(&self.epoch),
+            || Ok(loader()),
+        ) {
             Ok(v) => v,
             Err(e) => match *e {},
         }
@@ -785,7 +805,10 @@ where
     /// Heap bytes held by the shards' tables, slabs, ghosts and sketches
     /// (not the heap data the keys and values own). O(shards).
     pub fn heap_bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.0.read().heap_bytes()).sum::<usize>()
+        self.shards
+            .iter()
+            .map(|s| s.0.read().heap_bytes())
+            .sum::<usize>()
             + self.shards.len() * std::mem::size_of::<Padded<RwLock<Shard<K, V>>>>()
     }
 
@@ -814,7 +837,9 @@ struct LeaderGuard<'a, K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher>
     armed: bool,
 }
 
-impl<K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> Drop for LeaderGuard<'_, K, V, W, S> {
+impl<K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> Drop
+    for LeaderGuard<'_, K, V, W, S>
+{
     fn drop(&mut self) {
         if self.armed {
             {

@@ -80,7 +80,9 @@ pub enum CacheError {
     },
     /// `flush` could not apply every pending write; the `failed` ones stay
     /// queued (nothing is dropped) and are retried by the next flush.
-    #[error("write-behind flush applied {applied} write(s), {failed} failed and stay queued: {source}")]
+    #[error(
+        "write-behind flush applied {applied} write(s), {failed} failed and stay queued: {source}"
+    )]
     FlushFailed {
         /// Writes applied to the store by this flush.
         applied: usize,

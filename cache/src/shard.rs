@@ -948,7 +948,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             assert_eq!(self.weights.len(), self.slab.len(), "weights out of step");
         }
         if self.tti.is_some() {
-            assert_eq!(self.idle.len(), self.slab.len(), "idle deadlines out of step");
+            assert_eq!(
+                self.idle.len(),
+                self.slab.len(),
+                "idle deadlines out of step"
+            );
         }
         assert!(self.negatives.len() <= self.negative_cap.max(1));
         assert_eq!(self.side_len, self.flights.len() + self.negatives.len());

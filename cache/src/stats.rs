@@ -83,7 +83,11 @@ impl CacheStats {
     /// `hits / (hits + misses)`, 0 when there were no lookups.
     pub fn hit_ratio(&self) -> f64 {
         let n = self.hits + self.misses;
-        if n == 0 { 0.0 } else { self.hits as f64 / n as f64 }
+        if n == 0 {
+            0.0
+        } else {
+            self.hits as f64 / n as f64
+        }
     }
 
     /// Total loader time.

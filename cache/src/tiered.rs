@@ -29,11 +29,11 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::CacheError;
 use crate::cache::{Cache, DefaultHashBuilder};
 use crate::stats::CacheStats;
 use crate::weigher::{UnitWeigher, Weigher};
 use crate::write_behind::{Enqueued, Op, Queue};
-use crate::CacheError;
 
 /// The source of truth behind the cache tiers (a user's database).
 ///
@@ -238,7 +238,11 @@ where
     /// assert_eq!(shared.flush()?, 1);              // one coalesced store write
     /// # Ok::<(), dispatchkit_cache::CacheError>(())
     /// ```
-    pub fn new(l2: Cache<K, V, W, S>, store: St, config: TierConfig) -> Result<Arc<Self>, CacheError> {
+    pub fn new(
+        l2: Cache<K, V, W, S>,
+        store: St,
+        config: TierConfig,
+    ) -> Result<Arc<Self>, CacheError> {
         if config.store_attempts == 0 {
             return Err(CacheError::InvalidSetting {
                 name: "store_attempts",
@@ -516,7 +520,10 @@ impl<K, V, St, W, S> fmt::Debug for TieredCache<K, V, St, W, S> {
 
 impl<K, V, St, W, S> Drop for TieredCache<K, V, St, W, S> {
     fn drop(&mut self) {
-        self.shared.instances.write().retain(|(id, _)| *id != self.id);
+        self.shared
+            .instances
+            .write()
+            .retain(|(id, _)| *id != self.id);
     }
 }
 

@@ -96,7 +96,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Queue<K, V> {
     pub(crate) fn begin_batch(&mut self, max: usize) -> Vec<(K, Op<V>, u64)> {
         let mut out = Vec::new();
         while out.len() < max {
-            let Some(k) = self.order.pop_front() else { break };
+            let Some(k) = self.order.pop_front() else {
+                break;
+            };
             if let Some(p) = self.map.get_mut(&k) {
                 p.in_flight = true;
                 out.push((k, p.op.clone(), p.seq));
@@ -136,7 +138,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Queue<K, V> {
                 assert_eq!(n, 1, "a pending key is queued {n} times");
             }
         }
-        assert_eq!(queued.len(), self.order.len(), "a queued key is not pending");
+        assert_eq!(
+            queued.len(),
+            self.order.len(),
+            "a queued key is not pending"
+        );
         assert!(self.map.len() <= self.capacity, "queue over capacity");
     }
 }

@@ -12,7 +12,10 @@ use dispatchkit_cache::{
 #[test]
 fn zero_capacity_is_rejected() {
     let e = Cache::<u64, u64>::new(0).unwrap_err();
-    assert!(matches!(e, CacheError::InvalidCapacity { value: 0, .. }), "{e}");
+    assert!(
+        matches!(e, CacheError::InvalidCapacity { value: 0, .. }),
+        "{e}"
+    );
     let e = Cache::<String, String>::builder(0)
         .weigher(|k: &String, v: &String| (k.len() + v.len()) as u64)
         .build()
@@ -24,13 +27,34 @@ fn zero_capacity_is_rejected() {
 fn zero_and_overflowing_ttls_are_rejected() {
     let too_long = MAX_TTL + Duration::from_nanos(1);
     for (name, b) in [
-        ("time_to_live", Cache::<u64, u64>::builder(10).time_to_live(Duration::ZERO)),
-        ("time_to_live", Cache::<u64, u64>::builder(10).time_to_live(too_long)),
-        ("time_to_live", Cache::<u64, u64>::builder(10).time_to_live(Duration::MAX)),
-        ("time_to_idle", Cache::<u64, u64>::builder(10).time_to_idle(Duration::ZERO)),
-        ("time_to_idle", Cache::<u64, u64>::builder(10).time_to_idle(Duration::MAX)),
-        ("negative_ttl", Cache::<u64, u64>::builder(10).negative_ttl(Duration::ZERO)),
-        ("negative_ttl", Cache::<u64, u64>::builder(10).negative_ttl(too_long)),
+        (
+            "time_to_live",
+            Cache::<u64, u64>::builder(10).time_to_live(Duration::ZERO),
+        ),
+        (
+            "time_to_live",
+            Cache::<u64, u64>::builder(10).time_to_live(too_long),
+        ),
+        (
+            "time_to_live",
+            Cache::<u64, u64>::builder(10).time_to_live(Duration::MAX),
+        ),
+        (
+            "time_to_idle",
+            Cache::<u64, u64>::builder(10).time_to_idle(Duration::ZERO),
+        ),
+        (
+            "time_to_idle",
+            Cache::<u64, u64>::builder(10).time_to_idle(Duration::MAX),
+        ),
+        (
+            "negative_ttl",
+            Cache::<u64, u64>::builder(10).negative_ttl(Duration::ZERO),
+        ),
+        (
+            "negative_ttl",
+            Cache::<u64, u64>::builder(10).negative_ttl(too_long),
+        ),
     ] {
         match b.build() {
             Err(CacheError::InvalidDuration { name: n, .. }) => assert_eq!(n, name),
@@ -38,10 +62,16 @@ fn zero_and_overflowing_ttls_are_rejected() {
         }
     }
     // The longest accepted TTL works and does not overflow the deadline.
-    let c = Cache::<u64, u64>::builder(10).time_to_live(MAX_TTL).build().unwrap();
+    let c = Cache::<u64, u64>::builder(10)
+        .time_to_live(MAX_TTL)
+        .build()
+        .unwrap();
     let now = Instant::now();
     c.insert_at(1, 1, now).unwrap();
-    assert_eq!(c.get_at(&1, now + Duration::from_secs(3600 * 24 * 365)), Some(1));
+    assert_eq!(
+        c.get_at(&1, now + Duration::from_secs(3600 * 24 * 365)),
+        Some(1)
+    );
 }
 
 #[test]
@@ -49,9 +79,16 @@ fn bad_per_entry_ttl_leaves_the_cache_unchanged() {
     let c = Cache::<u64, u64>::new(10).unwrap();
     let now = Instant::now();
     c.insert_at(1, 10, now).unwrap();
-    for ttl in [Duration::ZERO, Duration::MAX, MAX_TTL + Duration::from_secs(1)] {
+    for ttl in [
+        Duration::ZERO,
+        Duration::MAX,
+        MAX_TTL + Duration::from_secs(1),
+    ] {
         let e = c.insert_with_ttl_at(1, 99, ttl, now).unwrap_err();
-        assert!(matches!(e, CacheError::InvalidDuration { name: "ttl", .. }), "{e}");
+        assert!(
+            matches!(e, CacheError::InvalidDuration { name: "ttl", .. }),
+            "{e}"
+        );
         let e = c.insert_with_ttl_at(2, 99, ttl, now).unwrap_err();
         assert!(matches!(e, CacheError::InvalidDuration { .. }));
     }
@@ -65,10 +102,23 @@ fn bad_per_entry_ttl_leaves_the_cache_unchanged() {
 #[test]
 fn bad_shard_counts_are_rejected() {
     for (n, cap) in [(0usize, 100u64), (MAX_SHARDS + 1, 1 << 20), (8, 4), (3, 3)] {
-        let e = Cache::<u64, u64>::builder(cap).shards(n).build().unwrap_err();
-        assert!(matches!(e, CacheError::InvalidShards { value, .. } if value == n), "{n}: {e}");
+        let e = Cache::<u64, u64>::builder(cap)
+            .shards(n)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(e, CacheError::InvalidShards { value, .. } if value == n),
+            "{n}: {e}"
+        );
     }
-    assert_eq!(Cache::<u64, u64>::builder(4).shards(3).build().unwrap().shard_count(), 4);
+    assert_eq!(
+        Cache::<u64, u64>::builder(4)
+            .shards(3)
+            .build()
+            .unwrap()
+            .shard_count(),
+        4
+    );
 }
 
 #[test]
@@ -84,7 +134,14 @@ fn an_entry_heavier_than_the_capacity_is_refused_without_evicting() {
     assert_eq!(c.weight(), 100);
     let e = c.insert(99, vec![0; 101]).unwrap_err();
     assert!(
-        matches!(e, CacheError::EntryTooHeavy { weight: 101, max: 100, .. }),
+        matches!(
+            e,
+            CacheError::EntryTooHeavy {
+                weight: 101,
+                max: 100,
+                ..
+            }
+        ),
         "{e}"
     );
     // Replacing an existing key with a too-heavy value: refused too, the
@@ -110,18 +167,34 @@ fn an_entry_heavier_than_a_shard_is_refused() {
     assert_eq!(c.max_entry_weight(), 250);
     assert!(c.insert(1, vec![0; 250]).is_ok());
     let e = c.insert(2, vec![0; 251]).unwrap_err();
-    assert!(matches!(e, CacheError::EntryTooHeavy { weight: 251, max: 250, .. }));
+    assert!(matches!(
+        e,
+        CacheError::EntryTooHeavy {
+            weight: 251,
+            max: 250,
+            ..
+        }
+    ));
     assert_eq!(c.len(), 1);
     // A weigher returning 0 counts as 1: every entry occupies capacity.
-    let z = Cache::<u64, u64>::builder(3).weigher(|_: &u64, _: &u64| 0).build().unwrap();
+    let z = Cache::<u64, u64>::builder(3)
+        .weigher(|_: &u64, _: &u64| 0)
+        .build()
+        .unwrap();
     for k in 0..10 {
         z.insert(k, k).unwrap();
     }
     assert!(z.len() <= 3);
     assert_eq!(z.weight(), z.len() as u64);
     // A weigher returning u64::MAX is refused, never panics.
-    let m = Cache::<u64, u64>::builder(u64::MAX).weigher(|_: &u64, _: &u64| u64::MAX).build().unwrap();
-    assert!(matches!(m.insert(1, 1), Err(CacheError::EntryTooHeavy { .. })));
+    let m = Cache::<u64, u64>::builder(u64::MAX)
+        .weigher(|_: &u64, _: &u64| u64::MAX)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        m.insert(1, 1),
+        Err(CacheError::EntryTooHeavy { .. })
+    ));
 }
 
 #[derive(Default)]
@@ -147,15 +220,35 @@ fn bad_tier_settings_are_rejected() {
     let e = SharedTier::new(
         Cache::<u64, u64>::new(10).unwrap(),
         NullStore::default(),
-        TierConfig { store_attempts: 0, ..TierConfig::default() },
+        TierConfig {
+            store_attempts: 0,
+            ..TierConfig::default()
+        },
     )
     .unwrap_err();
-    assert!(matches!(e, CacheError::InvalidSetting { name: "store_attempts", value: 0, .. }));
+    assert!(matches!(
+        e,
+        CacheError::InvalidSetting {
+            name: "store_attempts",
+            value: 0,
+            ..
+        }
+    ));
     let e = SharedTier::new(
         Cache::<u64, u64>::new(10).unwrap(),
         NullStore::default(),
-        TierConfig { write_mode: WriteMode::Behind { queue_capacity: 0 }, ..TierConfig::default() },
+        TierConfig {
+            write_mode: WriteMode::Behind { queue_capacity: 0 },
+            ..TierConfig::default()
+        },
     )
     .unwrap_err();
-    assert!(matches!(e, CacheError::InvalidSetting { name: "queue_capacity", value: 0, .. }));
+    assert!(matches!(
+        e,
+        CacheError::InvalidSetting {
+            name: "queue_capacity",
+            value: 0,
+            ..
+        }
+    ));
 }

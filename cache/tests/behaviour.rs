@@ -20,7 +20,11 @@ fn default_and_per_entry_ttl() {
     c.insert_with_ttl_at("b", 2, secs(10), t0).unwrap();
     assert_eq!(c.get_at("a", t0 + secs(59)), Some(1));
     assert_eq!(c.get_at("b", t0 + secs(9)), Some(2));
-    assert_eq!(c.get_at("b", t0 + secs(10)), None, "expired exactly at the deadline");
+    assert_eq!(
+        c.get_at("b", t0 + secs(10)),
+        None,
+        "expired exactly at the deadline"
+    );
     assert_eq!(c.get_at("a", t0 + secs(60)), None);
     // Reading an expired entry reclaims it.
     assert_eq!(c.len(), 0);
@@ -38,7 +42,11 @@ fn time_to_idle_is_refreshed_by_reads_and_writes() {
     let t0 = Instant::now();
     c.insert_at(1, 1, t0).unwrap();
     for i in 1..=5 {
-        assert_eq!(c.get_at(&1, t0 + secs(9 * i)), Some(1), "read {i} keeps it alive");
+        assert_eq!(
+            c.get_at(&1, t0 + secs(9 * i)),
+            Some(1),
+            "read {i} keeps it alive"
+        );
     }
     assert_eq!(c.get_at(&1, t0 + secs(45 + 10)), None);
     // TTL and TTI together: the earlier deadline wins.
@@ -51,7 +59,11 @@ fn time_to_idle_is_refreshed_by_reads_and_writes() {
     assert_eq!(c.get_at(&1, t0 + secs(9)), Some(1));
     assert_eq!(c.get_at(&1, t0 + secs(18)), Some(1));
     assert_eq!(c.get_at(&1, t0 + secs(27)), Some(1));
-    assert_eq!(c.get_at(&1, t0 + secs(30)), None, "TTL caps the idle refreshes");
+    assert_eq!(
+        c.get_at(&1, t0 + secs(30)),
+        None,
+        "TTL caps the idle refreshes"
+    );
 }
 
 #[test]
@@ -86,7 +98,11 @@ fn purge_reclaims_expired_entries_and_eviction_end_reclaims_as_expired() {
     assert_eq!(s.capacity, 6, "{s:?}");
     let ev = events.lock().unwrap();
     assert_eq!(ev.len() as u64, s.total());
-    assert!(ev.iter().filter(|e| e.2 == EvictionCause::Expired).all(|e| e.0 < 14));
+    assert!(
+        ev.iter()
+            .filter(|e| e.2 == EvictionCause::Expired)
+            .all(|e| e.0 < 14)
+    );
     c.validate();
 }
 
@@ -97,7 +113,9 @@ fn listener_sees_every_cause() {
     let c: Cache<u32, String> = Cache::builder(2)
         .shards(1)
         .policy(Policy::Lru)
-        .eviction_listener(move |k: &u32, v: &String, cause| ev.lock().unwrap().push((*k, v.clone(), cause)))
+        .eviction_listener(move |k: &u32, v: &String, cause| {
+            ev.lock().unwrap().push((*k, v.clone(), cause))
+        })
         .build()
         .unwrap();
     let t0 = Instant::now();
@@ -121,7 +139,10 @@ fn listener_sees_every_cause() {
         ]
     );
     let s = c.stats().evictions;
-    assert_eq!((s.capacity, s.expired, s.explicit, s.replaced), (1, 1, 2, 1));
+    assert_eq!(
+        (s.capacity, s.expired, s.explicit, s.replaced),
+        (1, 1, 2, 1)
+    );
     assert!(c.is_empty());
 }
 
@@ -203,7 +224,11 @@ fn negative_caching_remembers_failures_for_their_own_ttl() {
         let e = c.try_get_or_load_at(&7, t0 + secs(s), failing).unwrap_err();
         assert_eq!(*e, "not found");
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "answered from the negative cache");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "answered from the negative cache"
+    );
     assert_eq!(c.stats().negative_hits, 4);
     // After the negative TTL the loader runs again.
     assert!(c.try_get_or_load_at(&7, t0 + secs(5), failing).is_err());
@@ -212,7 +237,10 @@ fn negative_caching_remembers_failures_for_their_own_ttl() {
     c.insert_at(7, 70, t0 + secs(6)).unwrap();
     assert_eq!(c.try_get_or_load_at(&7, t0 + secs(6), failing), Ok(70));
     c.remove_at(&7, t0 + secs(6));
-    assert_eq!(c.try_get_or_load_at(&7, t0 + secs(6), || Ok::<_, String>(71)), Ok(71));
+    assert_eq!(
+        c.try_get_or_load_at(&7, t0 + secs(6), || Ok::<_, String>(71)),
+        Ok(71)
+    );
     // A negative entry is never returned by get.
     assert!(c.try_get_or_load_at(&8, t0, failing).is_err());
     assert_eq!(c.get_at(&8, t0), None);
@@ -230,7 +258,11 @@ fn a_write_during_a_load_wins_over_the_loaded_value() {
         100
     });
     assert_eq!(v, 100, "the loader's caller gets what it loaded");
-    assert_eq!(c.get(&1), Some(200), "the fill was cancelled: the write wins");
+    assert_eq!(
+        c.get(&1),
+        Some(200),
+        "the fill was cancelled: the write wins"
+    );
     let c3 = Arc::clone(&c);
     let v = c.get_or_load(&2, move || {
         c3.insert(2, 1).unwrap();
@@ -238,7 +270,11 @@ fn a_write_during_a_load_wins_over_the_loaded_value() {
         5
     });
     assert_eq!(v, 5);
-    assert_eq!(c.get(&2), None, "a remove during the load cancels its fill too");
+    assert_eq!(
+        c.get(&2),
+        None,
+        "a remove during the load cancels its fill too"
+    );
 }
 
 #[test]
@@ -297,11 +333,22 @@ fn scans_do_not_flush_the_hot_set() {
         hits as f64 / gets as f64
     }
     for admission in [Admission::AdmitAll, Admission::TinyLfu] {
-        let c = Cache::builder(1000).shards(1).admission(admission).build().unwrap();
+        let c = Cache::builder(1000)
+            .shards(1)
+            .admission(admission)
+            .build()
+            .unwrap();
         let r = run(&c);
         assert!(r > 0.99, "{admission:?}: hot-set hit ratio {r}");
     }
-    let lru = Cache::builder(1000).shards(1).policy(Policy::Lru).build().unwrap();
+    let lru = Cache::builder(1000)
+        .shards(1)
+        .policy(Policy::Lru)
+        .build()
+        .unwrap();
     let r = run(&lru);
-    assert!((r - 2.0 / 3.0).abs() < 1e-9, "LRU misses every first read after a scan: {r}");
+    assert!(
+        (r - 2.0 / 3.0).abs() < 1e-9,
+        "LRU misses every first read after a scan: {r}"
+    );
 }

@@ -16,8 +16,11 @@ use dispatchkit_cache::{Admission, Cache, Policy};
 /// The trace's keys, one per request (every OLTP line has count 1, but
 /// runs are expanded as the format says).
 fn oltp() -> Vec<u64> {
-    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/OLTP.lis.zst"))
-        .expect("committed trace");
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/OLTP.lis.zst"
+    ))
+    .expect("committed trace");
     let mut text = String::new();
     ruzstd::decoding::StreamingDecoder::new(&bytes[..])
         .expect("zstd frame")
@@ -118,7 +121,10 @@ fn default_policy_beats_lru_on_oltp() {
         );
         assert!(plain >= lru, "S3-FIFO {plain} < LRU {lru} at {cap}");
         assert!(admit >= lru, "S3-FIFO+TinyLFU {admit} < LRU {lru} at {cap}");
-        assert!(one_shard >= lru, "1-shard S3-FIFO {one_shard} < LRU {lru} at {cap}");
+        assert!(
+            one_shard >= lru,
+            "1-shard S3-FIFO {one_shard} < LRU {lru} at {cap}"
+        );
     }
 }
 
@@ -138,7 +144,11 @@ fn exact_lru_policy_equals_the_twin() {
             if !hit {
                 cache.insert(k, k).unwrap();
             }
-            assert_eq!(hit, twin.access(k), "request {i} (key {k}) differs at cap {cap}");
+            assert_eq!(
+                hit,
+                twin.access(k),
+                "request {i} (key {k}) differs at cap {cap}"
+            );
         }
         cache.validate();
     }

@@ -28,7 +28,12 @@ type Val = (u32, u32);
 #[derive(Debug, Clone)]
 enum Op {
     Get(u8),
-    Insert { key: u8, val: u32, weight: u32, ttl_ms: Option<u64> },
+    Insert {
+        key: u8,
+        val: u32,
+        weight: u32,
+        ttl_ms: Option<u64>,
+    },
     Remove(u8),
     Advance(u64),
     Purge,
@@ -104,7 +109,11 @@ impl Model {
     }
 
     fn insert(&mut self, key: u8, val: Val, ttl: Option<Duration>, now: Instant) -> Result<(), ()> {
-        let weight = if self.unit { 1 } else { u64::from(val.1).max(1) };
+        let weight = if self.unit {
+            1
+        } else {
+            u64::from(val.1).max(1)
+        };
         if weight > self.cap {
             return Err(());
         }
@@ -119,7 +128,13 @@ impl Model {
             }
         }
         self.make_room(weight, now);
-        self.list.push(MEntry { key, val, weight, deadline, idle });
+        self.list.push(MEntry {
+            key,
+            val,
+            weight,
+            deadline,
+            idle,
+        });
         Ok(())
     }
 
@@ -205,7 +220,12 @@ fn check_lru<W: Weigher<u8, Val>>(
                     misses += 1
                 }
             }
-            Op::Insert { key, val, weight, ttl_ms } => {
+            Op::Insert {
+                key,
+                val,
+                weight,
+                ttl_ms,
+            } => {
                 let ttl = ttl_ms.map(Duration::from_millis);
                 let want = m.insert(key, (val, weight), ttl, now);
                 let got = match ttl {
@@ -218,11 +238,19 @@ fn check_lru<W: Weigher<u8, Val>>(
                         prop_assert_eq!(w, u64::from(weight));
                         prop_assert_eq!(max, cap);
                     }
-                    (w, g) => prop_assert!(false, "step {} {:?}: model {:?}, cache {:?}", step, o, w, g),
+                    (w, g) => {
+                        prop_assert!(false, "step {} {:?}: model {:?}, cache {:?}", step, o, w, g)
+                    }
                 }
             }
             Op::Remove(k) => {
-                prop_assert_eq!(c.remove_at(&k, now), m.remove(k, now), "step {} {:?}", step, o);
+                prop_assert_eq!(
+                    c.remove_at(&k, now),
+                    m.remove(k, now),
+                    "step {} {:?}",
+                    step,
+                    o
+                );
             }
             Op::Advance(ms) => now += Duration::from_millis(ms),
             Op::Purge => prop_assert_eq!(c.purge_expired_at(now), m.purge(now)),
@@ -234,7 +262,13 @@ fn check_lru<W: Weigher<u8, Val>>(
         let s = c.stats();
         prop_assert_eq!((s.hits, s.misses), (hits, misses));
         let e = s.evictions;
-        prop_assert_eq!([e.capacity, e.expired, e.explicit, e.replaced], m.evictions, "step {} {:?}", step, o);
+        prop_assert_eq!(
+            [e.capacity, e.expired, e.explicit, e.replaced],
+            m.evictions,
+            "step {} {:?}",
+            step,
+            o
+        );
         prop_assert_eq!(events.lock().unwrap().len() as u64, e.total());
     }
     Ok(())

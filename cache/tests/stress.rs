@@ -114,8 +114,14 @@ fn capacity_in_entries_and_bytes_is_never_exceeded() {
         sb.lock_waits,
         checks.load(SeqCst)
     );
-    assert!(overlap.overlapped.load(SeqCst) > 0, "threads never overlapped");
-    assert!(sc.lock_waits + sb.lock_waits > 0, "no shard lock was ever contended");
+    assert!(
+        overlap.overlapped.load(SeqCst) > 0,
+        "threads never overlapped"
+    );
+    assert!(
+        sc.lock_waits + sb.lock_waits > 0,
+        "no shard lock was ever contended"
+    );
     assert!(sb.evictions.capacity > 0 && sc.evictions.capacity > 0);
     assert!(checks.load(SeqCst) > 0);
 }
@@ -158,7 +164,12 @@ fn single_flight_runs_the_loader_once_per_key_per_miss_wave() {
         }
     });
     for (w, l) in loads.iter().enumerate() {
-        assert_eq!(l.load(SeqCst), 1, "wave {w} ran the loader {} times", l.load(SeqCst));
+        assert_eq!(
+            l.load(SeqCst),
+            1,
+            "wave {w} ran the loader {} times",
+            l.load(SeqCst)
+        );
     }
     for (w, vs) in values.lock().unwrap().iter().enumerate() {
         assert_eq!(vs.len(), THREADS);
@@ -166,7 +177,11 @@ fn single_flight_runs_the_loader_once_per_key_per_miss_wave() {
     }
     let s = cache.stats();
     assert_eq!(s.loads, WAVES);
-    assert_eq!(s.load_waits, WAVES * (THREADS as u64 - 1), "every other caller waited");
+    assert_eq!(
+        s.load_waits,
+        WAVES * (THREADS as u64 - 1),
+        "every other caller waited"
+    );
     cache.validate();
 }
 
@@ -318,7 +333,10 @@ fn write_behind_loses_no_write_after_flush() {
     assert!(st.coalesced_writes > 0, "repeated writes were coalesced");
     assert!(st.store_errors > 0, "failures were injected and retried");
     let acked = acked_sets.load(SeqCst) as usize;
-    assert!((st.store_puts as usize) < acked, "coalescing saved store writes");
+    assert!(
+        (st.store_puts as usize) < acked,
+        "coalescing saved store writes"
+    );
 }
 
 #[test]
@@ -364,7 +382,10 @@ fn no_instance_reads_older_than_an_acknowledged_write() {
                     let k = r() % KEYS;
                     let floor = acked[k as usize].load(SeqCst);
                     let got = overlap.run(|| inst.get(&k)).unwrap().unwrap_or(0);
-                    assert!(got >= floor, "key {k}: read {got} after write {floor} was acknowledged");
+                    assert!(
+                        got >= floor,
+                        "key {k}: read {got} after write {floor} was acknowledged"
+                    );
                     reads.fetch_add(1, SeqCst);
                 }
             });
