@@ -26,6 +26,9 @@ pub type DefaultHashBuilder = foldhash::fast::RandomState;
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// One shard behind its lock, padded.
+type ShardSlot<K, V> = Padded<RwLock<Shard<K, V>>>;
+
 /// A concurrent, sharded, bounded key-value cache with per-entry TTL,
 /// optional time-to-idle, S3-FIFO (default) or exact-LRU eviction, optional
 /// TinyLFU admission, single-flight loading and eviction statistics.
@@ -55,7 +58,7 @@ struct Padded<T>(T);
 /// # Ok::<(), dispatchkit_cache::CacheError>(())
 /// ```
 pub struct Cache<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
-    shards: Box<[Padded<RwLock<Shard<K, V>>>]>,
+    shards: Box<[ShardSlot<K, V>]>,
     mask: usize,
     hasher: S,
     weigher: W,
@@ -809,7 +812,7 @@ where
             .iter()
             .map(|s| s.0.read().heap_bytes())
             .sum::<usize>()
-            + self.shards.len() * std::mem::size_of::<Padded<RwLock<Shard<K, V>>>>()
+            + self.shards.len() * std::mem::size_of::<ShardSlot<K, V>>()
     }
 
     /// Checks every structural invariant of every shard (lists, table,

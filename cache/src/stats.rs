@@ -97,11 +97,9 @@ impl CacheStats {
 
     /// Mean loader time, zero when nothing was loaded.
     pub fn mean_load_time(&self) -> Duration {
-        if self.loads == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(self.load_nanos / self.loads)
-        }
+        self.load_nanos
+            .checked_div(self.loads)
+            .map_or(Duration::ZERO, Duration::from_nanos)
     }
 }
 

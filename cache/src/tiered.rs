@@ -168,6 +168,9 @@ struct StoreCounters {
     invalidations: AtomicU64,
 }
 
+/// The registry of instance L1s, by instance id.
+type Registry<K, V, W, S> = RwLock<Vec<(u64, Weak<Cache<K, V, W, S>>)>>;
+
 /// Stripes of the per-key write lock.
 const WRITE_STRIPES: usize = 64;
 
@@ -181,7 +184,7 @@ pub struct SharedTier<K, V, St, W = UnitWeigher, S = DefaultHashBuilder> {
     queue: Option<Mutex<Queue<K, V>>>,
     write_locks: Box<[Mutex<()>]>,
     stripe_hasher: foldhash::fast::RandomState,
-    instances: RwLock<Vec<(u64, Weak<Cache<K, V, W, S>>)>>,
+    instances: Registry<K, V, W, S>,
     next_instance: AtomicU64,
     counters: StoreCounters,
 }

@@ -205,7 +205,7 @@ impl std::error::Error for Flake {}
 impl FlakyStore {
     fn tick(&self) -> Result<(), Flake> {
         let n = self.calls.fetch_add(1, SeqCst) + 1;
-        if self.fail_every > 0 && n % self.fail_every == 0 {
+        if self.fail_every > 0 && n.is_multiple_of(self.fail_every) {
             Err(Flake)
         } else {
             Ok(())
@@ -365,7 +365,7 @@ fn no_instance_reads_older_than_an_acknowledged_write() {
                 let k = v % KEYS;
                 overlap.run(|| inst.set(k, v)).unwrap();
                 acked[k as usize].store(v, SeqCst);
-                if v % 97 == 0 {
+                if v.is_multiple_of(97) {
                     // Invalidate without a write: the next reads reload.
                     inst.invalidate(&k);
                 }
