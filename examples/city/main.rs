@@ -7,6 +7,7 @@
 //! ```
 
 mod args;
+mod cache;
 mod fleet;
 mod report;
 
@@ -42,5 +43,6 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
     );
     let (_fleet, _updates, section) = fleet::run(opts)?;
     section.print();
+    cache::run(opts)?.print();
     Ok(())
 }
