@@ -186,7 +186,7 @@ fn describe(
         ),
     );
     s.metric(
-        "    store writes / L1 invalidations",
+        "    store writes / L1 drops",
         format!(
             "{} ({} coalesced away) / {} keys",
             store.writes, st.coalesced_writes, st.l1_invalidations
