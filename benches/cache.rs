@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use cap::Cap;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use dispatchkit::cache::{Admission, Cache};
+use dispatchkit::cache::{Admission, Cache, SharedTier, Store, TierConfig};
 use dispatchkit::workload::zipf_keys;
 
 #[global_allocator]
@@ -204,6 +204,87 @@ fn bench_group(c: &mut Criterion, keys: &[u64], group: &str, prefilled: bool) {
     g.finish();
 }
 
+/// An in-memory L3 (value = 2 × key) that never fails: the tiered group
+/// measures the tiers, not a database.
+struct MemStore;
+
+impl Store<u64, u64> for MemStore {
+    type Error = std::io::Error;
+    fn get(&self, key: &u64) -> Result<Option<u64>, Self::Error> {
+        Ok(Some(key.wrapping_mul(2)))
+    }
+    fn put(&self, _: &u64, _: &u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn delete(&self, _: &u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// GETs per iteration in the tiered group.
+const TIER_BATCH: u64 = 10_000;
+
+fn bench_tiered(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cache_tiered_get");
+    g.throughput(Throughput::Elements(TIER_BATCH))
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let shared = SharedTier::new(
+        Cache::new(4 * CAPACITY).expect("valid capacity"),
+        MemStore,
+        TierConfig::default(),
+    )
+    .expect("valid tier config");
+
+    // L1 hit: 10k keys resident in a 100k L1.
+    let warm = shared.instance(Cache::new(CAPACITY).expect("valid capacity"));
+    for k in 0..TIER_BATCH {
+        let _ = warm.get(&k);
+    }
+    g.bench_function(BenchmarkId::new("l1_hit", "1t"), |b| {
+        b.iter(|| {
+            for k in 0..TIER_BATCH {
+                black_box(warm.get(&k).ok());
+            }
+        })
+    });
+
+    // L2 hit: a cycle over 100k keys resident in L2; the 1k-entry L1 never
+    // holds a key until its next turn (S3-FIFO sends one-pass keys back out).
+    let cold = shared.instance(Cache::new(1_000).expect("valid capacity"));
+    for k in 0..CAPACITY {
+        let _ = cold.get(&(1_000_000 + k));
+    }
+    let mut next = 0u64;
+    g.bench_function(BenchmarkId::new("l2_hit", "1t"), |b| {
+        b.iter(|| {
+            for _ in 0..TIER_BATCH {
+                black_box(cold.get(&(1_000_000 + next)).ok());
+                next = (next + 1) % CAPACITY;
+            }
+        })
+    });
+
+    // L3 load: never-seen keys, so both tiers miss and fill.
+    let fresh = shared.instance(Cache::new(1_000).expect("valid capacity"));
+    let mut key = 1u64 << 40;
+    g.bench_function(BenchmarkId::new("l3_load", "1t"), |b| {
+        b.iter(|| {
+            for _ in 0..TIER_BATCH {
+                black_box(fresh.get(&key).ok());
+                key += 1;
+            }
+        })
+    });
+    g.finish();
+    let s = cold.stats();
+    println!(
+        "tiered: l2_hit instance L1 hits {} / misses {}; L2 hits {} / misses {}; store reads {}",
+        s.l1.hits, s.l1.misses, s.l2.hits, s.l2.misses, s.store_gets
+    );
+}
+
 fn main() {
     let keys = zipf_keys(UNIVERSE, 1.0, BATCH, 7).expect("valid Zipf parameters");
     let test_mode = std::env::args().any(|a| a == "--test" || a == "--list");
@@ -213,6 +294,7 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench_group(&mut c, &keys, "cache_zipf_90get", false);
     bench_group(&mut c, &keys, "cache_get_only", true);
+    bench_tiered(&mut c);
     c.final_summary();
 }
 

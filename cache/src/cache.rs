@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use parking_lot::{RwLock, RwLockWriteGuard};
+use crate::lock::{ShardLock, WriteGuard};
 
 use crate::CacheError;
 use crate::builder::CacheBuilder;
@@ -27,7 +27,7 @@ pub type DefaultHashBuilder = foldhash::fast::RandomState;
 struct Padded<T>(T);
 
 /// One shard behind its lock, padded.
-type ShardSlot<K, V> = Padded<RwLock<Shard<K, V>>>;
+type ShardSlot<K, V> = Padded<ShardLock<Shard<K, V>>>;
 
 /// A concurrent, sharded, bounded key-value cache with per-entry TTL,
 /// optional time-to-idle, S3-FIFO (default) or exact-LRU eviction, optional
@@ -144,7 +144,7 @@ where
         let shards: Box<[_]> = (0..n)
             .map(|i| {
                 let cap = base + u64::from(i < rem);
-                Padded(RwLock::new(Shard::new(ShardParams {
+                Padded(ShardLock::new(Shard::new(ShardParams {
                     capacity: cap,
                     est_entries: est_per_shard,
                     max_entries: if weighted {
@@ -186,7 +186,7 @@ where
     /// The shard of `hash`: bits 32.. (hashbrown uses the low bits for the
     /// bucket and the top 7 for its tag, so these are independent of both).
     #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+    fn shard(&self, hash: u64) -> &ShardLock<Shard<K, V>> {
         &self.shards[(hash >> 32) as usize & self.mask].0
     }
 
@@ -194,12 +194,12 @@ where
     /// ([`CacheStats::lock_waits`]: evidence of contention, at the cost of
     /// one failed `try_write` when contended).
     #[inline]
-    fn lock<'a>(&self, shard: &'a RwLock<Shard<K, V>>) -> RwLockWriteGuard<'a, Shard<K, V>> {
-        match shard.try_write() {
-            Some(g) => g,
-            None => {
+    fn lock<'a>(&self, shard: &'a ShardLock<Shard<K, V>>) -> WriteGuard<'a, Shard<K, V>> {
+        match shard.write() {
+            Ok(g) => g,
+            Err(g) => {
                 self.counters.local().lock_waits.fetch_add(1, Relaxed);
-                shard.write()
+                g
             }
         }
     }

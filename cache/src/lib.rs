@@ -51,6 +51,7 @@ mod cache;
 mod error;
 mod ghost;
 mod load;
+mod lock;
 mod policy;
 mod shard;
 mod sketch;
