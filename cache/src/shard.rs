@@ -60,6 +60,8 @@ pub(crate) const NIL: u32 = NEXT_MASK;
 pub(crate) const MAX_SLOTS: usize = NIL as usize;
 /// S3-FIFO frequency saturation.
 const MAX_FREQ: u32 = 3;
+/// Slab slots the amortised expiry sweep inspects per write.
+const SWEEP_STEP: usize = 2;
 
 /// Which list an entry is on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -216,6 +218,10 @@ pub(crate) struct Shard<K, V> {
     side_len: usize,
     len: usize,
     weight: u64,
+    /// Entries with a TTL deadline (the sweep is skipped while 0 and no TTI).
+    expiring: usize,
+    /// The amortised expiry sweep's position in the slab.
+    sweep: u32,
     small: List,
     main: List,
     ghost: Ghost,
@@ -253,6 +259,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             main: List::EMPTY,
             len: 0,
             weight: 0,
+            expiring: 0,
+            sweep: 0,
             capacity: p.capacity,
             // 10 % of the weight for the small queue (S3-FIFO's default).
             small_target: p.capacity / 10,
@@ -464,6 +472,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     // ----- slab --------------------------------------------------------
 
     fn alloc(&mut self, entry: Entry<K, V>, weight: u32, idle: i64) -> u32 {
+        if entry.deadline != NEVER {
+            self.expiring += 1;
+        }
         if self.free != NIL {
             let i = self.free;
             let Slot::Free(next) = self.slab[i as usize].0 else {
@@ -513,6 +524,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let Slot::Full(e) = slot.0 else {
             unreachable!("took a free slot")
         };
+        if e.deadline != NEVER {
+            self.expiring -= 1;
+        }
         self.len -= 1;
         self.weight -= w;
         (e.key, e.value)
@@ -597,6 +611,29 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
+    /// Amortised expiry (S3-FIFO): each write inspects the next `step`
+    /// slab slots and reclaims the expired ones, so expired entries are
+    /// reclaimed within `slab / step` writes even in a cache that never
+    /// fills. (Exact LRU skips it: its evictions must match an LRU's.)
+    fn sweep<S: BuildHasher>(
+        &mut self,
+        step: usize,
+        now: &mut LazyTick<'_>,
+        hasher: &S,
+        out: &mut Removed<K, V>,
+    ) {
+        let n = self.slab.len() as u32;
+        for _ in 0..step.min(n as usize) {
+            let i = if self.sweep < n { self.sweep } else { 0 };
+            self.sweep = i + 1;
+            if matches!(self.slab[i as usize].0, Slot::Full(_)) && self.is_expired(i, now) {
+                let h = hasher.hash_one(&self.entry(i).key);
+                let (k, v) = self.take(h, i);
+                out.push(k, v, EvictionCause::Expired);
+            }
+        }
+    }
+
     /// Evicts until `extra` more weight fits and a slot is free.
     fn make_room<S: BuildHasher>(
         &mut self,
@@ -632,6 +669,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         // A write supersedes an in-flight load (its result must not land
         // after this value) and a remembered failure.
         self.forget_side(&key);
+        if self.policy == Policy::S3Fifo && (self.expiring > 0 || self.tti.is_some()) {
+            self.sweep(SWEEP_STEP, now, hasher, out);
+        }
         let idle = match self.tti {
             Some(tti) => crate::time::deadline(now.get(), tti),
             None => NEVER,
@@ -717,11 +757,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         let e = self.entry_mut(i);
         let old = std::mem::replace(&mut e.value, value);
+        let was = e.deadline != NEVER;
         e.deadline = deadline;
         let f = e.freq();
         e.set_freq(f + 1);
         if self.tti.is_some() {
             self.idle[i as usize].store(idle, Relaxed);
+        }
+        match (was, deadline != NEVER) {
+            (false, true) => self.expiring += 1,
+            (true, false) => self.expiring -= 1,
+            _ => {}
         }
         out.push(key, old, EvictionCause::Replaced);
     }
@@ -780,6 +826,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.free = NIL;
         self.len = 0;
         self.weight = 0;
+        self.expiring = 0;
+        self.sweep = 0;
         for s in self.slab.drain(..) {
             if let Slot::Full(e) = s.0 {
                 out.push(e.key, e.value, EvictionCause::Explicit);
@@ -924,6 +972,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .count();
         assert_eq!(full, seen, "slab entries not on a list");
         assert_eq!(self.len, seen, "len mismatch");
+        let expiring = self
+            .slab
+            .iter()
+            .filter(|s| matches!(&s.0, Slot::Full(e) if e.deadline != NEVER))
+            .count();
+        assert_eq!(self.expiring, expiring, "expiring count mismatch");
         assert!(self.len <= self.max_entries, "more entries than slots");
         assert_eq!(self.table.len(), seen, "table size mismatch");
         assert_eq!(self.weight, total_weight, "weight mismatch");

@@ -107,6 +107,24 @@ fn purge_reclaims_expired_entries_and_eviction_end_reclaims_as_expired() {
 }
 
 #[test]
+fn writes_reclaim_expired_entries_in_a_cache_that_never_fills() {
+    let c: Cache<u32, u32> = Cache::builder(10_000).build().unwrap();
+    let t0 = Instant::now();
+    for k in 0..100 {
+        c.insert_with_ttl_at(k, k, secs(1), t0).unwrap();
+    }
+    // Later writes of other keys sweep the slab (two slots per write)
+    // without anyone reading the expired keys or purging.
+    for k in 1000..1300 {
+        c.insert_at(k, k, t0 + secs(2)).unwrap();
+    }
+    assert_eq!(c.len(), 300, "the 100 expired entries were reclaimed");
+    assert_eq!(c.stats().evictions.expired, 100);
+    assert_eq!(c.stats().evictions.capacity, 0);
+    c.validate();
+}
+
+#[test]
 fn listener_sees_every_cause() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = Arc::clone(&events);
