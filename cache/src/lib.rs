@@ -40,10 +40,11 @@
 //! # Time
 //!
 //! Every time-dependent operation has an `_at(…, now: Instant)` form; the
-//! plain form reads the clock at most once. Expired entries are never
-//! returned and are reclaimed as the cache meets them (on read, on write,
-//! at the eviction end of a queue) or by [`Cache::purge_expired`]; no
-//! background thread is needed.
+//! plain form reads the clock at most once (and only when an entry involved
+//! has a deadline). Expired entries are never returned and are reclaimed
+//! as the cache meets them — when read or overwritten, at the eviction end
+//! of a queue, by a sweep of two slab slots per write (S3-FIFO) — or by
+//! [`Cache::purge_expired`]; no background thread is needed.
 #![warn(missing_debug_implementations)]
 
 mod builder;

@@ -28,7 +28,8 @@
 //! # Expiry
 //! An expired entry is never returned. It is reclaimed (cause
 //! `Expired`) when it is read, written, reaches the eviction end of its
-//! queue, or on `purge_expired`; it counts against the capacity until then.
+//! queue, is met by the write sweep (S3-FIFO: two slab slots per write), or
+//! on `purge_expired`; it counts against the capacity until then.
 
 use std::any::Any;
 use std::borrow::Borrow;
