@@ -278,11 +278,6 @@ fn bench_tiered(c: &mut Criterion) {
         })
     });
     g.finish();
-    let s = cold.stats();
-    println!(
-        "tiered: l2_hit instance L1 hits {} / misses {}; L2 hits {} / misses {}; store reads {}",
-        s.l1.hits, s.l1.misses, s.l2.hits, s.l2.misses, s.store_gets
-    );
 }
 
 fn main() {
