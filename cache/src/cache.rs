@@ -213,6 +213,12 @@ where
     #[inline]
     fn finish(&self, out: Out<K, V>) {
         self.counters.record_evictions(&out.counts);
+        self.notify(out);
+    }
+
+    /// Hands what a locked operation removed to the listener.
+    #[inline]
+    fn notify(&self, out: Out<K, V>) {
         if let Some(l) = &self.listener {
             for (k, v, cause) in &out.items {
                 l(k, v, *cause);
@@ -434,8 +440,11 @@ where
             &self.hasher,
             &mut out,
         );
-        self.counters.local().inserts.fetch_add(1, Relaxed);
-        self.finish(out);
+        // One stripe access for the insert and what it evicted.
+        let stripe = self.counters.local();
+        stripe.inserts.fetch_add(1, Relaxed);
+        stripe.add_evictions(&out.counts);
+        self.notify(out);
     }
 
     /// Removes `key`, returning its value if it was live (cause

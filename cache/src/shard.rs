@@ -206,7 +206,8 @@ pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     slab: Vec<Aligned<K, V>>,
     // Settings.
-    tti: Option<i64>,
+    /// Time-to-idle in nanoseconds, 0 for none (one compare on reads).
+    tti: i64,
     capacity: u64,
     small_target: u64,
     max_entries: usize,
@@ -266,7 +267,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             // 10 % of the weight for the small queue (S3-FIFO's default).
             small_target: p.capacity / 10,
             policy: p.policy,
-            tti: p.tti,
+            tti: p.tti.unwrap_or(0),
             ghost: Ghost::new(if s3 { p.est_entries } else { 0 }),
             sketch: (s3 && p.admission).then(|| Sketch::new(p.est_entries)),
             side_len: 0,
@@ -335,18 +336,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if d != NEVER && now.get() >= d {
             return true;
         }
-        match self.tti {
-            Some(_) => now.get() >= self.idle[i as usize].load(Relaxed),
-            None => false,
-        }
+        self.tti != 0 && now.get() >= self.idle[i as usize].load(Relaxed)
     }
 
     /// Marks a read of entry `i` under the shared lock.
     #[inline]
     fn touch_shared(&self, i: u32, now: &mut LazyTick<'_>) {
         self.entry(i).bump_shared();
-        if let Some(tti) = self.tti {
-            self.idle[i as usize].store(crate::time::deadline(now.get(), tti), Relaxed);
+        if self.tti != 0 {
+            self.idle[i as usize].store(crate::time::deadline(now.get(), self.tti), Relaxed);
         }
     }
 
@@ -486,7 +484,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if self.weighted {
                 self.weights[i as usize] = weight;
             }
-            if self.tti.is_some() {
+            if self.tti != 0 {
                 self.idle[i as usize].store(idle, Relaxed);
             }
             i
@@ -503,7 +501,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if self.weighted {
                 self.weights.push(weight);
             }
-            if self.tti.is_some() {
+            if self.tti != 0 {
                 self.idle.push(AtomicI64::new(idle));
             }
             i
@@ -670,12 +668,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         // A write supersedes an in-flight load (its result must not land
         // after this value) and a remembered failure.
         self.forget_side(&key);
-        if self.policy == Policy::S3Fifo && (self.expiring > 0 || self.tti.is_some()) {
+        if self.policy == Policy::S3Fifo && (self.expiring > 0 || self.tti != 0) {
             self.sweep(SWEEP_STEP, now, hasher, out);
         }
-        let idle = match self.tti {
-            Some(tti) => crate::time::deadline(now.get(), tti),
-            None => NEVER,
+        let idle = if self.tti != 0 {
+            crate::time::deadline(now.get(), self.tti)
+        } else {
+            NEVER
         };
         if let Some(i) = self.find(hash, &key) {
             if self.is_expired(i, now) {
@@ -720,6 +719,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Replaces the value of live entry `i` (S3-FIFO: in place, one
     /// frequency point; LRU: moved to the most recent end).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn replace<S: BuildHasher>(
         &mut self,
         i: u32,
@@ -762,7 +762,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         e.deadline = deadline;
         let f = e.freq();
         e.set_freq(f + 1);
-        if self.tti.is_some() {
+        if self.tti != 0 {
             self.idle[i as usize].store(idle, Relaxed);
         }
         match (was, deadline != NEVER) {
@@ -1002,7 +1002,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if self.weighted {
             assert_eq!(self.weights.len(), self.slab.len(), "weights out of step");
         }
-        if self.tti.is_some() {
+        if self.tti != 0 {
             assert_eq!(
                 self.idle.len(),
                 self.slab.len(),

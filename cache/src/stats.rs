@@ -118,6 +118,18 @@ pub(crate) struct Stripe {
     pub(crate) evicted: [AtomicU64; 4],
 }
 
+impl Stripe {
+    /// Adds eviction counts by cause.
+    #[inline]
+    pub(crate) fn add_evictions(&self, counts: &[u64; 4]) {
+        for (a, &c) in self.evicted.iter().zip(counts) {
+            if c != 0 {
+                a.fetch_add(c, Relaxed);
+            }
+        }
+    }
+}
+
 /// Per-thread-striped counters.
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
@@ -127,7 +139,24 @@ pub(crate) struct Counters {
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static THREAD_SLOT: usize = NEXT_THREAD.fetch_add(1, Relaxed);
+    /// This thread's stripe number (`usize::MAX` until first use).
+    static THREAD_SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// This thread's stripe number, assigned on first use.
+#[inline]
+fn thread_slot() -> usize {
+    THREAD_SLOT
+        .try_with(|s| {
+            let v = s.get();
+            if v != usize::MAX {
+                return v;
+            }
+            let v = NEXT_THREAD.fetch_add(1, Relaxed);
+            s.set(v);
+            v
+        })
+        .unwrap_or(0)
 }
 
 impl Counters {
@@ -143,20 +172,13 @@ impl Counters {
     /// This thread's stripe.
     #[inline]
     pub(crate) fn local(&self) -> &Stripe {
-        let i = THREAD_SLOT.try_with(|s| *s).unwrap_or(0);
-        &self.stripes[i & self.mask]
+        &self.stripes[thread_slot() & self.mask]
     }
 
     #[inline]
     pub(crate) fn record_evictions(&self, counts: &[u64; 4]) {
-        if counts == &[0; 4] {
-            return;
-        }
-        let s = self.local();
-        for (a, &c) in s.evicted.iter().zip(counts) {
-            if c != 0 {
-                a.fetch_add(c, Relaxed);
-            }
+        if counts != &[0; 4] {
+            self.local().add_evictions(counts);
         }
     }
 
