@@ -370,3 +370,11 @@ fn scans_do_not_flush_the_hot_set() {
         "LRU misses every first read after a scan: {r}"
     );
 }
+
+#[test]
+fn caches_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Cache<u64, String>>();
+    assert_send_sync::<Cache<String, Arc<Vec<u8>>>>();
+    assert_send_sync::<dispatchkit_cache::CacheBuilder<u64, u64>>();
+}

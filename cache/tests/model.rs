@@ -315,6 +315,56 @@ proptest! {
     }
 
     #[test]
+    fn default_policy_unit_weights_keep_invariants(
+        cap in 1u64..100,
+        ttl in proptest::option::of(50u64..500),
+        ops in proptest::collection::vec(op(64), 1..400),
+    ) {
+        // No weigher: capacity in entries (the slab never outgrows it).
+        let mut b = Cache::builder(cap);
+        if let Some(t) = ttl {
+            b = b.time_to_live(Duration::from_millis(t));
+        }
+        let c = b.build().unwrap();
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut truth: std::collections::HashMap<u8, (Val, Option<Instant>)> = Default::default();
+        for (step, o) in ops.iter().enumerate() {
+            match *o {
+                Op::Get(k) => {
+                    if let Some(v) = c.get_at(&k, now) {
+                        let (want, dl) = truth[&k];
+                        prop_assert_eq!(v, want, "step {}", step);
+                        prop_assert!(dl.is_none_or(|d| now < d), "step {}: expired value returned", step);
+                    }
+                }
+                Op::Insert { key, val, weight, ttl_ms } => {
+                    let t = ttl_ms.map(Duration::from_millis);
+                    match t {
+                        Some(t) => c.insert_with_ttl_at(key, (val, weight), t, now).unwrap(),
+                        None => c.insert_at(key, (val, weight), now).unwrap(),
+                    }
+                    let dl = t.or(ttl.map(Duration::from_millis)).map(|t| now + t);
+                    truth.insert(key, ((val, weight), dl));
+                    prop_assert_eq!(c.get_at(&key, now), Some((val, weight)), "step {}: just inserted", step);
+                }
+                Op::Remove(k) => {
+                    if let Some(v) = c.remove_at(&k, now) {
+                        prop_assert_eq!(v, truth[&k].0);
+                    }
+                    truth.remove(&k);
+                }
+                Op::Advance(ms) => now += Duration::from_millis(ms),
+                Op::Purge => {
+                    c.purge_expired_at(now);
+                }
+            }
+            c.validate();
+            prop_assert!(c.len() as u64 <= cap);
+        }
+    }
+
+    #[test]
     fn default_policy_keeps_invariants(
         cap in 1u64..200,
         shards in proptest::option::of(0u32..4),
