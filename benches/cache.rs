@@ -284,7 +284,7 @@ fn main() {
     let keys = zipf_keys(UNIVERSE, 1.0, BATCH, 7).expect("valid Zipf parameters");
     let test_mode = std::env::args().any(|a| a == "--test" || a == "--list");
     if !test_mode {
-        report(&keys);
+        report();
     }
     let mut c = Criterion::default().configure_from_args();
     bench_group(&mut c, &keys, "cache_zipf_90get", false);
@@ -346,7 +346,7 @@ fn overhead<P: Peer>(make: fn(u64) -> P, n: u64) -> f64 {
     bytes as f64 / n as f64 - 16.0
 }
 
-fn report(keys: &[u64]) {
+fn report() {
     let long = zipf_keys(UNIVERSE, 1.0, 1_000_000, 8).expect("valid Zipf parameters");
     println!("hit ratio, Zipf 1.0 over 1M keys, capacity 100k, 90% get (1 thread, 1M ops):");
     println!(
@@ -400,5 +400,4 @@ fn report(keys: &[u64]) {
     println!("  moka                   {:.1}", overhead(moka, N));
     println!("  quick_cache            {:.1}", overhead(quick, N));
     println!("  lru_mutex              {:.1}", overhead(lru_mutex, N));
-    let _ = keys;
 }
