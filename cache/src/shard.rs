@@ -289,7 +289,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.capacity
     }
 
-    #[inline]
+    #[inline(always)]
     fn entry(&self, i: u32) -> &Entry<K, V> {
         match &self.slab[i as usize].0 {
             Slot::Full(e) => e,
@@ -315,7 +315,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// The slab index of `key`, if present (live or expired).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
@@ -330,7 +330,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .copied()
     }
 
-    #[inline]
+    #[inline(always)]
     fn is_expired(&self, i: u32, now: &mut LazyTick<'_>) -> bool {
         let d = self.entry(i).deadline;
         if d != NEVER && now.get() >= d {
@@ -340,7 +340,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Marks a read of entry `i` under the shared lock.
-    #[inline]
+    #[inline(always)]
     fn touch_shared(&self, i: u32, now: &mut LazyTick<'_>) {
         self.entry(i).bump_shared();
         if self.tti != 0 {
@@ -349,7 +349,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// A read under the shared lock (S3-FIFO only).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_shared<Q>(&self, hash: u64, key: &Q, now: &mut LazyTick<'_>) -> Lookup<&V>
     where
         K: Borrow<Q>,
