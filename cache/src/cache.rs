@@ -404,6 +404,7 @@ where
     /// [`CacheError::EntryTooHeavy`] when the entry weighs more than
     /// [`max_entry_weight`](Self::max_entry_weight); the cache is unchanged
     /// (nothing is evicted for it).
+    #[inline]
     pub fn insert(&self, key: K, value: V) -> Result<(), CacheError> {
         self.insert_inner(key, value, self.ttl, &mut LazyTick::lazy(&self.epoch))
     }
@@ -441,6 +442,7 @@ where
         self.insert_inner(key, value, Some(ttl), &mut LazyTick::at(&self.epoch, now))
     }
 
+    #[inline(always)]
     fn insert_inner(
         &self,
         key: K,
@@ -454,6 +456,7 @@ where
         Ok(())
     }
 
+    #[inline(always)]
     fn insert_hashed(
         &self,
         hash: u64,

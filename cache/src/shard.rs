@@ -735,8 +735,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let old_weight = self.weight_of(i);
         let new_weight = u64::from(weight);
         let q = self.entry(i).queue();
-        if (self.weight - old_weight).saturating_add(new_weight) > self.capacity
-            || self.policy == Policy::Lru
+        if self.policy == Policy::Lru
+            || (self.weighted
+                && (self.weight - old_weight).saturating_add(new_weight) > self.capacity)
         {
             // Off its list while making room, so the entry itself is never
             // the victim (`len` is lowered meanwhile: it keeps its slot).

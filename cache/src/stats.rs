@@ -122,10 +122,18 @@ impl Stripe {
     /// Adds eviction counts by cause.
     #[inline]
     pub(crate) fn add_evictions(&self, counts: &[u64; 4]) {
-        for (a, &c) in self.evicted.iter().zip(counts) {
-            if c != 0 {
-                a.fetch_add(c, Relaxed);
-            }
+        let [a, b, c, d] = *counts;
+        if a != 0 {
+            self.evicted[0].fetch_add(a, Relaxed);
+        }
+        if b != 0 {
+            self.evicted[1].fetch_add(b, Relaxed);
+        }
+        if c != 0 {
+            self.evicted[2].fetch_add(c, Relaxed);
+        }
+        if d != 0 {
+            self.evicted[3].fetch_add(d, Relaxed);
         }
     }
 }
