@@ -35,7 +35,7 @@
 //!
 //! | feature | default | what it enables |
 //! |---|---|---|
-//! | `serde` | off | `Serialize` / `Deserialize` on [`CacheStats`], [`Evictions`], [`EvictionCause`], [`Policy`], [`Admission`], [`TierStats`], [`WriteMode`] |
+//! | `serde` | off | `Serialize` / `Deserialize` on [`CacheStats`], [`Evictions`], [`EvictionCause`], [`Policy`], [`Admission`], [`UnitWeigher`], [`TierConfig`], [`TierStats`], [`WriteMode`] |
 //!
 //! # Time
 //!
