@@ -15,6 +15,10 @@
 //! SET returns), then writes its own L1. Writes to one key are serialised
 //! by a striped lock, so every tier sees them in the same order.
 //!
+//! Eviction listeners of the tier caches run inside those writes (after the
+//! shard lock is released, but while the key's write lock is held): they
+//! may read the tiers but must not write the same key through them.
+//!
 //! **Consistency**: once `set`/`delete`/`invalidate` has returned, no L1 or
 //! L2 serves an older value: a fill that was in flight across the write is
 //! cancelled (the loader's callers still get the value they asked for,
