@@ -1,16 +1,72 @@
-//! A concurrent L1/L2 LRU+TTL cache with an L3 loader tier.
+//! A concurrent L1/L2 cache with TTLs and an L3 loader tier.
 //!
-//! Scope (seed example 7: L1 in-process with TTL, L2 shared, L3 the source of
-//! truth; GET walks L1 → L2 → L3 and fills upward; SET writes through or
+//! ```
+//! use std::time::{Duration, Instant};
+//! use dispatchkit_cache::{Admission, Cache};
+//!
+//! let menus: Cache<u32, String> = Cache::builder(10_000)
+//!     .time_to_live(Duration::from_secs(30 * 60))
+//!     .admission(Admission::TinyLfu)
+//!     .build()?;
+//! let now = Instant::now();
+//! // Concurrent misses on one key run the loader once (single-flight).
+//! let menu = menus.get_or_load_at(&42, now, || "pad thai, green curry".to_string());
+//! assert_eq!(menus.get_at(&42, now), Some(menu));
+//! assert_eq!(menus.get_at(&42, now + Duration::from_secs(30 * 60)), None);
+//! # Ok::<(), dispatchkit_cache::CacheError>(())
+//! ```
+//!
+//! Scope (seed example 7: L1 in-process with TTL, L2 shared, L3 the source
+//! of truth; GET walks L1 → L2 → L3 and fills upward; SET writes through or
 //! behind):
 //!
-//! - a sharded `Cache<K, V>` with capacity in entries or bytes, LRU eviction,
-//!   optional frequency-based admission, per-entry TTL and time-to-idle;
-//! - single-flight `get_or_load`, optional negative caching;
-//! - a `TieredCache` over a user-implemented store with write-through or
-//!   bounded, coalescing write-behind and cross-instance invalidation;
-//! - hit / miss / eviction statistics and an eviction listener.
+//! - [`Cache`]: sharded, `Send + Sync`, capacity in entries or bytes
+//!   ([`Weigher`]), S3-FIFO eviction (hit ratio above exact LRU's on the
+//!   ARC OLTP trace) or exact [`Policy::Lru`], optional TinyLFU
+//!   [`Admission`], per-entry TTL with a cache-wide default, time-to-idle,
+//!   single-flight [`get_or_load`](Cache::get_or_load), optional negative
+//!   caching, [`CacheStats`] and an eviction listener with the
+//!   [`EvictionCause`].
+//! - [`TieredCache`]: a per-instance L1 over a shared L2 over a
+//!   user-implemented [`Store`], write-through or bounded, coalescing
+//!   write-behind, cross-instance invalidation.
 //!
-//! This crate is part of [dispatchkit](https://docs.rs/dispatchkit); its
-//! implementation lands with the cache issue.
+//! # Features
+//!
+//! | feature | default | what it enables |
+//! |---|---|---|
+//! | `serde` | off | `Serialize` / `Deserialize` on [`CacheStats`], [`Evictions`], [`EvictionCause`], [`Policy`], [`Admission`], [`UnitWeigher`], [`TierConfig`], [`TierStats`], [`WriteMode`] |
+//!
+//! # Time
+//!
+//! Every time-dependent operation has an `_at(…, now: Instant)` form; the
+//! plain form reads the clock at most once (and only when an entry involved
+//! has a deadline). Expired entries are never returned and are reclaimed
+//! as the cache meets them — when read or overwritten, at the eviction end
+//! of a queue, by a sweep of two slab slots per write (S3-FIFO) — or by
+//! [`Cache::purge_expired`]; no background thread is needed.
 #![warn(missing_debug_implementations)]
+
+mod builder;
+mod cache;
+mod error;
+mod ghost;
+mod load;
+mod lock;
+mod policy;
+mod shard;
+mod sketch;
+mod stats;
+mod tiered;
+mod time;
+mod weigher;
+mod write_behind;
+
+pub use builder::{CacheBuilder, MAX_SHARDS};
+pub use cache::{Cache, DefaultHashBuilder};
+pub use error::CacheError;
+pub use policy::{Admission, Policy};
+pub use stats::{CacheStats, EvictionCause, EvictionListener, Evictions};
+pub use tiered::{SharedTier, Store, TierConfig, TierStats, TieredCache, WriteMode};
+pub use time::MAX_TTL;
+pub use weigher::{UnitWeigher, Weigher};

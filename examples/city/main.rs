@@ -7,6 +7,7 @@
 //! ```
 
 mod args;
+mod cache;
 mod fleet;
 mod geo;
 mod matching;
@@ -54,5 +55,6 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
     );
     matching::run(opts, &fleet, &geo, &mut updates)?.print();
     ratelimit::run(opts)?.print();
+    cache::run(opts)?.print();
     Ok(())
 }

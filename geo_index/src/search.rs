@@ -686,7 +686,11 @@ impl GeoIndex {
             cells.clear();
             for (dx, dy) in ring(r) {
                 let (col, cy) = (cx0 + dx, cy0 + dy);
-                if cy < range.row_lo || cy > range.row_hi || col < range.col_lo || col > range.col_hi {
+                if cy < range.row_lo
+                    || cy > range.row_hi
+                    || col < range.col_lo
+                    || col > range.col_hi
+                {
                     continue;
                 }
                 let b = near.at(col, cy);

@@ -1,0 +1,903 @@
+//! The concurrent, sharded cache.
+
+use std::any::Any;
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use crate::lock::{ShardLock, WriteGuard};
+
+use crate::CacheError;
+use crate::builder::CacheBuilder;
+use crate::load::{Flight, Outcome};
+use crate::policy::{Admission, Policy};
+use crate::shard::{Lookup, Shard, ShardParams};
+use crate::stats::{CacheStats, Counters, EvictionCause, EvictionListener, Removed};
+use crate::time::{Epoch, LazyTick, NEVER, checked_ttl, deadline};
+use crate::weigher::{UnitWeigher, Weigher};
+
+/// The default hasher: foldhash's fast variant, randomly seeded per cache.
+pub type DefaultHashBuilder = foldhash::fast::RandomState;
+
+/// A lock on its own cache lines, so two shards never share one.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One shard behind its lock, padded.
+type ShardSlot<K, V> = Padded<ShardLock<Shard<K, V>>>;
+
+/// A concurrent, sharded, bounded key-value cache with per-entry TTL,
+/// optional time-to-idle, S3-FIFO (default) or exact-LRU eviction, optional
+/// TinyLFU admission, single-flight loading and eviction statistics.
+///
+/// `Cache` is `Send + Sync` when `K` and `V` are; share it with `Arc`.
+/// Keys are hashed once and routed to one of `shard_count()` shards, each a
+/// `parking_lot::RwLock` over its own slab, hash table and queues. Reads
+/// (S3-FIFO) take the shard's read lock and write no shared cache line once
+/// an entry is hot; writes take the shard's write lock. Every operation is
+/// O(1) amortised (eviction rotates at most three times per entry).
+///
+/// Time is a parameter: each operation has an `_at(…, now: Instant)` form;
+/// the plain form reads `Instant::now()` at most once, and only if an
+/// entry involved has a deadline. An expired entry is never returned.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use dispatchkit_cache::Cache;
+///
+/// let cache: Cache<&str, u32> = Cache::builder(1_000)
+///     .time_to_live(Duration::from_secs(60))
+///     .build()?;
+/// let t0 = Instant::now();
+/// cache.insert_at("menu:7", 42, t0)?;
+/// assert_eq!(cache.get_at("menu:7", t0 + Duration::from_secs(59)), Some(42));
+/// assert_eq!(cache.get_at("menu:7", t0 + Duration::from_secs(60)), None);
+/// # Ok::<(), dispatchkit_cache::CacheError>(())
+/// ```
+pub struct Cache<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
+    shards: Box<[ShardSlot<K, V>]>,
+    mask: usize,
+    hasher: S,
+    weigher: W,
+    weighted: bool,
+    policy: Policy,
+    admission: Admission,
+    ttl: Option<i64>,
+    negative_ttl: Option<i64>,
+    capacity: u64,
+    max_entry_weight: u64,
+    epoch: Epoch,
+    counters: Counters,
+    listener: Option<EvictionListener<K, V>>,
+}
+
+impl<K, V, W, S> fmt::Debug for Cache<K, V, W, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards.len())
+            .field("policy", &self.policy)
+            .field("admission", &self.admission)
+            .field("weighted", &self.weighted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq, V> Cache<K, V> {
+    /// A cache of `capacity` entries with the default settings (S3-FIFO, no
+    /// TTL, automatic sharding).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidCapacity`] when `capacity == 0`.
+    ///
+    /// ```
+    /// use dispatchkit_cache::{Cache, CacheError};
+    ///
+    /// let cache = Cache::<u64, u64>::new(100)?;
+    /// cache.insert(1, 10)?;
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// assert!(matches!(Cache::<u64, u64>::new(0), Err(CacheError::InvalidCapacity { .. })));
+    /// # Ok::<(), CacheError>(())
+    /// ```
+    pub fn new(capacity: u64) -> Result<Self, CacheError> {
+        Self::builder(capacity).build()
+    }
+
+    /// A builder for a cache of `capacity` (entries, or weight units once a
+    /// [`weigher`](CacheBuilder::weigher) is set).
+    pub fn builder(capacity: u64) -> CacheBuilder<K, V> {
+        CacheBuilder::new(capacity)
+    }
+}
+
+/// What a locked operation hands back to be finished outside the lock.
+type Out<K, V> = Removed<K, V>;
+
+impl<K, V, W, S> Cache<K, V, W, S>
+where
+    K: Hash + Eq,
+    W: Weigher<K, V>,
+    S: BuildHasher,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        capacity: u64,
+        weigher: W,
+        weighted: bool,
+        hasher: S,
+        ttl: Option<i64>,
+        tti: Option<i64>,
+        negative_ttl: Option<i64>,
+        policy: Policy,
+        admission: Admission,
+        shards: usize,
+        est_entries: usize,
+        listener: Option<EvictionListener<K, V>>,
+    ) -> Self {
+        let n = shards as u64;
+        let base = capacity / n;
+        let rem = capacity % n;
+        let est_per_shard = est_entries.div_ceil(shards).max(1);
+        let shards: Box<[_]> = (0..n)
+            .map(|i| {
+                let cap = base + u64::from(i < rem);
+                Padded(ShardLock::new(Shard::new(ShardParams {
+                    capacity: cap,
+                    est_entries: est_per_shard,
+                    max_entries: if weighted {
+                        usize::MAX
+                    } else {
+                        usize::try_from(cap).unwrap_or(usize::MAX)
+                    },
+                    policy,
+                    admission: admission == Admission::TinyLfu,
+                    weighted,
+                    tti,
+                    negative_cap: (est_per_shard / 8).max(16),
+                })))
+            })
+            .collect();
+        Self {
+            mask: shards.len() - 1,
+            shards,
+            hasher,
+            weigher,
+            weighted,
+            policy,
+            admission,
+            ttl,
+            negative_ttl,
+            capacity,
+            max_entry_weight: base.min(u64::from(u32::MAX)),
+            epoch: Epoch::new(),
+            counters: Counters::new(),
+            listener,
+        }
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard of `hash`: bits 32.. (hashbrown uses the low bits for the
+    /// bucket and the top 7 for its tag, so these are independent of both).
+    #[inline]
+    fn shard(&self, hash: u64) -> &ShardLock<Shard<K, V>> {
+        &self.shards[(hash >> 32) as usize & self.mask].0
+    }
+
+    /// The shard's write lock; an acquisition that has to wait is counted
+    /// ([`CacheStats::lock_waits`]: evidence of contention, at the cost of
+    /// one failed `try_write` when contended).
+    #[inline]
+    fn lock<'a>(&self, shard: &'a ShardLock<Shard<K, V>>) -> WriteGuard<'a, Shard<K, V>> {
+        match shard.write() {
+            Ok(g) => g,
+            Err(g) => {
+                self.counters.local().lock_waits.fetch_add(1, Relaxed);
+                g
+            }
+        }
+    }
+
+    #[inline]
+    fn removed(&self) -> Out<K, V> {
+        Removed::new(self.listener.is_some())
+    }
+
+    /// Counts and reports what a locked operation removed (lock released).
+    #[inline]
+    fn finish(&self, out: Out<K, V>) {
+        self.counters.record_evictions(&out.counts);
+        self.notify(out);
+    }
+
+    /// Hands what a locked operation removed to the listener.
+    #[inline]
+    fn notify(&self, out: Out<K, V>) {
+        if let Some(l) = &self.listener {
+            for (k, v, cause) in &out.items {
+                l(k, v, *cause);
+            }
+        }
+    }
+
+    fn weigh(&self, key: &K, value: &V) -> Result<u32, CacheError> {
+        let w = self.weigher.weigh(key, value).max(1);
+        if w > self.max_entry_weight {
+            return Err(CacheError::EntryTooHeavy {
+                weight: w,
+                max: self.max_entry_weight,
+                reason: if self.shards.len() > 1 {
+                    "an entry must fit in one shard (capacity / shard count)"
+                } else {
+                    "an entry must fit in the cache's capacity"
+                },
+            });
+        }
+        // max_entry_weight <= u32::MAX.
+        Ok(u32::try_from(w).unwrap_or(u32::MAX))
+    }
+
+    // ----- reads -------------------------------------------------------
+
+    /// The live value of `key`, cloned. A hit marks the entry as recently
+    /// used; an expired entry is reclaimed and reported as a miss.
+    /// O(1); takes the shard's read lock (write lock under [`Policy::Lru`]).
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.get_inner(key, &mut LazyTick::lazy(&self.epoch))
+    }
+
+    /// [`get`](Self::get) at time `now`.
+    pub fn get_at<Q>(&self, key: &Q, now: Instant) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.get_inner(key, &mut LazyTick::at(&self.epoch, now))
+    }
+
+    /// Whether `key` has a live value (counts as a hit or miss like `get`,
+    /// without cloning the value).
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_value(key, &mut LazyTick::lazy(&self.epoch), |_| ())
+            .is_some()
+    }
+
+    /// [`contains_key`](Self::contains_key) at time `now`.
+    pub fn contains_key_at<Q>(&self, key: &Q, now: Instant) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_value(key, &mut LazyTick::at(&self.epoch, now), |_| ())
+            .is_some()
+    }
+
+    #[inline]
+    fn get_inner<Q>(&self, key: &Q, now: &mut LazyTick<'_>) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.with_value(key, now, V::clone)
+    }
+
+    /// Looks `key` up and applies `f` to its live value under the lock;
+    /// counts the hit or miss. (Always inlined: the hit path is a handful
+    /// of instructions and a call frame would be a fifth of them.)
+    #[inline(always)]
+    fn with_value<Q, R>(
+        &self,
+        key: &Q,
+        now: &mut LazyTick<'_>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let r = self.lookup(hash, key, now, f);
+        let s = self.counters.local();
+        if r.is_some() {
+            s.hits.fetch_add(1, Relaxed);
+        } else {
+            s.misses.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    /// The lookup itself (no counting).
+    #[inline(always)]
+    fn lookup<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &mut LazyTick<'_>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shard = self.shard(hash);
+        if self.policy == Policy::S3Fifo {
+            let g = shard.read();
+            match g.get_shared(hash, key, now) {
+                Lookup::Hit(v) => return Some(f(v)),
+                Lookup::Miss => return None,
+                Lookup::Expired => {}
+            }
+            drop(g);
+            self.reclaim_expired(shard, hash, key, now);
+            None
+        } else {
+            self.lookup_exclusive(shard, hash, key, now, f)
+        }
+    }
+
+    /// Reclaims `key` found expired by a shared-lock read (rare: off the
+    /// hot path).
+    #[cold]
+    #[inline(never)]
+    fn reclaim_expired<Q>(
+        &self,
+        shard: &ShardLock<Shard<K, V>>,
+        hash: u64,
+        key: &Q,
+        now: &mut LazyTick<'_>,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut out = self.removed();
+        self.lock(shard).reclaim(hash, key, now, &mut out);
+        self.finish(out);
+    }
+
+    /// A lookup under the write lock (exact LRU moves the entry).
+    #[inline(never)]
+    fn lookup_exclusive<Q, R>(
+        &self,
+        shard: &ShardLock<Shard<K, V>>,
+        hash: u64,
+        key: &Q,
+        now: &mut LazyTick<'_>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut out = self.removed();
+        let r = self
+            .lock(shard)
+            .get_exclusive(hash, key, now, &mut out)
+            .map(f);
+        self.finish(out);
+        r
+    }
+
+    // ----- writes ------------------------------------------------------
+
+    /// Inserts or replaces `key` with the cache's default TTL (if any).
+    /// A replaced value is reported with [`EvictionCause::Replaced`]; room
+    /// is made by the policy. The entry is present when this returns.
+    ///
+    /// # Errors
+    /// [`CacheError::EntryTooHeavy`] when the entry weighs more than
+    /// [`max_entry_weight`](Self::max_entry_weight); the cache is unchanged
+    /// (nothing is evicted for it).
+    #[inline]
+    pub fn insert(&self, key: K, value: V) -> Result<(), CacheError> {
+        self.insert_inner(key, value, self.ttl, &mut LazyTick::lazy(&self.epoch))
+    }
+
+    /// [`insert`](Self::insert) at time `now`.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub fn insert_at(&self, key: K, value: V, now: Instant) -> Result<(), CacheError> {
+        self.insert_inner(key, value, self.ttl, &mut LazyTick::at(&self.epoch, now))
+    }
+
+    /// Inserts with its own time-to-live (overriding the default).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidDuration`] for a TTL of 0 or above
+    /// [`MAX_TTL`](crate::MAX_TTL); otherwise as [`insert`](Self::insert).
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), CacheError> {
+        let ttl = checked_ttl("ttl", ttl)?;
+        self.insert_inner(key, value, Some(ttl), &mut LazyTick::lazy(&self.epoch))
+    }
+
+    /// [`insert_with_ttl`](Self::insert_with_ttl) at time `now`.
+    ///
+    /// # Errors
+    /// As [`insert_with_ttl`](Self::insert_with_ttl).
+    pub fn insert_with_ttl_at(
+        &self,
+        key: K,
+        value: V,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), CacheError> {
+        let ttl = checked_ttl("ttl", ttl)?;
+        self.insert_inner(key, value, Some(ttl), &mut LazyTick::at(&self.epoch, now))
+    }
+
+    #[inline(always)]
+    fn insert_inner(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<i64>,
+        now: &mut LazyTick<'_>,
+    ) -> Result<(), CacheError> {
+        let weight = self.weigh(&key, &value)?;
+        let hash = self.hash(&key);
+        self.insert_hashed(hash, key, value, weight, ttl, now);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn insert_hashed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        ttl: Option<i64>,
+        now: &mut LazyTick<'_>,
+    ) {
+        let dl = ttl.map_or(NEVER, |t| deadline(now.get(), t));
+        let mut out = self.removed();
+        self.lock(self.shard(hash)).insert(
+            hash,
+            key,
+            value,
+            weight,
+            dl,
+            now,
+            &self.hasher,
+            &mut out,
+        );
+        // One stripe access for the insert and what it evicted.
+        let stripe = self.counters.local();
+        stripe.inserts.fetch_add(1, Relaxed);
+        stripe.add_evictions(&out.counts);
+        self.notify(out);
+    }
+
+    /// Removes `key`, returning its value if it was live (cause
+    /// [`EvictionCause::Explicit`]; an expired one is reclaimed as
+    /// `Expired` and `None` is returned). Also cancels the cache fill of an
+    /// in-flight load of `key` (its callers still get their value) and
+    /// forgets a negatively cached failure. O(1).
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_inner(key, &mut LazyTick::lazy(&self.epoch))
+    }
+
+    /// [`remove`](Self::remove) at time `now`.
+    pub fn remove_at<Q>(&self, key: &Q, now: Instant) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_inner(key, &mut LazyTick::at(&self.epoch, now))
+    }
+
+    fn remove_inner<Q>(&self, key: &Q, now: &mut LazyTick<'_>) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut out = self.removed();
+        let r = self.lock(self.shard(hash)).remove(hash, key, now, &mut out);
+        self.finish(out);
+        let (k, v) = r?;
+        self.counters.local().evicted[crate::stats::cause_index(EvictionCause::Explicit)]
+            .fetch_add(1, Relaxed);
+        if let Some(l) = &self.listener {
+            l(&k, &v, EvictionCause::Explicit);
+        }
+        Some(v)
+    }
+
+    /// Reclaims every expired entry now; returns how many. O(n) — the
+    /// cache otherwise reclaims expired entries as it meets them.
+    pub fn purge_expired(&self) -> usize {
+        self.purge_expired_at(Instant::now())
+    }
+
+    /// [`purge_expired`](Self::purge_expired) at time `now`.
+    pub fn purge_expired_at(&self, now: Instant) -> usize {
+        let mut tick = LazyTick::at(&self.epoch, now);
+        let mut n = 0;
+        for s in self.shards.iter() {
+            let mut out = self.removed();
+            self.lock(&s.0)
+                .purge_expired(&mut tick, &self.hasher, &mut out);
+            n += out.counts.iter().sum::<u64>() as usize;
+            self.finish(out);
+        }
+        n
+    }
+
+    /// Removes every entry (cause `Explicit`). O(n).
+    pub fn clear(&self) {
+        for s in self.shards.iter() {
+            let mut out = self.removed();
+            self.lock(&s.0).clear(&mut out);
+            self.finish(out);
+        }
+    }
+
+    // ----- loading -----------------------------------------------------
+
+    /// The live value of `key`, or the value `loader` produces for it,
+    /// inserted with the default TTL. Concurrent callers that miss on the
+    /// same key run ONE loader (the first); the others block until it
+    /// returns and get its value (single-flight, counted in
+    /// [`CacheStats::load_waits`]). A loader result that is too heavy to
+    /// cache is still returned. If the leader panics, a waiter retries.
+    ///
+    /// ```
+    /// use dispatchkit_cache::Cache;
+    ///
+    /// let cache = Cache::<u64, String>::new(100)?;
+    /// let v = cache.get_or_load(&7, || "loaded".to_string());
+    /// assert_eq!(v, "loaded");
+    /// assert_eq!(cache.get_or_load(&7, || unreachable!()), "loaded");
+    /// assert_eq!(cache.stats().loads, 1);
+    /// # Ok::<(), dispatchkit_cache::CacheError>(())
+    /// ```
+    pub fn get_or_load(&self, key: &K, loader: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+        V: Clone,
+    {
+        match self.load_inner::<std::convert::Infallible>(
+            key,
+            &mut LazyTick::lazy(&self.epoch),
+            || Ok(loader()),
+        ) {
+            Ok(v) => v,
+            Err(e) => match *e {},
+        }
+    }
+
+    /// [`get_or_load`](Self::get_or_load) at time `now`.
+    pub fn get_or_load_at(&self, key: &K, now: Instant, loader: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+        V: Clone,
+    {
+        match self.load_inner::<std::convert::Infallible>(
+            key,
+            &mut LazyTick::at(&self.epoch, now),
+            || Ok(loader()),
+        ) {
+            Ok(v) => v,
+            Err(e) => match *e {},
+        }
+    }
+
+    /// Like [`get_or_load`](Self::get_or_load) with a fallible loader. An
+    /// error is returned (shared, as `Arc<E>`, with every caller that waited
+    /// for this load) and is **not cached**, unless the cache was built with
+    /// [`negative_ttl`](CacheBuilder::negative_ttl): then calls within that
+    /// TTL get the same error without loading
+    /// ([`CacheStats::negative_hits`]). A write or remove of the key forgets
+    /// the failure.
+    ///
+    /// # Errors
+    /// The loader's error (this call's, the awaited leader's, or a
+    /// negatively cached one).
+    ///
+    /// ```
+    /// use dispatchkit_cache::Cache;
+    ///
+    /// let cache = Cache::<u64, u64>::new(100)?;
+    /// let r = cache.try_get_or_load(&1, || Err::<u64, _>("store down"));
+    /// assert_eq!(r.unwrap_err().as_ref(), &"store down");
+    /// // Not cached: the next call loads again.
+    /// assert_eq!(cache.try_get_or_load(&1, || Ok::<_, &str>(5)), Ok(5));
+    /// # Ok::<(), dispatchkit_cache::CacheError>(())
+    /// ```
+    pub fn try_get_or_load<E>(
+        &self,
+        key: &K,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        self.load_inner(key, &mut LazyTick::lazy(&self.epoch), loader)
+    }
+
+    /// [`try_get_or_load`](Self::try_get_or_load) at time `now`.
+    ///
+    /// # Errors
+    /// As [`try_get_or_load`](Self::try_get_or_load).
+    pub fn try_get_or_load_at<E>(
+        &self,
+        key: &K,
+        now: Instant,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        self.load_inner(key, &mut LazyTick::at(&self.epoch, now), loader)
+    }
+
+    fn load_inner<E>(
+        &self,
+        key: &K,
+        now: &mut LazyTick<'_>,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        if let Some(v) = self.with_value(key, now, V::clone) {
+            return Ok(v);
+        }
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        let mut loader = Some(loader);
+        loop {
+            // Under the write lock: re-check, then join or start a flight.
+            let (flight, leader) = {
+                let mut out = self.removed();
+                let mut g = self.lock(shard);
+                if let Some(v) = g.get_exclusive(hash, key, now, &mut out) {
+                    let v = v.clone();
+                    drop(g);
+                    self.finish(out);
+                    return Ok(v);
+                }
+                if let Some(neg) = g.negative(key, now)
+                    && let Ok(e) = Arc::clone(&neg.error).downcast::<E>()
+                {
+                    drop(g);
+                    self.finish(out);
+                    self.counters.local().negative_hits.fetch_add(1, Relaxed);
+                    return Err(e);
+                }
+                let r = match g.flight(key) {
+                    Some(f) => {
+                        f.join();
+                        (Arc::clone(f), false)
+                    }
+                    None => {
+                        let f = Arc::new(Flight::new());
+                        g.start_flight(key.clone(), Arc::clone(&f));
+                        (f, true)
+                    }
+                };
+                drop(g);
+                self.finish(out);
+                r
+            };
+            if !leader {
+                self.counters.local().load_waits.fetch_add(1, Relaxed);
+                match flight.wait() {
+                    Outcome::Value(v) => return Ok(v),
+                    Outcome::Failed(e) => {
+                        if let Ok(e) = e.downcast::<E>() {
+                            return Err(e);
+                        }
+                    }
+                    Outcome::Running | Outcome::Abandoned => {}
+                }
+                continue;
+            }
+            let Some(load) = loader.take() else {
+                // Unreachable: a caller leads at most once (it returns).
+                continue;
+            };
+            let mut guard = LeaderGuard {
+                cache: self,
+                hash,
+                key,
+                flight: &flight,
+                armed: true,
+            };
+            let t0 = Instant::now();
+            let result = load();
+            let nanos = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let s = self.counters.local();
+            s.loads.fetch_add(1, Relaxed);
+            s.load_nanos.fetch_add(nanos, Relaxed);
+            guard.armed = false;
+            return match result {
+                Ok(v) => {
+                    let weight = self.weigh(key, &v).ok();
+                    self.complete(hash, key, &flight, now, |g, now, out| {
+                        if let Some(w) = weight {
+                            let dl = self.ttl.map_or(NEVER, |t| deadline(now.get(), t));
+                            g.insert(hash, key.clone(), v.clone(), w, dl, now, &self.hasher, out);
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    flight.publish(if flight.has_waiters() {
+                        Outcome::Value(v.clone())
+                    } else {
+                        Outcome::Abandoned
+                    });
+                    Ok(v)
+                }
+                Err(e) => {
+                    s.load_failures.fetch_add(1, Relaxed);
+                    let e = Arc::new(e);
+                    let shared: Arc<dyn Any + Send + Sync> = e.clone();
+                    self.complete(hash, key, &flight, now, |g, now, _| {
+                        if let Some(ttl) = self.negative_ttl {
+                            let dl = deadline(now.get(), ttl);
+                            g.remember_failure(key.clone(), dl, Arc::clone(&shared), now);
+                        }
+                        false
+                    });
+                    flight.publish(Outcome::Failed(shared));
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    /// Unmaps the leader's flight and, if it was still current (no write
+    /// or remove of the key meanwhile), applies `fill` under the same lock.
+    fn complete(
+        &self,
+        hash: u64,
+        key: &K,
+        flight: &Arc<Flight<V>>,
+        now: &mut LazyTick<'_>,
+        fill: impl FnOnce(&mut Shard<K, V>, &mut LazyTick<'_>, &mut Out<K, V>) -> bool,
+    ) where
+        V: Clone,
+    {
+        let mut out = self.removed();
+        let filled = {
+            let mut g = self.lock(self.shard(hash));
+            if g.end_flight(key, flight) {
+                fill(&mut *g, now, &mut out)
+            } else {
+                false
+            }
+        };
+        if filled {
+            self.counters.local().inserts.fetch_add(1, Relaxed);
+        }
+        self.finish(out);
+    }
+
+    // ----- introspection ----------------------------------------------
+
+    /// Number of entries (live or expired-not-yet-reclaimed). O(shards).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.0.read().len()).sum()
+    }
+
+    /// Whether the cache holds no entry. O(shards).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total weight of the entries (= `len()` without a weigher). O(shards).
+    pub fn weight(&self) -> u64 {
+        self.shards.iter().map(|s| s.0.read().weight()).sum()
+    }
+
+    /// The capacity (entries, or weight units with a weigher); never
+    /// exceeded by [`weight`](Self::weight).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The heaviest entry the cache accepts: one shard's capacity
+    /// (`capacity / shard_count`, rounded down), at most `u32::MAX`.
+    pub fn max_entry_weight(&self) -> u64 {
+        self.max_entry_weight
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The replacement policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The admission policy.
+    pub fn admission(&self) -> Admission {
+        self.admission
+    }
+
+    /// A snapshot of the counters. O(threads).
+    pub fn stats(&self) -> CacheStats {
+        self.counters.snapshot()
+    }
+
+    /// Heap bytes held by the shards' tables, slabs, ghosts and sketches
+    /// (not the heap data the keys and values own). O(shards).
+    pub fn heap_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.0.read().heap_bytes())
+            .sum::<usize>()
+            + self.shards.len() * std::mem::size_of::<ShardSlot<K, V>>()
+    }
+
+    /// Checks every structural invariant of every shard (lists, table,
+    /// slab, weights within capacity); panics on the first violation.
+    /// O(n). For tests.
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        let mut cap = 0;
+        for s in self.shards.iter() {
+            let g = s.0.read();
+            g.validate(&self.hasher);
+            cap += g.capacity();
+        }
+        assert_eq!(cap, self.capacity, "shard capacities do not add up");
+        assert!(self.weight() <= self.capacity);
+    }
+}
+
+/// Publishes `Abandoned` and unmaps the flight if the loader panics.
+struct LeaderGuard<'a, K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> {
+    cache: &'a Cache<K, V, W, S>,
+    hash: u64,
+    key: &'a K,
+    flight: &'a Arc<Flight<V>>,
+    armed: bool,
+}
+
+impl<K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> Drop
+    for LeaderGuard<'_, K, V, W, S>
+{
+    fn drop(&mut self) {
+        if self.armed {
+            {
+                self.cache
+                    .lock(self.cache.shard(self.hash))
+                    .end_flight(self.key, self.flight);
+            }
+            self.flight.publish(Outcome::Abandoned);
+        }
+    }
+}

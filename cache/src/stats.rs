@@ -1,0 +1,255 @@
+//! Hit / miss / load / eviction counters and the eviction listener.
+//!
+//! Counters are striped per thread (one 128-byte-aligned stripe per thread
+//! slot), so a hit increments a line no other thread writes; `stats()` sums
+//! the stripes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Why an entry left the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum EvictionCause {
+    /// Evicted by the replacement policy to make room.
+    Capacity,
+    /// Its time-to-live or time-to-idle passed (reclaimed when read, when it
+    /// reached the eviction end of its queue, or by `purge_expired`).
+    Expired,
+    /// Removed by `remove`, `invalidate` or `clear`.
+    Explicit,
+    /// Its value was overwritten by an insert of the same key.
+    Replaced,
+}
+
+/// A callback told about every entry that leaves the cache, with the cause.
+///
+/// It runs on the thread that caused the eviction, after the shard lock is
+/// released, so it may call back into the cache.
+pub type EvictionListener<K, V> = Arc<dyn Fn(&K, &V, EvictionCause) + Send + Sync>;
+
+/// Evictions by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Evictions {
+    /// [`EvictionCause::Capacity`].
+    pub capacity: u64,
+    /// [`EvictionCause::Expired`].
+    pub expired: u64,
+    /// [`EvictionCause::Explicit`].
+    pub explicit: u64,
+    /// [`EvictionCause::Replaced`].
+    pub replaced: u64,
+}
+
+impl Evictions {
+    /// Sum over all causes.
+    pub fn total(&self) -> u64 {
+        self.capacity + self.expired + self.explicit + self.replaced
+    }
+}
+
+/// A snapshot of one cache's counters (monotonic since construction).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct CacheStats {
+    /// Lookups that returned a live value.
+    pub hits: u64,
+    /// Lookups that found nothing live (absent or expired).
+    pub misses: u64,
+    /// Successful inserts (new keys and replacements).
+    pub inserts: u64,
+    /// Loader runs (`get_or_load` / `try_get_or_load` leaders).
+    pub loads: u64,
+    /// Loader runs that returned an error.
+    pub load_failures: u64,
+    /// Callers that waited for another caller's load of the same key
+    /// instead of running their own loader (single-flight).
+    pub load_waits: u64,
+    /// Calls answered from a negatively cached failure.
+    pub negative_hits: u64,
+    /// Total wall time spent in loaders, nanoseconds.
+    pub load_nanos: u64,
+    /// Shard write-lock acquisitions that had to wait for another thread
+    /// (contention).
+    pub lock_waits: u64,
+    /// Entries removed, by cause.
+    pub evictions: Evictions,
+}
+
+impl CacheStats {
+    /// `hits / (hits + misses)`, 0 when there were no lookups.
+    pub fn hit_ratio(&self) -> f64 {
+        let n = self.hits + self.misses;
+        if n == 0 {
+            0.0
+        } else {
+            self.hits as f64 / n as f64
+        }
+    }
+
+    /// Total loader time.
+    pub fn load_time(&self) -> Duration {
+        Duration::from_nanos(self.load_nanos)
+    }
+
+    /// Mean loader time, zero when nothing was loaded.
+    pub fn mean_load_time(&self) -> Duration {
+        self.load_nanos
+            .checked_div(self.loads)
+            .map_or(Duration::ZERO, Duration::from_nanos)
+    }
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Stripe {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) inserts: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_failures: AtomicU64,
+    pub(crate) load_waits: AtomicU64,
+    pub(crate) negative_hits: AtomicU64,
+    pub(crate) load_nanos: AtomicU64,
+    pub(crate) lock_waits: AtomicU64,
+    pub(crate) evicted: [AtomicU64; 4],
+}
+
+impl Stripe {
+    /// Adds eviction counts by cause.
+    #[inline]
+    pub(crate) fn add_evictions(&self, counts: &[u64; 4]) {
+        let [a, b, c, d] = *counts;
+        if a != 0 {
+            self.evicted[0].fetch_add(a, Relaxed);
+        }
+        if b != 0 {
+            self.evicted[1].fetch_add(b, Relaxed);
+        }
+        if c != 0 {
+            self.evicted[2].fetch_add(c, Relaxed);
+        }
+        if d != 0 {
+            self.evicted[3].fetch_add(d, Relaxed);
+        }
+    }
+}
+
+/// Per-thread-striped counters.
+pub(crate) struct Counters {
+    stripes: Box<[Stripe]>,
+    mask: usize,
+}
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe number (`usize::MAX` until first use).
+    static THREAD_SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// This thread's stripe number, assigned on first use.
+#[inline]
+fn thread_slot() -> usize {
+    THREAD_SLOT
+        .try_with(|s| {
+            let v = s.get();
+            if v != usize::MAX {
+                return v;
+            }
+            let v = NEXT_THREAD.fetch_add(1, Relaxed);
+            s.set(v);
+            v
+        })
+        .unwrap_or(0)
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let n = (cpus * 2).next_power_of_two().clamp(2, 64);
+        Self {
+            stripes: (0..n).map(|_| Stripe::default()).collect(),
+            mask: n - 1,
+        }
+    }
+
+    /// This thread's stripe.
+    #[inline]
+    pub(crate) fn local(&self) -> &Stripe {
+        &self.stripes[thread_slot() & self.mask]
+    }
+
+    #[inline]
+    pub(crate) fn record_evictions(&self, counts: &[u64; 4]) {
+        if counts != &[0; 4] {
+            self.local().add_evictions(counts);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        let mut out = CacheStats::default();
+        for s in self.stripes.iter() {
+            out.hits += s.hits.load(Relaxed);
+            out.misses += s.misses.load(Relaxed);
+            out.inserts += s.inserts.load(Relaxed);
+            out.loads += s.loads.load(Relaxed);
+            out.load_failures += s.load_failures.load(Relaxed);
+            out.load_waits += s.load_waits.load(Relaxed);
+            out.negative_hits += s.negative_hits.load(Relaxed);
+            out.load_nanos += s.load_nanos.load(Relaxed);
+            out.lock_waits += s.lock_waits.load(Relaxed);
+            out.evictions.capacity += s.evicted[0].load(Relaxed);
+            out.evictions.expired += s.evicted[1].load(Relaxed);
+            out.evictions.explicit += s.evicted[2].load(Relaxed);
+            out.evictions.replaced += s.evicted[3].load(Relaxed);
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Counters")
+            .field("stripes", &self.stripes.len())
+            .finish()
+    }
+}
+
+pub(crate) const fn cause_index(c: EvictionCause) -> usize {
+    match c {
+        EvictionCause::Capacity => 0,
+        EvictionCause::Expired => 1,
+        EvictionCause::Explicit => 2,
+        EvictionCause::Replaced => 3,
+    }
+}
+
+/// What one locked operation removed: counts always, the entries only when
+/// a listener wants them (handed to it after the lock is released).
+pub(crate) struct Removed<K, V> {
+    pub(crate) collect: bool,
+    pub(crate) items: Vec<(K, V, EvictionCause)>,
+    pub(crate) counts: [u64; 4],
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) fn new(collect: bool) -> Self {
+        Self {
+            collect,
+            items: Vec::new(),
+            counts: [0; 4],
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, key: K, value: V, cause: EvictionCause) {
+        self.counts[cause_index(cause)] += 1;
+        if self.collect {
+            self.items.push((key, value, cause));
+        }
+    }
+}

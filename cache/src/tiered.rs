@@ -1,0 +1,675 @@
+//! L1 / L2 / L3: per-instance caches over a shared cache over the source of
+//! truth (seed example 7, in-process).
+//!
+//! - **L1**: one small [`Cache`] per [`TieredCache`] instance (e.g. per
+//!   request-handling service object), short TTL.
+//! - **L2**: one larger [`Cache`] in a [`SharedTier`], shared by every
+//!   instance through `Arc`.
+//! - **L3**: the user's [`Store`] (a database), the source of truth.
+//!
+//! GET walks L1 → L2 → (pending write-behind writes) → L3 and fills L2 and
+//! L1 on the way back; both fills are single-flight, so concurrent misses on
+//! one key cost one store read across all instances. SET writes L3 first
+//! (write-through) or queues it (write-behind), then L2, then removes the
+//! key from every other instance's L1 (an in-process broadcast, done before
+//! SET returns), then writes its own L1. Writes to one key are serialised
+//! by a striped lock, so every tier sees them in the same order.
+//!
+//! Eviction listeners of the tier caches run inside those writes (after the
+//! shard lock is released, but while the key's write lock is held): they
+//! may read the tiers but must not write the same key through them.
+//!
+//! **Consistency**: once `set`/`delete`/`invalidate` has returned, no L1 or
+//! L2 serves an older value: a fill that was in flight across the write is
+//! cancelled (the loader's callers still get the value they asked for,
+//! which was current when they asked), and reads of a key with a pending
+//! write-behind write see that write, not the stale store.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::CacheError;
+use crate::cache::{Cache, DefaultHashBuilder};
+use crate::stats::CacheStats;
+use crate::weigher::{UnitWeigher, Weigher};
+use crate::write_behind::{Enqueued, Op, Queue};
+
+/// The source of truth behind the cache tiers (a user's database).
+///
+/// Implementations must be `Send + Sync`; calls happen on the caller's
+/// thread (no background thread is spawned).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use dispatchkit_cache::Store;
+///
+/// #[derive(Default)]
+/// struct Db(Mutex<HashMap<u64, String>>);
+///
+/// impl Store<u64, String> for Db {
+///     type Error = std::io::Error;
+///     fn get(&self, key: &u64) -> Result<Option<String>, Self::Error> {
+///         Ok(self.0.lock().unwrap().get(key).cloned())
+///     }
+///     fn put(&self, key: &u64, value: &String) -> Result<(), Self::Error> {
+///         self.0.lock().unwrap().insert(*key, value.clone());
+///         Ok(())
+///     }
+///     fn delete(&self, key: &u64) -> Result<(), Self::Error> {
+///         self.0.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Store<K, V>: Send + Sync {
+    /// The store's error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The value of `key`, `None` if the store has none.
+    ///
+    /// # Errors
+    /// When the store cannot answer.
+    fn get(&self, key: &K) -> Result<Option<V>, Self::Error>;
+
+    /// Writes `value` for `key`.
+    ///
+    /// # Errors
+    /// When the write did not happen (it is retried, then reported).
+    fn put(&self, key: &K, value: &V) -> Result<(), Self::Error>;
+
+    /// Deletes `key` (deleting an absent key succeeds).
+    ///
+    /// # Errors
+    /// When the delete did not happen (it is retried, then reported).
+    fn delete(&self, key: &K) -> Result<(), Self::Error>;
+}
+
+/// When SET reaches the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum WriteMode {
+    /// SET writes the store before the caches and fails (changing nothing)
+    /// if the store write fails after every attempt.
+    Through,
+    /// SET queues the store write (at most `queue_capacity` distinct pending
+    /// keys; repeated writes to a key coalesce into one) and returns;
+    /// [`SharedTier::flush`] applies the queue. When the queue is full the
+    /// SET applies the oldest pending write itself first; if that fails the
+    /// SET is refused with [`CacheError::WriteBehindFull`].
+    Behind {
+        /// Most distinct keys pending (≥ 1).
+        queue_capacity: usize,
+    },
+}
+
+/// Settings of a [`SharedTier`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TierConfig {
+    /// Write-through (default) or write-behind.
+    pub write_mode: WriteMode,
+    /// Tries per store write before it is reported (default 3, ≥ 1).
+    /// Retries are immediate; call `flush` again later for a backoff.
+    pub store_attempts: u32,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        Self {
+            write_mode: WriteMode::Through,
+            store_attempts: 3,
+        }
+    }
+}
+
+/// Counters of the tiers as seen from one instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TierStats {
+    /// This instance's L1.
+    pub l1: CacheStats,
+    /// The shared L2 (all instances).
+    pub l2: CacheStats,
+    /// Store reads (L3 loads; all instances).
+    pub store_gets: u64,
+    /// Store puts that succeeded.
+    pub store_puts: u64,
+    /// Store deletes that succeeded.
+    pub store_deletes: u64,
+    /// Store calls that failed (each attempt counts).
+    pub store_errors: u64,
+    /// Reads answered by a pending write-behind write instead of the store.
+    pub pending_reads: u64,
+    /// Write-behind writes merged into an already pending write of the key.
+    pub coalesced_writes: u64,
+    /// Write-behind writes pending now.
+    pub pending_writes: usize,
+    /// Keys removed from other instances' L1s by this tier's writes.
+    pub l1_invalidations: u64,
+}
+
+/// Why a tier load produced no value.
+#[derive(Debug, Clone)]
+enum Miss {
+    NotFound,
+    Store(CacheError),
+}
+
+#[derive(Debug, Default)]
+struct StoreCounters {
+    gets: AtomicU64,
+    puts: AtomicU64,
+    deletes: AtomicU64,
+    errors: AtomicU64,
+    pending_reads: AtomicU64,
+    coalesced: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+/// The registry of instance L1s, by instance id.
+type Registry<K, V, W, S> = RwLock<Vec<(u64, Weak<Cache<K, V, W, S>>)>>;
+
+/// Stripes of the per-key write lock.
+const WRITE_STRIPES: usize = 64;
+
+/// The state every [`TieredCache`] instance shares: the L2 cache, the
+/// store, the write-behind queue, the per-key write locks and the registry
+/// of instance L1s that invalidations are broadcast to.
+pub struct SharedTier<K, V, St, W = UnitWeigher, S = DefaultHashBuilder> {
+    l2: Cache<K, V, W, S>,
+    store: St,
+    config: TierConfig,
+    queue: Option<Mutex<Queue<K, V>>>,
+    write_locks: Box<[Mutex<()>]>,
+    stripe_hasher: foldhash::fast::RandomState,
+    instances: Registry<K, V, W, S>,
+    next_instance: AtomicU64,
+    counters: StoreCounters,
+}
+
+impl<K, V, St, W, S> fmt::Debug for SharedTier<K, V, St, W, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedTier")
+            .field("l2", &self.l2)
+            .field("config", &self.config)
+            .field("instances", &self.instances.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, St, W, S> SharedTier<K, V, St, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    St: Store<K, V>,
+    W: Weigher<K, V>,
+    S: BuildHasher,
+{
+    /// A shared tier over `l2` and `store`.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidSetting`] for `store_attempts == 0` or a
+    /// write-behind `queue_capacity == 0`.
+    ///
+    /// ```
+    /// # use std::collections::HashMap;
+    /// # use std::sync::Mutex;
+    /// # use dispatchkit_cache::Store;
+    /// # #[derive(Default)]
+    /// # struct Db(Mutex<HashMap<u64, String>>);
+    /// # impl Store<u64, String> for Db {
+    /// #     type Error = std::io::Error;
+    /// #     fn get(&self, key: &u64) -> Result<Option<String>, Self::Error> { Ok(self.0.lock().unwrap().get(key).cloned()) }
+    /// #     fn put(&self, key: &u64, value: &String) -> Result<(), Self::Error> { self.0.lock().unwrap().insert(*key, value.clone()); Ok(()) }
+    /// #     fn delete(&self, key: &u64) -> Result<(), Self::Error> { self.0.lock().unwrap().remove(key); Ok(()) }
+    /// # }
+    /// use std::time::Duration;
+    /// use dispatchkit_cache::{Cache, SharedTier, TierConfig, WriteMode};
+    ///
+    /// let l2 = Cache::builder(100_000).time_to_live(Duration::from_secs(600)).build()?;
+    /// let config = TierConfig { write_mode: WriteMode::Behind { queue_capacity: 1024 }, ..TierConfig::default() };
+    /// let shared = SharedTier::new(l2, Db::default(), config)?;
+    /// let a = shared.instance(Cache::builder(1_000).time_to_live(Duration::from_secs(60)).build()?);
+    /// let b = shared.instance(Cache::builder(1_000).time_to_live(Duration::from_secs(60)).build()?);
+    ///
+    /// a.set(7, "pad thai".to_string())?;          // L1(a), L2; store write queued
+    /// assert_eq!(b.get(&7)?, Some("pad thai".to_string())); // L1(b) miss, L2 hit
+    /// b.set(7, "green curry".to_string())?;       // removes 7 from L1(a)
+    /// assert_eq!(a.get(&7)?.as_deref(), Some("green curry"));
+    /// assert_eq!(shared.flush()?, 1);              // one coalesced store write
+    /// # Ok::<(), dispatchkit_cache::CacheError>(())
+    /// ```
+    pub fn new(
+        l2: Cache<K, V, W, S>,
+        store: St,
+        config: TierConfig,
+    ) -> Result<Arc<Self>, CacheError> {
+        if config.store_attempts == 0 {
+            return Err(CacheError::InvalidSetting {
+                name: "store_attempts",
+                value: 0,
+                reason: "a store write needs at least one attempt",
+            });
+        }
+        let queue = match config.write_mode {
+            WriteMode::Through => None,
+            WriteMode::Behind { queue_capacity: 0 } => {
+                return Err(CacheError::InvalidSetting {
+                    name: "queue_capacity",
+                    value: 0,
+                    reason: "a write-behind queue must hold at least one write",
+                });
+            }
+            WriteMode::Behind { queue_capacity } => Some(Mutex::new(Queue::new(queue_capacity))),
+        };
+        Ok(Arc::new(Self {
+            l2,
+            store,
+            config,
+            queue,
+            write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            stripe_hasher: foldhash::fast::RandomState::default(),
+            instances: RwLock::new(Vec::new()),
+            next_instance: AtomicU64::new(0),
+            counters: StoreCounters::default(),
+        }))
+    }
+
+    /// A new instance with its own `l1`, registered for invalidations.
+    pub fn instance(self: &Arc<Self>, l1: Cache<K, V, W, S>) -> TieredCache<K, V, St, W, S> {
+        let l1 = Arc::new(l1);
+        let id = self.next_instance.fetch_add(1, Relaxed);
+        let mut list = self.instances.write();
+        list.retain(|(_, w)| w.strong_count() > 0);
+        list.push((id, Arc::downgrade(&l1)));
+        drop(list);
+        TieredCache {
+            l1,
+            shared: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// The shared L2 cache.
+    pub fn l2(&self) -> &Cache<K, V, W, S> {
+        &self.l2
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> TierConfig {
+        self.config
+    }
+
+    /// Number of live instances.
+    pub fn instance_count(&self) -> usize {
+        self.instances
+            .read()
+            .iter()
+            .filter(|(_, w)| w.strong_count() > 0)
+            .count()
+    }
+
+    /// Write-behind writes pending (0 in write-through mode).
+    pub fn pending_writes(&self) -> usize {
+        self.queue.as_ref().map_or(0, |q| q.lock().len())
+    }
+
+    fn write_lock(&self, key: &K) -> parking_lot::MutexGuard<'_, ()> {
+        let i = self.stripe_hasher.hash_one(key) as usize % WRITE_STRIPES;
+        self.write_locks[i].lock()
+    }
+
+    fn store_error(operation: &'static str, attempts: u32, e: St::Error) -> CacheError {
+        CacheError::Store {
+            operation,
+            attempts,
+            source: Arc::new(e),
+        }
+    }
+
+    /// Applies `op` to the store with up to `store_attempts` tries.
+    fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
+        let attempts = self.config.store_attempts;
+        let mut last = None;
+        for _ in 0..attempts {
+            let r = match op {
+                Op::Put(v) => self.store.put(key, v),
+                Op::Delete => self.store.delete(key),
+            };
+            match r {
+                Ok(()) => {
+                    match op {
+                        Op::Put(_) => &self.counters.puts,
+                        Op::Delete => &self.counters.deletes,
+                    }
+                    .fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.counters.errors.fetch_add(1, Relaxed);
+                    last = Some(e);
+                }
+            }
+        }
+        let operation = match op {
+            Op::Put(_) => "put",
+            Op::Delete => "delete",
+        };
+        match last {
+            Some(e) => Err(Self::store_error(operation, attempts, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies every write pending when called (writes that arrive meanwhile
+    /// stay queued); returns how many were applied. Write-through: `Ok(0)`.
+    /// Concurrent flushes split the queue between them.
+    ///
+    /// # Errors
+    /// [`CacheError::FlushFailed`] if some writes failed every attempt; they
+    /// stay queued (nothing is dropped) and the next flush retries them.
+    pub fn flush(&self) -> Result<usize, CacheError> {
+        let Some(queue) = &self.queue else {
+            return Ok(0);
+        };
+        let batch = {
+            let mut q = queue.lock();
+            let n = q.len();
+            q.begin_batch(n)
+        };
+        let mut applied = 0;
+        let mut failed = 0;
+        let mut first_error = None;
+        for (key, op, seq) in batch {
+            let r = self.apply(&key, &op);
+            let ok = r.is_ok();
+            if let Err(e) = r {
+                failed += 1;
+                first_error.get_or_insert(e);
+            } else {
+                applied += 1;
+            }
+            queue.lock().finish(key, seq, ok);
+        }
+        match first_error {
+            None => Ok(applied),
+            Some(e) => Err(CacheError::FlushFailed {
+                applied,
+                failed,
+                source: match e {
+                    CacheError::Store { source, .. } => source,
+                    other => Arc::new(other),
+                },
+            }),
+        }
+    }
+
+    /// Queues `op` for `key`, draining the oldest pending write itself when
+    /// the queue is full.
+    fn enqueue(&self, queue: &Mutex<Queue<K, V>>, key: &K, op: Op<V>) -> Result<(), CacheError> {
+        loop {
+            let oldest = {
+                let mut q = queue.lock();
+                match q.enqueue(key, op.clone()) {
+                    Enqueued::New => return Ok(()),
+                    Enqueued::Coalesced => {
+                        self.counters.coalesced.fetch_add(1, Relaxed);
+                        return Ok(());
+                    }
+                    Enqueued::Full => q.begin_batch(1),
+                }
+            };
+            let Some((k, o, seq)) = oldest.into_iter().next() else {
+                // Full of in-flight writes (another thread is flushing).
+                std::thread::yield_now();
+                continue;
+            };
+            let r = self.apply(&k, &o);
+            let capacity = {
+                let mut q = queue.lock();
+                q.finish(k, seq, r.is_ok());
+                q.capacity()
+            };
+            if let Err(e) = r {
+                return Err(CacheError::WriteBehindFull {
+                    capacity,
+                    source: match e {
+                        CacheError::Store { source, .. } => source,
+                        other => Arc::new(other),
+                    },
+                });
+            }
+        }
+    }
+
+    /// Loads `key` into L2 (single-flight across instances): a pending
+    /// write-behind write first, then the store.
+    fn load_l2(&self, key: &K, now: Instant) -> Result<V, Miss> {
+        self.l2
+            .try_get_or_load_at(key, now, || self.load_l3(key))
+            .map_err(|e| (*e).clone())
+    }
+
+    fn load_l3(&self, key: &K) -> Result<V, Miss> {
+        if let Some(queue) = &self.queue
+            && let Some(op) = queue.lock().peek(key).cloned()
+        {
+            self.counters.pending_reads.fetch_add(1, Relaxed);
+            return match op {
+                Op::Put(v) => Ok(v),
+                Op::Delete => Err(Miss::NotFound),
+            };
+        }
+        self.counters.gets.fetch_add(1, Relaxed);
+        match self.store.get(key) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(Miss::NotFound),
+            Err(e) => {
+                self.counters.errors.fetch_add(1, Relaxed);
+                Err(Miss::Store(Self::store_error("get", 1, e)))
+            }
+        }
+    }
+
+    /// Removes `key` from every instance's L1 except `except`'s.
+    fn broadcast_invalidate(&self, key: &K, except: u64, now: Instant) {
+        let targets: Vec<Arc<Cache<K, V, W, S>>> = self
+            .instances
+            .read()
+            .iter()
+            .filter(|(id, _)| *id != except)
+            .filter_map(|(_, w)| w.upgrade())
+            .collect();
+        for l1 in targets {
+            l1.remove_at(key, now);
+            self.counters.invalidations.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Checks the write-behind queue's invariants. For tests.
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        self.l2.validate();
+        if let Some(q) = &self.queue {
+            q.lock().validate();
+        }
+    }
+}
+
+/// One instance's view of the tiers: its own L1 over the [`SharedTier`].
+///
+/// Created by [`SharedTier::instance`]; dropping it unregisters its L1.
+pub struct TieredCache<K, V, St, W = UnitWeigher, S = DefaultHashBuilder> {
+    l1: Arc<Cache<K, V, W, S>>,
+    shared: Arc<SharedTier<K, V, St, W, S>>,
+    id: u64,
+}
+
+impl<K, V, St, W, S> fmt::Debug for TieredCache<K, V, St, W, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TieredCache")
+            .field("id", &self.id)
+            .field("l1", &self.l1)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, St, W, S> Drop for TieredCache<K, V, St, W, S> {
+    fn drop(&mut self) {
+        self.shared
+            .instances
+            .write()
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl<K, V, St, W, S> TieredCache<K, V, St, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    St: Store<K, V>,
+    W: Weigher<K, V>,
+    S: BuildHasher,
+{
+    /// The value of `key`: from L1, else L2 (filling L1), else the pending
+    /// write-behind write or the store (filling L2 and L1); `None` when the
+    /// store has none. Concurrent misses on a key load it once per tier.
+    ///
+    /// # Errors
+    /// [`CacheError::Store`] when the store read failed (not cached unless
+    /// the tier caches were built with a negative TTL).
+    pub fn get(&self, key: &K) -> Result<Option<V>, CacheError> {
+        self.get_at(key, Instant::now())
+    }
+
+    /// [`get`](Self::get) at time `now`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn get_at(&self, key: &K, now: Instant) -> Result<Option<V>, CacheError> {
+        match self
+            .l1
+            .try_get_or_load_at(key, now, || self.shared.load_l2(key, now))
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => match &*e {
+                Miss::NotFound => Ok(None),
+                Miss::Store(err) => Err(err.clone()),
+            },
+        }
+    }
+
+    /// Writes `value` for `key` through the tiers (see [`WriteMode`]):
+    /// store (or its queue), L2, every other instance's L1 invalidated,
+    /// this instance's L1. An entry too heavy for a tier is removed from it
+    /// instead (the store still gets it).
+    ///
+    /// # Errors
+    /// Write-through: [`CacheError::Store`] if the store put failed every
+    /// attempt. Write-behind: [`CacheError::WriteBehindFull`] if the queue
+    /// was full and draining it failed. Either way no tier was changed.
+    pub fn set(&self, key: K, value: V) -> Result<(), CacheError> {
+        self.set_at(key, value, Instant::now())
+    }
+
+    /// [`set`](Self::set) at time `now`.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    pub fn set_at(&self, key: K, value: V, now: Instant) -> Result<(), CacheError> {
+        let sh = &self.shared;
+        let _guard = sh.write_lock(&key);
+        match &sh.queue {
+            None => sh.apply(&key, &Op::Put(value.clone()))?,
+            Some(q) => sh.enqueue(q, &key, Op::Put(value.clone()))?,
+        }
+        if sh.l2.insert_at(key.clone(), value.clone(), now).is_err() {
+            sh.l2.remove_at(&key, now);
+        }
+        sh.broadcast_invalidate(&key, self.id, now);
+        let k = key.clone();
+        if self.l1.insert_at(key, value, now).is_err() {
+            self.l1.remove_at(&k, now);
+        }
+        Ok(())
+    }
+
+    /// Deletes `key` from the store (or queues the delete) and removes it
+    /// from L2 and every instance's L1.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set); on error no tier was changed.
+    pub fn delete(&self, key: &K) -> Result<(), CacheError> {
+        self.delete_at(key, Instant::now())
+    }
+
+    /// [`delete`](Self::delete) at time `now`.
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete).
+    pub fn delete_at(&self, key: &K, now: Instant) -> Result<(), CacheError> {
+        let sh = &self.shared;
+        let _guard = sh.write_lock(key);
+        match &sh.queue {
+            None => sh.apply(key, &Op::Delete)?,
+            Some(q) => sh.enqueue(q, key, Op::Delete)?,
+        }
+        sh.l2.remove_at(key, now);
+        sh.broadcast_invalidate(key, self.id, now);
+        self.l1.remove_at(key, now);
+        Ok(())
+    }
+
+    /// Removes `key` from L2 and every instance's L1 without touching the
+    /// store (its value changed at the source): the next GET reloads it.
+    pub fn invalidate(&self, key: &K) {
+        self.invalidate_at(key, Instant::now());
+    }
+
+    /// [`invalidate`](Self::invalidate) at time `now`.
+    pub fn invalidate_at(&self, key: &K, now: Instant) {
+        let sh = &self.shared;
+        let _guard = sh.write_lock(key);
+        sh.l2.remove_at(key, now);
+        sh.broadcast_invalidate(key, self.id, now);
+        self.l1.remove_at(key, now);
+    }
+
+    /// This instance's L1.
+    pub fn l1(&self) -> &Cache<K, V, W, S> {
+        &self.l1
+    }
+
+    /// The shared tier.
+    pub fn shared(&self) -> &Arc<SharedTier<K, V, St, W, S>> {
+        &self.shared
+    }
+
+    /// Counters: this instance's L1, the shared L2 and store.
+    pub fn stats(&self) -> TierStats {
+        let c = &self.shared.counters;
+        TierStats {
+            l1: self.l1.stats(),
+            l2: self.shared.l2.stats(),
+            store_gets: c.gets.load(Relaxed),
+            store_puts: c.puts.load(Relaxed),
+            store_deletes: c.deletes.load(Relaxed),
+            store_errors: c.errors.load(Relaxed),
+            pending_reads: c.pending_reads.load(Relaxed),
+            coalesced_writes: c.coalesced.load(Relaxed),
+            pending_writes: self.shared.pending_writes(),
+            l1_invalidations: c.invalidations.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The write-behind queue: bounded, coalescing, FIFO by first write.
+//!
+//! Each pending key holds its latest operation and a sequence number; a
+//! newer write to a pending key replaces the operation in place
+//! (coalescing: the store sees one write). `begin_batch` hands out keys in
+//! FIFO order and marks them in flight (still visible to readers until the
+//! store has applied them); `finish` removes an applied key unless a newer
+//! write arrived meanwhile, and requeues failed or superseded keys, so a
+//! write is never dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+/// A pending store operation.
+#[derive(Debug, Clone)]
+pub(crate) enum Op<V> {
+    Put(V),
+    Delete,
+}
+
+struct Pending<V> {
+    op: Op<V>,
+    seq: u64,
+    in_flight: bool,
+}
+
+/// Outcome of enqueueing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// A new pending key.
+    New,
+    /// Replaced the pending operation of the key.
+    Coalesced,
+    /// The queue is full of other keys; nothing changed.
+    Full,
+}
+
+pub(crate) struct Queue<K, V> {
+    map: HashMap<K, Pending<V>, foldhash::fast::RandomState>,
+    order: VecDeque<K>,
+    capacity: usize,
+    next_seq: u64,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Queue<K, V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            map: HashMap::default(),
+            order: VecDeque::new(),
+            capacity,
+            next_seq: 0,
+        }
+    }
+
+    /// Pending keys (queued or in flight).
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Queues `op` for `key`, coalescing with a pending write of the key.
+    pub(crate) fn enqueue(&mut self, key: &K, op: Op<V>) -> Enqueued {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        if let Some(p) = self.map.get_mut(key) {
+            p.op = op;
+            p.seq = seq;
+            return Enqueued::Coalesced;
+        }
+        if self.map.len() >= self.capacity {
+            return Enqueued::Full;
+        }
+        self.map.insert(
+            key.clone(),
+            Pending {
+                op,
+                seq,
+                in_flight: false,
+            },
+        );
+        self.order.push_back(key.clone());
+        Enqueued::New
+    }
+
+    /// The pending operation of `key` (what a reader must see instead of
+    /// the store's stale value).
+    pub(crate) fn peek(&self, key: &K) -> Option<&Op<V>> {
+        self.map.get(key).map(|p| &p.op)
+    }
+
+    /// Takes up to `max` queued keys in FIFO order and marks them in
+    /// flight; returns `(key, op, seq)` to apply.
+    pub(crate) fn begin_batch(&mut self, max: usize) -> Vec<(K, Op<V>, u64)> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(k) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(p) = self.map.get_mut(&k) {
+                p.in_flight = true;
+                out.push((k, p.op.clone(), p.seq));
+            }
+        }
+        out
+    }
+
+    /// Records the result of applying `key`'s operation `seq`: applied and
+    /// not superseded → done; otherwise back at the end of the queue.
+    /// Returns whether the key left the queue.
+    pub(crate) fn finish(&mut self, key: K, seq: u64, applied: bool) -> bool {
+        let Some(p) = self.map.get_mut(&key) else {
+            return false;
+        };
+        p.in_flight = false;
+        if applied && p.seq == seq {
+            self.map.remove(&key);
+            true
+        } else {
+            self.order.push_back(key);
+            false
+        }
+    }
+
+    /// Checks that every pending key is queued exactly once or in flight.
+    pub(crate) fn validate(&self) {
+        let mut queued: HashMap<&K, usize, foldhash::fast::RandomState> = HashMap::default();
+        for k in &self.order {
+            *queued.entry(k).or_default() += 1;
+        }
+        for (k, p) in &self.map {
+            let n = queued.get(k).copied().unwrap_or(0);
+            if p.in_flight {
+                assert_eq!(n, 0, "an in-flight key is also queued");
+            } else {
+                assert_eq!(n, 1, "a pending key is queued {n} times");
+            }
+        }
+        assert_eq!(
+            queued.len(),
+            self.order.len(),
+            "a queued key is not pending"
+        );
+        assert!(self.map.len() <= self.capacity, "queue over capacity");
+    }
+}
