@@ -1,0 +1,29 @@
+//! Where the surge engine reads available drivers from.
+
+use std::time::Instant;
+
+use geo::Point;
+
+/// A source of available-driver positions for [`SurgeEngine::recompute_at`](crate::SurgeEngine::recompute_at).
+///
+/// Implemented for slices and vectors of `geo::Point` (every point counts)
+/// and for `dispatchkit_geo_index::GeoIndex` (live drivers whose status is
+/// `Status::AVAILABLE`).
+pub trait SupplySource {
+    /// Calls `f(lon, lat)` once per driver that counts as supply at `now`.
+    fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64));
+}
+
+impl SupplySource for [Point<f64>] {
+    fn for_each_supply(&self, _now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        for p in self {
+            f(p.x(), p.y());
+        }
+    }
+}
+
+impl SupplySource for Vec<Point<f64>> {
+    fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        self.as_slice().for_each_supply(now, f);
+    }
+}
