@@ -1,0 +1,282 @@
+use std::fmt;
+
+use geo::{Distance, HaversineMeasure, Point};
+
+use crate::GeoError;
+
+/// Longitude limit of Redis GEO (and of this index).
+pub const LON_LIMIT: f64 = 180.0;
+/// Latitude limit of Redis GEO (EPSG:3857): ±85.05112878.
+pub const LAT_LIMIT: f64 = 85.051_128_78;
+/// Redis's earth radius for GEO distances, metres.
+pub const EARTH_RADIUS_M: f64 = 6_372_797.560_856;
+/// Haversine with Redis's earth radius: the only distance this crate uses.
+pub const REDIS_HAVERSINE: HaversineMeasure = HaversineMeasure::new(EARTH_RADIUS_M);
+
+/// Quantisation steps: 2^32 over 360° of longitude and 180° of latitude
+/// (≈ 9.3 mm and 4.7 mm at the equator).
+const LON_STEP: f64 = 360.0 / 4_294_967_296.0;
+const LAT_STEP: f64 = 180.0 / 4_294_967_296.0;
+
+/// A validated longitude/latitude pair, stored fixed-point in 8 bytes.
+///
+/// Construction checks the Redis ranges (longitude −180..=180, latitude
+/// −85.05112878..=85.05112878, finite); after that a `LonLat` is always
+/// valid. Coordinates are quantised to 2^32 steps per axis (≤ 9.3 mm), so
+/// [`LonLat::lon`] / [`LonLat::lat`] return the stored value, within 5.3 mm of
+/// the input — like Redis, whose `GEOPOS` returns its 52-bit geohash cell
+/// centre (≤ 0.6 m off), only finer.
+///
+/// ```
+/// use dispatchkit_geo_index::LonLat;
+///
+/// let p = LonLat::new(-122.3321, 47.6062)?;
+/// assert!((p.lon() + 122.3321).abs() < 1e-7);
+/// assert!(LonLat::new(f64::NAN, 0.0).is_err());
+/// assert!(LonLat::new(0.0, 86.0).is_err());
+/// # Ok::<(), dispatchkit_geo_index::GeoError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LonLat {
+    lon_q: u32,
+    lat_q: u32,
+}
+
+impl LonLat {
+    /// Validates and stores a coordinate.
+    ///
+    /// # Errors
+    /// [`GeoError::InvalidCoordinate`] for NaN / infinite values or values
+    /// outside the Redis ranges.
+    pub fn new(lon: f64, lat: f64) -> Result<Self, GeoError> {
+        let bad = |reason| Err(GeoError::InvalidCoordinate { lon, lat, reason });
+        if !lon.is_finite() || !lat.is_finite() {
+            return bad("coordinates must be finite numbers");
+        }
+        if !(-LON_LIMIT..=LON_LIMIT).contains(&lon) {
+            return bad("longitude must be within -180..=180");
+        }
+        if !(-LAT_LIMIT..=LAT_LIMIT).contains(&lat) {
+            return bad("latitude must be within -85.05112878..=85.05112878");
+        }
+        Ok(Self {
+            lon_q: quantise((lon + 180.0) / LON_STEP),
+            lat_q: quantise((lat + 90.0) / LAT_STEP),
+        })
+    }
+
+    /// Longitude in degrees.
+    #[inline]
+    pub fn lon(self) -> f64 {
+        (f64::from(self.lon_q) + 0.5) * LON_STEP - 180.0
+    }
+
+    /// Latitude in degrees.
+    #[inline]
+    pub fn lat(self) -> f64 {
+        (f64::from(self.lat_q) + 0.5) * LAT_STEP - 90.0
+    }
+
+    /// Haversine distance in metres (Redis's earth radius).
+    #[inline]
+    pub fn distance_m(self, other: LonLat) -> f64 {
+        haversine_m(self, other)
+    }
+
+    /// Redis's 52-bit geohash of this point, as `GEOADD` stores it and
+    /// `GEOSEARCH … WITHHASH` returns it.
+    pub fn redis_geohash(self) -> u64 {
+        redis_geohash(self.lon(), self.lat())
+    }
+
+    #[inline]
+    pub(crate) fn raw(self) -> (u32, u32) {
+        (self.lon_q, self.lat_q)
+    }
+
+    #[inline]
+    pub(crate) fn from_raw(lon_q: u32, lat_q: u32) -> Self {
+        Self { lon_q, lat_q }
+    }
+}
+
+#[inline]
+fn quantise(x: f64) -> u32 {
+    // x is within 0..=2^32 for valid input; the top edge maps to the last step.
+    (x.floor() as u64).min(u64::from(u32::MAX)) as u32
+}
+
+impl fmt::Debug for LonLat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LonLat({:.7}, {:.7})", self.lon(), self.lat())
+    }
+}
+
+impl fmt::Display for LonLat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6},{:.6}", self.lon(), self.lat())
+    }
+}
+
+impl From<LonLat> for Point<f64> {
+    fn from(p: LonLat) -> Self {
+        Point::new(p.lon(), p.lat())
+    }
+}
+
+impl TryFrom<Point<f64>> for LonLat {
+    type Error = GeoError;
+
+    fn try_from(p: Point<f64>) -> Result<Self, GeoError> {
+        LonLat::new(p.x(), p.y())
+    }
+}
+
+impl TryFrom<(f64, f64)> for LonLat {
+    type Error = GeoError;
+
+    /// From `(lon, lat)`.
+    fn try_from((lon, lat): (f64, f64)) -> Result<Self, GeoError> {
+        LonLat::new(lon, lat)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for LonLat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&self.lon())?;
+        t.serialize_element(&self.lat())?;
+        t.end()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for LonLat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (lon, lat) = <(f64, f64)>::deserialize(d)?;
+        LonLat::new(lon, lat).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Haversine distance in metres between two points, with Redis's earth
+/// radius (`geo`'s haversine, so the formula is Redis's `geohashGetDistance`).
+#[inline]
+pub fn haversine_m(a: LonLat, b: LonLat) -> f64 {
+    REDIS_HAVERSINE.distance(Point::from(a), Point::from(b))
+}
+
+/// A distance unit of `GEOSEARCH` / `GEODIST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Unit {
+    /// Metres (`m`).
+    Meters,
+    /// Kilometres (`km`).
+    Kilometers,
+    /// Feet (`ft`, 0.3048 m).
+    Feet,
+    /// Miles (`mi`, 1609.34 m as Redis defines it).
+    Miles,
+}
+
+impl Unit {
+    /// Metres in one unit (Redis's `extractUnitOrReply` factors).
+    pub fn metres(self) -> f64 {
+        match self {
+            Unit::Meters => 1.0,
+            Unit::Kilometers => 1000.0,
+            Unit::Feet => 0.3048,
+            Unit::Miles => 1609.34,
+        }
+    }
+}
+
+impl std::str::FromStr for Unit {
+    type Err = GeoError;
+
+    /// Parses `m`, `km`, `ft`, `mi`, case-insensitively, like Redis.
+    fn from_str(s: &str) -> Result<Self, GeoError> {
+        match s.to_ascii_lowercase().as_str() {
+            "m" => Ok(Unit::Meters),
+            "km" => Ok(Unit::Kilometers),
+            "ft" => Ok(Unit::Feet),
+            "mi" => Ok(Unit::Miles),
+            _ => Err(GeoError::InvalidUnit(s.to_string())),
+        }
+    }
+}
+
+/// Redis's 52-bit geohash (`geohashEncodeWGS84` at 26 steps, latitude over
+/// the Redis range ±85.05112878): latitude bits in the even positions,
+/// longitude bits in the odd ones.
+pub fn redis_geohash(lon: f64, lat: f64) -> u64 {
+    const STEPS: u32 = 26;
+    let scale = f64::from(1u32 << STEPS);
+    let lat_off = (lat + LAT_LIMIT) / (2.0 * LAT_LIMIT);
+    let lon_off = (lon + 180.0) / 360.0;
+    let lat_bits = ((lat_off * scale) as u64).min((1 << STEPS) - 1);
+    let lon_bits = ((lon_off * scale) as u64).min((1 << STEPS) - 1);
+    spread(lat_bits) | (spread(lon_bits) << 1)
+}
+
+/// Interleaves the low 32 bits of `x` with zeros (bit i → bit 2i).
+fn spread(x: u64) -> u64 {
+    let mut x = x & 0xFFFF_FFFF;
+    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    x = (x | (x << 2)) & 0x3333_3333_3333_3333;
+    (x | (x << 1)) & 0x5555_5555_5555_5555
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantisation_is_within_5_3_mm() {
+        for &(lon, lat) in &[
+            (0.0, 0.0),
+            (-180.0, -85.05112878),
+            (180.0, 85.05112878),
+            (-122.3321, 47.6062),
+            (139.6503, 35.6762),
+        ] {
+            let p = LonLat::new(lon, lat).unwrap();
+            let exact = Point::new(lon, lat);
+            let d = REDIS_HAVERSINE.distance(exact, Point::from(p));
+            assert!(d < 0.0053, "({lon}, {lat}) stored {p:?}, {d} m off");
+        }
+    }
+
+    #[test]
+    fn ranges_are_redis_ranges() {
+        assert!(LonLat::new(180.0, 0.0).is_ok());
+        assert!(LonLat::new(-180.0, 0.0).is_ok());
+        assert!(LonLat::new(180.000001, 0.0).is_err());
+        assert!(LonLat::new(0.0, 85.05112878).is_ok());
+        assert!(LonLat::new(0.0, 85.05112879).is_err());
+        assert!(LonLat::new(0.0, -85.05112879).is_err());
+        assert!(LonLat::new(f64::INFINITY, 0.0).is_err());
+        let err = LonLat::new(0.0, f64::NAN).unwrap_err();
+        assert!(err.to_string().contains("finite"), "{err}");
+    }
+
+    #[test]
+    fn units_parse_like_redis() {
+        assert_eq!("KM".parse::<Unit>().unwrap(), Unit::Kilometers);
+        assert_eq!("mi".parse::<Unit>().unwrap().metres(), 1609.34);
+        assert!(matches!("yd".parse::<Unit>(), Err(GeoError::InvalidUnit(u)) if u == "yd"));
+    }
+
+    #[test]
+    fn geohash_matches_a_value_redis_returns() {
+        // `GEOADD k 13.361389 38.115556 Palermo` then
+        // `GEOSEARCH k FROMLONLAT 15 37 BYRADIUS 200 km WITHHASH` → 3479099956230698
+        // (the Redis documentation's GEORADIUS example).
+        assert_eq!(redis_geohash(13.361389, 38.115556), 3_479_099_956_230_698);
+        assert_eq!(redis_geohash(15.087269, 37.502669), 3_479_447_370_796_909);
+    }
+}

@@ -1,0 +1,1161 @@
+//! The index: insert-or-move (single and batched), attributes, expiry,
+//! removal and point lookups.
+//!
+//! # Concurrency protocol
+//!
+//! - A driver's slot lives in the lock shard of its cell's tile. Its
+//!   location (shard, cell, slot) is in the *directory*, a map sharded by
+//!   driver id whose values are `AtomicU64`s.
+//! - A location changes only under the write lock of the shard(s) holding
+//!   the slot; it is published with an atomic store under a directory read
+//!   lock. Inserting or removing a directory entry takes the directory
+//!   shard's write lock while holding the spatial shard's write lock.
+//! - Lock order: spatial shards in ascending index, then directory shards.
+//!   A directory lock is never held while waiting for a spatial lock: a
+//!   location is read, the directory lock released, the spatial lock taken
+//!   and the slot checked to still hold the driver (else: retry).
+//! - Searches read-lock every spatial shard their area touches, in
+//!   ascending order, before reading any cell, so a driver moving between
+//!   shards is seen exactly once.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::fence::{FenceEvent, FenceShape, transitions};
+use crate::grid::{cell_key, cell_xy, shard_of};
+use crate::shard::{Loc, MAX_SHARDS, Shard, Slot, TIME_MASK};
+use crate::time::Clock;
+use crate::{Attrs, Fence, GeoError, LonLat, Status, Unit, haversine_m};
+
+/// A driver id. Any `u64` except `u64::MAX`, which the index reserves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DriverId(pub u64);
+
+impl fmt::Display for DriverId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Index settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexConfig {
+    /// How long a driver stays visible after its last update (the seed's
+    /// 30 s "offline" TTL). 1 ms ..= 2^40 ms.
+    pub default_ttl: Duration,
+    /// Number of spatial lock shards, a power of two in 1..=4096
+    /// (default 256).
+    pub shards: usize,
+    /// Zero of the index's millisecond timeline; default one day before the
+    /// index is built. Tests pass their own `t0` for exact ms arithmetic.
+    pub epoch: Option<Instant>,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            default_ttl: Duration::from_secs(30),
+            shards: 256,
+            epoch: None,
+        }
+    }
+}
+
+/// What an insert-or-move did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Upsert {
+    /// The driver was new.
+    Inserted,
+    /// The driver existed and now has the new position / attributes.
+    Moved,
+    /// The update is older than (or identical to) the stored one and was
+    /// ignored (last writer by update time wins).
+    Stale,
+}
+
+/// One update of a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriverUpdate {
+    /// The driver.
+    pub id: DriverId,
+    /// Its new position.
+    pub pos: LonLat,
+    /// When the position was taken: the stale rule and the expiry use it.
+    pub at: Instant,
+    /// New attributes, or `None` to keep the current ones (a new driver
+    /// gets [`Attrs::default`]).
+    pub attrs: Option<Attrs>,
+    /// A per-driver TTL, or `None` to keep the current one (a new driver
+    /// gets the index default).
+    pub ttl: Option<Duration>,
+}
+
+impl DriverUpdate {
+    /// A position-only update.
+    pub fn new(id: DriverId, pos: LonLat, at: Instant) -> Self {
+        DriverUpdate {
+            id,
+            pos,
+            at,
+            attrs: None,
+            ttl: None,
+        }
+    }
+
+    /// Sets the attributes too.
+    pub fn with_attrs(mut self, attrs: Attrs) -> Self {
+        self.attrs = Some(attrs);
+        self
+    }
+
+    /// Sets a per-driver TTL.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+/// The outcome of [`GeoIndex::upsert_batch_at`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchReport {
+    /// New drivers.
+    pub inserted: usize,
+    /// Drivers moved (or re-attributed).
+    pub moved: usize,
+    /// Updates ignored as older than the stored state.
+    pub stale: usize,
+    /// Updates refused, by index in the batch, with the reason.
+    pub rejected: Vec<(usize, GeoError)>,
+    /// Geofence transitions the batch caused.
+    pub events: Vec<FenceEvent>,
+    /// Expired drivers the amortised sweep reclaimed while applying it.
+    pub purged: usize,
+}
+
+/// A driver as stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriverView {
+    /// Id.
+    pub id: DriverId,
+    /// Position.
+    pub pos: LonLat,
+    /// Attributes.
+    pub attrs: Attrs,
+    /// Time of the last accepted update (1 ms resolution).
+    pub updated_at: Instant,
+    /// When the driver stops being visible.
+    pub expires_at: Instant,
+}
+
+/// Counters for tests and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexStats {
+    /// Lock acquisitions (spatial or directory) that found the lock taken
+    /// and had to wait.
+    pub lock_contentions: u64,
+    /// Operations that found a driver's location changed under them and
+    /// retried.
+    pub retries: u64,
+}
+
+/// The sharded directory: driver id → packed `Loc`.
+pub(crate) struct Directory {
+    maps: Box<[RwLock<HashMap<u64, AtomicU64, RandomState>>]>,
+    mask: usize,
+}
+
+impl Directory {
+    fn new(shards: usize) -> Self {
+        Directory {
+            maps: (0..shards)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
+            mask: shards - 1,
+        }
+    }
+
+    #[inline]
+    fn shard(&self, id: u64) -> usize {
+        // Independent of the maps' own hash, so buckets stay spread.
+        ((id ^ (id >> 31)).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 40) as usize & self.mask
+    }
+
+    fn get(&self, id: u64) -> Option<Loc> {
+        self.maps[self.shard(id)]
+            .read()
+            .get(&id)
+            .map(|a| Loc::unpack(a.load(Relaxed)))
+    }
+
+    /// Publishes a new location; the caller holds the slot's shard lock.
+    fn set(&self, id: u64, loc: Loc) {
+        if let Some(a) = self.maps[self.shard(id)].read().get(&id) {
+            a.store(loc.pack(), Relaxed);
+        } else {
+            debug_assert!(false, "moving driver {id} has no directory entry");
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.maps[self.shard(id)].write().remove(&id);
+    }
+
+    fn len(&self) -> usize {
+        self.maps.iter().map(|m| m.read().len()).sum()
+    }
+}
+
+impl fmt::Debug for Directory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Directory")
+            .field("shards", &self.maps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A prepared update: validated, with its cell, shards and times.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prep {
+    id: u64,
+    pos: LonLat,
+    key: u32,
+    target: u32,
+    at_ms: u64,
+    attrs: Option<u32>,
+    ttl_ms: Option<u64>,
+    /// Processing time: an expired driver counts as absent.
+    now_ms: u64,
+    loc: Option<Loc>,
+    /// The shard whose lock group applies it in a batch.
+    primary: u32,
+}
+
+enum Applied {
+    Inserted,
+    Moved,
+    Stale,
+    /// Raced with another writer or crosses shards: take the slow path.
+    Deferred,
+}
+
+thread_local! {
+    /// Per-thread scratch of the batch path, so a batch allocates nothing
+    /// in steady state.
+    static SCRATCH: RefCell<(Vec<Prep>, Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// A sharded, in-process index of moving drivers with Redis `GEOSEARCH`
+/// semantics; `Send + Sync`, share it with `Arc`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use dispatchkit_geo_index::{Attrs, DriverId, Filter, GeoIndex, LonLat, Search, Unit};
+///
+/// let index = GeoIndex::new();
+/// let t0 = Instant::now();
+/// index.upsert_at(DriverId(1), LonLat::new(-122.3321, 47.6062)?, Attrs::default(), t0)?;
+/// index.upsert_at(DriverId(2), LonLat::new(-122.3400, 47.6100)?, Attrs::default(), t0)?;
+///
+/// let q = Search::radius(LonLat::new(-122.33, 47.61)?, 5.0, Unit::Kilometers)
+///     .count(10)
+///     .filter(Filter::available());
+/// let hits = index.search_at(&q, t0)?;
+/// assert_eq!(hits.len(), 2);
+/// assert!(hits[0].distance <= hits[1].distance);
+///
+/// // 30 s later, without an update, both are offline.
+/// assert!(index.search_at(&q, t0 + Duration::from_secs(30))?.is_empty());
+/// # Ok::<(), dispatchkit_geo_index::GeoError>(())
+/// ```
+pub struct GeoIndex {
+    pub(crate) shards: Box<[RwLock<Shard>]>,
+    pub(crate) mask: usize,
+    dir: Directory,
+    pub(crate) clock: Clock,
+    pub(crate) default_ttl_ms: u64,
+    contended: AtomicU64,
+    retries: AtomicU64,
+    fences: RwLock<HashMap<u64, std::sync::Arc<FenceShape>, RandomState>>,
+}
+
+impl fmt::Debug for GeoIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeoIndex")
+            .field("shards", &self.shards.len())
+            .field("default_ttl_ms", &self.default_ttl_ms)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for GeoIndex {
+    fn default() -> Self {
+        GeoIndex::new()
+    }
+}
+
+impl GeoIndex {
+    /// An empty index with the default configuration (TTL 30 s, 256 shards).
+    pub fn new() -> Self {
+        // The default configuration is valid by construction.
+        Self::with_config(IndexConfig::default()).expect("default IndexConfig is valid")
+    }
+
+    /// An empty index.
+    ///
+    /// # Errors
+    /// [`GeoError::InvalidConfig`] when `shards` is not a power of two in
+    /// 1..=4096 or the TTL is zero or longer than 2^40 ms.
+    pub fn with_config(config: IndexConfig) -> Result<Self, GeoError> {
+        let shards = config.shards;
+        if !shards.is_power_of_two() || shards > MAX_SHARDS {
+            return Err(GeoError::InvalidConfig {
+                what: "shards",
+                value: shards as u64,
+                reason: "must be a power of two in 1..=4096",
+            });
+        }
+        let default_ttl_ms = ttl_ms(config.default_ttl)?;
+        Ok(GeoIndex {
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            mask: shards - 1,
+            dir: Directory::new(128),
+            clock: Clock::new(config.epoch),
+            default_ttl_ms,
+            contended: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            fences: RwLock::new(HashMap::default()),
+        })
+    }
+
+    /// The default TTL.
+    pub fn default_ttl(&self) -> Duration {
+        Duration::from_millis(self.default_ttl_ms)
+    }
+
+    /// Contention and retry counters since the index was built.
+    pub fn stats(&self) -> IndexStats {
+        IndexStats {
+            lock_contentions: self.contended.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+        }
+    }
+
+    // ---- locks -------------------------------------------------------
+
+    #[inline]
+    pub(crate) fn write_shard(&self, s: usize) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[s].try_write().unwrap_or_else(|| {
+            self.contended.fetch_add(1, Relaxed);
+            self.shards[s].write()
+        })
+    }
+
+    #[inline]
+    pub(crate) fn read_shard(&self, s: usize) -> RwLockReadGuard<'_, Shard> {
+        self.shards[s].try_read().unwrap_or_else(|| {
+            self.contended.fetch_add(1, Relaxed);
+            self.shards[s].read()
+        })
+    }
+
+    // ---- time --------------------------------------------------------
+
+    #[inline]
+    pub(crate) fn ttl_of(&self, shard: &Shard, slot: &Slot) -> u64 {
+        if slot.custom_ttl() {
+            shard
+                .ttl
+                .get(&slot.id)
+                .copied()
+                .unwrap_or(self.default_ttl_ms)
+        } else {
+            self.default_ttl_ms
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_live(&self, shard: &Shard, slot: &Slot, now_ms: u64) -> bool {
+        now_ms < slot.updated_ms() + self.ttl_of(shard, slot)
+    }
+
+    pub(crate) fn view(&self, shard: &Shard, slot: &Slot) -> DriverView {
+        DriverView {
+            id: DriverId(slot.id),
+            pos: slot.pos(),
+            attrs: Attrs::unpack(slot.attrs()),
+            updated_at: self.clock.instant(slot.updated_ms()),
+            expires_at: self
+                .clock
+                .instant(slot.updated_ms() + self.ttl_of(shard, slot)),
+        }
+    }
+
+    // ---- writes ------------------------------------------------------
+
+    fn prepare(&self, u: &DriverUpdate, now_ms: u64) -> Result<Prep, GeoError> {
+        check_id(u.id)?;
+        if let Some(a) = &u.attrs {
+            a.validate()?;
+        }
+        let ttl_ms = u.ttl.map(ttl_ms).transpose()?;
+        let (cx, cy) = cell_xy(u.pos);
+        Ok(Prep {
+            id: u.id.0,
+            pos: u.pos,
+            key: cell_key(cx, cy),
+            target: shard_of(cx, cy, self.mask) as u32,
+            at_ms: self.clock.ms(u.at),
+            attrs: u.attrs.map(|a| a.pack()),
+            ttl_ms,
+            now_ms,
+            loc: None,
+            primary: 0,
+        })
+    }
+
+    /// Inserts a driver or moves it, setting its attributes, with update
+    /// time `now`. O(1) expected.
+    ///
+    /// # Errors
+    /// [`GeoError::ReservedId`] for `u64::MAX`; [`GeoError::InvalidAttribute`]
+    /// for a load above 7. The index is unchanged on error.
+    pub fn upsert_at(
+        &self,
+        id: DriverId,
+        pos: LonLat,
+        attrs: Attrs,
+        now: Instant,
+    ) -> Result<Upsert, GeoError> {
+        self.update_at(DriverUpdate::new(id, pos, now).with_attrs(attrs), now)
+    }
+
+    /// [`GeoIndex::upsert_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::upsert_at`].
+    pub fn upsert(&self, id: DriverId, pos: LonLat, attrs: Attrs) -> Result<Upsert, GeoError> {
+        self.upsert_at(id, pos, attrs, Instant::now())
+    }
+
+    /// Moves a known driver, keeping its attributes and TTL.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] when the driver is not in the index (an
+    /// expired but not yet purged driver is revived).
+    pub fn move_at(&self, id: DriverId, pos: LonLat, now: Instant) -> Result<Upsert, GeoError> {
+        check_id(id)?;
+        if self.dir.get(id.0).is_none() {
+            return Err(GeoError::UnknownDriver(id));
+        }
+        let p = self.prepare(&DriverUpdate::new(id, pos, now), self.clock.ms(now))?;
+        match self.upsert_slow(p) {
+            // Removed concurrently between the check and the move: undo.
+            Upsert::Inserted => {
+                let _ = self.remove_at(id, now);
+                Err(GeoError::UnknownDriver(id))
+            }
+            r => Ok(r),
+        }
+    }
+
+    /// Applies one [`DriverUpdate`]: `u.at` is the update time (the stale
+    /// rule and the expiry use it), `now` the processing time (a driver
+    /// expired at `now` counts as absent, so the update inserts it afresh).
+    ///
+    /// # Errors
+    /// As [`GeoIndex::upsert_at`], plus [`GeoError::InvalidValue`] for a zero
+    /// or overlong TTL.
+    pub fn update_at(&self, u: DriverUpdate, now: Instant) -> Result<Upsert, GeoError> {
+        let p = self.prepare(&u, self.clock.ms(now))?;
+        Ok(self.upsert_slow(p))
+    }
+
+    /// Applies a batch of updates, taking each spatial shard's lock once for
+    /// all the updates it holds, and runs a slice of the amortised expiry
+    /// sweep in every shard it locks. Updates are applied in batch order per
+    /// driver; invalid ones are reported in [`BatchReport::rejected`] and
+    /// the rest still applied. Allocation-free in steady state unless
+    /// geofence events or rejections are reported.
+    pub fn upsert_batch_at(&self, updates: &[DriverUpdate], now: Instant) -> BatchReport {
+        let mut report = BatchReport::default();
+        let now_ms = self.clock.ms(now);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let (prep, order, counts) = &mut *scratch;
+            prep.clear();
+            for (i, u) in updates.iter().enumerate() {
+                match self.prepare(u, now_ms) {
+                    Ok(p) => prep.push(p),
+                    Err(e) => report.rejected.push((i, e)),
+                }
+            }
+            // 1. Locations, one directory read lock per directory shard.
+            counting_sort(prep, order, counts, self.dir.mask + 1, |p| {
+                self.dir.shard(p.id)
+            });
+            let mut start = 0;
+            while start < order.len() {
+                let d = self.dir.shard(prep[order[start] as usize].id);
+                let map = self.dir.maps[d].read();
+                let mut end = start;
+                while end < order.len() && self.dir.shard(prep[order[end] as usize].id) == d {
+                    let p = &mut prep[order[end] as usize];
+                    p.loc = map.get(&p.id).map(|a| Loc::unpack(a.load(Relaxed)));
+                    end += 1;
+                }
+                start = end;
+            }
+            // 2. Apply, one write lock per spatial shard holding the driver;
+            //    every update of a new driver goes to its first target so a
+            //    driver's updates keep their batch order.
+            let mut new_ids: Option<HashMap<u64, u32, RandomState>> = None;
+            for p in prep.iter_mut() {
+                p.primary = match p.loc {
+                    Some(l) => l.shard,
+                    None => *new_ids
+                        .get_or_insert_with(HashMap::default)
+                        .entry(p.id)
+                        .or_insert(p.target),
+                };
+            }
+            counting_sort(prep, order, counts, self.mask + 1, |p| p.primary as usize);
+            let mut deferred: Vec<u32> = Vec::new();
+            let mut deferred_ids: HashSet<u64, RandomState> = HashSet::default();
+            let mut start = 0;
+            while start < order.len() {
+                let s = prep[order[start] as usize].primary as usize;
+                let mut shard = self.write_shard(s);
+                let mut end = start;
+                while end < order.len() && prep[order[end] as usize].primary as usize == s {
+                    let i = order[end];
+                    let p = &prep[i as usize];
+                    let applied = if !deferred_ids.is_empty() && deferred_ids.contains(&p.id) {
+                        Applied::Deferred
+                    } else {
+                        self.apply(&mut shard, s, p, &mut report.events)
+                    };
+                    match applied {
+                        Applied::Inserted => report.inserted += 1,
+                        Applied::Moved => report.moved += 1,
+                        Applied::Stale => report.stale += 1,
+                        Applied::Deferred => {
+                            deferred.push(i);
+                            deferred_ids.insert(p.id);
+                        }
+                    }
+                    end += 1;
+                }
+                report.purged += self.sweep(&mut shard, s, now_ms, 1 + (end - start) / 32);
+                drop(shard);
+                start = end;
+            }
+            // 3. Cross-shard moves and races, one at a time, in batch order.
+            deferred.sort_unstable();
+            for i in deferred {
+                let p = prep[i as usize];
+                match self.upsert_slow_into(p, &mut report.events) {
+                    Upsert::Inserted => report.inserted += 1,
+                    Upsert::Moved => report.moved += 1,
+                    Upsert::Stale => report.stale += 1,
+                }
+            }
+        });
+        report
+    }
+
+    /// Applies a prepared update to the locked shard `s`, which holds the
+    /// driver (or is its target when `p.loc` is `None`).
+    fn apply(
+        &self,
+        shard: &mut Shard,
+        s: usize,
+        p: &Prep,
+        events: &mut Vec<FenceEvent>,
+    ) -> Applied {
+        match p.loc {
+            None => {
+                let d = self.dir.shard(p.id);
+                let mut map = self.dir.maps[d].write();
+                if map.contains_key(&p.id) || p.target as usize != s {
+                    return Applied::Deferred;
+                }
+                let attrs = p.attrs.unwrap_or_else(|| Attrs::default().pack());
+                let c = shard.cell_index(p.key);
+                let i = shard.insert(
+                    c,
+                    Slot::new(p.id, p.pos, p.at_ms, attrs, p.ttl_ms.is_some()),
+                );
+                if let Some(t) = p.ttl_ms {
+                    shard.ttl.insert(p.id, t);
+                }
+                let loc = Loc {
+                    shard: s as u32,
+                    cell: c,
+                    slot: i,
+                };
+                map.insert(p.id, AtomicU64::new(loc.pack()));
+                if !shard.fences.is_empty() {
+                    transitions(
+                        DriverId(p.id),
+                        None,
+                        (p.pos, shard.fences.at(p.pos)),
+                        events,
+                    );
+                }
+                Applied::Inserted
+            }
+            Some(l) => {
+                let Some(cur) = shard.slot_of(l.cell, l.slot, p.id).copied() else {
+                    return Applied::Deferred;
+                };
+                let Some((next, revived)) = self.successor(shard, &cur, p) else {
+                    return Applied::Stale;
+                };
+                if p.target as usize != s {
+                    return Applied::Deferred;
+                }
+                set_ttl(shard, p, revived);
+                if shard.cells[l.cell as usize].key == p.key {
+                    *shard.slot_mut(l.cell, l.slot) = next;
+                } else {
+                    shard.free(l.cell, l.slot);
+                    let c = shard.cell_index(p.key);
+                    let i = shard.insert(c, next);
+                    self.dir.set(
+                        p.id,
+                        Loc {
+                            shard: s as u32,
+                            cell: c,
+                            slot: i,
+                        },
+                    );
+                }
+                if !shard.fences.is_empty() {
+                    let old = cur.pos();
+                    let old = (!revived).then(|| (old, shard.fences.at(old)));
+                    transitions(DriverId(p.id), old, (p.pos, shard.fences.at(p.pos)), events);
+                }
+                if revived {
+                    Applied::Inserted
+                } else {
+                    Applied::Moved
+                }
+            }
+        }
+    }
+
+    /// The slot an update leaves in place of `cur`, and whether `cur` had
+    /// expired (then the update starts the driver afresh); `None` when the
+    /// update is stale.
+    #[inline]
+    fn successor(&self, shard: &Shard, cur: &Slot, p: &Prep) -> Option<(Slot, bool)> {
+        if !self.is_live(shard, cur, p.now_ms) {
+            let attrs = p.attrs.unwrap_or_else(|| Attrs::default().pack());
+            return Some((
+                Slot::new(p.id, p.pos, p.at_ms, attrs, p.ttl_ms.is_some()),
+                true,
+            ));
+        }
+        let next = Slot::new(
+            p.id,
+            p.pos,
+            p.at_ms,
+            p.attrs.unwrap_or_else(|| cur.attrs()),
+            p.ttl_ms.is_some() || cur.custom_ttl(),
+        );
+        (next.version() > cur.version()).then_some((next, false))
+    }
+
+    fn upsert_slow(&self, p: Prep) -> Upsert {
+        let mut events = Vec::new();
+        self.upsert_slow_into(p, &mut events)
+    }
+
+    /// One update with retries: handles new drivers, cross-shard moves and
+    /// races with other writers.
+    fn upsert_slow_into(&self, mut p: Prep, events: &mut Vec<FenceEvent>) -> Upsert {
+        loop {
+            p.loc = self.dir.get(p.id);
+            let t = p.target as usize;
+            match p.loc {
+                Some(l) if l.shard as usize != t => {
+                    if let Some(r) = self.cross_move(&p, l, events) {
+                        return r;
+                    }
+                }
+                _ => {
+                    let s = p.loc.map_or(t, |l| l.shard as usize);
+                    let mut shard = self.write_shard(s);
+                    match self.apply(&mut shard, s, &p, events) {
+                        Applied::Inserted => return Upsert::Inserted,
+                        Applied::Moved => return Upsert::Moved,
+                        Applied::Stale => return Upsert::Stale,
+                        Applied::Deferred => {}
+                    }
+                }
+            }
+            self.retries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Moves a driver from shard `l.shard` to `p.target` holding both locks;
+    /// `None` when the location went stale (retry).
+    fn cross_move(&self, p: &Prep, l: Loc, events: &mut Vec<FenceEvent>) -> Option<Upsert> {
+        let (a, b) = (l.shard as usize, p.target as usize);
+        let (mut first, mut second) = (self.write_shard(a.min(b)), self.write_shard(a.max(b)));
+        let (from, to) = if a < b {
+            (&mut *first, &mut *second)
+        } else {
+            (&mut *second, &mut *first)
+        };
+        let cur = *from.slot_of(l.cell, l.slot, p.id)?;
+        let Some((next, revived)) = self.successor(from, &cur, p) else {
+            return Some(Upsert::Stale);
+        };
+        from.free(l.cell, l.slot);
+        let ttl = from.ttl.remove(&p.id).filter(|_| !revived);
+        if let Some(t) = p.ttl_ms.or(ttl) {
+            to.ttl.insert(p.id, t);
+        }
+        let c = to.cell_index(p.key);
+        let i = to.insert(c, next);
+        self.dir.set(
+            p.id,
+            Loc {
+                shard: b as u32,
+                cell: c,
+                slot: i,
+            },
+        );
+        if !from.fences.is_empty() || !to.fences.is_empty() {
+            let old = cur.pos();
+            let old = (!revived).then(|| (old, from.fences.at(old)));
+            transitions(DriverId(p.id), old, (p.pos, to.fences.at(p.pos)), events);
+        }
+        Some(if revived {
+            Upsert::Inserted
+        } else {
+            Upsert::Moved
+        })
+    }
+
+    // ---- reads and attribute changes -----------------------------------
+
+    /// Runs `f` on the driver's shard (write-locked) and slot location,
+    /// retrying if the driver moves meanwhile; `None` if it is not stored.
+    fn with_driver_mut<R>(
+        &self,
+        id: DriverId,
+        mut f: impl FnMut(&mut Shard, usize, Loc) -> R,
+    ) -> Option<R> {
+        loop {
+            let l = self.dir.get(id.0)?;
+            let s = l.shard as usize;
+            let mut shard = self.write_shard(s);
+            if shard.slot_of(l.cell, l.slot, id.0).is_some() {
+                return Some(f(&mut shard, s, l));
+            }
+            drop(shard);
+            self.retries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Runs `f` on the driver's slot under a read lock; `None` if it is not
+    /// stored.
+    fn with_driver<R>(&self, id: DriverId, mut f: impl FnMut(&Shard, &Slot) -> R) -> Option<R> {
+        loop {
+            let l = self.dir.get(id.0)?;
+            let shard = self.read_shard(l.shard as usize);
+            if let Some(slot) = shard.slot_of(l.cell, l.slot, id.0) {
+                return Some(f(&shard, slot));
+            }
+            drop(shard);
+            self.retries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The driver as stored (`GEOPOS` plus attributes and times).
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] when it is not in the index or has
+    /// expired at `now`.
+    pub fn get_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        let now_ms = self.clock.ms(now);
+        self.with_driver(id, |shard, slot| {
+            self.is_live(shard, slot, now_ms)
+                .then(|| self.view(shard, slot))
+        })
+        .flatten()
+        .ok_or(GeoError::UnknownDriver(id))
+    }
+
+    /// The driver's position (`GEOPOS`).
+    ///
+    /// # Errors
+    /// As [`GeoIndex::get_at`].
+    pub fn position_at(&self, id: DriverId, now: Instant) -> Result<LonLat, GeoError> {
+        self.get_at(id, now).map(|v| v.pos)
+    }
+
+    /// Distance between two drivers in `unit` (`GEODIST`).
+    ///
+    /// # Errors
+    /// As [`GeoIndex::get_at`], for either driver.
+    pub fn distance_at(
+        &self,
+        a: DriverId,
+        b: DriverId,
+        unit: Unit,
+        now: Instant,
+    ) -> Result<f64, GeoError> {
+        let (pa, pb) = (self.position_at(a, now)?, self.position_at(b, now)?);
+        Ok(haversine_m(pa, pb) / unit.metres())
+    }
+
+    /// Replaces a live driver's attributes without moving it or refreshing
+    /// its update time.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] (absent or expired),
+    /// [`GeoError::InvalidAttribute`] for a load above 7.
+    pub fn set_attrs_at(&self, id: DriverId, attrs: Attrs, now: Instant) -> Result<(), GeoError> {
+        self.update_attrs_at(id, |a| *a = attrs, now).map(|_| ())
+    }
+
+    /// [`GeoIndex::set_attrs_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::set_attrs_at`].
+    pub fn set_attrs(&self, id: DriverId, attrs: Attrs) -> Result<(), GeoError> {
+        self.set_attrs_at(id, attrs, Instant::now())
+    }
+
+    /// Changes a live driver's attributes in place with `f`, atomically
+    /// with respect to every other operation on the index; returns the new
+    /// attributes. If `f` produces invalid attributes nothing changes.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] (absent or expired),
+    /// [`GeoError::InvalidAttribute`] if `f` sets a load above 7.
+    pub fn update_attrs_at(
+        &self,
+        id: DriverId,
+        mut f: impl FnMut(&mut Attrs),
+        now: Instant,
+    ) -> Result<Attrs, GeoError> {
+        let now_ms = self.clock.ms(now);
+        self.with_driver_mut(id, |shard, _, l| {
+            let slot = shard.cells[l.cell as usize].slots[l.slot as usize];
+            if !self.is_live(shard, &slot, now_ms) {
+                return Err(GeoError::UnknownDriver(id));
+            }
+            let mut a = Attrs::unpack(slot.attrs());
+            f(&mut a);
+            a.validate()?;
+            shard.slot_mut(l.cell, l.slot).set_attrs(a.pack());
+            Ok(a)
+        })
+        .unwrap_or(Err(GeoError::UnknownDriver(id)))
+    }
+
+    /// [`GeoIndex::update_attrs_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::update_attrs_at`].
+    pub fn update_attrs(&self, id: DriverId, f: impl FnMut(&mut Attrs)) -> Result<Attrs, GeoError> {
+        self.update_attrs_at(id, f, Instant::now())
+    }
+
+    /// Sets the status to `new` if it is `expected`, atomically: of two
+    /// callers racing to claim one available driver exactly one gets
+    /// `Ok(true)`.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] (absent or expired).
+    pub fn compare_and_set_status_at(
+        &self,
+        id: DriverId,
+        expected: Status,
+        new: Status,
+        now: Instant,
+    ) -> Result<bool, GeoError> {
+        let mut won = false;
+        self.update_attrs_at(
+            id,
+            |a| {
+                won = a.status == expected;
+                if won {
+                    a.status = new;
+                }
+            },
+            now,
+        )?;
+        Ok(won)
+    }
+
+    /// [`GeoIndex::compare_and_set_status_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::compare_and_set_status_at`].
+    pub fn compare_and_set_status(
+        &self,
+        id: DriverId,
+        expected: Status,
+        new: Status,
+    ) -> Result<bool, GeoError> {
+        self.compare_and_set_status_at(id, expected, new, Instant::now())
+    }
+
+    /// Removes a driver visible at `now` and returns it (`ZREM`). An expired
+    /// driver counts as absent: its slot is reclaimed and the result is
+    /// [`GeoError::UnknownDriver`].
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] when it is absent or expired.
+    pub fn remove_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        let now_ms = self.clock.ms(now);
+        self.with_driver_mut(id, |shard, _, l| {
+            let slot = shard.cells[l.cell as usize].slots[l.slot as usize];
+            let view = self.view(shard, &slot);
+            let live = self.is_live(shard, &slot, now_ms);
+            shard.free(l.cell, l.slot);
+            shard.ttl.remove(&id.0);
+            self.dir.remove(id.0);
+            live.then_some(view)
+        })
+        .flatten()
+        .ok_or(GeoError::UnknownDriver(id))
+    }
+
+    /// [`GeoIndex::remove_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::remove_at`].
+    pub fn remove(&self, id: DriverId) -> Result<DriverView, GeoError> {
+        self.remove_at(id, Instant::now())
+    }
+
+    /// Drivers stored, including expired ones not yet purged. O(shards).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len())
+            .map(|s| self.read_shard(s).occupied)
+            .sum()
+    }
+
+    /// Whether no driver is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drivers visible at `now`. O(n).
+    pub fn live_len_at(&self, now: Instant) -> usize {
+        let mut n = 0;
+        self.for_each_at(now, |_| n += 1);
+        n
+    }
+
+    /// Calls `f` for every driver visible at `now`, shard by shard (each
+    /// read-locked while visited; `f` must not call back into the index
+    /// for writes).
+    pub fn for_each_at(&self, now: Instant, mut f: impl FnMut(&DriverView)) {
+        let now_ms = self.clock.ms(now);
+        for s in 0..self.shards.len() {
+            let shard = self.read_shard(s);
+            for cell in &shard.cells {
+                for slot in cell.slots.iter().filter(|s| !s.is_free()) {
+                    if self.is_live(&shard, slot, now_ms) {
+                        f(&self.view(&shard, slot));
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- expiry ---------------------------------------------------------
+
+    /// Frees every driver expired at `now`; returns how many. O(n).
+    pub fn purge_expired_at(&self, now: Instant) -> usize {
+        let now_ms = self.clock.ms(now);
+        (0..self.shards.len())
+            .map(|s| {
+                let mut shard = self.write_shard(s);
+                let cells = shard.cells.len();
+                self.sweep(&mut shard, s, now_ms, cells)
+            })
+            .sum()
+    }
+
+    /// Sweeps up to `budget` cells of a locked shard from its cursor: frees
+    /// expired drivers and compacts cells that are mostly free.
+    fn sweep(&self, shard: &mut Shard, s: usize, now_ms: u64, budget: usize) -> usize {
+        let n = shard.cells.len();
+        let mut purged = 0;
+        for _ in 0..budget.min(n) {
+            let c = shard.sweep_cursor % n;
+            shard.sweep_cursor = (c + 1) % n;
+            for i in 0..shard.cells[c].slots.len() {
+                let slot = shard.cells[c].slots[i];
+                if !slot.is_free() && !self.is_live(shard, &slot, now_ms) {
+                    shard.free(c as u32, i as u32);
+                    shard.ttl.remove(&slot.id);
+                    self.dir.remove(slot.id);
+                    purged += 1;
+                }
+            }
+            shard.compact(c as u32, |id, i| {
+                self.dir.set(
+                    id,
+                    Loc {
+                        shard: s as u32,
+                        cell: c as u32,
+                        slot: i,
+                    },
+                );
+            });
+        }
+        purged
+    }
+
+    // ---- geofences ------------------------------------------------------
+
+    /// Registers a geofence under `id` (replacing one with the same id).
+    /// Updates that take a driver into or out of it report a
+    /// [`FenceEvent`].
+    ///
+    /// # Errors
+    /// [`GeoError::InvalidValue`] for a bad circle radius,
+    /// [`GeoError::InvalidFence`] / [`GeoError::InvalidCoordinate`] for a
+    /// bad polygon.
+    pub fn add_fence(&self, id: u64, fence: Fence) -> Result<(), GeoError> {
+        let shape = std::sync::Arc::new(FenceShape::new(id, fence)?);
+        let _ = self.remove_fence(id);
+        let mut registry = self.fences.write();
+        for tile in shape.tiles() {
+            let (tx, ty) = (tile & 1023, tile >> 10);
+            let s = shard_of(tx << 6, ty << 6, self.mask);
+            self.write_shard(s).fences.add(tile, shape.clone());
+        }
+        registry.insert(id, shape);
+        Ok(())
+    }
+
+    /// Unregisters a geofence.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownFence`] when no fence has this id.
+    pub fn remove_fence(&self, id: u64) -> Result<(), GeoError> {
+        let mut registry = self.fences.write();
+        let shape = registry.remove(&id).ok_or(GeoError::UnknownFence(id))?;
+        for tile in shape.tiles() {
+            let (tx, ty) = (tile & 1023, tile >> 10);
+            self.write_shard(shard_of(tx << 6, ty << 6, self.mask))
+                .fences
+                .remove(tile, id);
+        }
+        Ok(())
+    }
+
+    /// Checks every internal invariant (slots in the right cell and shard,
+    /// free lists, counts, directory ↔ slots agreement); panics with a
+    /// description if one is broken. For tests; O(n), takes every lock.
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        let guards: Vec<_> = (0..self.shards.len()).map(|s| self.read_shard(s)).collect();
+        let mut stored = 0;
+        for (s, shard) in guards.iter().enumerate() {
+            shard.validate(s, self.mask);
+            for (c, cell) in shard.cells.iter().enumerate() {
+                for (i, slot) in cell.slots.iter().enumerate().filter(|(_, s)| !s.is_free()) {
+                    stored += 1;
+                    let loc = self
+                        .dir
+                        .get(slot.id)
+                        .expect("stored driver missing from the directory");
+                    assert_eq!(
+                        loc,
+                        Loc {
+                            shard: s as u32,
+                            cell: c as u32,
+                            slot: i as u32
+                        },
+                        "directory location of driver {} is stale",
+                        slot.id
+                    );
+                    assert!(slot.updated_ms() <= TIME_MASK);
+                }
+            }
+        }
+        assert_eq!(
+            stored,
+            self.dir.len(),
+            "directory holds drivers that are not stored"
+        );
+    }
+}
+
+/// Applies an update's TTL to the shard's override map: a new TTL is
+/// stored; a revived driver without one goes back to the default.
+#[inline]
+fn set_ttl(shard: &mut Shard, p: &Prep, revived: bool) {
+    match p.ttl_ms {
+        Some(t) => {
+            shard.ttl.insert(p.id, t);
+        }
+        None if revived => {
+            shard.ttl.remove(&p.id);
+        }
+        None => {}
+    }
+}
+
+fn check_id(id: DriverId) -> Result<(), GeoError> {
+    if id.0 == crate::shard::TOMB {
+        return Err(GeoError::ReservedId(id));
+    }
+    Ok(())
+}
+
+pub(crate) fn ttl_ms(ttl: Duration) -> Result<u64, GeoError> {
+    let ms = ttl.as_millis();
+    if ms == 0 || ms > u128::from(TIME_MASK) {
+        return Err(GeoError::InvalidValue {
+            what: "TTL",
+            value: ttl.as_secs_f64(),
+            reason: "must be at least 1 ms and at most 2^40 ms",
+        });
+    }
+    Ok(ms as u64)
+}
+
+/// Sorts `0..items.len()` into `order` by `key` (0..buckets), stably.
+fn counting_sort<T>(
+    items: &[T],
+    order: &mut Vec<u32>,
+    counts: &mut Vec<u32>,
+    buckets: usize,
+    key: impl Fn(&T) -> usize,
+) {
+    counts.clear();
+    counts.resize(buckets + 1, 0);
+    for it in items {
+        counts[key(it) + 1] += 1;
+    }
+    for b in 1..=buckets {
+        counts[b] += counts[b - 1];
+    }
+    order.clear();
+    order.resize(items.len(), 0);
+    for (i, it) in items.iter().enumerate() {
+        let k = key(it);
+        order[counts[k] as usize] = i as u32;
+        counts[k] += 1;
+    }
+}

@@ -1,0 +1,106 @@
+//! Snapshots: every live driver with its state relative to the snapshot
+//! time, to rebuild an identical index (the seed's replay from DynamoDB
+//! after a Redis failure).
+
+use std::time::{Duration, Instant};
+
+use crate::index::ttl_ms;
+use crate::{Attrs, DriverId, DriverUpdate, GeoError, GeoIndex, IndexConfig, LonLat};
+
+/// One driver of a [`Snapshot`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SnapshotDriver {
+    /// Id.
+    pub id: DriverId,
+    /// Position.
+    pub pos: LonLat,
+    /// Attributes.
+    pub attrs: Attrs,
+    /// Milliseconds between the driver's last update and the snapshot time
+    /// (negative if the update carried a later time).
+    pub age_ms: i64,
+    /// Per-driver TTL in ms, if it has one.
+    pub ttl_ms: Option<u64>,
+}
+
+/// Every driver visible at the snapshot time, sorted by id.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Snapshot {
+    /// The index's default TTL in ms.
+    pub default_ttl_ms: u64,
+    /// The drivers.
+    pub drivers: Vec<SnapshotDriver>,
+}
+
+impl GeoIndex {
+    /// A snapshot of every driver visible at `now`. O(n log n).
+    pub fn snapshot_at(&self, now: Instant) -> Snapshot {
+        let now_ms = self.clock.ms(now) as i64;
+        let mut drivers = Vec::new();
+        for s in 0..self.shards.len() {
+            let shard = self.read_shard(s);
+            for cell in &shard.cells {
+                for slot in cell.slots.iter().filter(|s| !s.is_free()) {
+                    if self.is_live(&shard, slot, now_ms as u64) {
+                        drivers.push(SnapshotDriver {
+                            id: DriverId(slot.id),
+                            pos: slot.pos(),
+                            attrs: Attrs::unpack(slot.attrs()),
+                            age_ms: now_ms - slot.updated_ms() as i64,
+                            ttl_ms: slot.custom_ttl().then(|| self.ttl_of(&shard, slot)),
+                        });
+                    }
+                }
+            }
+        }
+        drivers.sort_unstable_by_key(|d| d.id);
+        Snapshot {
+            default_ttl_ms: self.default_ttl_ms,
+            drivers,
+        }
+    }
+
+    /// Rebuilds an index from a snapshot taken at an earlier time, as of
+    /// `now`: every driver gets its snapshot age back (`updated = now −
+    /// age`), so expiry continues where it was. `config.default_ttl` is
+    /// replaced by the snapshot's.
+    ///
+    /// # Errors
+    /// [`GeoError::InvalidConfig`] / [`GeoError::InvalidValue`] for a bad
+    /// configuration or TTL in the snapshot; [`GeoError::ReservedId`] for a
+    /// reserved id.
+    pub fn restore_at(
+        snapshot: &Snapshot,
+        config: IndexConfig,
+        now: Instant,
+    ) -> Result<GeoIndex, GeoError> {
+        let config = IndexConfig {
+            default_ttl: Duration::from_millis(snapshot.default_ttl_ms),
+            ..config
+        };
+        ttl_ms(config.default_ttl)?;
+        let index = GeoIndex::with_config(config)?;
+        let mut batch = Vec::with_capacity(snapshot.drivers.len().min(4096));
+        for chunk in snapshot.drivers.chunks(4096) {
+            batch.clear();
+            for d in chunk {
+                let at = if d.age_ms >= 0 {
+                    now.checked_sub(Duration::from_millis(d.age_ms as u64))
+                        .unwrap_or(now)
+                } else {
+                    now + Duration::from_millis(d.age_ms.unsigned_abs())
+                };
+                let mut u = DriverUpdate::new(d.id, d.pos, at).with_attrs(d.attrs);
+                u.ttl = d.ttl_ms.map(Duration::from_millis);
+                batch.push(u);
+            }
+            let report = index.upsert_batch_at(&batch, now);
+            if let Some((_, e)) = report.rejected.into_iter().next() {
+                return Err(e);
+            }
+        }
+        Ok(index)
+    }
+}

@@ -1,0 +1,557 @@
+//! The index against its naive twin: a map of drivers scanned linearly with
+//! Redis's GEOSEARCH rules written out plainly. Random sequences of inserts,
+//! moves (some stale, some batched, some crossing shards), removals,
+//! attribute changes, time steps, purges and searches must agree step by
+//! step, and `validate()` must hold after every step.
+//!
+//! Cases: 1,000 by default; set `PROPTEST_CASES` for more.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use dispatchkit_geo_index::{
+    Attrs, Center, DriverId, DriverUpdate, EARTH_RADIUS_M, Filter, GeoError, GeoIndex, Hit,
+    IndexConfig, LAT_LIMIT, LonLat, Order, REDIS_HAVERSINE, Rating, Search, Shape, Status, Unit,
+    Upsert, VehicleSet, VehicleType,
+};
+use geo::{Distance, Point};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+// ---------------------------------------------------------------- the twin
+
+#[derive(Debug, Clone, Copy)]
+struct TwinDriver {
+    pos: LonLat,
+    attrs: Attrs,
+    updated: u64,
+    ttl: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Twin {
+    drivers: BTreeMap<u64, TwinDriver>,
+    default_ttl: u64,
+}
+
+fn hav(a: (f64, f64), b: (f64, f64)) -> f64 {
+    REDIS_HAVERSINE.distance(Point::new(a.0, a.1), Point::new(b.0, b.1))
+}
+
+fn attr_key(a: &Attrs) -> (u8, u16, u8, u8) {
+    (
+        a.load,
+        a.rating.hundredths(),
+        a.vehicle.get(),
+        a.status.get(),
+    )
+}
+
+impl Twin {
+    fn live(&self, d: &TwinDriver, now: u64) -> bool {
+        now < d.updated + d.ttl.unwrap_or(self.default_ttl)
+    }
+
+    fn get(&self, id: u64, now: u64) -> Option<&TwinDriver> {
+        self.drivers.get(&id).filter(|d| self.live(d, now))
+    }
+
+    /// An update: absent or expired → fresh insert; else last writer (by
+    /// time, then position, then attributes) wins.
+    fn upsert(
+        &mut self,
+        id: u64,
+        pos: LonLat,
+        attrs: Option<Attrs>,
+        ttl: Option<u64>,
+        at: u64,
+        now: u64,
+    ) -> Upsert {
+        match self.get(id, now).copied() {
+            None => {
+                self.drivers.insert(
+                    id,
+                    TwinDriver {
+                        pos,
+                        attrs: attrs.unwrap_or_default(),
+                        updated: at,
+                        ttl,
+                    },
+                );
+                Upsert::Inserted
+            }
+            Some(cur) => {
+                let next = TwinDriver {
+                    pos,
+                    attrs: attrs.unwrap_or(cur.attrs),
+                    updated: at,
+                    ttl: ttl.or(cur.ttl),
+                };
+                let v = |d: &TwinDriver| (d.updated, d.pos, attr_key(&d.attrs));
+                if v(&next) <= v(&cur) {
+                    return Upsert::Stale;
+                }
+                self.drivers.insert(id, next);
+                Upsert::Moved
+            }
+        }
+    }
+
+    fn search(&self, q: &Search, now: u64) -> Result<Vec<(u64, f64)>, ()> {
+        let m = q.unit().metres();
+        let ok = |v: f64| v.is_finite() && v > 0.0;
+        match q.shape() {
+            Shape::Radius(r) if !ok(r) => return Err(()),
+            Shape::Box(w, h) if !ok(w) || !ok(h) => return Err(()),
+            _ => {}
+        }
+        if q.count_limit() == Some(0) || (q.is_any() && q.count_limit().is_none()) {
+            return Err(());
+        }
+        let c = match q.center() {
+            Center::Point(p) => p,
+            Center::Member(id) => self.get(id.0, now).ok_or(())?.pos,
+        };
+        let mut out = Vec::new();
+        for (&id, d) in &self.drivers {
+            if !self.live(d, now) || !q.attr_filter().matches(&d.attrs) {
+                continue;
+            }
+            let (cp, dp) = ((c.lon(), c.lat()), (d.pos.lon(), d.pos.lat()));
+            let dist = hav(cp, dp);
+            let inside = match q.shape() {
+                Shape::Radius(r) => dist <= r * m,
+                Shape::Box(w, h) => {
+                    let lat_d = EARTH_RADIUS_M * (dp.1.to_radians() - cp.1.to_radians()).abs();
+                    lat_d <= h * m / 2.0 && hav(dp, (cp.0, dp.1)) <= w * m / 2.0
+                }
+            };
+            if inside {
+                out.push((id, dist / m));
+            }
+        }
+        let key = |a: &(u64, f64), b: &(u64, f64)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+        match q.effective_order() {
+            Some(Order::Asc) => out.sort_by(key),
+            Some(Order::Desc) => out.sort_by(|a, b| key(b, a)),
+            None => {}
+        }
+        Ok(out)
+    }
+}
+
+// ------------------------------------------------------------- strategies
+
+/// Anchors: a metro, both sides of the antimeridian, the latitude limit,
+/// the equator and a tile corner (four shards meet there).
+const ANCHORS: [(f64, f64); 6] = [
+    (-122.33, 47.61),
+    (179.998, -16.5),
+    (-179.998, -16.5),
+    (25.0, 85.0),
+    (0.0, 0.0),
+    (-122.6953125, 47.4609375),
+];
+
+fn point() -> impl Strategy<Value = LonLat> {
+    (0..ANCHORS.len(), -0.05f64..0.05, -0.05f64..0.05, 0..4u8).prop_map(|(a, dx, dy, snap)| {
+        let (lon, lat) = ANCHORS[a];
+        // Some points sit exactly on the anchor, for ties and zero distances.
+        let (dx, dy) = if snap == 0 { (0.0, 0.0) } else { (dx, dy) };
+        let lon = (lon + dx + 180.0).rem_euclid(360.0) - 180.0;
+        let lat = (lat + dy).clamp(-LAT_LIMIT, LAT_LIMIT);
+        LonLat::new(lon, lat).expect("clamped into range")
+    })
+}
+
+fn attrs() -> impl Strategy<Value = Attrs> {
+    (0..4u8, 0..3u8, 420..=500u16, 0..=4u8).prop_map(|(s, v, r, load)| Attrs {
+        status: Status::new(s).unwrap(),
+        vehicle: VehicleType::new(v).unwrap(),
+        rating: Rating::from_hundredths(r).unwrap(),
+        load,
+    })
+}
+
+fn filter() -> impl Strategy<Value = Filter> {
+    (
+        any::<bool>(),
+        0..4u8,
+        prop::option::of(430..=500u16),
+        prop::option::of(1..5u8),
+    )
+        .prop_map(|(avail, veh, rating, load)| {
+            let mut f = if avail {
+                Filter::available()
+            } else {
+                Filter::new()
+            };
+            if veh > 0 {
+                f = f.vehicles(VehicleSet::of(&[VehicleType::new(veh - 1).unwrap()]));
+            }
+            if let Some(r) = rating {
+                f = f.min_rating(Rating::from_hundredths(r).unwrap());
+            }
+            if let Some(l) = load {
+                f = f.max_load(l);
+            }
+            f
+        })
+}
+
+fn unit() -> impl Strategy<Value = Unit> {
+    prop_oneof![
+        Just(Unit::Meters),
+        Just(Unit::Kilometers),
+        Just(Unit::Feet),
+        Just(Unit::Miles)
+    ]
+}
+
+fn search() -> impl Strategy<Value = Search> {
+    let size = prop_oneof![
+        8 => 0.05f64..12.0,
+        1 => 12.0f64..3_000.0,
+        1 => prop_oneof![Just(0.0), Just(-1.0), Just(f64::NAN)],
+    ];
+    let center = prop_oneof![
+        4 => point().prop_map(Center::Point),
+        1 => (0..24u64).prop_map(|i| Center::Member(DriverId(i))),
+    ];
+    (
+        center,
+        any::<bool>(),
+        size.clone(),
+        size,
+        unit(),
+        prop::option::of(0..8usize),
+        0..4u8,
+        0..3u8,
+        filter(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(c, is_box, a_km, b_km, u, count, any_flag, order, f, hash)| {
+                // Sizes are drawn in km; express them in the query's unit.
+                let (a, b) = (a_km * 1000.0 / u.metres(), b_km * 1000.0 / u.metres());
+                let shape = if is_box {
+                    Shape::Box(a, b)
+                } else {
+                    Shape::Radius(a)
+                };
+                let mut q = Search::new(c, shape, u).filter(f);
+                if let Some(n) = count {
+                    q = q.count(n);
+                }
+                if any_flag == 0 {
+                    q = q.any();
+                }
+                q = match order {
+                    1 => q.asc(),
+                    2 => q.desc(),
+                    _ => q,
+                };
+                if hash { q.with_hash() } else { q }
+            },
+        )
+}
+
+#[derive(Debug, Clone)]
+struct Upd {
+    id: u64,
+    pos: LonLat,
+    attrs: Option<Attrs>,
+    ttl_s: Option<u64>,
+    back_ms: u64,
+}
+
+fn upd() -> impl Strategy<Value = Upd> {
+    (
+        0..24u64,
+        point(),
+        prop::option::of(attrs()),
+        prop::option::weighted(0.15, 1..90u64),
+        prop_oneof![3 => Just(0u64), 1 => 0..4_000u64],
+    )
+        .prop_map(|(id, pos, attrs, ttl_s, back_ms)| Upd {
+            id,
+            pos,
+            attrs,
+            ttl_s,
+            back_ms,
+        })
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert(Upd),
+    Batch(Vec<Upd>),
+    Move(u64, LonLat),
+    Remove(u64),
+    Claim(u64),
+    SetLoad(u64, u8),
+    Advance(u64),
+    Purge,
+    Search(Search),
+    Get(u64),
+    Dist(u64, u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => upd().prop_map(Op::Upsert),
+        3 => prop::collection::vec(upd(), 1..24).prop_map(Op::Batch),
+        2 => (0..24u64, point()).prop_map(|(i, p)| Op::Move(i, p)),
+        1 => (0..24u64).prop_map(Op::Remove),
+        1 => (0..24u64).prop_map(Op::Claim),
+        1 => (0..24u64, 0..10u8).prop_map(|(i, l)| Op::SetLoad(i, l)),
+        2 => prop_oneof![0..2_000u64, 2_000..40_000u64].prop_map(Op::Advance),
+        1 => Just(Op::Purge),
+        6 => search().prop_map(Op::Search),
+        1 => (0..24u64).prop_map(Op::Get),
+        1 => (0..24u64, 0..24u64).prop_map(|(a, b)| Op::Dist(a, b)),
+    ]
+}
+
+// ------------------------------------------------------------- the check
+
+fn check_search(index: &GeoIndex, twin: &Twin, q: &Search, t: Instant, now: u64) {
+    let got = index.search_at(q, t);
+    let want = twin.search(q, now);
+    let (got, want) = match (got, want) {
+        (Err(_), Err(())) => return,
+        (Ok(g), Ok(w)) => (g, w),
+        (g, w) => panic!("{q:?}: index {g:?} vs twin {w:?}"),
+    };
+    let mut ids: Vec<u64> = got.iter().map(|h| h.id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), got.len(), "duplicate in result of {q:?}");
+    for h in &got {
+        check_hit(index, q, h, t);
+    }
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+    if q.is_any() {
+        // ANY: any `count` matches (nearest cells first), sorted if asked.
+        let k = q.count_limit().unwrap();
+        assert_eq!(got.len(), k.min(want.len()), "{q:?}");
+        for h in &got {
+            let w = want
+                .iter()
+                .find(|w| w.0 == h.id.0)
+                .unwrap_or_else(|| panic!("{q:?}: {h:?} is not a match"));
+            assert!(close(h.distance, w.1));
+        }
+        return;
+    }
+    let mut want = want;
+    if let Some(k) = q.count_limit() {
+        want.truncate(k);
+    }
+    let mut got_pairs: Vec<(u64, f64)> = got.iter().map(|h| (h.id.0, h.distance)).collect();
+    if q.effective_order().is_none() {
+        got_pairs.sort_by_key(|p| p.0);
+        want.sort_by_key(|p| p.0);
+    }
+    assert_eq!(
+        got_pairs.len(),
+        want.len(),
+        "{q:?}\nindex {got_pairs:?}\ntwin  {want:?}"
+    );
+    for (g, w) in got_pairs.iter().zip(&want) {
+        assert!(
+            g.0 == w.0 && close(g.1, w.1),
+            "{q:?}\nindex {got_pairs:?}\ntwin  {want:?}"
+        );
+    }
+}
+
+fn check_hit(index: &GeoIndex, q: &Search, h: &Hit, t: Instant) {
+    let v = index.get_at(h.id, t).expect("a hit is a live driver");
+    assert_eq!((v.pos, v.attrs), (h.pos, h.attrs));
+    assert_eq!(h.hash.is_some(), q.wants_hash());
+    if let Some(hash) = h.hash {
+        assert_eq!(hash, h.pos.redis_geohash());
+    }
+}
+
+fn run(ops: Vec<Op>, shards: usize) {
+    let t0 = Instant::now();
+    let config = IndexConfig {
+        default_ttl: Duration::from_secs(30),
+        shards,
+        epoch: Some(t0),
+    };
+    let index = GeoIndex::with_config(config).unwrap();
+    let mut twin = Twin {
+        drivers: BTreeMap::new(),
+        default_ttl: 30_000,
+    };
+    let mut now: u64 = 100_000;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    for op in ops {
+        let t = at(now);
+        match op {
+            Op::Upsert(u) => {
+                let when = now - u.back_ms;
+                let mut du = DriverUpdate::new(DriverId(u.id), u.pos, at(when));
+                du.attrs = u.attrs;
+                du.ttl = u.ttl_s.map(Duration::from_secs);
+                let got = index.update_at(du, t).unwrap();
+                let want = twin.upsert(u.id, u.pos, u.attrs, u.ttl_s.map(|s| s * 1000), when, now);
+                assert_eq!(got, want, "upsert {u:?}");
+            }
+            Op::Batch(us) => {
+                let batch: Vec<DriverUpdate> = us
+                    .iter()
+                    .map(|u| {
+                        let mut du = DriverUpdate::new(DriverId(u.id), u.pos, at(now - u.back_ms));
+                        du.attrs = u.attrs;
+                        du.ttl = u.ttl_s.map(Duration::from_secs);
+                        du
+                    })
+                    .collect();
+                let report = index.upsert_batch_at(&batch, t);
+                assert!(report.rejected.is_empty());
+                let (mut ins, mut mov, mut stale) = (0, 0, 0);
+                for u in &us {
+                    match twin.upsert(
+                        u.id,
+                        u.pos,
+                        u.attrs,
+                        u.ttl_s.map(|s| s * 1000),
+                        now - u.back_ms,
+                        now,
+                    ) {
+                        Upsert::Inserted => ins += 1,
+                        Upsert::Moved => mov += 1,
+                        Upsert::Stale => stale += 1,
+                    }
+                }
+                assert_eq!(
+                    (report.inserted + report.moved, report.stale),
+                    (ins + mov, stale),
+                    "{us:?}"
+                );
+            }
+            Op::Move(id, pos) => {
+                let got = index.move_at(DriverId(id), pos, t);
+                match twin.get(id, now).is_some() {
+                    true => {
+                        let want = twin.upsert(id, pos, None, None, now, now);
+                        assert_eq!(got, Ok(want));
+                    }
+                    false => assert_eq!(got, Err(GeoError::UnknownDriver(DriverId(id)))),
+                }
+            }
+            Op::Remove(id) => {
+                let got = index.remove_at(DriverId(id), t);
+                match twin.get(id, now).copied() {
+                    Some(d) => {
+                        let v = got.unwrap();
+                        assert_eq!((v.pos, v.attrs), (d.pos, d.attrs));
+                        twin.drivers.remove(&id);
+                    }
+                    None => assert_eq!(got, Err(GeoError::UnknownDriver(DriverId(id)))),
+                }
+            }
+            Op::Claim(id) => {
+                let got = index.compare_and_set_status_at(
+                    DriverId(id),
+                    Status::AVAILABLE,
+                    Status::BUSY,
+                    t,
+                );
+                match twin.get(id, now).copied() {
+                    Some(mut d) => {
+                        let won = d.attrs.status == Status::AVAILABLE;
+                        if won {
+                            d.attrs.status = Status::BUSY;
+                            twin.drivers.insert(id, d);
+                        }
+                        assert_eq!(got, Ok(won));
+                    }
+                    None => assert_eq!(got, Err(GeoError::UnknownDriver(DriverId(id)))),
+                }
+            }
+            Op::SetLoad(id, load) => {
+                let got = index.update_attrs_at(DriverId(id), |a| a.load = load, t);
+                match twin.get(id, now).copied() {
+                    Some(_) if load > Attrs::MAX_LOAD => {
+                        assert!(matches!(
+                            got,
+                            Err(GeoError::InvalidAttribute { what: "load", .. })
+                        ));
+                    }
+                    Some(mut d) => {
+                        d.attrs.load = load;
+                        twin.drivers.insert(id, d);
+                        assert_eq!(got, Ok(d.attrs));
+                    }
+                    None => assert_eq!(got, Err(GeoError::UnknownDriver(DriverId(id)))),
+                }
+            }
+            Op::Advance(ms) => now += ms,
+            Op::Purge => {
+                index.purge_expired_at(t);
+                let live = twin.drivers.values().filter(|d| twin.live(d, now)).count();
+                assert_eq!(
+                    index.len(),
+                    live,
+                    "after a full purge only live drivers are stored"
+                );
+            }
+            Op::Search(q) => check_search(&index, &twin, &q, t, now),
+            Op::Get(id) => {
+                let got = index.get_at(DriverId(id), t);
+                match twin.get(id, now) {
+                    Some(d) => {
+                        let v = got.unwrap();
+                        assert_eq!(
+                            (v.pos, v.attrs, v.updated_at),
+                            (d.pos, d.attrs, at(d.updated))
+                        );
+                        assert_eq!(v.expires_at, at(d.updated + d.ttl.unwrap_or(30_000)));
+                    }
+                    None => assert_eq!(got, Err(GeoError::UnknownDriver(DriverId(id)))),
+                }
+            }
+            Op::Dist(a, b) => {
+                let got = index.distance_at(DriverId(a), DriverId(b), Unit::Kilometers, t);
+                match (twin.get(a, now), twin.get(b, now)) {
+                    (Some(x), Some(y)) => {
+                        let want =
+                            hav((x.pos.lon(), x.pos.lat()), (y.pos.lon(), y.pos.lat())) / 1000.0;
+                        assert!((got.unwrap() - want).abs() < 1e-9);
+                    }
+                    _ => assert!(matches!(got, Err(GeoError::UnknownDriver(_)))),
+                }
+            }
+        }
+        index.validate();
+        assert_eq!(
+            index.live_len_at(at(now)),
+            twin.drivers.values().filter(|d| twin.live(d, now)).count()
+        );
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn index_agrees_with_naive_twin(ops in prop::collection::vec(op(), 1..40), shards in prop_oneof![Just(1usize), Just(4), Just(256)]) {
+        run(ops, shards);
+    }
+}
