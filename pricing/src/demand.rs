@@ -64,7 +64,6 @@ impl DemandWindow {
 
     /// Checks that the counts are the tally of the events, and the events
     /// are in time order.
-    #[cfg(any(test, fuzzing))]
     pub(crate) fn validate(&self) {
         let mut tally: FxHashMap<CellIndex, u32> = FxHashMap::default();
         for (i, &(at, c)) in self.events.iter().enumerate() {

@@ -186,7 +186,7 @@ impl Fare {
     }
 
     /// Checks that the lines sum to the total and the fare is not negative.
-    #[cfg(any(test, fuzzing))]
+    /// For tests (public so that integration tests can call it).
     #[doc(hidden)]
     pub fn validate(&self) {
         let sum: i64 = self.lines().map(|l| l.amount.minor()).sum();

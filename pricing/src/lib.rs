@@ -95,3 +95,7 @@ pub use trace::{TracePoint, TraceRules, TraceSummary, measure_trace};
 
 /// The `h3o` types that appear in this crate's API.
 pub use h3o::{CellIndex, Resolution};
+
+/// The `h3o` crate this crate is built against (cells, resolutions,
+/// `LatLng`), so callers use the same version.
+pub use h3o;

@@ -86,9 +86,15 @@ impl CellGeom {
     /// `true` when `p` is strictly inside the cell by more than the margin.
     #[inline]
     pub(crate) fn contains(&self, p: [f64; 3]) -> bool {
+        self.contains_by(p, MARGIN)
+    }
+
+    /// `true` when `p` is inside every edge by more than `margin`.
+    #[inline]
+    fn contains_by(&self, p: [f64; 3], margin: f64) -> bool {
         let mut inside = true;
         for n in &self.normals {
-            inside &= dot(*n, p) > MARGIN;
+            inside &= dot(*n, p) > margin;
         }
         inside
     }
@@ -115,10 +121,42 @@ pub(crate) fn unit(lon_deg: f64, lat_deg: f64) -> [f64; 3] {
     [clat * clon, clat * slon, slat]
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// log2 of the sub-buckets per tile side.
+const SUB_BITS: u32 = 4;
+/// Sub-buckets per tile side: a tile is split into `SUB × SUB` rectangles.
+pub(crate) const SUB: usize = 1 << SUB_BITS;
+/// Sub-bucket state: not classified yet.
+const UNKNOWN: u8 = 0xFF;
+/// Sub-bucket state: not inside one known cell (test every candidate).
+const BOUNDARY: u8 = 0xFE;
+
+#[derive(Debug, Clone, Copy)]
 struct Tile {
     cands: [u32; TILE_CANDIDATES],
     len: u8,
+    /// Per sub-bucket: `UNKNOWN`, `BOUNDARY`, or the index in `cands` of
+    /// the cell that contains the whole sub-bucket.
+    sub: [u8; SUB * SUB],
+}
+
+impl Default for Tile {
+    fn default() -> Self {
+        Self {
+            cands: [0; TILE_CANDIDATES],
+            len: 0,
+            sub: [UNKNOWN; SUB * SUB],
+        }
+    }
+}
+
+impl Tile {
+    fn add(&mut self, slot: u32) {
+        let n = usize::from(self.len);
+        if n < TILE_CANDIDATES && !self.cands[..n].contains(&slot) {
+            self.cands[n] = slot;
+            self.len += 1;
+        }
+    }
 }
 
 /// Where a point landed.
@@ -130,16 +168,77 @@ pub(crate) enum Located {
     Cell(CellIndex),
 }
 
+/// Tiles remembered by a [`Cursor`].
+const CURSOR_WAYS: usize = 4;
+
+/// The last few tiles looked up: consecutive drivers of the geo index are
+/// spatially close (it walks ~600 m cells), so most lookups skip the hash
+/// probe.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor<'a> {
+    keys: [u64; CURSOR_WAYS],
+    tiles: [Option<&'a Tile>; CURSOR_WAYS],
+    next: usize,
+}
+
+impl Default for Cursor<'_> {
+    fn default() -> Self {
+        Self {
+            keys: [u64::MAX; CURSOR_WAYS],
+            tiles: [None; CURSOR_WAYS],
+            next: 0,
+        }
+    }
+}
+
+/// `⌊x⌋` for finite `|x| < 2^62` without a libm call (the baseline x86-64
+/// target has no SSE4.1 `roundsd`).
+#[inline]
+fn floor_i64(x: f64) -> i64 {
+    let i = x as i64;
+    i - i64::from((i as f64) > x)
+}
+
+/// Tile key of sub-bucket coordinates `(gy, gx)`.
+#[inline]
+fn tile_key(gy: i64, gx: i64) -> u64 {
+    let (ty, tx) = ((gy >> SUB_BITS) as i32, (gx >> SUB_BITS) as i32);
+    (u64::from(ty as u32) << 32) | u64::from(tx as u32)
+}
+
+/// Result of the fast lookup.
+#[derive(Debug, Clone, Copy)]
+struct Find {
+    slot: Option<u32>,
+    key: u64,
+    sub: u16,
+    /// The sub-bucket has not been classified yet.
+    unknown: bool,
+}
+
 /// The geometric cache. Not shared mutably: a recompute locates with a
 /// shared `&Locator` plus a private learner per thread, then absorbs the
 /// learners.
+///
+/// Two levels: a sub-bucket proven to lie inside one cell (all four
+/// corners inside by more than the margin plus the bulge of its parallel
+/// edges, see [`Locator::classify`]) answers with no arithmetic beyond a
+/// `floor`; any other point computes its unit vector and tests the tile's
+/// candidate cells.
 #[derive(Debug, Clone)]
 pub(crate) struct Locator {
     res: Resolution,
-    tiles_per_degree: f64,
-    tiles: FxHashMap<u64, Tile>,
+    /// Sub-buckets per degree (`SUB` per tile).
+    subs_per_degree: f64,
+    /// Tile key → index in `tiles` (a small map that stays in cache).
+    tile_of: FxHashMap<u64, u32>,
+    tiles: Vec<Tile>,
+    tile_keys: Vec<u64>,
     cells: Vec<CellGeom>,
     slot_of: FxHashMap<CellIndex, u32>,
+    /// Learners only: sub-buckets seen unclassified, with a cell that
+    /// contains a point of it (the only cell that can contain all of it).
+    pending: FxHashMap<(u64, u16), CellIndex>,
     max_tiles: usize,
 }
 
@@ -149,22 +248,20 @@ impl Locator {
         let edge_deg = res.edge_length_m() / 111_195.0;
         Self {
             res,
-            tiles_per_degree: 1.0 / edge_deg,
-            tiles: FxHashMap::default(),
+            subs_per_degree: SUB as f64 / edge_deg,
+            tile_of: FxHashMap::default(),
+            tiles: Vec::new(),
+            tile_keys: Vec::new(),
             cells: Vec::new(),
             slot_of: FxHashMap::default(),
+            pending: FxHashMap::default(),
             max_tiles,
         }
     }
 
     /// An empty learner with the same tiling.
     pub(crate) fn learner(&self) -> Self {
-        Self {
-            tiles: FxHashMap::default(),
-            cells: Vec::new(),
-            slot_of: FxHashMap::default(),
-            ..*self
-        }
+        Self::new(self.res, self.max_tiles)
     }
 
     /// Number of fast-path cells (slots).
@@ -176,42 +273,102 @@ impl Locator {
         self.cells[slot as usize].cell
     }
 
+    /// The fast path: a slot whose cell certainly contains the point, or
+    /// `None`.
     #[inline]
-    fn key(&self, lon: f64, lat: f64) -> u64 {
-        let y = (lat * self.tiles_per_degree).floor() as i32;
-        let x = (lon * self.tiles_per_degree).floor() as i32;
-        (u64::from(y as u32) << 32) | u64::from(x as u32)
-    }
-
-    /// The fast path only: a slot whose cell certainly contains the point.
-    #[inline]
-    pub(crate) fn find(&self, lon: f64, lat: f64) -> Option<u32> {
-        let tile = self.tiles.get(&self.key(lon, lat))?;
+    fn find<'a>(&'a self, cur: &mut Cursor<'a>, lon: f64, lat: f64) -> Find {
+        let gy = floor_i64(lat * self.subs_per_degree);
+        let gx = floor_i64(lon * self.subs_per_degree);
+        let key = tile_key(gy, gx);
+        let sub = (((gy as usize) & (SUB - 1)) * SUB + ((gx as usize) & (SUB - 1))) as u16;
+        let tile = match cur.keys.iter().position(|&k| k == key) {
+            Some(i) => cur.tiles[i],
+            None => {
+                let t = self.tile_of.get(&key).map(|&i| &self.tiles[i as usize]);
+                let w = cur.next;
+                cur.keys[w] = key;
+                cur.tiles[w] = t;
+                cur.next = (w + 1) % CURSOR_WAYS;
+                t
+            }
+        };
+        let Some(tile) = tile else {
+            return Find {
+                slot: None,
+                key,
+                sub,
+                unknown: true,
+            };
+        };
+        let state = tile.sub[usize::from(sub)];
+        if state < BOUNDARY {
+            return Find {
+                slot: Some(tile.cands[usize::from(state)]),
+                key,
+                sub,
+                unknown: false,
+            };
+        }
         let p = unit(lon, lat);
-        tile.cands[..usize::from(tile.len)]
+        let slot = tile.cands[..usize::from(tile.len)]
             .iter()
             .copied()
-            .find(|&s| self.cells[s as usize].contains(p))
+            .find(|&s| self.cells[s as usize].contains(p));
+        Find {
+            slot,
+            key,
+            sub,
+            unknown: state == UNKNOWN,
+        }
     }
 
     /// Locates `(lon, lat)` (finite, in range) using `self` for lookups and
     /// `learner` for what `self` lacks; a full miss runs `h3o` and teaches
-    /// `learner`.
+    /// `learner`. Returns `None` only for a coordinate `h3o` rejects.
     #[inline]
-    pub(crate) fn locate(&self, learner: &mut Locator, lon: f64, lat: f64) -> Option<Located> {
-        if let Some(s) = self.find(lon, lat) {
+    pub(crate) fn locate<'a>(
+        &'a self,
+        cur: &mut Cursor<'a>,
+        learner: &mut Locator,
+        lon: f64,
+        lat: f64,
+    ) -> Option<Located> {
+        let f = self.find(cur, lon, lat);
+        if let Some(s) = f.slot {
+            if f.unknown {
+                learner
+                    .pending
+                    .entry((f.key, f.sub))
+                    .or_insert(self.cell(s));
+            }
             return Some(Located::Slot(s));
         }
-        if let Some(s) = learner.find(lon, lat) {
-            return Some(Located::Cell(learner.cell(s)));
+        let cell = match learner.find_in_tile(f.key, lon, lat) {
+            Some(c) => c,
+            None => {
+                let c = LatLng::new(lat, lon).ok()?.to_cell(self.res);
+                learner.learn(f.key, c);
+                c
+            }
+        };
+        if f.unknown {
+            learner.pending.entry((f.key, f.sub)).or_insert(cell);
         }
-        let cell = LatLng::new(lat, lon).ok()?.to_cell(self.res);
-        learner.learn(lon, lat, cell);
         Some(Located::Cell(cell))
     }
 
-    /// Remembers that `cell` occurs in the tile of `(lon, lat)`.
-    pub(crate) fn learn(&mut self, lon: f64, lat: f64, cell: CellIndex) {
+    /// Candidate test only (learners).
+    fn find_in_tile(&self, key: u64, lon: f64, lat: f64) -> Option<CellIndex> {
+        let tile = self.tile(key)?;
+        let p = unit(lon, lat);
+        tile.cands[..usize::from(tile.len)]
+            .iter()
+            .find(|&&s| self.cells[s as usize].contains(p))
+            .map(|&s| self.cell(s))
+    }
+
+    /// Remembers that `cell` occurs in tile `key`.
+    fn learn(&mut self, key: u64, cell: CellIndex) {
         let slot = match self.slot_of.get(&cell) {
             Some(&s) => s,
             None => match CellGeom::of(cell) {
@@ -219,16 +376,29 @@ impl Locator {
                 None => return,
             },
         };
-        let key = self.key(lon, lat);
-        if self.tiles.len() >= self.max_tiles && !self.tiles.contains_key(&key) {
-            return;
+        if let Some(t) = self.tile_mut(key) {
+            t.add(slot);
         }
-        let tile = self.tiles.entry(key).or_default();
-        let n = usize::from(tile.len);
-        if n < TILE_CANDIDATES && !tile.cands[..n].contains(&slot) {
-            tile.cands[n] = slot;
-            tile.len += 1;
-        }
+    }
+
+    fn tile(&self, key: u64) -> Option<&Tile> {
+        self.tile_of.get(&key).map(|&i| &self.tiles[i as usize])
+    }
+
+    /// The tile `key`, created if the bound allows.
+    fn tile_mut(&mut self, key: u64) -> Option<&mut Tile> {
+        let i = match self.tile_of.get(&key) {
+            Some(&i) => i,
+            None if self.tiles.len() < self.max_tiles => {
+                let i = self.tiles.len() as u32;
+                self.tiles.push(Tile::default());
+                self.tile_keys.push(key);
+                self.tile_of.insert(key, i);
+                i
+            }
+            None => return None,
+        };
+        Some(&mut self.tiles[i as usize])
     }
 
     fn add_cell(&mut self, g: CellGeom) -> u32 {
@@ -238,34 +408,76 @@ impl Locator {
         s
     }
 
-    /// Merges what `learner` learned. Deterministic for a given learner.
+    /// Merges what `learner` learned, then classifies the sub-buckets it
+    /// saw. Deterministic for a given learner.
     pub(crate) fn absorb(&mut self, learner: &Locator) {
-        let mut keys: Vec<u64> = learner.tiles.keys().copied().collect();
-        keys.sort_unstable();
-        for key in keys {
-            let lt = learner.tiles[&key];
-            if self.tiles.len() >= self.max_tiles && !self.tiles.contains_key(&key) {
-                continue;
-            }
+        for (lt, &key) in learner.tiles.iter().zip(&learner.tile_keys) {
             for &ls in &lt.cands[..usize::from(lt.len)] {
                 let g = learner.cells[ls as usize];
                 let slot = match self.slot_of.get(&g.cell) {
                     Some(&s) => s,
                     None => self.add_cell(g),
                 };
-                let tile = self.tiles.entry(key).or_default();
-                let n = usize::from(tile.len);
-                if n < TILE_CANDIDATES && !tile.cands[..n].contains(&slot) {
-                    tile.cands[n] = slot;
-                    tile.len += 1;
+                if let Some(t) = self.tile_mut(key) {
+                    t.add(slot);
                 }
             }
         }
+        let mut pending: Vec<((u64, u16), CellIndex)> =
+            learner.pending.iter().map(|(&k, &c)| (k, c)).collect();
+        pending.sort_unstable();
+        for ((key, sub), cell) in pending {
+            let Some(&ti) = self.tile_of.get(&key) else {
+                continue;
+            };
+            let tile = &self.tiles[ti as usize];
+            if tile.sub[usize::from(sub)] != UNKNOWN {
+                continue;
+            }
+            let state = self
+                .slot_of
+                .get(&cell)
+                .and_then(|s| {
+                    tile.cands[..usize::from(tile.len)]
+                        .iter()
+                        .position(|c| c == s)
+                })
+                .filter(|&i| self.classify(key, sub, &self.cells[tile.cands[i] as usize]))
+                .map_or(BOUNDARY, |i| i as u8);
+            self.tiles[ti as usize].sub[usize::from(sub)] = state;
+        }
+    }
+
+    /// `true` when the whole sub-bucket `sub` of tile `key` lies inside
+    /// `g`: each corner is inside by more than `MARGIN` plus the bulge of a
+    /// parallel over the sub-bucket's width. Meridian edges are great
+    /// circles, so for a convex cell the minimum of `n · p` over the
+    /// rectangle is at a corner except along the parallel edges, which
+    /// stray from the great circle through their end points by at most
+    /// `Δλ² / 16` radians (`Δλ²/8 · sin φ cos φ`); the test allows `Δλ² / 8`.
+    fn classify(&self, key: u64, sub: u16, g: &CellGeom) -> bool {
+        let (ty, tx) = (
+            i64::from((key >> 32) as u32 as i32),
+            i64::from(key as u32 as i32),
+        );
+        let gy = (ty << SUB_BITS) + i64::from(sub) / SUB as i64;
+        let gx = (tx << SUB_BITS) + i64::from(sub) % SUB as i64;
+        let lat0 = gy as f64 / self.subs_per_degree;
+        let lat1 = (gy + 1) as f64 / self.subs_per_degree;
+        let lon0 = gx as f64 / self.subs_per_degree;
+        let lon1 = (gx + 1) as f64 / self.subs_per_degree;
+        if lat0.abs() > 89.0 || lat1.abs() > 89.0 {
+            return false;
+        }
+        let dlon = (lon1 - lon0).to_radians();
+        let margin = MARGIN + dlon * dlon / 8.0 + 1e-12;
+        [(lon0, lat0), (lon1, lat0), (lon0, lat1), (lon1, lat1)]
+            .iter()
+            .all(|&(x, y)| g.contains_by(unit(x, y), margin))
     }
 
     /// Checks the tables: slots and the cell map agree, tile candidates are
-    /// valid and distinct.
-    #[cfg(any(test, fuzzing))]
+    /// valid and distinct, every interior sub-bucket passes its corner test.
     pub(crate) fn validate(&self) {
         assert_eq!(self.slot_of.len(), self.cells.len());
         for (i, g) in self.cells.iter().enumerate() {
@@ -273,13 +485,36 @@ impl Locator {
             assert_eq!(g.cell.resolution(), self.res);
         }
         assert!(self.tiles.len() <= self.max_tiles);
-        for t in self.tiles.values() {
+        assert_eq!(self.tiles.len(), self.tile_keys.len());
+        assert_eq!(self.tiles.len(), self.tile_of.len());
+        for (t, &key) in self.tiles.iter().zip(&self.tile_keys) {
+            assert_eq!(self.tiles[self.tile_of[&key] as usize].len, t.len);
             let c = &t.cands[..usize::from(t.len)];
             for (i, s) in c.iter().enumerate() {
                 assert!((*s as usize) < self.cells.len());
                 assert!(!c[..i].contains(s));
             }
+            for (sub, &state) in t.sub.iter().enumerate() {
+                if state < BOUNDARY {
+                    let g = &self.cells[c[usize::from(state)] as usize];
+                    assert!(self.classify(key, sub as u16, g));
+                }
+            }
         }
+    }
+
+    /// Sub-buckets classified as inside one cell, and in total (tests).
+    #[cfg(test)]
+    pub(crate) fn interior_share(&self) -> (usize, usize) {
+        let mut inside = 0;
+        let mut known = 0;
+        for t in &self.tiles {
+            for &s in &t.sub {
+                inside += usize::from(s < BOUNDARY);
+                known += usize::from(s != UNKNOWN);
+            }
+        }
+        (inside, known)
     }
 }
 
@@ -293,7 +528,8 @@ mod tests {
     }
 
     fn resolve(loc: &Locator, learner: &mut Locator, lon: f64, lat: f64) -> CellIndex {
-        match loc.locate(learner, lon, lat).unwrap() {
+        let mut cur = Cursor::default();
+        match loc.locate(&mut cur, learner, lon, lat).unwrap() {
             Located::Slot(s) => loc.cell(s),
             Located::Cell(c) => c,
         }

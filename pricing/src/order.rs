@@ -501,7 +501,7 @@ impl OrderTotal {
     }
 
     /// Checks that the lines sum to the total and no part is negative.
-    #[cfg(any(test, fuzzing))]
+    /// For tests (public so that integration tests can call it).
     #[doc(hidden)]
     pub fn validate(&self) {
         let sum: i64 = self.lines().map(|(_, m)| m.minor()).sum();

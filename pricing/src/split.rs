@@ -217,7 +217,7 @@ impl Capture {
     }
 
     /// Checks the invariants.
-    #[cfg(any(test, fuzzing))]
+    /// For tests (public so that integration tests can call it).
     #[doc(hidden)]
     pub fn validate(&self) {
         let s = self.split.minors();

@@ -27,3 +27,16 @@ impl SupplySource for Vec<Point<f64>> {
         self.as_slice().for_each_supply(now, f);
     }
 }
+
+/// Live drivers whose status is `Status::AVAILABLE`, visited shard by shard
+/// (the index walks its ~600 m grid cells in order, so consecutive drivers
+/// are close together, which the engine's cell cache exploits).
+impl SupplySource for dispatchkit_geo_index::GeoIndex {
+    fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        self.for_each_at(now, |v| {
+            if v.attrs.status == dispatchkit_geo_index::Status::AVAILABLE {
+                f(v.pos.lon(), v.pos.lat());
+            }
+        });
+    }
+}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, TrySendError};
 use std::time::{Duration, Instant};
 
 use geo::Point;
@@ -12,11 +13,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::demand::DemandWindow;
 use crate::hash::FxHashMap;
-use crate::locator::{DEFAULT_MAX_TILES, Located, Locator};
+use crate::locator::{Cursor, DEFAULT_MAX_TILES, Located, Locator};
 use crate::{Bps, Multiplier, PricingError, SupplySource, SurgeCurve};
-
-/// Below this many drivers a recompute stays on one thread.
-const PARALLEL_MIN: usize = 65_536;
 
 /// Parameters of a [`SurgeEngine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +257,6 @@ pub struct RecomputeStats {
 #[derive(Debug)]
 struct EngineState {
     locator: Locator,
-    positions: Vec<[f64; 2]>,
     /// Published multipliers above 1.0 (thousandths): the time-smoothing
     /// baseline of the next recompute.
     prev: FxHashMap<CellIndex, u32>,
@@ -321,7 +318,10 @@ fn cell_of(point: Point<f64>, res: Resolution) -> Result<CellIndex, PricingError
         .map_err(|_| bad("rejected by h3o"))
 }
 
-/// Per-thread result of locating a chunk of drivers.
+/// Drivers handed to a worker thread at a time.
+const CHUNK: usize = 16_384;
+
+/// Per-thread result of locating drivers.
 struct Pass {
     by_slot: Vec<u32>,
     extra: FxHashMap<CellIndex, u32>,
@@ -330,29 +330,108 @@ struct Pass {
     fast: usize,
 }
 
-fn locate_chunk(loc: &Locator, pts: &[[f64; 2]]) -> Pass {
-    let mut pass = Pass {
-        by_slot: vec![0; loc.slots()],
-        extra: FxHashMap::default(),
-        learner: loc.learner(),
-        skipped: 0,
-        fast: 0,
-    };
-    for &[lon, lat] in pts {
-        if !(lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0) {
-            pass.skipped += 1;
-            continue;
-        }
-        match loc.locate(&mut pass.learner, lon, lat) {
-            Some(Located::Slot(s)) => {
-                pass.by_slot[s as usize] += 1;
-                pass.fast += 1;
-            }
-            Some(Located::Cell(c)) => *pass.extra.entry(c).or_insert(0) += 1,
-            None => pass.skipped += 1,
+impl Pass {
+    fn new(loc: &Locator) -> Self {
+        Self {
+            by_slot: vec![0; loc.slots()],
+            extra: FxHashMap::default(),
+            learner: loc.learner(),
+            skipped: 0,
+            fast: 0,
         }
     }
-    pass
+
+    #[inline]
+    fn add<'a>(&mut self, loc: &'a Locator, cur: &mut Cursor<'a>, lon: f64, lat: f64) {
+        if !(lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0) {
+            self.skipped += 1;
+            return;
+        }
+        match loc.locate(cur, &mut self.learner, lon, lat) {
+            Some(Located::Slot(s)) => {
+                self.by_slot[s as usize] += 1;
+                self.fast += 1;
+            }
+            Some(Located::Cell(c)) => *self.extra.entry(c).or_insert(0) += 1,
+            None => self.skipped += 1,
+        }
+    }
+
+    fn add_all<'a>(&mut self, loc: &'a Locator, pts: &[[f64; 2]]) {
+        let mut cur = Cursor::default();
+        for &[lon, lat] in pts {
+            self.add(loc, &mut cur, lon, lat);
+        }
+    }
+}
+
+/// Counts the drivers of `supply` per cell with `threads` threads: the
+/// calling thread walks the source (a sequential iteration) and hands
+/// chunks of positions to `threads − 1` workers over a bounded channel;
+/// when every worker is busy it locates the chunk itself, so nothing ever
+/// blocks on a slow or failed worker.
+fn scan<S: SupplySource + ?Sized>(
+    loc: &Locator,
+    supply: &S,
+    now: Instant,
+    threads: usize,
+) -> Vec<Pass> {
+    if threads <= 1 {
+        let mut pass = Pass::new(loc);
+        let mut cur = Cursor::default();
+        supply.for_each_supply(now, &mut |lon, lat| pass.add(loc, &mut cur, lon, lat));
+        return vec![pass];
+    }
+    let (tx, rx) = mpsc::sync_channel::<Vec<[f64; 2]>>(2 * threads);
+    let (back_tx, back_rx) = mpsc::channel::<Vec<[f64; 2]>>();
+    let rx = Mutex::new(rx);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (1..threads)
+            .map(|_| {
+                let (rx, back_tx) = (&rx, back_tx.clone());
+                s.spawn(move || {
+                    let mut pass = Pass::new(loc);
+                    loop {
+                        let next = rx.lock().recv();
+                        let Ok(mut buf) = next else { break };
+                        pass.add_all(loc, &buf);
+                        buf.clear();
+                        // The receiver lives until the scope ends.
+                        let _ = back_tx.send(buf);
+                    }
+                    pass
+                })
+            })
+            .collect();
+        let mut mine = Pass::new(loc);
+        let mut buf: Vec<[f64; 2]> = Vec::with_capacity(CHUNK);
+        supply.for_each_supply(now, &mut |lon, lat| {
+            buf.push([lon, lat]);
+            if buf.len() == CHUNK {
+                let fresh = back_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                let full = std::mem::replace(&mut buf, fresh);
+                if let Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) =
+                    tx.try_send(full)
+                {
+                    mine.add_all(loc, &b);
+                    b.clear();
+                    buf = b;
+                }
+            }
+        });
+        mine.add_all(loc, &buf);
+        drop(tx);
+        let mut passes = vec![mine];
+        for w in workers {
+            match w.join() {
+                Ok(p) => passes.push(p),
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        passes
+    })
 }
 
 impl SurgeEngine {
@@ -366,7 +445,6 @@ impl SurgeEngine {
             demand: Mutex::new(DemandWindow::new(config.window)),
             state: Mutex::new(EngineState {
                 locator: Locator::new(config.resolution, config.max_tiles),
-                positions: Vec::new(),
                 prev: FxHashMap::default(),
                 version: 0,
             }),
@@ -495,10 +573,8 @@ impl SurgeEngine {
     ) -> RecomputeStats {
         let mut st = self.state.lock();
         let st = &mut *st;
-        st.positions.clear();
-        let positions = &mut st.positions;
-        supply.for_each_supply(now, &mut |lon, lat| positions.push([lon, lat]));
-        let (supply_counts, skipped, fast) = self.count_supply(&mut st.locator, &st.positions);
+        let (supply_counts, drivers, skipped, fast) =
+            self.count_supply(&mut st.locator, supply, now);
         let (demand_counts, requests) = {
             let mut d = self.demand();
             d.expire(now);
@@ -516,7 +592,7 @@ impl SurgeEngine {
         );
         let stats = RecomputeStats {
             version: st.version,
-            drivers: st.positions.len() - skipped,
+            drivers,
             skipped,
             fast_path: fast,
             requests,
@@ -528,47 +604,26 @@ impl SurgeEngine {
     }
 
     /// Available drivers per cell; exact (equal to one `h3o` conversion
-    /// per driver).
-    fn count_supply(
+    /// per driver). Returns the counts, drivers counted, positions skipped
+    /// and drivers located without `h3o`.
+    fn count_supply<S: SupplySource + ?Sized>(
         &self,
         locator: &mut Locator,
-        pts: &[[f64; 2]],
-    ) -> (FxHashMap<CellIndex, u32>, usize, usize) {
-        let threads = if pts.len() >= PARALLEL_MIN {
-            self.config.threads
-        } else {
-            1
-        };
-        let passes: Vec<Pass> = if threads == 1 {
-            vec![locate_chunk(locator, pts)]
-        } else {
-            let chunk = pts.len().div_ceil(threads);
-            let loc: &Locator = locator;
-            std::thread::scope(|s| {
-                let mut chunks = pts.chunks(chunk);
-                let first = chunks.next().unwrap_or(&[]);
-                let handles: Vec<_> = chunks
-                    .map(|c| s.spawn(move || locate_chunk(loc, c)))
-                    .collect();
-                let mut out = vec![locate_chunk(loc, first)];
-                for h in handles {
-                    match h.join() {
-                        Ok(p) => out.push(p),
-                        Err(e) => std::panic::resume_unwind(e),
-                    }
-                }
-                out
-            })
-        };
+        supply: &S,
+        now: Instant,
+    ) -> (FxHashMap<CellIndex, u32>, usize, usize, usize) {
+        let passes = scan(locator, supply, now, self.config.threads);
         let mut counts: FxHashMap<CellIndex, u32> = FxHashMap::default();
         let mut by_slot = vec![0_u32; locator.slots()];
-        let (mut skipped, mut fast) = (0, 0);
+        let (mut drivers, mut skipped, mut fast) = (0, 0, 0);
         for p in &passes {
             for (s, &n) in p.by_slot.iter().enumerate() {
                 by_slot[s] += n;
+                drivers += n as usize;
             }
             for (&c, &n) in &p.extra {
                 *counts.entry(c).or_insert(0) += n;
+                drivers += n as usize;
             }
             skipped += p.skipped;
             fast += p.fast;
@@ -581,7 +636,7 @@ impl SurgeEngine {
         for p in &passes {
             locator.absorb(&p.learner);
         }
-        (counts, skipped, fast)
+        (counts, drivers, skipped, fast)
     }
 
     fn build_map(
@@ -677,8 +732,8 @@ impl SurgeEngine {
     /// Checks every invariant: demand counts tally the window, the
     /// locator's tables are consistent, every published multiplier is
     /// `1.0 + k × step`, at most the cap in force, and equals the
-    /// time-smoothing baseline.
-    #[cfg(any(test, fuzzing))]
+    /// time-smoothing baseline. Panics with a description otherwise. For
+    /// tests (public so that integration tests can call it); O(state).
     #[doc(hidden)]
     pub fn validate(&self) {
         self.demand.lock().validate();
@@ -704,3 +759,7 @@ impl SurgeEngine {
         assert!(st.prev.keys().all(|c| map.get(*c).is_some()));
     }
 }
+
+#[cfg(test)]
+#[path = "surge_tests.rs"]
+mod tests;
