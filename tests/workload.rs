@@ -182,6 +182,68 @@ fn every_move_is_at_most_60_m() {
         assert!(longest > 59.0, "longest move {longest} m");
         assert_eq!(stream.positions(), &last[..]);
     }
+    // Everywhere on the globe, up to the latitude limit and across the
+    // antimeridian, in rounds too.
+    let world = Fleet::generate(&MetroConfig {
+        drivers: 20_000,
+        sigma_m: 5e6,
+        seed: 8,
+    })
+    .unwrap();
+    let mut stream = world.uniform_updates(3).unwrap();
+    let mut buf = Vec::new();
+    let mut last: Vec<Point<f64>> = world.drivers().iter().map(|d| d.position).collect();
+    for _ in 0..10 {
+        stream.round(&mut buf);
+        for u in &buf {
+            let step = Haversine.distance(last[u.driver as usize], u.position);
+            assert!(
+                step <= 60.0,
+                "driver {} at {:?} moved {step} m",
+                u.driver,
+                u.position
+            );
+            last[u.driver as usize] = u.position;
+        }
+    }
+}
+
+#[test]
+fn a_round_moves_every_driver_once_by_at_most_60_m() {
+    let fleet = Fleet::generate(&small(3_000, 4)).unwrap();
+    let mut stream = fleet.uniform_updates(2).unwrap();
+    let mut buf = Vec::new();
+    let mut last: Vec<Point<f64>> = fleet.drivers().iter().map(|d| d.position).collect();
+    for r in 0..3u64 {
+        stream.round(&mut buf);
+        assert_eq!(buf.len(), 3_000);
+        for (i, u) in buf.iter().enumerate() {
+            assert_eq!(u.driver, i as u64);
+            assert_eq!(u.seq, r * 3_000 + i as u64);
+            assert!(Haversine.distance(last[i], u.position) <= 60.0);
+            last[i] = u.position;
+        }
+    }
+    assert_eq!(stream.positions(), &last[..]);
+}
+
+#[test]
+fn parallel_rounds_equal_sequential_rounds() {
+    let fleet = Fleet::generate(&small(150_000, 4)).unwrap();
+    let (mut a, mut b) = (
+        fleet.uniform_updates(9).unwrap(),
+        fleet.uniform_updates(9).unwrap(),
+    );
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        a.round(&mut ra);
+        b.round_parallel(3, &mut rb);
+        assert_eq!(ra, rb);
+    }
+    // Rounds differ from each other.
+    let first = ra.clone();
+    a.round(&mut ra);
+    assert_ne!(first, ra);
 }
 
 #[test]

@@ -8,6 +8,8 @@
 
 mod args;
 mod fleet;
+mod geo;
+mod ratelimit;
 mod report;
 
 use std::process::ExitCode;
@@ -40,7 +42,15 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.seed,
         if opts.quick { " (quick)" } else { "" }
     );
-    let (_fleet, _updates, section) = fleet::run(opts)?;
+    let t0 = std::time::Instant::now();
+    let (fleet, mut updates, section) = fleet::run(opts)?;
     section.print();
+    let (geo, section) = geo::run(opts, &fleet, &mut updates, t0)?;
+    section.print();
+    println!(
+        "{} drivers online at the end of the simulated stretch",
+        geo.index.live_len_at(geo.now)
+    );
+    ratelimit::run(opts)?.print();
     Ok(())
 }

@@ -45,3 +45,35 @@ impl Section {
         println!();
     }
 }
+
+/// Latency samples of one operation, for p50 / p99.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    ns: Vec<u64>,
+}
+
+impl Latencies {
+    pub fn record(&mut self, d: std::time::Duration) {
+        self.ns.push(d.as_nanos() as u64);
+    }
+
+    /// "p50 1.2 µs, p99 3.4 µs".
+    pub fn summary(&mut self) -> String {
+        if self.ns.is_empty() {
+            return "n/a".into();
+        }
+        self.ns.sort_unstable();
+        let q = |f: f64| self.ns[((self.ns.len() - 1) as f64 * f) as usize];
+        format!("p50 {}, p99 {}", human_ns(q(0.5)), human_ns(q(0.99)))
+    }
+}
+
+fn human_ns(ns: u64) -> String {
+    if ns >= 1_000_000 {
+        format!("{:.2} ms", ns as f64 / 1e6)
+    } else if ns >= 1_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else {
+        format!("{ns} ns")
+    }
+}

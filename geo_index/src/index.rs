@@ -21,12 +21,14 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::dir::Directory;
 use crate::fence::{FenceEvent, FenceShape, transitions};
 use crate::grid::{cell_key, cell_xy, shard_of};
 use crate::shard::{Loc, MAX_SHARDS, Shard, Slot, TIME_MASK};
@@ -165,61 +167,6 @@ pub struct IndexStats {
     pub retries: u64,
 }
 
-/// The sharded directory: driver id → packed `Loc`.
-pub(crate) struct Directory {
-    maps: Box<[RwLock<HashMap<u64, AtomicU64, RandomState>>]>,
-    mask: usize,
-}
-
-impl Directory {
-    fn new(shards: usize) -> Self {
-        Directory {
-            maps: (0..shards)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
-            mask: shards - 1,
-        }
-    }
-
-    #[inline]
-    fn shard(&self, id: u64) -> usize {
-        // Independent of the maps' own hash, so buckets stay spread.
-        ((id ^ (id >> 31)).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 40) as usize & self.mask
-    }
-
-    fn get(&self, id: u64) -> Option<Loc> {
-        self.maps[self.shard(id)]
-            .read()
-            .get(&id)
-            .map(|a| Loc::unpack(a.load(Relaxed)))
-    }
-
-    /// Publishes a new location; the caller holds the slot's shard lock.
-    fn set(&self, id: u64, loc: Loc) {
-        if let Some(a) = self.maps[self.shard(id)].read().get(&id) {
-            a.store(loc.pack(), Relaxed);
-        } else {
-            debug_assert!(false, "moving driver {id} has no directory entry");
-        }
-    }
-
-    fn remove(&self, id: u64) {
-        self.maps[self.shard(id)].write().remove(&id);
-    }
-
-    fn len(&self) -> usize {
-        self.maps.iter().map(|m| m.read().len()).sum()
-    }
-}
-
-impl fmt::Debug for Directory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Directory")
-            .field("shards", &self.maps.len())
-            .finish_non_exhaustive()
-    }
-}
-
 /// A prepared update: validated, with its cell, shards and times.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Prep {
@@ -326,7 +273,7 @@ impl GeoIndex {
         Ok(GeoIndex {
             shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
             mask: shards - 1,
-            dir: Directory::new(128),
+            dir: Directory::new(64),
             clock: Clock::new(config.epoch),
             default_ttl_ms,
             contended: AtomicU64::new(0),
@@ -401,6 +348,12 @@ impl GeoIndex {
     // ---- writes ------------------------------------------------------
 
     fn prepare(&self, u: &DriverUpdate, now_ms: u64) -> Result<Prep, GeoError> {
+        self.prepare_with(u, now_ms, self.clock.ms(u.at))
+    }
+
+    /// [`GeoIndex::prepare`] with the update time already converted.
+    #[inline]
+    fn prepare_with(&self, u: &DriverUpdate, now_ms: u64, at_ms: u64) -> Result<Prep, GeoError> {
         check_id(u.id)?;
         if let Some(a) = &u.attrs {
             a.validate()?;
@@ -412,7 +365,7 @@ impl GeoIndex {
             pos: u.pos,
             key: cell_key(cx, cy),
             target: shard_of(cx, cy, self.mask) as u32,
-            at_ms: self.clock.ms(u.at),
+            at_ms,
             attrs: u.attrs.map(|a| a.pack()),
             ttl_ms,
             now_ms,
@@ -491,25 +444,42 @@ impl GeoIndex {
             let mut scratch = scratch.borrow_mut();
             let (prep, order, counts) = &mut *scratch;
             prep.clear();
+            // Updates of one batch usually share their time: convert it once.
+            let mut last_at: Option<(Instant, u64)> = None;
             for (i, u) in updates.iter().enumerate() {
-                match self.prepare(u, now_ms) {
+                let at_ms = match last_at {
+                    Some((at, ms)) if at == u.at => ms,
+                    _ => {
+                        let ms = self.clock.ms(u.at);
+                        last_at = Some((u.at, ms));
+                        ms
+                    }
+                };
+                match self.prepare_with(u, now_ms, at_ms) {
                     Ok(p) => prep.push(p),
                     Err(e) => report.rejected.push((i, e)),
                 }
             }
             // 1. Locations, one directory read lock per directory shard.
-            counting_sort(prep, order, counts, self.dir.mask + 1, |p| {
+            //    Touch every bucket of the group first so the cache misses
+            //    overlap, then look up.
+            counting_sort(prep, order, counts, self.dir.shards(), |p| {
                 self.dir.shard(p.id)
             });
             let mut start = 0;
             while start < order.len() {
                 let d = self.dir.shard(prep[order[start] as usize].id);
-                let map = self.dir.maps[d].read();
+                let table = self.dir.tables[d].read();
                 let mut end = start;
                 while end < order.len() && self.dir.shard(prep[order[end] as usize].id) == d {
-                    let p = &mut prep[order[end] as usize];
-                    p.loc = map.get(&p.id).map(|a| Loc::unpack(a.load(Relaxed)));
                     end += 1;
+                }
+                for &i in &order[start..end] {
+                    table.touch(prep[i as usize].id);
+                }
+                for &i in &order[start..end] {
+                    let p = &mut prep[i as usize];
+                    p.loc = table.get(p.id);
                 }
                 start = end;
             }
@@ -533,8 +503,32 @@ impl GeoIndex {
             while start < order.len() {
                 let s = prep[order[start] as usize].primary as usize;
                 let mut shard = self.write_shard(s);
+                let mut group_end = start;
+                while group_end < order.len()
+                    && prep[order[group_end] as usize].primary as usize == s
+                {
+                    group_end += 1;
+                }
+                // Touch the group's cell headers, then its slots, so the
+                // cache misses of each pass overlap instead of queueing.
+                for &i in &order[start..group_end] {
+                    if let Some(l) = prep[i as usize].loc {
+                        black_box(shard.cells.get(l.cell as usize).map(|c| c.slots.as_ptr()));
+                    }
+                }
+                for &i in &order[start..group_end] {
+                    if let Some(l) = prep[i as usize].loc {
+                        black_box(
+                            shard
+                                .cells
+                                .get(l.cell as usize)
+                                .and_then(|c| c.slots.get(l.slot as usize))
+                                .map(|s| s.id),
+                        );
+                    }
+                }
                 let mut end = start;
-                while end < order.len() && prep[order[end] as usize].primary as usize == s {
+                while end < group_end {
                     let i = order[end];
                     let p = &prep[i as usize];
                     let applied = if !deferred_ids.is_empty() && deferred_ids.contains(&p.id) {
@@ -553,7 +547,10 @@ impl GeoIndex {
                     }
                     end += 1;
                 }
-                report.purged += self.sweep(&mut shard, s, now_ms, 1 + (end - start) / 32);
+                // One cell of expiry sweep per 128 updates (at least one per lock
+                // taken): a full cycle over a metro's cells every few minutes
+                // at the seed's update rate.
+                report.purged += self.sweep(&mut shard, s, now_ms, (end - start).div_ceil(128));
                 drop(shard);
                 start = end;
             }
@@ -583,8 +580,8 @@ impl GeoIndex {
         match p.loc {
             None => {
                 let d = self.dir.shard(p.id);
-                let mut map = self.dir.maps[d].write();
-                if map.contains_key(&p.id) || p.target as usize != s {
+                let mut table = self.dir.tables[d].write();
+                if table.contains(p.id) || p.target as usize != s {
                     return Applied::Deferred;
                 }
                 let attrs = p.attrs.unwrap_or_else(|| Attrs::default().pack());
@@ -601,7 +598,7 @@ impl GeoIndex {
                     cell: c,
                     slot: i,
                 };
-                map.insert(p.id, AtomicU64::new(loc.pack()));
+                table.insert(p.id, loc);
                 if !shard.fences.is_empty() {
                     transitions(
                         DriverId(p.id),
@@ -1098,6 +1095,7 @@ impl GeoIndex {
             self.dir.len(),
             "directory holds drivers that are not stored"
         );
+        self.dir.validate();
     }
 }
 

@@ -80,6 +80,7 @@
 
 mod attrs;
 mod coord;
+mod dir;
 mod error;
 mod fence;
 mod grid;

@@ -510,7 +510,12 @@ impl GeoIndex {
             pred,
         };
         let order = q.effective_order();
-        let rings_ok = matches!(shape, ShapeM::Radius(_)) && range.cols() < u64::from(COLS / 2);
+        // Rings pay off when the area has few cells compared with the cells
+        // stored in it; a huge area over a sparse index is cheaper to scan.
+        let stored: usize = locked.guards.iter().map(|(_, g)| g.cells.len()).sum();
+        let rings_ok = matches!(shape, ShapeM::Radius(_))
+            && range.cols() < u64::from(COLS / 2)
+            && range.rows().saturating_mul(range.cols()) <= 4 * stored as u64 + 64;
         let mut found: Vec<Found> = match (q.count, q.any) {
             (Some(k), false) if order == Some(Order::Asc) && rings_ok => {
                 self.walk_nearest(&locked, &range, &mut judge, k)
@@ -603,7 +608,9 @@ impl GeoIndex {
         j: &mut Judge<'_, P>,
         emit: &mut dyn FnMut(Found) -> bool,
     ) {
-        let cut = j.approx.cut(j.shape.reach());
+        let reach = j.shape.reach();
+        let cut = j.approx.cut(reach);
+        let near = CellBound::new(j.center);
         let cells_in_range = range.rows().saturating_mul(range.cols());
         let stored: usize = locked.guards.iter().map(|(_, g)| g.cells.len()).sum();
         if cells_in_range > 2 * stored as u64 {
@@ -611,7 +618,7 @@ impl GeoIndex {
             for (_, shard) in &locked.guards {
                 for cell in &shard.cells {
                     let (cx, cy) = crate::grid::key_xy(cell.key);
-                    if !range.contains(cx, cy) {
+                    if !range.contains(cx, cy) || near.wrapped(cx, cy) > reach {
                         continue;
                     }
                     for s in &cell.slots {
@@ -627,6 +634,9 @@ impl GeoIndex {
         }
         for cy in range.row_lo..=range.row_hi {
             for col in range.col_lo..=range.col_hi.min(range.col_lo + i64::from(COLS) - 1) {
+                if near.at(col, cy) > reach {
+                    continue;
+                }
                 let cx = col.rem_euclid(i64::from(COLS)) as u32;
                 let Some((shard, slots)) = locked.cell(cx, cy as u32) else {
                     continue;
@@ -663,6 +673,7 @@ impl GeoIndex {
             .max(range.row_hi - cy0)
             .max(0);
         let cos0 = lat0.to_radians().cos();
+        let near = CellBound::new(j.center);
         for r in 0..=max_r {
             if r > 0 && ring_lower_bound(lon0, lat0, cos0, cx0, cy0, r - 1) > bound {
                 return;
@@ -673,6 +684,7 @@ impl GeoIndex {
                     || cy > range.row_hi
                     || col < range.col_lo
                     || col > range.col_hi
+                    || near.at(col, cy) > bound
                 {
                     continue;
                 }
@@ -721,6 +733,54 @@ impl GeoIndex {
             true
         });
         heap.into_sorted_vec()
+    }
+}
+
+/// Lower bounds on the distance from the centre to any point of a cell,
+/// so walks skip cells that cannot hold a match.
+struct CellBound {
+    lon0: f64,
+    lat0: f64,
+    cos0: f64,
+    cx0: i64,
+}
+
+impl CellBound {
+    fn new(c: LonLat) -> Self {
+        CellBound {
+            lon0: c.lon(),
+            lat0: c.lat(),
+            cos0: c.lat().to_radians().cos(),
+            cx0: col_of(c.lon()),
+        }
+    }
+
+    /// Bound for the cell at unwrapped column `col` (same frame as the
+    /// centre's column) and row `row`: the larger of the latitude gap
+    /// `R·Δφ` and the meridian bound `R·asin(cos φ₀ · sin Δλ)`.
+    #[inline]
+    fn at(&self, col: i64, row: i64) -> f64 {
+        let south = row_south(row);
+        let north = south + crate::grid::CELL_DEG;
+        let dlat = (south - self.lat0).max(self.lat0 - north).max(0.0);
+        let west = col_west(col);
+        let east = west + crate::grid::CELL_DEG;
+        let dlon = (west - self.lon0).max(self.lon0 - east).max(0.0);
+        let b_lat = dlat.to_radians() * EARTH_RADIUS_M;
+        // asin(x) ≥ x and sin(d) ≥ d − d³/6: a trig-free lower bound on
+        // R·asin(cos φ₀ · sin Δλ).
+        let d = dlon.to_radians().min(FRAC_PI_2);
+        let b_lon = self.cos0 * d * (1.0 - d * d / 6.0) * EARTH_RADIUS_M;
+        b_lat.max(b_lon) * (1.0 - 1e-12) - 1e-6
+    }
+
+    /// Bound for a cell given by wrapped column `cx`: takes the copy of the
+    /// column nearest the centre's.
+    #[inline]
+    fn wrapped(&self, cx: u32, cy: u32) -> f64 {
+        let cols = i64::from(COLS);
+        let d = (i64::from(cx) - self.cx0 + cols / 2).rem_euclid(cols) - cols / 2;
+        self.at(self.cx0 + d, i64::from(cy))
     }
 }
 

@@ -210,7 +210,7 @@ fn unit() -> impl Strategy<Value = Unit> {
 
 fn search() -> impl Strategy<Value = Search> {
     let size = prop_oneof![
-        8 => 0.05f64..12.0,
+        12 => 0.05f64..12.0,
         1 => 12.0f64..3_000.0,
         1 => prop_oneof![Just(0.0), Just(-1.0), Just(f64::NAN)],
     ];
@@ -551,7 +551,105 @@ proptest! {
     })]
 
     #[test]
-    fn index_agrees_with_naive_twin(ops in prop::collection::vec(op(), 1..40), shards in prop_oneof![Just(1usize), Just(4), Just(256)]) {
+    fn index_agrees_with_naive_twin(ops in prop::collection::vec(op(), 1..32), shards in prop_oneof![Just(1usize), Just(4), Just(256)]) {
         run(ops, shards);
+    }
+}
+
+/// Dense clusters (hundreds of drivers within a few km) so that k-nearest
+/// walks cross many cells and rings, with filters, against brute force.
+fn dense_case(
+    anchor: usize,
+    n: usize,
+    seed: u64,
+    queries: Vec<(f64, f64, usize, f64, Filter, Unit)>,
+) {
+    let t0 = Instant::now();
+    let index = GeoIndex::with_config(IndexConfig {
+        epoch: Some(t0),
+        shards: 16,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let mut twin = Twin {
+        drivers: BTreeMap::new(),
+        default_ttl: 30_000,
+    };
+    let (alon, alat) = ANCHORS[anchor];
+    let mut x = seed | 1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let place = |dx: f64, dy: f64| {
+        let lon = (alon + dx + 180.0).rem_euclid(360.0) - 180.0;
+        LonLat::new(lon, (alat + dy).clamp(-LAT_LIMIT, LAT_LIMIT)).unwrap()
+    };
+    let now = 1_000u64;
+    let batch: Vec<DriverUpdate> = (0..n as u64)
+        .map(|id| {
+            // Sum of uniforms: a bell shape about 3 km wide.
+            let dx = (rnd() + rnd() + rnd() - 1.5) * 0.04;
+            let dy = (rnd() + rnd() + rnd() - 1.5) * 0.03;
+            let a = Attrs {
+                status: if rnd() < 0.7 {
+                    Status::AVAILABLE
+                } else {
+                    Status::BUSY
+                },
+                vehicle: VehicleType::new((rnd() * 3.0) as u8).unwrap(),
+                rating: Rating::from_hundredths(400 + (rnd() * 100.0) as u16).unwrap(),
+                load: (rnd() * 4.0) as u8,
+            };
+            let pos = place(dx, dy);
+            twin.upsert(id, pos, Some(a), None, now, now);
+            DriverUpdate::new(DriverId(id), pos, t0 + Duration::from_millis(now)).with_attrs(a)
+        })
+        .collect();
+    let r = index.upsert_batch_at(&batch, t0 + Duration::from_millis(now));
+    assert_eq!(r.inserted, n);
+    index.validate();
+    let t = t0 + Duration::from_millis(now);
+    for (dx, dy, k, r_km, f, u) in queries {
+        let c = place(dx, dy);
+        let q = Search::radius(c, r_km * 1000.0 / u.metres(), u)
+            .count(k)
+            .filter(f);
+        check_search(&index, &twin, &q, t, now);
+        let q = Search::radius(c, r_km * 1000.0 / u.metres(), u)
+            .filter(f)
+            .desc();
+        check_search(&index, &twin, &q, t, now);
+        let q = Search::boxed(
+            c,
+            2.0 * r_km * 1000.0 / u.metres(),
+            r_km * 1000.0 / u.metres(),
+            u,
+        )
+        .count(k);
+        check_search(&index, &twin, &q, t, now);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases() / 5,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn nearest_walks_agree_with_brute_force_in_dense_clusters(
+        anchor in 0..ANCHORS.len(),
+        n in 50..600usize,
+        seed in any::<u64>(),
+        queries in prop::collection::vec(
+            (-0.05f64..0.05, -0.04f64..0.04, 1..25usize, 0.1f64..8.0, filter(), unit()),
+            1..12,
+        ),
+    ) {
+        dense_case(anchor, n, seed, queries);
     }
 }

@@ -1,16 +1,101 @@
-//! Exact, lock-free rate limiters for public APIs.
+//! Exact, lock-free rate limiters for public APIs: the seed's Redis
+//! `INCR` + TTL (fixed window) and sorted-set (sliding log) limiters,
+//! in-process, at nanoseconds per decision, plus GCRA and the sliding-window
+//! counter, multi-rule policies and standard headers.
 //!
-//! Scope (seed example 6: per-user / per-API limits with Redis `INCR` + TTL
-//! and a sorted-set sliding log, several rules at once, tiers, `429` with
-//! `Retry-After` and `X-RateLimit-*` headers):
+//! ```
+//! use dispatchkit_ratelimit::{ClockMap, Gcra, KeyedRateLimiter, Quota, legacy_headers};
+//! use std::time::{Duration, Instant, SystemTime};
 //!
-//! - token bucket as GCRA, fixed window, sliding log and sliding-window
-//!   counter, each exact to its definition;
-//! - keyed limiters over any `Hash + Eq` key with bounded memory;
-//! - multi-rule policies checked atomically, resolved by tier, endpoint and
-//!   key kind;
-//! - legacy `X-RateLimit-*` and IETF `RateLimit` / `RateLimit-Policy` headers.
+//! let t0 = Instant::now();
+//! // 10 requests/s per user, bursts of 20.
+//! let per_user = KeyedRateLimiter::new_at(Gcra::new(Quota::per_second(10)?.with_burst(20)?), t0);
+//! for _ in 0..20 {
+//!     assert!(per_user.check_at(&"user123", t0).is_allowed());
+//! }
+//! let d = per_user.check_at(&"user123", t0);
+//! assert!(!d.is_allowed());
+//! assert_eq!(d.retry_after(), Some(Duration::from_millis(100)));
+//! let headers = legacy_headers(&d, &ClockMap::new(t0, SystemTime::UNIX_EPOCH));
+//! assert_eq!(headers[3], ("Retry-After", "1".to_string()));
+//! # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+//! ```
 //!
-//! This crate is part of [dispatchkit](https://docs.rs/dispatchkit); its
-//! implementation lands with the ratelimit issue.
+//! # Algorithms
+//!
+//! | type | definition | memory per key | exactness |
+//! |---|---|---|---|
+//! | [`Gcra`] | token bucket (rate, burst) as a theoretical arrival time | 16 B, two atomics, lock-free CAS | exact to GCRA |
+//! | [`FixedWindow`] | ≤ limit per aligned window (`INCR` + TTL) | 32 B | exact per window |
+//! | [`SlidingLog`] | ≤ limit in every window of length W (sorted set) | 48 B + 16 B per grant time, O(limit) | exact |
+//! | [`SlidingCounter`] | previous window weighted by overlap + current | 32 B | ≤ limit per aligned window, ≤ 2·limit − 1 per sliding window |
+//!
+//! Each runs as a [`RateLimiter`] (one state) or a [`KeyedRateLimiter`]
+//! (one state per `Hash + Eq` key, sharded, with full states dropped
+//! automatically and a hard cap with a [`FailMode`]). Decisions
+//! ([`Decision`]) carry limit, remaining, reset and retry-after;
+//! `check_n` tells "wait" (a denial with `retry_after`) from "never"
+//! ([`RateLimitError::InsufficientCapacity`]); `peek` consumes nothing.
+//!
+//! # Time
+//!
+//! Every operation has an `_at` form taking `now: Instant`; the plain form
+//! reads `Instant::now()` once. A `now` older than one already seen counts
+//! as no time passed: nothing extra is granted and nothing panics.
+//!
+//! # Policies and headers
+//!
+//! A [`PolicyLimiter`] applies a [`RuleTable`] (tiers, endpoints, key
+//! kinds; most specific row first) with several limits per request checked
+//! atomically, across several subjects (user AND IP) if asked, and can swap
+//! rules at run time. [`legacy_headers`], [`ratelimit_policy_header`],
+//! [`ratelimit_header`] and [`policy_headers`] format `X-RateLimit-*`,
+//! `Retry-After` and the IETF draft's `RateLimit-Policy` / `RateLimit`
+//! fields (draft-ietf-httpapi-ratelimit-headers-11).
+//!
+//! # Features
+//!
+//! | feature | default | what it enables |
+//! |---|---|---|
+//! | `serde` | off | `Serialize` / `Deserialize` on [`RuleTable`] and the other rule data, [`FailMode`] |
 #![warn(missing_debug_implementations)]
+
+mod algorithm;
+mod decision;
+mod direct;
+mod error;
+mod fixed_window;
+mod gcra;
+mod headers;
+mod keyed;
+mod policy;
+mod quota;
+mod rule;
+mod rules;
+mod sliding_counter;
+mod sliding_log;
+mod store;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+pub use algorithm::Algorithm;
+pub use decision::Decision;
+pub use direct::RateLimiter;
+pub use error::RateLimitError;
+pub use fixed_window::FixedWindow;
+pub use gcra::Gcra;
+#[doc(hidden)]
+pub use gcra::cas_retries_on_this_thread;
+pub use headers::{
+    ClockMap, legacy_headers, policy_headers, ratelimit_header, ratelimit_policy_header,
+};
+pub use keyed::{DefaultHasher, FailMode, KeyedConfig, KeyedRateLimiter};
+pub use policy::{
+    MAX_LIMITS, MAX_NAME, PolicyDecision, PolicyInfo, PolicyLimiter, Request, RuleName,
+};
+pub use quota::{MAX_SPAN, Quota};
+pub use rules::{AlgorithmKind, KeyKind, Limit, RuleSet, RuleTable, Tier, Window};
+pub use sliding_counter::SlidingCounter;
+pub use sliding_log::SlidingLog;

@@ -1,4 +1,4 @@
-use geo::{Destination, Haversine, Point};
+use geo::{Haversine, Point};
 use rand::RngExt;
 use rand_distr::{Distribution, Zipf};
 
@@ -58,17 +58,54 @@ pub struct LocationUpdate {
 
 /// An endless stream of location updates over a fleet.
 ///
-/// Each update picks one driver, a uniform bearing and a uniform distance in
-/// `[0, max_step_m)`, and moves the driver along the great circle
-/// (`geo::Haversine` destination), so every move is at most `max_step_m`
-/// by haversine distance.
+/// Each update picks one driver, a uniform direction and a uniform distance
+/// in `[0, max_step_m)`, and moves the driver that far on the local
+/// east/north plane (exact to 1e-9 relative at these distances and
+/// trig-free, so a million moves take a few milliseconds); every move is at
+/// most `max_step_m` by haversine distance.
+///
+/// [`UpdateStream::round`] moves every driver once (a 4 s reporting round);
+/// rounds draw from one generator per block of 65,536 drivers, so
+/// [`UpdateStream::round_parallel`] gives the same updates on any number of
+/// threads.
 #[derive(Debug, Clone)]
 pub struct UpdateStream {
     rng: WorkloadRng,
+    seed: u64,
+    rounds: u64,
     positions: Vec<Point<f64>>,
     zipf: Option<Zipf<f64>>,
     max_step_m: f64,
     seq: u64,
+}
+
+/// Drivers per generator block of a round.
+const ROUND_BLOCK: usize = 1 << 16;
+
+/// One block of a round: its number, its drivers' positions, its output.
+type Block<'a> = (usize, &'a mut [Point<f64>], &'a mut [LocationUpdate]);
+
+/// Moves `p` by at most `max_step_m` metres in a uniform direction.
+#[inline]
+fn step(rng: &mut WorkloadRng, p: Point<f64>, max_step_m: f64) -> Point<f64> {
+    // A uniform direction without trigonometry: a point of the unit disc.
+    let (x, y, r2) = loop {
+        let x: f64 = rng.random_range(-1.0..1.0);
+        let y: f64 = rng.random_range(-1.0..1.0);
+        let r2 = x * x + y * y;
+        if r2 > 1e-12 && r2 <= 1.0 {
+            break (x, y, r2);
+        }
+    };
+    // A hair under the bound, so rounding never pushes a move past it.
+    let d = rng.random_range(0.0..max_step_m * (1.0 - 1e-6));
+    let (east, north) = (d * x / r2.sqrt(), d * y / r2.sqrt());
+    let m_per_deg = Haversine.radius().to_radians();
+    let lat = p.y() + north / m_per_deg;
+    // Scale longitude at the mid latitude: second-order exact.
+    let mid = (p.y() + lat) / 2.0;
+    let lon = p.x() + east / (m_per_deg * mid.to_radians().cos().max(1e-6));
+    normalise(lon, lat)
 }
 
 impl UpdateStream {
@@ -93,6 +130,8 @@ impl UpdateStream {
         };
         Ok(Self {
             rng: rng(config.seed, 2),
+            seed: config.seed,
+            rounds: 0,
             positions: fleet.drivers().iter().map(|d| d.position).collect(),
             zipf,
             max_step_m,
@@ -112,10 +151,70 @@ impl UpdateStream {
             None => self.rng.random_range(0..n),
             Some(z) => (z.sample(&mut self.rng) as usize - 1).min(n - 1),
         };
-        let bearing = self.rng.random_range(0.0..360.0);
-        let step = self.rng.random_range(0.0..self.max_step_m);
-        let moved = Haversine.destination(self.positions[idx], bearing, step);
-        let position = normalise(moved.x(), moved.y());
+        self.move_driver(idx)
+    }
+
+    /// Clears `buf` and fills it with one update per driver, in id order:
+    /// one 4 s reporting round of the whole fleet.
+    pub fn round(&mut self, buf: &mut Vec<LocationUpdate>) {
+        self.round_parallel(1, buf);
+    }
+
+    /// [`UpdateStream::round`] generated on `threads` threads (at least
+    /// one); the result does not depend on the thread count.
+    pub fn round_parallel(&mut self, threads: usize, buf: &mut Vec<LocationUpdate>) {
+        let n = self.positions.len();
+        let (seed, round, base, max_step_m) = (self.seed, self.rounds, self.seq, self.max_step_m);
+        buf.clear();
+        buf.resize(
+            n,
+            LocationUpdate {
+                driver: 0,
+                position: Point::new(0.0, 0.0),
+                seq: 0,
+            },
+        );
+        let mut blocks: Vec<Vec<Block<'_>>> = (0..threads.max(1)).map(|_| Vec::new()).collect();
+        let chunks = self
+            .positions
+            .chunks_mut(ROUND_BLOCK)
+            .zip(buf.chunks_mut(ROUND_BLOCK));
+        for (b, (pos, out)) in chunks.enumerate() {
+            let t = b % blocks.len();
+            blocks[t].push((b, pos, out));
+        }
+        let run = |work: Vec<Block<'_>>| {
+            for (b, pos, out) in work {
+                let mut r = rng(
+                    seed ^ round.wrapping_mul(0xA24B_AED4_963E_E407),
+                    6 + b as u64,
+                );
+                for (i, (p, u)) in pos.iter_mut().zip(out.iter_mut()).enumerate() {
+                    let idx = b * ROUND_BLOCK + i;
+                    *p = step(&mut r, *p, max_step_m);
+                    *u = LocationUpdate {
+                        driver: idx as u64,
+                        position: *p,
+                        seq: base + idx as u64,
+                    };
+                }
+            }
+        };
+        if blocks.len() == 1 {
+            run(blocks.pop().unwrap_or_default());
+        } else {
+            std::thread::scope(|s| {
+                for work in blocks {
+                    s.spawn(|| run(work));
+                }
+            });
+        }
+        self.rounds += 1;
+        self.seq += n as u64;
+    }
+
+    fn move_driver(&mut self, idx: usize) -> LocationUpdate {
+        let position = step(&mut self.rng, self.positions[idx], self.max_step_m);
         self.positions[idx] = position;
         let seq = self.seq;
         self.seq += 1;

@@ -1,0 +1,209 @@
+//! Concurrency: writers move drivers back and forth across shard
+//! boundaries while readers search; matchers race to claim drivers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use dispatchkit_geo_index::{
+    Attrs, DriverId, DriverUpdate, Filter, GeoIndex, IndexConfig, LonLat, Search, Status, Unit,
+};
+
+const DRIVERS: u64 = 400;
+const BATCHES: u64 = 300;
+
+/// Position of driver `id` after its `k`-th move: it oscillates east-west
+/// over 0.8° around a point where four 0.35° tiles meet, so most moves
+/// cross a tile (and usually a lock shard) boundary.
+fn pos(id: u64, k: u64) -> LonLat {
+    let corner = (-122.6953125, 47.4609375);
+    let phase = ((id * 7 + k * 13) % 80) as f64 / 100.0 - 0.4;
+    let lat = corner.1 + ((id % 20) as f64 - 10.0) * 0.01;
+    LonLat::new(corner.0 + phase, lat).unwrap()
+}
+
+#[test]
+fn no_driver_lost_or_duplicated_while_moving_across_shards() {
+    let t0 = Instant::now();
+    let index = Arc::new(
+        GeoIndex::with_config(IndexConfig {
+            shards: 4,
+            epoch: Some(t0),
+            ..IndexConfig::default()
+        })
+        .unwrap(),
+    );
+    let start: Vec<_> = (0..DRIVERS)
+        .map(|i| DriverUpdate::new(DriverId(i), pos(i, 0), t0))
+        .collect();
+    assert_eq!(index.upsert_batch_at(&start, t0).inserted, DRIVERS as usize);
+    let centre = LonLat::new(-122.6953125, 47.4609375).unwrap();
+    // 100 km covers every position any driver can take.
+    let everything = Search::radius(centre, 100.0, Unit::Kilometers);
+    let done = Arc::new(AtomicBool::new(false));
+    let searches = Arc::new(AtomicUsize::new(0));
+
+    std::thread::scope(|s| {
+        for w in 0..2u64 {
+            let index = index.clone();
+            s.spawn(move || {
+                let mine: Vec<u64> = (0..DRIVERS).filter(|i| i % 2 == w).collect();
+                for k in 1..=BATCHES {
+                    let at = t0 + Duration::from_millis(k);
+                    let batch: Vec<_> = mine
+                        .iter()
+                        .map(|&i| DriverUpdate::new(DriverId(i), pos(i, k), at))
+                        .collect();
+                    let r = index.upsert_batch_at(&batch, at);
+                    assert_eq!(r.moved, batch.len(), "a move was lost or judged stale");
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (index, done, searches) = (index.clone(), done.clone(), searches.clone());
+            s.spawn(move || {
+                let now = t0 + Duration::from_millis(BATCHES);
+                let mut rounds = 0;
+                while !done.load(Ordering::Relaxed) || rounds < 20 {
+                    let hits = index.search_at(&everything, now).unwrap();
+                    let ids: HashSet<u64> = hits.iter().map(|h| h.id.0).collect();
+                    assert_eq!(
+                        ids.len(),
+                        hits.len(),
+                        "a driver appeared twice in one result"
+                    );
+                    assert_eq!(
+                        hits.len(),
+                        DRIVERS as usize,
+                        "a driver was missing from a result"
+                    );
+                    let near = index
+                        .search_at(
+                            &Search::radius(centre, 5.0, Unit::Kilometers).count(10),
+                            now,
+                        )
+                        .unwrap();
+                    assert!(near.windows(2).all(|w| w[0].distance <= w[1].distance));
+                    rounds += 1;
+                    searches.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        // The scope's writers finish first; then let the readers stop.
+        s.spawn({
+            let done = done.clone();
+            let index = index.clone();
+            move || {
+                while index.get_at(DriverId(0), t0).map(|v| v.updated_at)
+                    != Ok(t0 + Duration::from_millis(BATCHES))
+                    || index.get_at(DriverId(1), t0).map(|v| v.updated_at)
+                        != Ok(t0 + Duration::from_millis(BATCHES))
+                {
+                    std::hint::spin_loop();
+                }
+                done.store(true, Ordering::Relaxed);
+            }
+        });
+    });
+
+    index.validate();
+    let now = t0 + Duration::from_millis(BATCHES);
+    for i in 0..DRIVERS {
+        assert_eq!(
+            index.position_at(DriverId(i), now).unwrap(),
+            pos(i, BATCHES),
+            "driver {i} lost its last write"
+        );
+    }
+    assert!(searches.load(Ordering::Relaxed) >= 40);
+    let stats = index.stats();
+    assert!(
+        stats.lock_contentions > 0,
+        "no lock contention happened: the test proved nothing ({stats:?})"
+    );
+}
+
+#[test]
+fn racing_claims_assign_each_driver_once() {
+    let t0 = Instant::now();
+    let p = LonLat::new(2.35, 48.85).unwrap();
+    let mut lost_races = 0;
+    // Rounds until riders have actually collided on a driver (on 2 cores a
+    // round can run without overlap); the invariant is checked every round.
+    for round in 0..500 {
+        let index = GeoIndex::with_config(IndexConfig {
+            epoch: Some(t0),
+            ..IndexConfig::default()
+        })
+        .unwrap();
+        for i in 0..20u64 {
+            let at = LonLat::new(2.35 + i as f64 * 1e-4, 48.85).unwrap();
+            index
+                .upsert_at(DriverId(i), at, Attrs::default(), t0)
+                .unwrap();
+        }
+        let barrier = std::sync::Barrier::new(4);
+        let (claimed, lost): (Vec<Vec<u64>>, Vec<usize>) = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (index, barrier) = (&index, &barrier);
+                    s.spawn(move || {
+                        let (mut mine, mut lost) = (Vec::new(), 0);
+                        barrier.wait();
+                        // Each rider takes the nearest available driver, as
+                        // many times as it can.
+                        for _ in 0..40 {
+                            let hits = index
+                                .nearest_at(p, 3, 5_000.0, &Filter::available(), t0)
+                                .unwrap();
+                            for h in hits {
+                                if index
+                                    .compare_and_set_status_at(
+                                        h.id,
+                                        Status::AVAILABLE,
+                                        Status::BUSY,
+                                        t0,
+                                    )
+                                    .unwrap()
+                                {
+                                    mine.push(h.id.0);
+                                    break;
+                                }
+                                lost += 1;
+                            }
+                        }
+                        (mine, lost)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).unzip()
+        });
+        let all: Vec<u64> = claimed.iter().flatten().copied().collect();
+        let unique: HashSet<u64> = all.iter().copied().collect();
+        assert_eq!(
+            all.len(),
+            unique.len(),
+            "round {round}: a driver was assigned twice"
+        );
+        assert_eq!(
+            unique.len(),
+            20,
+            "round {round}: every driver is claimed exactly once"
+        );
+        assert!(
+            index
+                .nearest_at(p, 1, 5_000.0, &Filter::available(), t0)
+                .unwrap()
+                .is_empty()
+        );
+        lost_races += lost.iter().sum::<usize>();
+        if lost_races > 0 {
+            break;
+        }
+    }
+    assert!(
+        lost_races > 0,
+        "no two riders ever raced for one driver: the test proved nothing"
+    );
+}

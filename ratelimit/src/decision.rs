@@ -1,0 +1,210 @@
+//! What a check answers: allowed or not, and the numbers a caller needs
+//! for `429` responses and rate-limit headers.
+
+use std::time::{Duration, Instant};
+
+/// The outcome of one check (or peek) of one rule.
+///
+/// All durations are measured from the `now` the check was given. The
+/// numbers are derived on demand from a snapshot of the state taken
+/// atomically with the decision, so a hot loop that only looks at
+/// [`is_allowed`](Decision::is_allowed) pays for no arithmetic it ignores.
+///
+/// ```
+/// use dispatchkit_ratelimit::{Gcra, Quota, RateLimiter};
+/// use std::time::{Duration, Instant};
+///
+/// let t0 = Instant::now();
+/// let limiter = RateLimiter::new_at(Gcra::new(Quota::per_second(2)?), t0);
+/// assert!(limiter.check_at(t0).is_allowed());
+/// assert!(limiter.check_at(t0).is_allowed());
+/// let d = limiter.check_at(t0);
+/// assert!(!d.is_allowed());
+/// assert_eq!(d.remaining(), 0);
+/// assert_eq!(d.retry_after(), Some(Duration::from_millis(500)));
+/// assert_eq!(d.reset_after(), Duration::from_secs(1));
+/// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub(crate) allowed: bool,
+    pub(crate) from_key_cap: bool,
+    pub(crate) limit: u32,
+    pub(crate) cost: u32,
+    /// The caller's `now`, in nanoseconds since the limiter's origin.
+    pub(crate) now: u64,
+    /// The caller's `now`.
+    pub(crate) at: Instant,
+    /// The effective time of the decision: `max(now, newest time seen)`.
+    pub(crate) t_eff: u64,
+    pub(crate) detail: Detail,
+}
+
+/// State after the decision, enough to derive every number lazily.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// GCRA: theoretical arrival time after the decision, emission interval
+    /// and tolerance (`tau = (burst - 1) * t`).
+    Gcra { tat: u64, t: u64, tau: u64 },
+    /// Fixed window: the window's end and the units used in it.
+    Fixed { end: u64, count: u32 },
+    /// Sliding counter: window length, current window index, previous and
+    /// current counts.
+    Counter {
+        window: u64,
+        idx: u64,
+        prev: u32,
+        curr: u32,
+    },
+    /// Numbers computed eagerly (sliding log, fail-mode verdicts).
+    Eager {
+        remaining: u32,
+        reset_at: u64,
+        retry_at: u64,
+        next_at: u64,
+    },
+}
+
+impl Decision {
+    /// Whether the units were granted (for a peek: would be granted).
+    #[inline]
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// True when a keyed limiter's key table was at its hard cap and the
+    /// verdict came from its [`FailMode`](crate::FailMode), not from a
+    /// key's state.
+    pub fn from_key_cap(&self) -> bool {
+        self.from_key_cap
+    }
+
+    /// The rule's capacity, as `X-RateLimit-Limit` shows it: the burst for
+    /// the token bucket, the limit per window for the window algorithms.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The cost this decision was asked for.
+    pub fn cost(&self) -> u32 {
+        self.cost
+    }
+
+    /// The `now` the check was given.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// Units that could still be granted right after this decision, at its
+    /// effective time. O(1).
+    pub fn remaining(&self) -> u32 {
+        match self.detail {
+            Detail::Gcra { tat, t, tau } => {
+                let avail =
+                    (self.t_eff.saturating_add(tau).saturating_add(t)).saturating_sub(tat) / t;
+                avail.min(u64::from(self.limit)) as u32
+            }
+            Detail::Fixed { count, .. } => self.limit.saturating_sub(count),
+            Detail::Counter {
+                window,
+                idx,
+                prev,
+                curr,
+            } => {
+                let e = self.t_eff - idx * window;
+                let budget = u128::from(self.limit) * u128::from(window);
+                let used_prev = u128::from(prev) * u128::from(window - e);
+                let free = budget.saturating_sub(used_prev) / u128::from(window);
+                (free.min(u128::from(self.limit)) as u32).saturating_sub(curr)
+            }
+            Detail::Eager { remaining, .. } => remaining,
+        }
+    }
+
+    /// Time until the state is back to full (nothing used); zero when it is
+    /// full. `X-RateLimit-Reset` is this instant.
+    pub fn reset_after(&self) -> Duration {
+        let at = match self.detail {
+            Detail::Gcra { tat, .. } => tat,
+            Detail::Fixed { end, count } => {
+                if count > 0 {
+                    end
+                } else {
+                    self.t_eff
+                }
+            }
+            Detail::Counter {
+                window,
+                idx,
+                prev,
+                curr,
+            } => {
+                if curr > 0 {
+                    (idx + 2) * window
+                } else if prev > 0 {
+                    (idx + 1) * window
+                } else {
+                    self.t_eff
+                }
+            }
+            Detail::Eager { reset_at, .. } => reset_at,
+        };
+        Duration::from_nanos(at.saturating_sub(self.now))
+    }
+
+    /// On denial, the time after which the same cost would be granted if
+    /// nothing else is charged meanwhile; `None` when allowed.
+    pub fn retry_after(&self) -> Option<Duration> {
+        if self.allowed {
+            return None;
+        }
+        let at = match self.detail {
+            Detail::Eager { retry_at, .. } => retry_at,
+            _ => self.earliest_fit(self.cost),
+        };
+        Some(Duration::from_nanos(at.saturating_sub(self.now)))
+    }
+
+    /// The draft's "effective window": the time within which no more than
+    /// [`remaining`](Decision::remaining) units can be granted, i.e. until
+    /// the available quota next grows. Zero when the state is full.
+    pub fn effective_window(&self) -> Duration {
+        let r = self.remaining();
+        if r >= self.limit {
+            return Duration::ZERO;
+        }
+        let at = match self.detail {
+            Detail::Eager { next_at, .. } => next_at,
+            _ => self.earliest_fit(r + 1),
+        };
+        Duration::from_nanos(at.saturating_sub(self.now))
+    }
+
+    /// Earliest effective time at which `cost` (≤ capacity) fits, given the
+    /// snapshot.
+    fn earliest_fit(&self, cost: u32) -> u64 {
+        let t_eff = self.t_eff;
+        match self.detail {
+            Detail::Gcra { tat, t, tau } => {
+                let need = tat.saturating_add(u64::from(cost - 1) * t);
+                need.saturating_sub(tau).max(t_eff)
+            }
+            Detail::Fixed { end, count } => {
+                if count + cost <= self.limit {
+                    t_eff
+                } else {
+                    end
+                }
+            }
+            Detail::Counter {
+                window,
+                idx,
+                prev,
+                curr,
+            } => crate::sliding_counter::earliest_fit(
+                window, self.limit, idx, prev, curr, t_eff, cost,
+            ),
+            Detail::Eager { next_at, .. } => next_at,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Response headers from decisions, as plain `(name, value)` pairs:
+//! the legacy `X-RateLimit-*` trio with `Retry-After` (what the seed's API
+//! Gateway returns), and the IETF `RateLimit-Policy` / `RateLimit`
+//! structured fields of draft-ietf-httpapi-ratelimit-headers-11 (May 2026):
+//! `RateLimit-Policy: "burst";q=100;w=60` and `RateLimit: "default";r=50;t=30`.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::decision::Decision;
+use crate::policy::{PolicyDecision, PolicyInfo, RuleName};
+
+/// A mapping from `Instant`s to wall-clock time, supplied by the caller so
+/// that header formatting never reads a clock itself: the pair
+/// `(instant, system)` names the same moment.
+///
+/// ```
+/// use dispatchkit_ratelimit::ClockMap;
+/// use std::time::{Duration, Instant, SystemTime};
+///
+/// let t0 = Instant::now();
+/// let map = ClockMap::new(t0, SystemTime::UNIX_EPOCH + Duration::from_secs(1_635_721_200));
+/// assert_eq!(map.epoch_seconds(t0 + Duration::from_secs(3600)), 1_635_724_800);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockMap {
+    instant: Instant,
+    system: SystemTime,
+}
+
+impl ClockMap {
+    /// `instant` and `system` are the same moment.
+    pub fn new(instant: Instant, system: SystemTime) -> Self {
+        Self { instant, system }
+    }
+
+    /// Reads both clocks now (the one place a clock is read).
+    pub fn now() -> Self {
+        Self::new(Instant::now(), SystemTime::now())
+    }
+
+    /// The wall-clock time of `at`.
+    pub fn system_at(&self, at: Instant) -> SystemTime {
+        if at >= self.instant {
+            self.system + (at - self.instant)
+        } else {
+            self.system
+                .checked_sub(self.instant - at)
+                .unwrap_or(UNIX_EPOCH)
+        }
+    }
+
+    /// Seconds since the Unix epoch of `at`, rounded up (a client told to
+    /// come back then is never early); 0 before the epoch.
+    pub fn epoch_seconds(&self, at: Instant) -> u64 {
+        ceil_secs(
+            self.system_at(at)
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// Whole seconds, rounded up.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The seed's headers: `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
+/// `X-RateLimit-Reset` (Unix seconds when the state is back to full,
+/// rounded up) and, on denial, `Retry-After` (delay-seconds, rounded up,
+/// at least 1).
+///
+/// ```
+/// use dispatchkit_ratelimit::{ClockMap, FixedWindow, Quota, RateLimiter, legacy_headers};
+/// use std::time::{Duration, Instant, SystemTime};
+///
+/// let t0 = Instant::now();
+/// let hourly = RateLimiter::new_at(FixedWindow::new(Quota::per_hour(1000)?), t0);
+/// let d = hourly.check_n_at(153, t0)?;
+/// let clock = ClockMap::new(t0, SystemTime::UNIX_EPOCH + Duration::from_secs(1_635_721_200));
+/// assert_eq!(legacy_headers(&d, &clock), vec![
+///     ("X-RateLimit-Limit", "1000".to_string()),
+///     ("X-RateLimit-Remaining", "847".to_string()),
+///     ("X-RateLimit-Reset", "1635724800".to_string()),
+/// ]);
+/// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+/// ```
+pub fn legacy_headers(d: &Decision, clock: &ClockMap) -> Vec<(&'static str, String)> {
+    let mut h = vec![
+        ("X-RateLimit-Limit", d.limit().to_string()),
+        ("X-RateLimit-Remaining", d.remaining().to_string()),
+        (
+            "X-RateLimit-Reset",
+            clock.epoch_seconds(d.at() + d.reset_after()).to_string(),
+        ),
+    ];
+    if let Some(wait) = d.retry_after() {
+        h.push(("Retry-After", ceil_secs(wait).max(1).to_string()));
+    }
+    h
+}
+
+/// `RateLimit-Policy`: one quota policy item per limit,
+/// `"name";q=<limit>;w=<window seconds>` (`w` omitted when the window is
+/// not a whole number of seconds, which the draft cannot express).
+///
+/// ```
+/// use dispatchkit_ratelimit::{PolicyInfo, RuleName, ratelimit_policy_header};
+/// use std::time::Duration;
+///
+/// let burst = PolicyInfo { name: RuleName::new("burst")?, limit: 100, window: Duration::from_secs(60) };
+/// let daily = PolicyInfo { name: RuleName::new("daily")?, limit: 1000, window: Duration::from_secs(86_400) };
+/// assert_eq!(
+///     ratelimit_policy_header(&[burst, daily]),
+///     ("RateLimit-Policy", r#""burst";q=100;w=60, "daily";q=1000;w=86400"#.to_string())
+/// );
+/// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+/// ```
+pub fn ratelimit_policy_header(policies: &[PolicyInfo]) -> (&'static str, String) {
+    let mut v = String::new();
+    for (i, p) in policies.iter().enumerate() {
+        if i > 0 {
+            v.push_str(", ");
+        }
+        let _ = write!(v, "\"{}\";q={}", p.name, p.limit);
+        if p.window.subsec_nanos() == 0 && p.window.as_secs() > 0 {
+            let _ = write!(v, ";w={}", p.window.as_secs());
+        }
+    }
+    ("RateLimit-Policy", v)
+}
+
+/// `RateLimit`: the service limit of one policy,
+/// `"name";r=<remaining>;t=<effective window seconds, rounded up>`.
+///
+/// ```
+/// use dispatchkit_ratelimit::{FixedWindow, Quota, RateLimiter, RuleName, ratelimit_header};
+/// use std::time::{Duration, Instant};
+///
+/// let t0 = Instant::now();
+/// let lim = RateLimiter::new_at(FixedWindow::new(Quota::per_minute(100)?), t0);
+/// let d = lim.check_at(t0 + Duration::from_secs(10));
+/// assert_eq!(
+///     ratelimit_header(&RuleName::new("fixedwindow")?, &d),
+///     ("RateLimit", r#""fixedwindow";r=99;t=50"#.to_string())
+/// );
+/// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+/// ```
+pub fn ratelimit_header(name: &RuleName, d: &Decision) -> (&'static str, String) {
+    (
+        "RateLimit",
+        format!(
+            "\"{}\";r={};t={}",
+            name,
+            d.remaining(),
+            ceil_secs(d.effective_window())
+        ),
+    )
+}
+
+/// Every header for a policy decision: the legacy trio (and `Retry-After`)
+/// and `RateLimit` for the reported rule (the denying or tightest one, as
+/// the draft allows); empty when no rule applied.
+pub fn policy_headers(d: &PolicyDecision, clock: &ClockMap) -> Vec<(&'static str, String)> {
+    match d.rule() {
+        None => Vec::new(),
+        Some((info, dec)) => {
+            let mut h = legacy_headers(dec, clock);
+            h.push(ratelimit_header(&info.name, dec));
+            h
+        }
+    }
+}

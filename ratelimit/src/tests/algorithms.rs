@@ -1,0 +1,151 @@
+//! Each algorithm, as a direct limiter, against its model: random streams of
+//! (time step — sometimes backwards —, cost, peek or check).
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::config;
+use super::model::{Kind, Model, assert_never_over_grants};
+use crate::algorithm::Algorithm;
+use crate::{FixedWindow, Gcra, Quota, RateLimitError, RateLimiter, SlidingCounter, SlidingLog};
+
+/// (step ns in -40..120, cost 1..=capacity + 1, peek?)
+fn ops() -> impl Strategy<Value = Vec<(i64, u32, bool)>> {
+    prop::collection::vec((-40i64..120, 1u32..12, prop::bool::weighted(0.15)), 1..80)
+}
+
+fn run<A: Algorithm>(lim: RateLimiter<A>, mut model: Model, t0: Instant, ops: &[(i64, u32, bool)]) {
+    let mut now: i64 = 0;
+    let mut grants = Vec::new();
+    for &(step, cost, peek) in ops {
+        now = (now + step).max(0);
+        let at = t0 + Duration::from_nanos(now as u64);
+        let cap = model.capacity() as u32;
+        let res = if peek {
+            lim.peek_n_at(cost, at)
+        } else {
+            lim.check_n_at(cost, at)
+        };
+        if cost > cap {
+            assert_eq!(
+                res,
+                Err(RateLimitError::InsufficientCapacity {
+                    cost,
+                    capacity: cap
+                })
+            );
+            continue;
+        }
+        let d = res.expect("valid cost");
+        let m = model.check(now as u64, u64::from(cost), !peek);
+        assert_eq!(
+            d.is_allowed(),
+            m.allowed,
+            "verdict at {now} cost {cost} peek {peek}"
+        );
+        assert_eq!(d.t_eff, m.t_eff, "effective time");
+        assert_eq!(u64::from(d.remaining()), m.remaining, "remaining at {now}");
+        if let Some(r) = m.retry_at {
+            assert_eq!(
+                d.retry_after(),
+                Some(Duration::from_nanos(r - now as u64)),
+                "retry-after at {now}"
+            );
+        }
+        if !d.is_allowed() {
+            // Retrying at retry_after succeeds (nothing else charged).
+            let wait = d.retry_after().expect("denials carry retry_after");
+            let later = lim.peek_n_at(cost, at + wait).expect("valid cost");
+            assert!(later.is_allowed(), "retry at +{wait:?} still denied");
+            if wait > Duration::ZERO {
+                let before = lim
+                    .peek_n_at(cost, at + wait - Duration::from_nanos(1))
+                    .expect("valid");
+                assert!(
+                    !before.is_allowed() || model.kind == Kind::Counter,
+                    "retry_after not the earliest"
+                );
+            }
+        }
+        if d.is_allowed() && !peek {
+            grants.push((d.t_eff, u64::from(cost)));
+        }
+        lim.validate();
+    }
+    assert_never_over_grants(&model, &grants);
+}
+
+fn quota(limit: u32, period: u64, burst: u32) -> Quota {
+    Quota::new(limit, Duration::from_nanos(period))
+        .and_then(|q| q.with_burst(burst))
+        .expect("valid quota")
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn gcra_matches_model(limit in 1u32..8, period in prop::sample::select(vec![10u64, 37, 100, 240]), burst in 1u32..10, ops in ops()) {
+        let t0 = Instant::now();
+        let q = quota(limit, period, burst);
+        run(RateLimiter::new_at(Gcra::new(q), t0), Model::new(Kind::Gcra, limit, burst, period), t0, &ops);
+    }
+
+    #[test]
+    fn fixed_window_matches_model(limit in 1u32..10, period in prop::sample::select(vec![10u64, 37, 100, 240]), ops in ops()) {
+        let t0 = Instant::now();
+        let q = quota(limit, period, 1);
+        run(RateLimiter::new_at(FixedWindow::new(q), t0), Model::new(Kind::Fixed, limit, 1, period), t0, &ops);
+    }
+
+    #[test]
+    fn sliding_log_matches_model(limit in 1u32..10, period in prop::sample::select(vec![10u64, 37, 100, 240]), ops in ops()) {
+        let t0 = Instant::now();
+        let q = quota(limit, period, 1);
+        run(RateLimiter::new_at(SlidingLog::new(q), t0), Model::new(Kind::Log, limit, 1, period), t0, &ops);
+    }
+
+    #[test]
+    fn sliding_counter_matches_model_and_bound(limit in 1u32..10, period in prop::sample::select(vec![10u64, 37, 100, 240]), ops in ops()) {
+        let t0 = Instant::now();
+        let q = quota(limit, period, 1);
+        run(RateLimiter::new_at(SlidingCounter::new(q), t0), Model::new(Kind::Counter, limit, 1, period), t0, &ops);
+    }
+}
+
+#[test]
+fn time_going_backwards_counts_as_no_time_passed() {
+    let t0 = Instant::now();
+    let lim = RateLimiter::new_at(Gcra::new(Quota::per_second(1).expect("quota")), t0);
+    let t10 = t0 + Duration::from_secs(10);
+    assert!(lim.check_at(t10).is_allowed());
+    // Going back to t0 must not refill (or panic); it is treated as t10.
+    let d = lim.check_at(t0);
+    assert!(!d.is_allowed());
+    assert_eq!(d.retry_after(), Some(Duration::from_secs(11)));
+    assert!(lim.check_at(t10 + Duration::from_secs(1)).is_allowed());
+    // Before the origin: saturates at the origin, no panic.
+    let early = t0.checked_sub(Duration::from_secs(5)).unwrap_or(t0);
+    assert!(!lim.check_at(early).is_allowed());
+}
+
+#[test]
+fn sliding_counter_error_bound_is_reached_but_not_exceeded() {
+    // The worst case: a whole window's quota at the very end of one window,
+    // then as much as the estimate allows just before the next one ends.
+    let t0 = Instant::now();
+    let w = Duration::from_secs(60);
+    let lim = RateLimiter::new_at(SlidingCounter::new(Quota::new(100, w).expect("quota")), t0);
+    assert!(
+        lim.check_n_at(100, t0 + w - Duration::from_millis(1))
+            .expect("cost")
+            .is_allowed()
+    );
+    let late = t0 + w + w - Duration::from_millis(2);
+    let d = lim.peek_at(late);
+    // prev weight (W − e)/W = 2 ms / 60 s: 100 · 2/60000 < 1, so 99 fit.
+    assert_eq!(d.remaining(), 99);
+    assert!(lim.check_n_at(99, late).expect("cost").is_allowed());
+    // 199 = 2·limit − 1 units inside (late − W, late].
+}

@@ -1,0 +1,148 @@
+//! Keyed limiters against one model per key, with sweeps and the hard cap
+//! in play (small shards, many keys, long idle gaps).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::config;
+use super::model::{Kind, Model};
+use crate::algorithm::Algorithm;
+use crate::{
+    DefaultHasher, FailMode, FixedWindow, Gcra, KeyedConfig, KeyedRateLimiter, Quota,
+    SlidingCounter, SlidingLog,
+};
+
+fn run<A: Algorithm>(
+    alg: A,
+    kind: Kind,
+    limit: u32,
+    burst: u32,
+    period: u64,
+    max_keys: usize,
+    ops: &[(u64, u16, u32)],
+) {
+    let t0 = Instant::now();
+    let cfg = KeyedConfig {
+        shards: 2,
+        max_keys,
+        fail_mode: FailMode::Closed,
+    };
+    let lim =
+        KeyedRateLimiter::with_config(alg, cfg, DefaultHasher::default(), t0).expect("config");
+    let mut models: HashMap<u16, Model> = HashMap::new();
+    let mut now = 0u64;
+    for &(step, key, cost) in ops {
+        now += step;
+        let at = t0 + Duration::from_nanos(now);
+        let m = models
+            .entry(key)
+            .or_insert_with(|| Model::new(kind, limit, burst, period));
+        let cost = cost.min(m.capacity() as u32);
+        let d = lim.check_n_at(&key, cost, at).expect("valid cost");
+        if d.from_key_cap() {
+            // Refused at the cap: denied, nothing charged, nothing stored.
+            assert!(!d.is_allowed());
+            assert!(lim.len() <= lim.max_keys());
+            continue;
+        }
+        let out = m.check(now, u64::from(cost), true);
+        assert_eq!(d.is_allowed(), out.allowed, "key {key} at {now}");
+        assert_eq!(
+            u64::from(d.remaining()),
+            out.remaining,
+            "remaining of key {key} at {now}"
+        );
+        assert!(lim.len() <= lim.max_keys());
+        lim.validate();
+    }
+}
+
+/// (step ns, key, cost); steps are mostly short with long idle gaps so
+/// that keys return to full and get swept.
+fn ops() -> impl Strategy<Value = Vec<(u64, u16, u32)>> {
+    prop::collection::vec(
+        (
+            prop_oneof![8 => 0u64..20, 1 => 200u64..2_000],
+            0u16..120,
+            1u32..4,
+        ),
+        1..300,
+    )
+}
+
+fn quota(limit: u32, period: u64, burst: u32) -> Quota {
+    Quota::new(limit, Duration::from_nanos(period))
+        .and_then(|q| q.with_burst(burst))
+        .expect("quota")
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn keyed_gcra_matches_model(limit in 1u32..5, burst in 1u32..5, ops in ops(), max_keys in prop_oneof![Just(1_000usize), 2usize..40]) {
+        run(Gcra::new(quota(limit, 100, burst)), Kind::Gcra, limit, burst, 100, max_keys, &ops);
+    }
+
+    #[test]
+    fn keyed_windows_match_models(limit in 1u32..5, ops in ops(), which in 0u8..3, max_keys in prop_oneof![Just(1_000usize), 2usize..40]) {
+        let q = quota(limit, 100, 1);
+        match which {
+            0 => run(FixedWindow::new(q), Kind::Fixed, limit, 1, 100, max_keys, &ops),
+            1 => run(SlidingLog::new(q), Kind::Log, limit, 1, 100, max_keys, &ops),
+            _ => run(SlidingCounter::new(q), Kind::Counter, limit, 1, 100, max_keys, &ops),
+        }
+    }
+}
+
+#[test]
+fn full_keys_are_dropped_without_any_cleanup_call() {
+    let t0 = Instant::now();
+    let lim = KeyedRateLimiter::new_at(Gcra::new(Quota::per_second(10).expect("quota")), t0);
+    for k in 0..100_000u64 {
+        lim.check_at(&k, t0);
+    }
+    let peak = lim.len();
+    // Ten seconds later every old key is full again; new keys push sweeps.
+    let later = t0 + Duration::from_secs(10);
+    for k in 100_000..200_000u64 {
+        lim.check_at(&k, later);
+    }
+    assert!(
+        lim.len() < peak + 60_000,
+        "old full keys not dropped: {} after peak {peak}",
+        lim.len()
+    );
+    lim.validate();
+}
+
+#[test]
+fn cap_fails_closed_or_open() {
+    let t0 = Instant::now();
+    let g = Gcra::new(Quota::per_hour(1).expect("quota"));
+    for (mode, allowed) in [(FailMode::Closed, false), (FailMode::Open, true)] {
+        let cfg = KeyedConfig {
+            shards: 1,
+            max_keys: 3,
+            fail_mode: mode,
+        };
+        let lim =
+            KeyedRateLimiter::with_config(g, cfg, DefaultHasher::default(), t0).expect("config");
+        for k in 0..3u64 {
+            assert!(lim.check_at(&k, t0).is_allowed());
+        }
+        let d = lim.check_at(&99, t0);
+        assert!(d.from_key_cap());
+        assert_eq!(d.is_allowed(), allowed);
+        if !allowed {
+            // The first key is full again after an hour.
+            assert_eq!(d.retry_after(), Some(Duration::from_secs(3600)));
+        }
+        assert_eq!(lim.len(), 3);
+        // An hour later the stored keys are full and get swept: room again.
+        let d = lim.check_at(&99, t0 + Duration::from_secs(3600));
+        assert!(d.is_allowed() && !d.from_key_cap());
+    }
+}
