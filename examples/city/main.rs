@@ -9,6 +9,7 @@
 mod args;
 mod fleet;
 mod geo;
+mod pricing;
 mod ratelimit;
 mod report;
 
@@ -51,6 +52,7 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
         "{} drivers online at the end of the simulated stretch",
         geo.index.live_len_at(geo.now)
     );
+    pricing::run(opts, &fleet, &mut updates, &geo)?.print();
     ratelimit::run(opts)?.print();
     Ok(())
 }

@@ -25,9 +25,17 @@
 //! # The cache
 //!
 //! Points are bucketed into lat/lon tiles about one H3 edge long; each
-//! tile remembers up to [`TILE_CANDIDATES`] cells seen in it. The tables
-//! only depend on geometry, never on drivers, so they stay valid forever
-//! and warm up after the first recompute.
+//! tile remembers up to [`TILE_CANDIDATES`] cells seen in it and is split
+//! into `SUB × SUB` sub-buckets (≈ 90 m at resolution 7). When a cell joins
+//! a tile, every sub-bucket whose four corners are inside it (by the
+//! margin plus the bulge of a parallel, see `Locator::classify`) is marked
+//! interior: a point there is answered by two multiplications and a table
+//! read, with no trigonometry (about 90 % of drivers at resolution 7). Other
+//! points compute their unit vector and test the tile's candidates; a miss
+//! goes to `h3o` and teaches the tile. The tables depend on geometry only,
+//! never on drivers, so they stay valid forever: the first recompute over
+//! a region pays for them (≈ 0.3 s for the 20 reference metros at
+//! resolution 7), later ones reuse them.
 
 use h3o::{CellIndex, LatLng, Resolution};
 
@@ -39,8 +47,9 @@ pub(crate) const TILE_CANDIDATES: usize = 6;
 /// Inside-margin of the half-space test (unit sphere).
 const MARGIN: f64 = 1e-9;
 
-/// Default bound on remembered tiles (≈ 40 MB at most).
-pub(crate) const DEFAULT_MAX_TILES: usize = 1 << 20;
+/// Default bound on remembered tiles (320 bytes each: ≈ 84 MB at the very
+/// most; the 20 reference metros use ≈ 18 000 tiles, 6 MB, at resolution 7).
+pub(crate) const DEFAULT_MAX_TILES: usize = 1 << 18;
 
 /// A fast-path cell: its index and six inward edge normals.
 #[derive(Debug, Clone, Copy)]
@@ -125,17 +134,19 @@ pub(crate) fn unit(lon_deg: f64, lat_deg: f64) -> [f64; 3] {
 const SUB_BITS: u32 = 4;
 /// Sub-buckets per tile side: a tile is split into `SUB × SUB` rectangles.
 pub(crate) const SUB: usize = 1 << SUB_BITS;
-/// Sub-bucket state: not classified yet.
-const UNKNOWN: u8 = 0xFF;
-/// Sub-bucket state: not inside one known cell (test every candidate).
-const BOUNDARY: u8 = 0xFE;
+/// Sub-bucket state: not (yet) proven inside one candidate cell: test the
+/// candidates.
+const BOUNDARY: u8 = 0xFF;
 
+/// 64-byte aligned so that the candidates share a cache line with the
+/// first sub-bucket states.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct Tile {
     cands: [u32; TILE_CANDIDATES],
     len: u8,
-    /// Per sub-bucket: `UNKNOWN`, `BOUNDARY`, or the index in `cands` of
-    /// the cell that contains the whole sub-bucket.
+    /// Per sub-bucket: `BOUNDARY`, or the index in `cands` of the cell
+    /// that contains the whole sub-bucket.
     sub: [u8; SUB * SUB],
 }
 
@@ -144,17 +155,21 @@ impl Default for Tile {
         Self {
             cands: [0; TILE_CANDIDATES],
             len: 0,
-            sub: [UNKNOWN; SUB * SUB],
+            sub: [BOUNDARY; SUB * SUB],
         }
     }
 }
 
 impl Tile {
-    fn add(&mut self, slot: u32) {
+    /// Adds a candidate; its index if it was added now.
+    fn add(&mut self, slot: u32) -> Option<usize> {
         let n = usize::from(self.len);
         if n < TILE_CANDIDATES && !self.cands[..n].contains(&slot) {
             self.cands[n] = slot;
             self.len += 1;
+            Some(n)
+        } else {
+            None
         }
     }
 }
@@ -211,9 +226,6 @@ fn tile_key(gy: i64, gx: i64) -> u64 {
 struct Find {
     slot: Option<u32>,
     key: u64,
-    sub: u16,
-    /// The sub-bucket has not been classified yet.
-    unknown: bool,
 }
 
 /// The geometric cache. Not shared mutably: a recompute locates with a
@@ -236,9 +248,6 @@ pub(crate) struct Locator {
     tile_keys: Vec<u64>,
     cells: Vec<CellGeom>,
     slot_of: FxHashMap<CellIndex, u32>,
-    /// Learners only: sub-buckets seen unclassified, with a cell that
-    /// contains a point of it (the only cell that can contain all of it).
-    pending: FxHashMap<(u64, u16), CellIndex>,
     max_tiles: usize,
 }
 
@@ -254,7 +263,6 @@ impl Locator {
             tile_keys: Vec::new(),
             cells: Vec::new(),
             slot_of: FxHashMap::default(),
-            pending: FxHashMap::default(),
             max_tiles,
         }
     }
@@ -293,20 +301,13 @@ impl Locator {
             }
         };
         let Some(tile) = tile else {
-            return Find {
-                slot: None,
-                key,
-                sub,
-                unknown: true,
-            };
+            return Find { slot: None, key };
         };
         let state = tile.sub[usize::from(sub)];
         if state < BOUNDARY {
             return Find {
                 slot: Some(tile.cands[usize::from(state)]),
                 key,
-                sub,
-                unknown: false,
             };
         }
         let p = unit(lon, lat);
@@ -314,12 +315,7 @@ impl Locator {
             .iter()
             .copied()
             .find(|&s| self.cells[s as usize].contains(p));
-        Find {
-            slot,
-            key,
-            sub,
-            unknown: state == UNKNOWN,
-        }
+        Find { slot, key }
     }
 
     /// Locates `(lon, lat)` (finite, in range) using `self` for lookups and
@@ -335,12 +331,6 @@ impl Locator {
     ) -> Option<Located> {
         let f = self.find(cur, lon, lat);
         if let Some(s) = f.slot {
-            if f.unknown {
-                learner
-                    .pending
-                    .entry((f.key, f.sub))
-                    .or_insert(self.cell(s));
-            }
             return Some(Located::Slot(s));
         }
         let cell = match learner.find_in_tile(f.key, lon, lat) {
@@ -351,9 +341,6 @@ impl Locator {
                 c
             }
         };
-        if f.unknown {
-            learner.pending.entry((f.key, f.sub)).or_insert(cell);
-        }
         Some(Located::Cell(cell))
     }
 
@@ -376,7 +363,7 @@ impl Locator {
                 None => return,
             },
         };
-        if let Some(t) = self.tile_mut(key) {
+        if let Some((_, t)) = self.tile_mut(key) {
             t.add(slot);
         }
     }
@@ -385,8 +372,8 @@ impl Locator {
         self.tile_of.get(&key).map(|&i| &self.tiles[i as usize])
     }
 
-    /// The tile `key`, created if the bound allows.
-    fn tile_mut(&mut self, key: u64) -> Option<&mut Tile> {
+    /// The tile `key` and its index, created if the bound allows.
+    fn tile_mut(&mut self, key: u64) -> Option<(usize, &mut Tile)> {
         let i = match self.tile_of.get(&key) {
             Some(&i) => i,
             None if self.tiles.len() < self.max_tiles => {
@@ -398,7 +385,7 @@ impl Locator {
             }
             None => return None,
         };
-        Some(&mut self.tiles[i as usize])
+        Some((i as usize, &mut self.tiles[i as usize]))
     }
 
     fn add_cell(&mut self, g: CellGeom) -> u32 {
@@ -408,8 +395,8 @@ impl Locator {
         s
     }
 
-    /// Merges what `learner` learned, then classifies the sub-buckets it
-    /// saw. Deterministic for a given learner.
+    /// Merges what `learner` learned. Every candidate added to a tile
+    /// classifies the tile's sub-buckets against it ([`Locator::classify_tile`]).
     pub(crate) fn absorb(&mut self, learner: &Locator) {
         for (lt, &key) in learner.tiles.iter().zip(&learner.tile_keys) {
             for &ls in &lt.cands[..usize::from(lt.len)] {
@@ -418,33 +405,63 @@ impl Locator {
                     Some(&s) => s,
                     None => self.add_cell(g),
                 };
-                if let Some(t) = self.tile_mut(key) {
-                    t.add(slot);
+                if let Some((ti, t)) = self.tile_mut(key)
+                    && let Some(ci) = t.add(slot)
+                {
+                    self.classify_tile(ti, key, ci);
                 }
             }
         }
-        let mut pending: Vec<((u64, u16), CellIndex)> =
-            learner.pending.iter().map(|(&k, &c)| (k, c)).collect();
-        pending.sort_unstable();
-        for ((key, sub), cell) in pending {
-            let Some(&ti) = self.tile_of.get(&key) else {
-                continue;
-            };
-            let tile = &self.tiles[ti as usize];
-            if tile.sub[usize::from(sub)] != UNKNOWN {
-                continue;
+    }
+
+    /// Marks every sub-bucket of tile `ti` (key `key`) that lies wholly
+    /// inside candidate `ci` as interior. The 17 × 17 corner grid needs 34
+    /// `sin_cos` (rows and columns) and one six-edge test per corner; a
+    /// sub-bucket is interior when its four corners pass with the margin of
+    /// [`Locator::classify`]. O(SUB²).
+    fn classify_tile(&mut self, ti: usize, key: u64, ci: usize) {
+        let (ty, tx) = (
+            i64::from((key >> 32) as u32 as i32),
+            i64::from(key as u32 as i32),
+        );
+        let (gy0, gx0) = (ty << SUB_BITS, tx << SUB_BITS);
+        let lat_lo = gy0 as f64 / self.subs_per_degree;
+        let lat_hi = (gy0 + SUB as i64) as f64 / self.subs_per_degree;
+        if lat_lo.abs() > 89.0 || lat_hi.abs() > 89.0 {
+            return;
+        }
+        let g = self.cells[self.tiles[ti].cands[ci] as usize];
+        let dlon = (1.0 / self.subs_per_degree).to_radians();
+        let margin = MARGIN + dlon * dlon / 8.0 + 1e-12;
+        let mut rows = [(0.0, 0.0); SUB + 1];
+        let mut cols = [(0.0, 0.0); SUB + 1];
+        for j in 0..=SUB {
+            rows[j] = ((gy0 + j as i64) as f64 / self.subs_per_degree)
+                .to_radians()
+                .sin_cos();
+            cols[j] = ((gx0 + j as i64) as f64 / self.subs_per_degree)
+                .to_radians()
+                .sin_cos();
+        }
+        let mut inside = [[false; SUB + 1]; SUB + 1];
+        for (r, &(slat, clat)) in rows.iter().enumerate() {
+            for (c, &(slon, clon)) in cols.iter().enumerate() {
+                inside[r][c] = g.contains_by([clat * clon, clat * slon, slat], margin);
             }
-            let state = self
-                .slot_of
-                .get(&cell)
-                .and_then(|s| {
-                    tile.cands[..usize::from(tile.len)]
-                        .iter()
-                        .position(|c| c == s)
-                })
-                .filter(|&i| self.classify(key, sub, &self.cells[tile.cands[i] as usize]))
-                .map_or(BOUNDARY, |i| i as u8);
-            self.tiles[ti as usize].sub[usize::from(sub)] = state;
+        }
+        let tile = &mut self.tiles[ti];
+        for sy in 0..SUB {
+            for sx in 0..SUB {
+                let st = &mut tile.sub[sy * SUB + sx];
+                if *st == BOUNDARY
+                    && inside[sy][sx]
+                    && inside[sy][sx + 1]
+                    && inside[sy + 1][sx]
+                    && inside[sy + 1][sx + 1]
+                {
+                    *st = ci as u8;
+                }
+            }
         }
     }
 
@@ -506,15 +523,12 @@ impl Locator {
     /// Sub-buckets classified as inside one cell, and in total (tests).
     #[cfg(test)]
     pub(crate) fn interior_share(&self) -> (usize, usize) {
-        let mut inside = 0;
-        let mut known = 0;
-        for t in &self.tiles {
-            for &s in &t.sub {
-                inside += usize::from(s < BOUNDARY);
-                known += usize::from(s != UNKNOWN);
-            }
-        }
-        (inside, known)
+        let inside = self
+            .tiles
+            .iter()
+            .map(|t| t.sub.iter().filter(|&&s| s < BOUNDARY).count())
+            .sum();
+        (inside, self.tiles.len() * SUB * SUB)
     }
 }
 

@@ -12,6 +12,12 @@ use geo::Point;
 pub trait SupplySource {
     /// Calls `f(lon, lat)` once per driver that counts as supply at `now`.
     fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64));
+
+    /// About how many positions [`SupplySource::for_each_supply`] visits
+    /// (an upper bound is fine); small sources are scanned on one thread.
+    fn size_hint(&self) -> usize {
+        usize::MAX
+    }
 }
 
 impl SupplySource for [Point<f64>] {
@@ -20,11 +26,19 @@ impl SupplySource for [Point<f64>] {
             f(p.x(), p.y());
         }
     }
+
+    fn size_hint(&self) -> usize {
+        self.len()
+    }
 }
 
 impl SupplySource for Vec<Point<f64>> {
     fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
         self.as_slice().for_each_supply(now, f);
+    }
+
+    fn size_hint(&self) -> usize {
+        self.len()
     }
 }
 
@@ -38,5 +52,9 @@ impl SupplySource for dispatchkit_geo_index::GeoIndex {
                 f(v.pos.lon(), v.pos.lat());
             }
         });
+    }
+
+    fn size_hint(&self) -> usize {
+        self.len()
     }
 }

@@ -35,7 +35,8 @@ pub struct SurgeConfig {
     pub max_change_milli: u32,
     /// Threads that locate drivers in a recompute (default 2).
     pub threads: usize,
-    /// Bound on the locator's remembered tiles (default 2^20, ≈ 40 MB).
+    /// Bound on the cell cache's tiles (default 2^18, 320 bytes each;
+    /// beyond it new areas are located by `h3o` directly).
     pub max_tiles: usize,
 }
 
@@ -320,6 +321,9 @@ fn cell_of(point: Point<f64>, res: Resolution) -> Result<CellIndex, PricingError
 
 /// Drivers handed to a worker thread at a time.
 const CHUNK: usize = 16_384;
+/// Sources smaller than this are scanned on the calling thread only (a
+/// worker's start-up and hand-off cost more than they save).
+const PARALLEL_MIN: usize = 131_072;
 
 /// Per-thread result of locating drivers.
 struct Pass {
@@ -612,7 +616,12 @@ impl SurgeEngine {
         supply: &S,
         now: Instant,
     ) -> (FxHashMap<CellIndex, u32>, usize, usize, usize) {
-        let passes = scan(locator, supply, now, self.config.threads);
+        let threads = if supply.size_hint() < PARALLEL_MIN {
+            1
+        } else {
+            self.config.threads
+        };
+        let passes = scan(locator, supply, now, threads);
         let mut counts: FxHashMap<CellIndex, u32> = FxHashMap::default();
         let mut by_slot = vec![0_u32; locator.slots()];
         let (mut drivers, mut skipped, mut fast) = (0, 0, 0);
