@@ -183,8 +183,8 @@ fn market(m: usize) -> Result<DeliveryPricing, PricingError> {
 /// One promo book per currency (promo amounts are money in a currency).
 fn promo_books() -> Result<HashMap<Currency, PromoBook>, PricingError> {
     let mut books = HashMap::new();
-    for m in 0..METROS.len() {
-        let cur = Currency::from_code(MARKETS[m].0)?;
+    for (m, (code, _)) in MARKETS.iter().enumerate() {
+        let cur = Currency::from_code(code)?;
         if books.contains_key(&cur) {
             continue;
         }

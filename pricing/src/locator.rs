@@ -76,7 +76,7 @@ impl CellGeom {
         for i in 0..6 {
             let mut n = cross(v[i], v[(i + 1) % 6]);
             let len = dot(n, n).sqrt();
-            if !(len > 0.0) {
+            if len.is_nan() || len <= 0.0 {
                 return None;
             }
             n = n.map(|x| x / len);

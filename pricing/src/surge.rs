@@ -76,7 +76,7 @@ impl SurgeConfig {
             return bad("window", 0, "the demand window must be longer than zero");
         }
         let step = self.curve.step_milli;
-        if self.max_change_milli == 0 || self.max_change_milli % step != 0 {
+        if self.max_change_milli == 0 || !self.max_change_milli.is_multiple_of(step) {
             return bad(
                 "max_change_milli",
                 i64::from(self.max_change_milli),
@@ -361,7 +361,7 @@ impl Pass {
         }
     }
 
-    fn add_all<'a>(&mut self, loc: &'a Locator, pts: &[[f64; 2]]) {
+    fn add_all(&mut self, loc: &Locator, pts: &[[f64; 2]]) {
         let mut cur = Cursor::default();
         for &[lon, lat] in pts {
             self.add(loc, &mut cur, lon, lat);

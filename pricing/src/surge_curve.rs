@@ -71,7 +71,7 @@ impl SurgeCurve {
             if m < 1_000 {
                 return Err(bad(what, m, "a cap below 1.0x is a discount, not surge"));
             }
-            if (m - 1_000) % self.step_milli != 0 {
+            if !(m - 1_000).is_multiple_of(self.step_milli) {
                 return Err(bad(what, m, "must be 1.0x plus a whole number of steps"));
             }
         }

@@ -109,9 +109,9 @@ pub fn measure_trace(
         rejected,
         reason,
     };
-    if !(rules.max_speed_mps.is_finite() && rules.max_speed_mps > 0.0)
-        || !(rules.jitter_m.is_finite() && rules.jitter_m >= 0.0)
-    {
+    let speed_ok = rules.max_speed_mps.is_finite() && rules.max_speed_mps > 0.0;
+    let jitter_ok = rules.jitter_m.is_finite() && rules.jitter_m >= 0.0;
+    if !(speed_ok && jitter_ok) {
         return Err(refuse(
             0,
             "rules need a finite max_speed_mps > 0 and a finite jitter_m >= 0",
