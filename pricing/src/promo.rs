@@ -470,6 +470,7 @@ impl PromoBook {
 mod tests {
     use super::*;
     use crate::Currency;
+    use proptest::prelude::*;
     use std::time::Duration;
 
     fn usd(m: i64) -> Money {
@@ -652,6 +653,146 @@ mod tests {
         let five = b.check_at(&["FIVE"], UserId(1), t).unwrap();
         let d = five.discounts(usd(320), None, Rounding::HalfEven).unwrap();
         assert_eq!(d.subtotal, usd(320));
+    }
+
+    /// The book against a plain model: a list of promos scanned linearly,
+    /// a map of uses, and the stacking rules written out as a table.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Check(Vec<usize>, u64, u64),
+        Redeem(Vec<usize>, u64, u64),
+        Release(Vec<usize>, u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let codes = || proptest::collection::vec(0_usize..5, 0..4);
+        prop_oneof![
+            (codes(), 0_u64..3, 0_u64..120).prop_map(|(c, u, t)| Op::Check(c, u, t)),
+            (codes(), 0_u64..3, 0_u64..120).prop_map(|(c, u, t)| Op::Redeem(c, u, t)),
+            (codes(), 0_u64..3).prop_map(|(c, u)| Op::Release(c, u)),
+        ]
+    }
+
+    const CODES: [&str; 5] = ["PCT20", "FIVE", "SHIPFREE", "SOLO", "PCT10"];
+
+    /// `Ok(())` or the variant name the model expects.
+    fn model_check(
+        b: &PromoBook,
+        uses: &std::collections::HashMap<(usize, u64), u32>,
+        codes: &[usize],
+        user: u64,
+        now: Instant,
+        limits: &[Option<u32>],
+        expiry: &[Option<Instant>],
+    ) -> Result<(), &'static str> {
+        for (k, &c) in codes.iter().enumerate() {
+            let p = b.get(CODES[c]).unwrap();
+            if expiry[c].is_some_and(|e| now >= e) {
+                return Err("expired");
+            }
+            for &d in &codes[..k] {
+                let q = b.get(CODES[d]).unwrap();
+                let kind = |x: &Promo| std::mem::discriminant(&x.kind);
+                if c == d
+                    || p.stacking == Stacking::Exclusive
+                    || q.stacking == Stacking::Exclusive
+                    || kind(p) == kind(q)
+                {
+                    return Err("stacking");
+                }
+            }
+        }
+        for &c in codes {
+            let n = uses.get(&(c, user)).copied().unwrap_or(0);
+            if limits[c].is_some_and(|l| n >= l) {
+                return Err("limit");
+            }
+        }
+        Ok(())
+    }
+
+    fn kind_of(r: &Result<PromoSelection, PricingError>) -> Result<(), &'static str> {
+        match r {
+            Ok(_) => Ok(()),
+            Err(PricingError::PromoExpired { .. }) => Err("expired"),
+            Err(PricingError::PromoNotStackable { .. }) => Err("stacking"),
+            Err(PricingError::PromoUsageExceeded { .. }) => Err("limit"),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 1_000,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+            )),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn book_matches_model(
+            ops in proptest::collection::vec(op(), 1..40),
+            limits in proptest::collection::vec(proptest::option::of(0_u32..3), 5),
+            expiry in proptest::collection::vec(proptest::option::of(0_u64..120), 5),
+        ) {
+            let t0 = Instant::now();
+            let mut b = book();
+            let expiry: Vec<Option<Instant>> =
+                expiry.iter().map(|e| e.map(|s| t0 + Duration::from_secs(s))).collect();
+            let mut promos: Vec<Promo> = CODES.iter().map(|c| b.get(c).unwrap().clone()).collect();
+            for (i, p) in promos.iter_mut().enumerate() {
+                p.per_user_limit = limits[i];
+                p.expires_at = expiry[i];
+            }
+            b = PromoBook::new();
+            for p in promos {
+                b.insert(p).unwrap();
+            }
+            let mut uses: std::collections::HashMap<(usize, u64), u32> = Default::default();
+            for op in ops {
+                match op {
+                    Op::Check(codes, user, t) => {
+                        let now = t0 + Duration::from_secs(t);
+                        let names: Vec<&str> = codes.iter().map(|&c| CODES[c]).collect();
+                        let want = model_check(&b, &uses, &codes, user, now, &limits, &expiry);
+                        prop_assert_eq!(kind_of(&b.check_at(&names, UserId(user), now)), want);
+                    }
+                    Op::Redeem(codes, user, t) => {
+                        let now = t0 + Duration::from_secs(t);
+                        let names: Vec<&str> = codes.iter().map(|&c| CODES[c]).collect();
+                        let want = model_check(&b, &uses, &codes, user, now, &limits, &expiry);
+                        let got = b.redeem_at(&names, UserId(user), now);
+                        prop_assert_eq!(kind_of(&got), want);
+                        if want.is_ok() {
+                            for &c in &codes {
+                                *uses.entry((c, user)).or_insert(0) += 1;
+                            }
+                        }
+                    }
+                    Op::Release(codes, user) => {
+                        let sel = PromoSelection {
+                            promos: codes.iter().map(|&c| b.get(CODES[c]).unwrap().clone()).collect(),
+                        };
+                        b.release(&sel, UserId(user));
+                        for &c in &codes {
+                            if let Some(n) = uses.get_mut(&(c, user)) {
+                                *n = n.saturating_sub(1);
+                            }
+                        }
+                    }
+                }
+                b.validate();
+                for (c, code) in CODES.iter().enumerate() {
+                    for user in 0..3 {
+                        prop_assert_eq!(
+                            b.uses(code, UserId(user)),
+                            uses.get(&(c, user)).copied().unwrap_or(0)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
