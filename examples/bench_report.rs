@@ -32,7 +32,9 @@ impl Row {
 }
 
 fn find(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -67,21 +69,34 @@ fn time(ns: f64) -> String {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/criterion"));
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/criterion"));
     let mut dirs = Vec::new();
     find(&dir, &mut dirs);
     if dirs.is_empty() {
-        eprintln!("no criterion results under {}: run `cargo bench` first", dir.display());
+        eprintln!(
+            "no criterion results under {}: run `cargo bench` first",
+            dir.display()
+        );
         std::process::exit(1);
     }
     let mut groups: BTreeMap<String, Vec<Row>> = BTreeMap::new();
     for d in dirs {
-        let (Some(b), Some(e)) = (read(&d.join("benchmark.json")), read(&d.join("estimates.json"))) else {
+        let (Some(b), Some(e)) = (
+            read(&d.join("benchmark.json")),
+            read(&d.join("estimates.json")),
+        ) else {
             continue;
         };
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let Some(mean_ns) = e["mean"]["point_estimate"].as_f64() else { continue };
-        let elements = b["throughput"]["Elements"].as_f64().or_else(|| b["throughput"]["Bytes"].as_f64());
+        let Some(mean_ns) = e["mean"]["point_estimate"].as_f64() else {
+            continue;
+        };
+        let elements = b["throughput"]["Elements"]
+            .as_f64()
+            .or_else(|| b["throughput"]["Bytes"].as_f64());
         groups.entry(s(&b["group_id"])).or_default().push(Row {
             function: s(&b["function_id"]),
             param: s(&b["value_str"]),
@@ -97,14 +112,25 @@ fn main() {
         println!("**{group}**\n");
         println!("| implementation | param | time / iter | throughput | dispatchkit ÷ this |");
         println!("|---|---|---:|---:|---:|");
-        let ours: Vec<&Row> = rows.iter().filter(|r| r.function.starts_with("dispatchkit")).collect();
+        let ours: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.function.starts_with("dispatchkit"))
+            .collect();
         for r in &rows {
             let reference = ours.iter().find(|o| o.param == r.param).or(ours.first());
             let ratio = match reference {
-                Some(o) if !r.function.starts_with("dispatchkit") => format!("{:.1}×", o.per_sec() / r.per_sec()),
+                Some(o) if !r.function.starts_with("dispatchkit") => {
+                    format!("{:.1}×", o.per_sec() / r.per_sec())
+                }
                 _ => "—".into(),
             };
-            println!("| {} | {} | {} | {} | {ratio} |", r.function, r.param, time(r.mean_ns), human(r.per_sec()));
+            println!(
+                "| {} | {} | {} | {} | {ratio} |",
+                r.function,
+                r.param,
+                time(r.mean_ns),
+                human(r.per_sec())
+            );
         }
         println!();
     }

@@ -19,10 +19,14 @@ fn main() -> Result<(), GeoError> {
     let seattle = LonLat::new(-122.3321, 47.6062)?;
     let batch: Vec<DriverUpdate> = (0..1_000u64)
         .map(|i| {
-            let pos = LonLat::new(-122.3321 + (i % 40) as f64 * 0.002 - 0.04, 47.6062 + (i / 40) as f64 * 0.002 - 0.025)?;
+            let pos = LonLat::new(
+                -122.3321 + (i % 40) as f64 * 0.002 - 0.04,
+                47.6062 + (i / 40) as f64 * 0.002 - 0.025,
+            )?;
             let vehicle = if i % 5 == 0 { xl } else { car };
             let rating = Rating::from_hundredths(430 + (i % 71) as u16)?;
-            Ok(DriverUpdate::new(DriverId(i), pos, t0).with_attrs(Attrs::available(vehicle, rating)))
+            Ok(DriverUpdate::new(DriverId(i), pos, t0)
+                .with_attrs(Attrs::available(vehicle, rating)))
         })
         .collect::<Result<_, GeoError>>()?;
     let report = index.upsert_batch_at(&batch, t0);
@@ -32,9 +36,16 @@ fn main() -> Result<(), GeoError> {
     // available XL drivers rated 4.5+ (a filter Redis does not have).
     let q = Search::radius(seattle, 5.0, Unit::Kilometers)
         .count(3)
-        .filter(Filter::available().vehicles(VehicleSet::of(&[xl])).min_rating(Rating::new(4.5)?));
+        .filter(
+            Filter::available()
+                .vehicles(VehicleSet::of(&[xl]))
+                .min_rating(Rating::new(4.5)?),
+        );
     for hit in index.search_at(&q, t0)? {
-        println!("  {:>4}  {:.3} km  rated {:?}", hit.id.0, hit.distance, hit.attrs.rating);
+        println!(
+            "  {:>4}  {:.3} km  rated {:?}",
+            hit.id.0, hit.distance, hit.attrs.rating
+        );
     }
 
     // A matcher claims the nearest one atomically: exactly one caller wins.
@@ -43,7 +54,13 @@ fn main() -> Result<(), GeoError> {
     assert!(!index.compare_and_set_status_at(best, Status::AVAILABLE, Status::BUSY, t0)?);
 
     // Geofence: tell us when a driver comes within 150 m of the restaurant.
-    index.add_fence(7, Fence::Circle { center: seattle, radius_m: 150.0 })?;
+    index.add_fence(
+        7,
+        Fence::Circle {
+            center: seattle,
+            radius_m: 150.0,
+        },
+    )?;
     let t1 = t0 + Duration::from_secs(4);
     let near = DriverUpdate::new(DriverId(3), LonLat::new(-122.3325, 47.6063)?, t1);
     for e in index.upsert_batch_at(&[near], t1).events {
@@ -52,11 +69,17 @@ fn main() -> Result<(), GeoError> {
 
     // GEODIST and GEOPOS.
     let d = index.distance_at(DriverId(3), best, Unit::Meters, t1)?;
-    println!("driver 3 is {d:.0} m from driver {best}, at {}", index.position_at(DriverId(3), t1)?);
+    println!(
+        "driver 3 is {d:.0} m from driver {best}, at {}",
+        index.position_at(DriverId(3), t1)?
+    );
 
     // Drivers that stop reporting go offline after the TTL.
     let later = t0 + Duration::from_secs(31);
-    println!("online at +31 s: {} (driver 3 reported at +4 s)", index.live_len_at(later));
+    println!(
+        "online at +31 s: {} (driver 3 reported at +4 s)",
+        index.live_len_at(later)
+    );
     println!("purged: {}", index.purge_expired_at(later));
     Ok(())
 }

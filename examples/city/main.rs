@@ -9,6 +9,7 @@
 mod args;
 mod fleet;
 mod geo;
+mod matching;
 mod pricing;
 mod ratelimit;
 mod report;
@@ -52,6 +53,7 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
         "{} drivers online at the end of the simulated stretch",
         geo.index.live_len_at(geo.now)
     );
+    matching::run(opts, &fleet, &geo, &mut updates)?.print();
     pricing::run(opts, &fleet, &mut updates, &geo)?.print();
     ratelimit::run(opts)?.print();
     Ok(())

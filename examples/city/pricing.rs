@@ -356,9 +356,13 @@ pub fn run(
     let mut sample_receipt = None;
     let mut minute_lines = Vec::new();
     let mut map: std::sync::Arc<SurgeMap> = engine.snapshot();
+    // The stage is a later shift: an hour after the geo stage, so its
+    // reports are never older than an earlier stage's (the index rejects
+    // stale updates) and every driver starts it afresh with its status.
+    let base = geo.now + Duration::from_secs(3_600);
 
     for minute in 1..=minutes {
-        let start = geo.now + Duration::from_secs(60 * minute);
+        let start = base + Duration::from_secs(60 * minute);
         // Drivers whose trip ended are free again.
         on_trip.retain(|&(free_at, id)| {
             if free_at <= minute {
@@ -500,7 +504,7 @@ pub fn run(
         }
 
         // This minute's delivery orders.
-        let until = start - geo.now;
+        let until = start - base;
         let o = Instant::now();
         for order in orders.until(until) {
             n_orders += 1;
@@ -527,7 +531,7 @@ pub fn run(
                 tip: local(m, 100 * (order.id % 5) as i64)?,
             };
             let customer = UserId(riders + order.id % (riders / 4).max(1));
-            let at = geo.now + order.placed_at;
+            let at = base + order.placed_at;
             let mut total = pricing.price(&req, &PromoSelection::none())?;
             if order.id % 5 == 0 {
                 match promos[&cur].redeem_at(&["SAVE15", "FREEDEL"], customer, at) {
@@ -562,7 +566,7 @@ pub fn run(
         order_secs += o.elapsed().as_secs_f64();
     }
     // Leave the index as we found it: every claimed driver available again.
-    let end = geo.now + Duration::from_secs(60 * minutes);
+    let end = base + Duration::from_secs(60 * minutes);
     for (_, id) in on_trip.drain(..) {
         let _ = index.compare_and_set_status_at(id, Status::BUSY, Status::AVAILABLE, end);
     }

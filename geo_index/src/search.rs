@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::f64::consts::FRAC_PI_2;
+use std::hint::black_box;
 use std::time::Instant;
 
 use parking_lot::RwLockReadGuard;
@@ -398,7 +399,7 @@ impl Locked<'_> {
     #[inline]
     fn cell(&self, cx: u32, cy: u32) -> Option<(&Shard, &[Slot])> {
         let shard = self.shard(shard_of(cx, cy, self.mask))?;
-        let &c = shard.cell_of.get(&cell_key(cx, cy))?;
+        let c = shard.cell_of.get(cell_key(cx, cy))?;
         Some((shard, &shard.cells[c as usize].slots))
     }
 }
@@ -674,24 +675,35 @@ impl GeoIndex {
             .max(0);
         let cos0 = lat0.to_radians().cos();
         let near = CellBound::new(j.center);
+        // The ring's cells that can hold a match, nearest first, with their
+        // slots: found first (touching each cell's memory so the misses
+        // overlap), scanned second.
+        let mut cells: Vec<(f64, &Shard, &[Slot])> = Vec::new();
         for r in 0..=max_r {
             if r > 0 && ring_lower_bound(lon0, lat0, cos0, cx0, cy0, r - 1) > bound {
                 return;
             }
+            cells.clear();
             for (dx, dy) in ring(r) {
                 let (col, cy) = (cx0 + dx, cy0 + dy);
-                if cy < range.row_lo
-                    || cy > range.row_hi
-                    || col < range.col_lo
-                    || col > range.col_hi
-                    || near.at(col, cy) > bound
-                {
+                if cy < range.row_lo || cy > range.row_hi || col < range.col_lo || col > range.col_hi {
+                    continue;
+                }
+                let b = near.at(col, cy);
+                if b > bound {
                     continue;
                 }
                 let cx = col.rem_euclid(i64::from(COLS)) as u32;
-                let Some((shard, slots)) = locked.cell(cx, cy as u32) else {
+                if let Some((shard, slots)) = locked.cell(cx, cy as u32) {
+                    black_box(slots.first().map(|s| s.id));
+                    cells.push((b, shard, slots));
+                }
+            }
+            cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            for &(b, shard, slots) in &cells {
+                if b > bound {
                     continue;
-                };
+                }
                 for s in slots {
                     if let Some(d) = self.judge(j, shard, s, cut) {
                         let before = bound;

@@ -146,6 +146,67 @@ impl Loc {
     }
 }
 
+/// Cell key → arena index: open addressing with linear probing over
+/// packed `key << 32 | index` words, so a lookup is one cache line (a
+/// `HashMap` reads a control byte and a bucket on two). Cells are never
+/// removed, so there is no deletion. Cell keys are below 2^31: `u64::MAX`
+/// marks an empty word.
+#[derive(Debug, Default)]
+pub(crate) struct CellIndex {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl CellIndex {
+    const EMPTY: u64 = u64::MAX;
+
+    #[inline]
+    fn home(&self, key: u32) -> usize {
+        let h = u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((u128::from(h) * self.words.len() as u128) >> 64) as usize
+    }
+
+    /// The arena index of `key`.
+    #[inline]
+    pub(crate) fn get(&self, key: u32) -> Option<u32> {
+        if self.words.is_empty() {
+            return None;
+        }
+        let mut i = self.home(key);
+        loop {
+            let w = self.words[i];
+            if w == Self::EMPTY {
+                return None;
+            }
+            if (w >> 32) as u32 == key {
+                return Some(w as u32);
+            }
+            i = if i + 1 == self.words.len() { 0 } else { i + 1 };
+        }
+    }
+
+    fn insert(&mut self, key: u32, index: u32) {
+        if (self.len + 1) * 4 > self.words.len() * 3 {
+            let cap = (self.words.len() * 2).max(16);
+            let old = std::mem::replace(&mut self.words, vec![Self::EMPTY; cap]);
+            self.len = 0;
+            for w in old.into_iter().filter(|&w| w != Self::EMPTY) {
+                self.insert((w >> 32) as u32, w as u32);
+            }
+        }
+        let mut i = self.home(key);
+        while self.words[i] != Self::EMPTY {
+            i = if i + 1 == self.words.len() { 0 } else { i + 1 };
+        }
+        self.words[i] = (u64::from(key) << 32) | u64::from(index);
+        self.len += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// One lock shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
@@ -153,7 +214,7 @@ pub(crate) struct Shard {
     /// emptied and compacted), so a `Loc` stays valid while its slot does.
     pub cells: Vec<Cell>,
     /// Cell key → arena index.
-    pub cell_of: HashMap<u32, u32, RandomState>,
+    pub cell_of: CellIndex,
     /// Per-driver TTL overrides in ms, for slots with the custom-TTL flag.
     pub ttl: HashMap<u64, u64, RandomState>,
     /// Occupied slots (live or expired-but-unpurged).
@@ -167,7 +228,7 @@ pub(crate) struct Shard {
 impl Shard {
     /// Arena index of the cell with `key`, creating it if needed.
     pub(crate) fn cell_index(&mut self, key: u32) -> u32 {
-        if let Some(&i) = self.cell_of.get(&key) {
+        if let Some(i) = self.cell_of.get(key) {
             return i;
         }
         let i = self.cells.len() as u32;
@@ -260,7 +321,7 @@ impl Shard {
             "cell index out of step"
         );
         for (ci, cell) in self.cells.iter().enumerate() {
-            assert_eq!(self.cell_of.get(&cell.key), Some(&(ci as u32)));
+            assert_eq!(self.cell_of.get(cell.key), Some(ci as u32));
             let (cx, cy) = key_xy(cell.key);
             assert_eq!(
                 crate::grid::shard_of(cx, cy, mask),

@@ -1,0 +1,1206 @@
+use std::time::{Duration, Instant};
+
+use dispatchkit_geo_index::{
+    DriverId, Filter, GeoError, GeoIndex, Hit, LonLat, Rating, Search, Status, Unit, VehicleSet,
+};
+
+use crate::MatchingError;
+use crate::eta::EtaModel;
+use crate::offers::{OnTimeout, Ranked, RoundRules, Rounds, rank};
+
+/// A rider's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RiderId(pub u64);
+
+/// A ride request: where and which vehicle types will do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RideRequest {
+    /// Who asks.
+    pub rider: RiderId,
+    /// Where to be picked up.
+    pub pickup: LonLat,
+    /// Acceptable vehicle types ("vehicle type matches").
+    pub vehicles: VehicleSet,
+}
+
+/// Parameters of ride matching (seed example 1, step 2).
+///
+/// | field | default | seed |
+/// |---|---|---|
+/// | `radius_steps_km` | `[5, 10]` | "GEORADIUS (5km)", "expand search radius (5km → 10km)" |
+/// | `min_rating` | 4.50, strictly above | "rating > 4.5" |
+/// | `candidates` | 10 | "calculate ETA for top 10 drivers" (the 10 nearest) |
+/// | `offers_per_round` | 3 | "publish to top 3 drivers" |
+/// | `offer_timeout` | 30 s | "wait for accept (30-second timeout)" |
+/// | `eligible_status` | [`Status::AVAILABLE`] | "filter: available" |
+/// | `assigned_status` | [`Status::BUSY`] | "update Redis: driver status = busy" |
+///
+/// Eligible drivers have `eligible_status`, are rated strictly above
+/// `min_rating` and drive a vehicle type in the request's set; an accept
+/// moves the driver from `eligible_status` to `assigned_status` atomically.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RideConfig {
+    /// Search radii, km, strictly increasing; a timeout moves to the next.
+    pub radius_steps_km: Vec<f64>,
+    /// Drivers must be rated strictly above this.
+    pub min_rating: Rating,
+    /// How many nearest eligible drivers get an ETA and a rank (k).
+    pub candidates: usize,
+    /// How many ranked drivers are offered the ride at once.
+    pub offers_per_round: usize,
+    /// How long a round of offers stays open.
+    pub offer_timeout: Duration,
+    /// Status a driver must have to be offered a ride.
+    pub eligible_status: Status,
+    /// Status an accepting driver is moved to.
+    pub assigned_status: Status,
+}
+
+impl Default for RideConfig {
+    fn default() -> Self {
+        Self {
+            radius_steps_km: vec![5.0, 10.0],
+            min_rating: Rating::from_hundredths(450).unwrap_or(Rating::MAX),
+            candidates: 10,
+            offers_per_round: 3,
+            offer_timeout: Duration::from_secs(30),
+            eligible_status: Status::AVAILABLE,
+            assigned_status: Status::BUSY,
+        }
+    }
+}
+
+impl RideConfig {
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    /// [`MatchingError::Empty`] for no radius steps;
+    /// [`MatchingError::InvalidParameter`] for a radius that is not finite
+    /// and positive or not above the previous one, `candidates == 0`
+    /// (k = 0), `offers_per_round == 0` or above `candidates`, a zero
+    /// timeout, `min_rating` of 5.00 (nobody is rated above it), or equal
+    /// eligible and assigned statuses (a claim would change nothing).
+    pub fn validate(&self) -> Result<(), MatchingError> {
+        if self.eligible_status == self.assigned_status {
+            return Err(MatchingError::param(
+                "assigned_status",
+                f64::from(self.assigned_status.get()),
+                "must differ from eligible_status",
+            ));
+        }
+        check_steps(&self.radius_steps_km)?;
+        check_counts(self.candidates, self.offers_per_round, self.offer_timeout)?;
+        strict_rating(self.min_rating).map(|_| ())
+    }
+}
+
+pub(crate) fn check_steps(steps: &[f64]) -> Result<(), MatchingError> {
+    if steps.is_empty() {
+        return Err(MatchingError::Empty {
+            what: "radius_steps_km",
+            reason: "matching needs at least one search radius",
+        });
+    }
+    let mut prev = 0.0;
+    for &r in steps {
+        if !(r.is_finite() && r > prev) {
+            return Err(MatchingError::param(
+                "radius_steps_km",
+                r,
+                "radii must be finite, positive and strictly increasing",
+            ));
+        }
+        prev = r;
+    }
+    Ok(())
+}
+
+pub(crate) fn check_counts(
+    candidates: usize,
+    per_round: usize,
+    timeout: Duration,
+) -> Result<(), MatchingError> {
+    if candidates == 0 {
+        return Err(MatchingError::param(
+            "candidates",
+            0.0,
+            "k = 0: at least one candidate must be ranked",
+        ));
+    }
+    if per_round == 0 || per_round > candidates {
+        return Err(MatchingError::param(
+            "offers_per_round",
+            per_round as f64,
+            "must be between 1 and `candidates`",
+        ));
+    }
+    if timeout.is_zero() {
+        return Err(MatchingError::param(
+            "offer_timeout",
+            0.0,
+            "must be above zero",
+        ));
+    }
+    Ok(())
+}
+
+/// The inclusive index filter rating for "strictly above `r`".
+pub(crate) fn strict_rating(r: Rating) -> Result<Rating, MatchingError> {
+    Rating::from_hundredths(r.hundredths() + 1).map_err(|_| {
+        MatchingError::param("min_rating", r.get(), "nobody is rated strictly above 5.00")
+    })
+}
+
+/// An offer of a ride to a driver.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RideOffer {
+    /// The driver offered the ride.
+    pub driver: DriverId,
+    /// Time until the driver is ready at the pickup (ETA model: driving +
+    /// pickup overhead).
+    pub eta: Duration,
+    /// Straight-line distance to the pickup, metres.
+    pub distance_m: f64,
+    /// When the offer lapses.
+    pub expires_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RideCandidate {
+    eta_secs: f64,
+    distance_m: f64,
+}
+
+/// Why a ride found no driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum UnmatchedReason {
+    /// No eligible driver within the largest radius.
+    NoDriversInRange,
+    /// Drivers were offered the ride; every offer was declined, timed out
+    /// or lost to another rider, and nobody is left within the largest
+    /// radius.
+    NobodyAccepted,
+}
+
+/// Where a ride match stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum RideStatus {
+    /// Offers are open; waiting for an accept, a decline or the deadline.
+    Offering,
+    /// A driver accepted and was claimed (now `assigned_status`, by
+    /// default [`Status::BUSY`], in the index).
+    Assigned {
+        /// The driver.
+        driver: DriverId,
+        /// Its ETA at the time of the offer.
+        eta: Duration,
+    },
+    /// The match gave up after the last radius step.
+    Unmatched {
+        /// Why.
+        reason: UnmatchedReason,
+        /// Offers made in total.
+        offers_made: usize,
+        /// The largest radius searched, km.
+        radius_km: f64,
+    },
+}
+
+impl RideStatus {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Offering => "offering",
+            Self::Assigned { .. } => "assigned",
+            Self::Unmatched { .. } => "unmatched",
+        }
+    }
+
+    /// Whether the match is over.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Offering)
+    }
+}
+
+/// What an event changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RideStep {
+    /// New offers to send (push notifications).
+    pub offers: Vec<RideOffer>,
+    /// Drivers whose open offer was withdrawn (timed out, or the ride went
+    /// to someone else).
+    pub withdrawn: Vec<DriverId>,
+    /// A driver who accepted but had already been claimed by another rider
+    /// (or went offline): the race was lost and matching went on.
+    pub lost_race: Option<DriverId>,
+    /// The status after the event.
+    pub status: RideStatus,
+}
+
+/// One ride request's matching state machine (the seed's Step Functions
+/// states 1–4), driven by [`RideMatcher`] events that carry `now`.
+///
+/// ```text
+///            start ──► Offering ──accept (claim won)──► Assigned
+///                       │  ▲ decline / lost race: next candidates, same radius
+///                       │  └ timeout: next radius step, drivers not offered yet
+///                       └──nobody left after the last step──► Unmatched
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RideMatch {
+    request: RideRequest,
+    rounds: Rounds<RideCandidate>,
+    status: RideStatus,
+}
+
+impl RideMatch {
+    /// The request.
+    pub fn request(&self) -> &RideRequest {
+        &self.request
+    }
+
+    /// The current status.
+    pub fn status(&self) -> RideStatus {
+        self.status
+    }
+
+    /// Open offers, best ETA first.
+    pub fn open_offers(&self) -> Vec<RideOffer> {
+        let expires_at = self.rounds.deadline.unwrap_or(self.rounds.last_event);
+        self.rounds
+            .open
+            .iter()
+            .map(|c| offer(c, expires_at))
+            .collect()
+    }
+
+    /// When the open offers lapse (`None` once the match is over).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.rounds.deadline
+    }
+
+    /// Every driver offered this ride so far, in offer order.
+    pub fn offered(&self) -> &[DriverId] {
+        &self.rounds.offered
+    }
+
+    /// Index of the current radius step in `RideConfig::radius_steps_km`
+    /// (equal to its length once every step is exhausted).
+    pub fn radius_step(&self) -> usize {
+        self.rounds.step
+    }
+
+    /// Checks the invariants (see `Rounds::validate`) and that the status
+    /// agrees with the open offers.
+    #[cfg(any(test, fuzzing))]
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        self.rounds.validate(!self.status.is_final());
+        if let RideStatus::Assigned { driver, .. } = self.status {
+            assert!(self.rounds.offered.contains(&driver));
+        }
+    }
+}
+
+fn offer(c: &Ranked<RideCandidate>, expires_at: Instant) -> RideOffer {
+    RideOffer {
+        driver: c.driver,
+        eta: Duration::from_secs_f64(c.payload.eta_secs),
+        distance_m: c.payload.distance_m,
+        expires_at,
+    }
+}
+
+/// Ride matching over a shared [`GeoIndex`] with an [`EtaModel`].
+///
+/// `Send + Sync` when the ETA model is: many threads may drive their own
+/// [`RideMatch`]es against one matcher and one index; claims are atomic
+/// (the index's compare-and-set on the driver's status), so when two
+/// riders' offers race for one driver exactly one wins.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use dispatchkit_geo_index::{Attrs, DriverId, GeoIndex, LonLat, Rating, Status, VehicleSet, VehicleType};
+/// use dispatchkit_matching::{HaversineEta, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId};
+///
+/// let index = GeoIndex::new();
+/// let t0 = Instant::now();
+/// let car = VehicleType::new(0)?;
+/// for (i, lon) in [13.400, 13.405, 13.410, 13.415].iter().enumerate() {
+///     let attrs = Attrs::available(car, Rating::new(4.9)?);
+///     index.upsert_at(DriverId(i as u64), LonLat::new(*lon, 52.52)?, attrs, t0)?;
+/// }
+/// let matcher = RideMatcher::new(RideConfig::default(), HaversineEta::default())?;
+/// let req = RideRequest { rider: RiderId(1), pickup: LonLat::new(13.401, 52.52)?, vehicles: VehicleSet::of(&[car]) };
+///
+/// let (mut m, step) = matcher.start_at(&index, req, t0)?;
+/// assert_eq!(step.offers.len(), 3); // the 3 best ETAs
+/// assert_eq!(step.offers[0].driver, DriverId(0));
+///
+/// let step = matcher.accept_at(&index, &mut m, DriverId(1), t0 + Duration::from_secs(5))?;
+/// assert!(matches!(step.status, RideStatus::Assigned { driver: DriverId(1), .. }));
+/// assert_eq!(index.get_at(DriverId(1), t0)?.attrs.status, Status::BUSY);
+/// # Ok::<(), dispatchkit_matching::MatchingError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RideMatcher<E> {
+    config: RideConfig,
+    eta: E,
+}
+
+impl<E: EtaModel> RideMatcher<E> {
+    /// A matcher with `config` and `eta`.
+    ///
+    /// # Errors
+    /// As [`RideConfig::validate`].
+    pub fn new(config: RideConfig, eta: E) -> Result<Self, MatchingError> {
+        config.validate()?;
+        Ok(Self { config, eta })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RideConfig {
+        &self.config
+    }
+
+    /// The ETA model.
+    pub fn eta_model(&self) -> &E {
+        &self.eta
+    }
+
+    fn filter(&self, req: &RideRequest) -> Filter {
+        // Validated in `new`: 5.00 is rejected, so +1 hundredth exists.
+        let r = strict_rating(self.config.min_rating).unwrap_or(Rating::MAX);
+        Filter::new()
+            .status(self.config.eligible_status)
+            .min_rating(r)
+            .vehicles(req.vehicles)
+    }
+
+    /// State 1 on its own: the `candidates` nearest eligible drivers within
+    /// `radius_km` of the pickup (skipping `exclude`), with their ETA,
+    /// best ETA first (ties by driver id). One index search plus one ETA
+    /// per hit: O(search + k log k).
+    ///
+    /// # Errors
+    /// [`MatchingError::Geo`] / [`MatchingError::InvalidParameter`] for a
+    /// radius that is not finite and positive.
+    pub fn candidates_at(
+        &self,
+        index: &GeoIndex,
+        req: &RideRequest,
+        radius_km: f64,
+        exclude: &[DriverId],
+        now: Instant,
+    ) -> Result<Vec<RideOffer>, MatchingError> {
+        let ranked = self.search(index, req, radius_km, exclude, now)?;
+        let expires_at = now + self.config.offer_timeout;
+        Ok(ranked.iter().map(|c| offer(c, expires_at)).collect())
+    }
+
+    fn search(
+        &self,
+        index: &GeoIndex,
+        req: &RideRequest,
+        radius_km: f64,
+        exclude: &[DriverId],
+        now: Instant,
+    ) -> Result<Vec<Ranked<RideCandidate>>, MatchingError> {
+        if !(radius_km.is_finite() && radius_km > 0.0) {
+            return Err(MatchingError::param(
+                "radius_km",
+                radius_km,
+                "must be finite and positive",
+            ));
+        }
+        let q = Search::radius(req.pickup, radius_km, Unit::Kilometers)
+            .count(self.config.candidates)
+            .filter(self.filter(req));
+        let hits: Vec<Hit> = if exclude.is_empty() {
+            index.search_at(&q, now)?
+        } else {
+            index.search_where_at(&q, now, |v| !exclude.contains(&v.id))?
+        };
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            let eta = self.eta.pickup_eta_secs(h.pos, req.pickup, h.attrs.vehicle);
+            if eta.is_finite() && eta >= 0.0 {
+                out.push(Ranked {
+                    driver: h.id,
+                    score: eta,
+                    payload: RideCandidate {
+                        eta_secs: eta,
+                        distance_m: h.distance * 1000.0,
+                    },
+                });
+            }
+        }
+        rank(&mut out);
+        Ok(out)
+    }
+
+    fn rules(&self) -> RoundRules<'_> {
+        RoundRules {
+            radius_steps_km: &self.config.radius_steps_km,
+            per_round: self.config.offers_per_round,
+            timeout: self.config.offer_timeout,
+            on_timeout: OnTimeout::ExpandRadius,
+        }
+    }
+
+    fn finish_if_exhausted(&self, m: &mut RideMatch, offers: &[Ranked<RideCandidate>]) {
+        if offers.is_empty() && m.rounds.open.is_empty() {
+            let last = self.config.radius_steps_km.len() - 1;
+            m.status = RideStatus::Unmatched {
+                reason: if m.rounds.found_any {
+                    UnmatchedReason::NobodyAccepted
+                } else {
+                    UnmatchedReason::NoDriversInRange
+                },
+                offers_made: m.rounds.offered.len(),
+                radius_km: self.config.radius_steps_km[last],
+            };
+            m.rounds.deadline = None;
+        }
+    }
+
+    fn step(
+        &self,
+        m: &RideMatch,
+        offers: &[Ranked<RideCandidate>],
+        withdrawn: Vec<DriverId>,
+        lost_race: Option<DriverId>,
+    ) -> RideStep {
+        let expires_at = m.rounds.deadline.unwrap_or(m.rounds.last_event);
+        RideStep {
+            offers: offers.iter().map(|c| offer(c, expires_at)).collect(),
+            withdrawn,
+            lost_race,
+            status: m.status,
+        }
+    }
+
+    /// States 1–2: searches the first radius, ranks by ETA and offers the
+    /// ride to the best `offers_per_round` drivers (moving out to the next
+    /// radii at once if a radius has nobody). The match may be `Unmatched`
+    /// straight away.
+    ///
+    /// # Errors
+    /// [`MatchingError::Geo`] if the index rejects the search.
+    pub fn start_at(
+        &self,
+        index: &GeoIndex,
+        request: RideRequest,
+        now: Instant,
+    ) -> Result<(RideMatch, RideStep), MatchingError> {
+        let mut m = RideMatch {
+            request,
+            rounds: Rounds::new(now),
+            status: RideStatus::Offering,
+        };
+        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &request, r, ex, now);
+        let offers = m.rounds.next_round(now, &self.rules(), &mut search)?;
+        self.finish_if_exhausted(&mut m, &offers);
+        let step = self.step(&m, &offers, Vec::new(), None);
+        Ok((m, step))
+    }
+
+    /// [`RideMatcher::start_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`RideMatcher::start_at`].
+    pub fn start(
+        &self,
+        index: &GeoIndex,
+        request: RideRequest,
+    ) -> Result<(RideMatch, RideStep), MatchingError> {
+        self.start_at(index, request, Instant::now())
+    }
+
+    fn check_open(
+        &self,
+        m: &RideMatch,
+        event: &'static str,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<(), MatchingError> {
+        m.rounds.check_event(
+            event,
+            m.status.name(),
+            m.status.is_final(),
+            Some(driver),
+            now,
+        )
+    }
+
+    /// States 3–4: `driver` accepts. The driver is claimed atomically
+    /// (`AVAILABLE → BUSY` in the index): if the claim wins the ride is
+    /// assigned and the other open offers are withdrawn; if it loses (the
+    /// driver was just claimed by another rider, or went offline) the
+    /// offer is dropped and matching goes on with the next candidates.
+    ///
+    /// # Errors
+    /// [`MatchingError::InvalidEvent`] (state unchanged) when the match is
+    /// over, the driver has no open offer, the offer has expired, or `now`
+    /// is older than the previous event; [`MatchingError::Geo`] if the
+    /// index fails.
+    pub fn accept_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<RideStep, MatchingError> {
+        self.check_open(m, "accept", driver, now)?;
+        let won = match index.compare_and_set_status_at(
+            driver,
+            self.config.eligible_status,
+            self.config.assigned_status,
+            now,
+        ) {
+            Ok(won) => won,
+            Err(GeoError::UnknownDriver(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let mut next = m.clone();
+        next.rounds.last_event = now;
+        if won {
+            let eta = next
+                .rounds
+                .open_offer(driver)
+                .map_or(0.0, |c| c.payload.eta_secs);
+            let withdrawn = next
+                .rounds
+                .open
+                .drain(..)
+                .map(|c| c.driver)
+                .filter(|&d| d != driver)
+                .collect();
+            next.rounds.queue.clear();
+            next.rounds.deadline = None;
+            next.status = RideStatus::Assigned {
+                driver,
+                eta: Duration::from_secs_f64(eta),
+            };
+            let step = self.step(&next, &[], withdrawn, None);
+            *m = next;
+            return Ok(step);
+        }
+        let req = next.request;
+        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
+        let offers = next
+            .rounds
+            .close_offer(driver, now, &self.rules(), &mut search)?;
+        self.finish_if_exhausted(&mut next, &offers);
+        let step = self.step(&next, &offers, Vec::new(), Some(driver));
+        *m = next;
+        Ok(step)
+    }
+
+    /// [`RideMatcher::accept_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`RideMatcher::accept_at`].
+    pub fn accept(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+    ) -> Result<RideStep, MatchingError> {
+        self.accept_at(index, m, driver, Instant::now())
+    }
+
+    /// `driver` declines. When it was the last open offer of the round,
+    /// the next candidates at the same radius are offered (searching again
+    /// when the ranked list is used up, widening the radius when nobody is
+    /// left, giving up after the last radius).
+    ///
+    /// # Errors
+    /// As [`RideMatcher::accept_at`].
+    pub fn decline_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<RideStep, MatchingError> {
+        self.check_open(m, "decline", driver, now)?;
+        let mut next = m.clone();
+        next.rounds.last_event = now;
+        let req = next.request;
+        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
+        let offers = next
+            .rounds
+            .close_offer(driver, now, &self.rules(), &mut search)?;
+        self.finish_if_exhausted(&mut next, &offers);
+        let step = self.step(&next, &offers, Vec::new(), None);
+        *m = next;
+        Ok(step)
+    }
+
+    /// [`RideMatcher::decline_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`RideMatcher::decline_at`].
+    pub fn decline(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        driver: DriverId,
+    ) -> Result<RideStep, MatchingError> {
+        self.decline_at(index, m, driver, Instant::now())
+    }
+
+    /// The clock: at or after the round's deadline the open offers are
+    /// withdrawn and the search moves to the next radius step, offering
+    /// only drivers not offered yet; after the last step the match gives
+    /// up. Before the deadline nothing changes.
+    ///
+    /// # Errors
+    /// [`MatchingError::InvalidEvent`] when the match is over or `now` is
+    /// older than the previous event; [`MatchingError::Geo`] if the index
+    /// fails.
+    pub fn tick_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut RideMatch,
+        now: Instant,
+    ) -> Result<RideStep, MatchingError> {
+        m.rounds
+            .check_event("tick", m.status.name(), m.status.is_final(), None, now)?;
+        if !m.rounds.expired(now) {
+            m.rounds.last_event = now;
+            return Ok(self.step(m, &[], Vec::new(), None));
+        }
+        let mut next = m.clone();
+        next.rounds.last_event = now;
+        let req = next.request;
+        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
+        let (withdrawn, offers) = next.rounds.time_out(now, &self.rules(), &mut search)?;
+        self.finish_if_exhausted(&mut next, &offers);
+        let step = self.step(&next, &offers, withdrawn, None);
+        *m = next;
+        Ok(step)
+    }
+
+    /// [`RideMatcher::tick_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`RideMatcher::tick_at`].
+    pub fn tick(&self, index: &GeoIndex, m: &mut RideMatch) -> Result<RideStep, MatchingError> {
+        self.tick_at(index, m, Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HaversineEta;
+    use dispatchkit_geo_index::{Attrs, VehicleType};
+    use proptest::prelude::*;
+    use proptest::test_runner::FileFailurePersistence;
+
+    const LAT: f64 = 52.52;
+    const LON: f64 = 13.40;
+
+    fn car() -> VehicleType {
+        VehicleType::new(0).unwrap()
+    }
+
+    /// Longitude offset of `km` east of (LON, LAT).
+    fn east(km: f64) -> LonLat {
+        let deg = km / (111.195 * LAT.to_radians().cos());
+        LonLat::new(LON + deg, LAT).unwrap()
+    }
+
+    fn rating(x: f64) -> Rating {
+        Rating::new(x).unwrap()
+    }
+
+    /// Drivers (id, km east, rating, vehicle) at t0, with a 10 min TTL so
+    /// that timeouts do not also expire them.
+    fn fleet(t0: Instant, drivers: &[(u64, f64, f64, u8)]) -> GeoIndex {
+        let index = GeoIndex::with_config(dispatchkit_geo_index::IndexConfig {
+            default_ttl: secs(600),
+            ..Default::default()
+        })
+        .unwrap();
+        for &(id, km, r, v) in drivers {
+            let a = Attrs::available(VehicleType::new(v).unwrap(), rating(r));
+            index.upsert_at(DriverId(id), east(km), a, t0).unwrap();
+        }
+        index
+    }
+
+    fn matcher() -> RideMatcher<HaversineEta> {
+        RideMatcher::new(RideConfig::default(), HaversineEta::default()).unwrap()
+    }
+
+    fn request(rider: u64) -> RideRequest {
+        RideRequest {
+            rider: RiderId(rider),
+            pickup: east(0.0),
+            vehicles: VehicleSet::of(&[car()]),
+        }
+    }
+
+    fn ids(offers: &[RideOffer]) -> Vec<u64> {
+        offers.iter().map(|o| o.driver.0).collect()
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn accept_assigns_and_withdraws_the_other_offers() {
+        let t0 = Instant::now();
+        let index = fleet(
+            t0,
+            &[
+                (1, 1.0, 4.9, 0),
+                (2, 2.0, 4.9, 0),
+                (3, 0.5, 4.9, 0),
+                (4, 3.0, 4.9, 0),
+            ],
+        );
+        let mx = matcher();
+        let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
+        m.validate();
+        assert_eq!(ids(&step.offers), vec![3, 1, 2], "top 3 by ETA");
+        assert!(step.offers.windows(2).all(|w| w[0].eta <= w[1].eta));
+        assert_eq!(step.offers[0].expires_at, t0 + secs(30));
+        let step = mx
+            .accept_at(&index, &mut m, DriverId(1), t0 + secs(10))
+            .unwrap();
+        m.validate();
+        assert_eq!(step.withdrawn, vec![DriverId(3), DriverId(2)]);
+        assert!(matches!(
+            step.status,
+            RideStatus::Assigned {
+                driver: DriverId(1),
+                ..
+            }
+        ));
+        assert_eq!(
+            index.get_at(DriverId(1), t0).unwrap().attrs.status,
+            Status::BUSY
+        );
+        assert_eq!(
+            index.get_at(DriverId(3), t0).unwrap().attrs.status,
+            Status::AVAILABLE
+        );
+        // The match is over: further events are refused, state unchanged.
+        let before = m.clone();
+        assert!(matches!(
+            mx.accept_at(&index, &mut m, DriverId(3), t0 + secs(11)),
+            Err(MatchingError::InvalidEvent { .. })
+        ));
+        assert!(mx.tick_at(&index, &mut m, t0 + secs(40)).is_err());
+        assert_eq!(m, before);
+    }
+
+    #[test]
+    fn declines_move_to_the_next_candidates_at_the_same_radius() {
+        let t0 = Instant::now();
+        let drivers: Vec<_> = (1..=7).map(|i| (i, 0.5 * i as f64, 4.9, 0)).collect();
+        let index = fleet(t0, &drivers);
+        let mx = matcher();
+        let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
+        assert_eq!(ids(&step.offers), vec![1, 2, 3]);
+        let s = mx
+            .decline_at(&index, &mut m, DriverId(2), t0 + secs(1))
+            .unwrap();
+        m.validate();
+        assert!(s.offers.is_empty(), "other offers still open");
+        mx.decline_at(&index, &mut m, DriverId(1), t0 + secs(2))
+            .unwrap();
+        let s = mx
+            .decline_at(&index, &mut m, DriverId(3), t0 + secs(3))
+            .unwrap();
+        m.validate();
+        assert_eq!(ids(&s.offers), vec![4, 5, 6]);
+        assert_eq!(s.offers[0].expires_at, t0 + secs(33), "a fresh deadline");
+        assert_eq!(m.radius_step(), 0);
+        for d in [4, 5, 6] {
+            mx.decline_at(&index, &mut m, DriverId(d), t0 + secs(4))
+                .unwrap();
+            m.validate();
+        }
+        assert_eq!(ids(&m.open_offers()), vec![7]);
+        // Declining the last one within 10 km: nobody left.
+        let s = mx
+            .decline_at(&index, &mut m, DriverId(7), t0 + secs(5))
+            .unwrap();
+        m.validate();
+        assert_eq!(
+            s.status,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NobodyAccepted,
+                offers_made: 7,
+                radius_km: 10.0
+            }
+        );
+    }
+
+    #[test]
+    fn timeout_expands_the_radius_to_drivers_not_yet_offered() {
+        let t0 = Instant::now();
+        let index = fleet(
+            t0,
+            &[
+                (1, 3.0, 4.9, 0),
+                (2, 4.0, 4.9, 0),
+                (3, 7.0, 4.9, 0),
+                (4, 8.0, 4.9, 0),
+                (5, 12.0, 4.9, 0),
+            ],
+        );
+        let mx = matcher();
+        let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
+        assert_eq!(ids(&step.offers), vec![1, 2]);
+        // Before the deadline a tick changes nothing.
+        let s = mx.tick_at(&index, &mut m, t0 + secs(29)).unwrap();
+        assert!(s.offers.is_empty() && s.withdrawn.is_empty());
+        assert_eq!(s.status, RideStatus::Offering);
+        let s = mx.tick_at(&index, &mut m, t0 + secs(30)).unwrap();
+        m.validate();
+        assert_eq!(s.withdrawn, vec![DriverId(1), DriverId(2)]);
+        assert_eq!(
+            ids(&s.offers),
+            vec![3, 4],
+            "10 km, only drivers not offered yet"
+        );
+        assert_eq!(m.radius_step(), 1);
+        // An accept after the deadline is refused until the timeout is processed.
+        assert!(matches!(
+            mx.accept_at(&index, &mut m, DriverId(3), t0 + secs(60)),
+            Err(MatchingError::InvalidEvent { .. })
+        ));
+        // Second timeout: the last step is over.
+        let s = mx.tick_at(&index, &mut m, t0 + secs(60)).unwrap();
+        m.validate();
+        assert_eq!(s.withdrawn, vec![DriverId(3), DriverId(4)]);
+        assert!(matches!(
+            s.status,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NobodyAccepted,
+                offers_made: 4,
+                ..
+            }
+        ));
+        assert!(m.deadline().is_none());
+    }
+
+    #[test]
+    fn nobody_in_range_gives_up_at_once_and_radius_steps_are_configurable() {
+        let t0 = Instant::now();
+        let index = fleet(t0, &[(1, 12.0, 4.9, 0)]);
+        let (m, step) = matcher().start_at(&index, request(1), t0).unwrap();
+        m.validate();
+        assert_eq!(
+            step.status,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NoDriversInRange,
+                offers_made: 0,
+                radius_km: 10.0
+            }
+        );
+        let cfg = RideConfig {
+            radius_steps_km: vec![2.0, 6.0, 15.0],
+            ..RideConfig::default()
+        };
+        let mx = RideMatcher::new(cfg, HaversineEta::default()).unwrap();
+        let (m, step) = mx.start_at(&index, request(1), t0).unwrap();
+        assert_eq!(ids(&step.offers), vec![1]);
+        assert_eq!(m.radius_step(), 2, "empty steps are skipped at once");
+    }
+
+    #[test]
+    fn eligibility_rating_strictly_above_vehicle_and_availability() {
+        let t0 = Instant::now();
+        let index = fleet(
+            t0,
+            &[
+                (1, 1.0, 4.5, 0),
+                (2, 1.1, 4.51, 0),
+                (3, 1.2, 4.9, 1),
+                (4, 1.3, 5.0, 0),
+                (5, 0.1, 4.9, 0),
+            ],
+        );
+        assert!(
+            index
+                .compare_and_set_status_at(DriverId(5), Status::AVAILABLE, Status::BUSY, t0)
+                .unwrap()
+        );
+        let (_, step) = matcher().start_at(&index, request(1), t0).unwrap();
+        assert_eq!(ids(&step.offers), vec![2, 4]);
+        // Drivers whose location expired (TTL) are offline.
+        let (_, step) = matcher()
+            .start_at(&index, request(1), t0 + secs(601))
+            .unwrap();
+        assert!(matches!(
+            step.status,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NoDriversInRange,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn racing_accepts_exactly_one_wins_the_other_goes_on() {
+        let t0 = Instant::now();
+        let index = fleet(
+            t0,
+            &[
+                (1, 0.5, 4.9, 0),
+                (2, 1.0, 4.9, 0),
+                (3, 1.5, 4.9, 0),
+                (4, 2.0, 4.9, 0),
+            ],
+        );
+        let mx = matcher();
+        let (mut a, sa) = mx.start_at(&index, request(1), t0).unwrap();
+        let (mut b, sb) = mx.start_at(&index, request(2), t0).unwrap();
+        assert_eq!(ids(&sa.offers), ids(&sb.offers));
+        let wa = mx
+            .accept_at(&index, &mut a, DriverId(1), t0 + secs(2))
+            .unwrap();
+        let wb = mx
+            .accept_at(&index, &mut b, DriverId(1), t0 + secs(2))
+            .unwrap();
+        a.validate();
+        b.validate();
+        assert!(matches!(
+            wa.status,
+            RideStatus::Assigned {
+                driver: DriverId(1),
+                ..
+            }
+        ));
+        assert_eq!(wb.lost_race, Some(DriverId(1)));
+        assert_eq!(wb.status, RideStatus::Offering);
+        assert_eq!(
+            ids(&b.open_offers()),
+            vec![2, 3],
+            "b keeps its other offers"
+        );
+        // b's other drivers accept in turn; 2 wins for b.
+        let wb = mx
+            .accept_at(&index, &mut b, DriverId(2), t0 + secs(3))
+            .unwrap();
+        assert!(matches!(
+            wb.status,
+            RideStatus::Assigned {
+                driver: DriverId(2),
+                ..
+            }
+        ));
+        // When the lost race was the last open offer, the next candidate is offered.
+        let (mut c, sc) = mx.start_at(&index, request(3), t0 + secs(4)).unwrap();
+        assert_eq!(ids(&sc.offers), vec![3, 4]);
+        mx.decline_at(&index, &mut c, DriverId(4), t0 + secs(5))
+            .unwrap();
+        assert!(
+            index
+                .compare_and_set_status_at(DriverId(3), Status::AVAILABLE, Status::BUSY, t0)
+                .unwrap()
+        );
+        let s = mx
+            .accept_at(&index, &mut c, DriverId(3), t0 + secs(6))
+            .unwrap();
+        c.validate();
+        assert_eq!(s.lost_race, Some(DriverId(3)));
+        assert!(matches!(
+            s.status,
+            RideStatus::Unmatched {
+                reason: UnmatchedReason::NobodyAccepted,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_events_and_configs_are_typed_errors() {
+        let t0 = Instant::now();
+        let index = fleet(t0, &[(1, 0.5, 4.9, 0), (2, 1.0, 4.9, 0)]);
+        let mx = matcher();
+        let (mut m, _) = mx.start_at(&index, request(1), t0 + secs(5)).unwrap();
+        let before = m.clone();
+        // Unknown driver / not offered.
+        assert!(
+            mx.accept_at(&index, &mut m, DriverId(99), t0 + secs(6))
+                .is_err()
+        );
+        assert!(
+            mx.decline_at(&index, &mut m, DriverId(99), t0 + secs(6))
+                .is_err()
+        );
+        // From the past.
+        assert!(mx.decline_at(&index, &mut m, DriverId(1), t0).is_err());
+        assert!(mx.tick_at(&index, &mut m, t0).is_err());
+        assert_eq!(m, before);
+        let bad = [
+            RideConfig {
+                radius_steps_km: vec![],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                radius_steps_km: vec![5.0, 5.0],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                radius_steps_km: vec![-1.0],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                radius_steps_km: vec![f64::NAN],
+                ..RideConfig::default()
+            },
+            RideConfig {
+                candidates: 0,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                offers_per_round: 0,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                offers_per_round: 11,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                offer_timeout: Duration::ZERO,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                min_rating: Rating::MAX,
+                ..RideConfig::default()
+            },
+            RideConfig {
+                assigned_status: Status::AVAILABLE,
+                ..RideConfig::default()
+            },
+        ];
+        for c in bad {
+            assert!(
+                RideMatcher::new(c.clone(), HaversineEta::default()).is_err(),
+                "{c:?}"
+            );
+        }
+        assert!(
+            mx.candidates_at(&index, &request(1), -5.0, &[], t0)
+                .is_err()
+        );
+        assert!(
+            mx.candidates_at(&index, &request(1), f64::NAN, &[], t0)
+                .is_err()
+        );
+    }
+
+    fn config(default_cases: u32) -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_cases);
+        ProptestConfig {
+            cases,
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn drivers() -> impl Strategy<Value = Vec<(u64, f64, f64, u8)>> {
+        prop::collection::vec((0.0..12.0f64, 4.0..=5.0f64, 0u8..2), 0..40).prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (km, r, veh))| (i as u64, km, (r * 100.0).round() / 100.0, veh))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        /// The naive twin of state 1: a linear scan of every live driver,
+        /// filtered and ranked by ETA, equals `candidates_at`.
+        #[test]
+        fn candidates_match_a_linear_scan(ds in drivers(), radius in 0.5..12.0f64, exclude in prop::collection::vec(0u64..40, 0..5)) {
+            let t0 = Instant::now();
+            let index = fleet(t0, &ds);
+            let mx = matcher();
+            let req = request(1);
+            let exclude: Vec<DriverId> = exclude.into_iter().map(DriverId).collect();
+            let got = mx.candidates_at(&index, &req, radius, &exclude, t0).unwrap();
+            let eta = HaversineEta::default();
+            let mut want: Vec<(f64, f64, u64)> = Vec::new();
+            index.for_each_at(t0, |v| {
+                let d = v.pos.distance_m(req.pickup);
+                if d <= radius * 1000.0 && v.attrs.rating.hundredths() > 450 && v.attrs.vehicle == car()
+                    && v.attrs.status == Status::AVAILABLE && !exclude.contains(&v.id) {
+                    want.push((d, eta.pickup_eta_secs(v.pos, req.pickup, v.attrs.vehicle), v.id.0));
+                }
+            });
+            // The 10 nearest (the index's COUNT), then ranked by ETA.
+            want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+            want.truncate(10);
+            want.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)));
+            prop_assert_eq!(ids(&got), want.iter().map(|w| w.2).collect::<Vec<_>>());
+        }
+
+        /// Random event sequences over two competing riders: invariants hold
+        /// after every step, no driver is assigned twice, every assigned
+        /// driver is busy in the index, and a finished match stays finished.
+        #[test]
+        fn random_event_sequences_keep_the_invariants(
+            ds in drivers(),
+            events in prop::collection::vec((0usize..2, 0u8..3, 0usize..3, 0u64..20), 1..40),
+        ) {
+            let t0 = Instant::now();
+            let index = fleet(t0, &ds);
+            let mx = matcher();
+            let mut ms: Vec<RideMatch> = (0..2).map(|r| mx.start_at(&index, request(r), t0).unwrap().0).collect();
+            let mut now = t0;
+            for (who, kind, pick, dt) in events {
+                now += secs(dt);
+                let m = &mut ms[who];
+                if m.status().is_final() {
+                    let before = m.clone();
+                    prop_assert!(mx.tick_at(&index, m, now).is_err());
+                    prop_assert_eq!(&*m, &before);
+                    continue;
+                }
+                let open = m.open_offers();
+                let driver = open[pick % open.len()].driver;
+                let res = match kind {
+                    0 => mx.accept_at(&index, m, driver, now),
+                    1 => mx.decline_at(&index, m, driver, now),
+                    _ => mx.tick_at(&index, m, now),
+                };
+                if res.is_err() {
+                    // Only an expired offer may refuse an accept / decline.
+                    prop_assert!(kind < 2 && m.deadline().is_some_and(|d| now >= d));
+                    mx.tick_at(&index, m, now).unwrap();
+                }
+                m.validate();
+            }
+            let assigned: Vec<DriverId> = ms.iter().filter_map(|m| match m.status() {
+                RideStatus::Assigned { driver, .. } => Some(driver),
+                _ => None,
+            }).collect();
+            if assigned.len() == 2 {
+                prop_assert_ne!(assigned[0], assigned[1]);
+            }
+            for d in assigned {
+                prop_assert_eq!(index.get_at(d, t0).unwrap().attrs.status, Status::BUSY);
+            }
+        }
+    }
+}

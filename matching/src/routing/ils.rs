@@ -1,0 +1,102 @@
+//! Iterated local search (Lourenço, Martin & Stützle 2003; the kick is
+//! Martin, Otto & Felten's double bridge restricted to short segments so
+//! that the local search after it stays local, as in Johnson & McGeoch
+//! 1997).
+
+use std::time::{Duration, Instant};
+
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use crate::routing::Distances;
+use crate::routing::local_search::{ArrayTour, LocalSearch};
+use crate::routing::neighbours::Neighbours;
+use crate::routing::problem::Problem;
+
+/// Longest segment a double-bridge kick moves.
+const KICK_SEGMENT: usize = 50;
+
+/// Read the clock once per this many iterations.
+const CLOCK_EVERY: u64 = 32;
+
+/// What the ILS loop did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IlsStats {
+    pub(crate) iterations: u64,
+    pub(crate) improvements: u64,
+}
+
+/// Runs the local search to a local optimum, then kicks and re-optimises
+/// until `max_iterations` or `deadline`, keeping a kicked tour when it is
+/// no longer than the current one. Returns the final (best) tour length.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
+    p: &Problem<'_, D>,
+    nb: &Neighbours,
+    ls: &mut LocalSearch,
+    t: &mut ArrayTour,
+    max_iterations: u64,
+    deadline: Option<Instant>,
+    seed: u64,
+    eps: f64,
+) -> (f64, IlsStats) {
+    ls.push_all(t);
+    ls.run(p, nb, t);
+    let mut cur = p.tour_length(&t.tour);
+    let mut stats = IlsStats {
+        iterations: 0,
+        improvements: 0,
+    };
+    let n = t.n();
+    if n < 8 {
+        return (cur, stats);
+    }
+    let open = p.real() != n;
+    let lmax = KICK_SEGMENT.min((n - 2) / 2).max(1);
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    let mut saved = t.clone();
+    let mut buf = Vec::with_capacity(2 * lmax);
+    while stats.iterations < max_iterations {
+        if stats.iterations.is_multiple_of(CLOCK_EVERY)
+            && deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break;
+        }
+        stats.iterations += 1;
+        saved.copy_from(t);
+        let p0 = rng.random_range(0..n);
+        let l1 = rng.random_range(1..=lmax);
+        let l2 = rng.random_range(1..=lmax);
+        let [a, b, c, d, e, f] = t.double_bridge(p0, l1, l2, &mut buf);
+        let kick = (p.d(a, d) + p.d(e, b) + p.d(c, f)) - (p.d(a, b) + p.d(c, d) + p.d(e, f));
+        for x in [a, b, c, d, e, f] {
+            ls.push(x);
+        }
+        let gain = ls.run(p, nb, t);
+        // Open paths carry penalised dummy edges whose large values would
+        // make an incremental sum drift: recount exactly.
+        let new = if open {
+            p.tour_length(&t.tour)
+        } else {
+            cur + kick + gain
+        };
+        if new < cur - eps {
+            cur = new;
+            stats.improvements += 1;
+        } else if new <= cur + eps {
+            // A sideways step: keep it (it diversifies), length unchanged.
+        } else {
+            t.copy_from(&saved);
+        }
+    }
+    (p.tour_length(&t.tour), stats)
+}
+
+/// `deadline` from a budget, saturating far in the future.
+pub(crate) fn deadline(start: Instant, budget: Option<Duration>) -> Option<Instant> {
+    budget.map(|b| {
+        start
+            .checked_add(b)
+            .unwrap_or(start + Duration::from_secs(86_400 * 365))
+    })
+}
