@@ -130,6 +130,11 @@ pub(crate) fn unit(lon_deg: f64, lat_deg: f64) -> [f64; 3] {
     [clat * clon, clat * slon, slat]
 }
 
+/// Points per [`Locator::interior_block`] call.
+pub(crate) const BLOCK: usize = 256;
+/// "No slot" in [`Locator::interior_block`]'s output.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+
 /// log2 of the sub-buckets per tile side.
 const SUB_BITS: u32 = 4;
 /// Sub-buckets per tile side: a tile is split into `SUB × SUB` rectangles.
@@ -183,25 +188,78 @@ pub(crate) enum Located {
     Cell(CellIndex),
 }
 
-/// Tiles remembered by a [`Cursor`].
-const CURSOR_WAYS: usize = 4;
+/// log2 of the tiles per super-tile side.
+const SUPER_BITS: u32 = 6;
+/// Tiles per super-tile.
+const SUPER_LEN: usize = 1 << (2 * SUPER_BITS);
 
-/// The last few tiles looked up: consecutive drivers of the geo index are
-/// spatially close (it walks ~600 m cells), so most lookups skip the hash
-/// probe.
+/// Tile key → tile index in two levels: a small hash map of 64 × 64-tile
+/// super-tiles (≈ 90 km squares at resolution 7, a few per metro), each a
+/// dense array of tile indices. The map stays in L1 and the arrays in L2,
+/// where one flat map of every tile would miss the cache on most lookups
+/// (the geo index walks its cells in no spatial order).
+#[derive(Debug, Clone, Default)]
+struct TileDir {
+    super_of: FxHashMap<u64, u32>,
+    supers: Vec<Box<[u32]>>,
+    len: usize,
+}
+
+impl TileDir {
+    /// Super-tile key and index inside it of tile `key`.
+    #[inline]
+    fn split(key: u64) -> (u64, usize) {
+        let (ty, tx) = ((key >> 32) as u32 as i32, key as u32 as i32);
+        let m = (1 << SUPER_BITS) - 1;
+        let sk =
+            (u64::from((ty >> SUPER_BITS) as u32) << 32) | u64::from((tx >> SUPER_BITS) as u32);
+        (sk, (((ty & m) << SUPER_BITS) | (tx & m)) as usize)
+    }
+
+    #[inline]
+    fn super_slice(&self, sk: u64) -> Option<&[u32]> {
+        self.super_of.get(&sk).map(|&i| &*self.supers[i as usize])
+    }
+
+    #[inline]
+    fn get(&self, key: u64) -> Option<u32> {
+        let (sk, i) = Self::split(key);
+        self.super_slice(sk).map(|s| s[i]).filter(|&t| t != NO_SLOT)
+    }
+
+    fn insert(&mut self, key: u64, tile: u32) {
+        let (sk, i) = Self::split(key);
+        let si = match self.super_of.get(&sk) {
+            Some(&si) => si,
+            None => {
+                let si = self.supers.len() as u32;
+                self.supers
+                    .push(vec![NO_SLOT; SUPER_LEN].into_boxed_slice());
+                self.super_of.insert(sk, si);
+                si
+            }
+        };
+        let slot = &mut self.supers[si as usize][i];
+        if *slot == NO_SLOT {
+            self.len += 1;
+        }
+        *slot = tile;
+    }
+}
+
+/// The last super-tile looked up: consecutive drivers of the geo index are
+/// in the same region, so lookups skip the hash probe.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cursor<'a> {
-    keys: [u64; CURSOR_WAYS],
-    tiles: [Option<&'a Tile>; CURSOR_WAYS],
-    next: usize,
+    key: u64,
+    dir: Option<&'a [u32]>,
 }
 
 impl Default for Cursor<'_> {
     fn default() -> Self {
         Self {
-            keys: [u64::MAX; CURSOR_WAYS],
-            tiles: [None; CURSOR_WAYS],
-            next: 0,
+            key: u64::MAX,
+            dir: None,
         }
     }
 }
@@ -242,8 +300,8 @@ pub(crate) struct Locator {
     res: Resolution,
     /// Sub-buckets per degree (`SUB` per tile).
     subs_per_degree: f64,
-    /// Tile key → index in `tiles` (a small map that stays in cache).
-    tile_of: FxHashMap<u64, u32>,
+    /// Tile key → index in `tiles`.
+    tile_of: TileDir,
     tiles: Vec<Tile>,
     tile_keys: Vec<u64>,
     cells: Vec<CellGeom>,
@@ -258,7 +316,7 @@ impl Locator {
         Self {
             res,
             subs_per_degree: SUB as f64 / edge_deg,
-            tile_of: FxHashMap::default(),
+            tile_of: TileDir::default(),
             tiles: Vec::new(),
             tile_keys: Vec::new(),
             cells: Vec::new(),
@@ -289,17 +347,12 @@ impl Locator {
         let gx = floor_i64(lon * self.subs_per_degree);
         let key = tile_key(gy, gx);
         let sub = (((gy as usize) & (SUB - 1)) * SUB + ((gx as usize) & (SUB - 1))) as u16;
-        let tile = match cur.keys.iter().position(|&k| k == key) {
-            Some(i) => cur.tiles[i],
-            None => {
-                let t = self.tile_of.get(&key).map(|&i| &self.tiles[i as usize]);
-                let w = cur.next;
-                cur.keys[w] = key;
-                cur.tiles[w] = t;
-                cur.next = (w + 1) % CURSOR_WAYS;
-                t
-            }
-        };
+        let (sk, inner) = TileDir::split(key);
+        if sk != cur.key {
+            cur.key = sk;
+            cur.dir = self.tile_of.super_slice(sk);
+        }
+        let tile = cur.dir.and_then(|d| self.tiles.get(d[inner] as usize));
         let Some(tile) = tile else {
             return Find { slot: None, key };
         };
@@ -316,6 +369,48 @@ impl Locator {
             .copied()
             .find(|&s| self.cells[s as usize].contains(p));
         Find { slot, key }
+    }
+
+    /// The no-trigonometry part of the fast path for a block of valid
+    /// points: `out[i]` is the slot of point `i` when its sub-bucket is
+    /// interior, `NO_SLOT` otherwise. Done in stages (keys, then tile
+    /// indices, then states) so that the independent table reads of a
+    /// block overlap instead of forming one dependent chain per point.
+    #[inline]
+    pub(crate) fn interior_block(&self, pts: &[[f64; 2]], out: &mut [u32]) {
+        debug_assert!(pts.len() <= BLOCK && out.len() >= pts.len());
+        let n = pts.len();
+        let mut keys = [0_u64; BLOCK];
+        let mut subs = [0_u16; BLOCK];
+        for (i, &[lon, lat]) in pts.iter().enumerate() {
+            let gy = floor_i64(lat * self.subs_per_degree);
+            let gx = floor_i64(lon * self.subs_per_degree);
+            keys[i] = tile_key(gy, gx);
+            subs[i] = (((gy as usize) & (SUB - 1)) * SUB + ((gx as usize) & (SUB - 1))) as u16;
+        }
+        let mut tix = [NO_SLOT; BLOCK];
+        let (mut last_super, mut dir) = (u64::MAX, None);
+        for i in 0..n {
+            let (sk, inner) = TileDir::split(keys[i]);
+            if sk != last_super {
+                last_super = sk;
+                dir = self.tile_of.super_slice(sk);
+            }
+            tix[i] = dir.map_or(NO_SLOT, |d: &[u32]| d[inner]);
+        }
+        for i in 0..n {
+            out[i] = match self.tiles.get(tix[i] as usize) {
+                Some(t) => {
+                    let state = t.sub[usize::from(subs[i])];
+                    if state < BOUNDARY {
+                        t.cands[usize::from(state)]
+                    } else {
+                        NO_SLOT
+                    }
+                }
+                None => NO_SLOT,
+            };
+        }
     }
 
     /// Locates `(lon, lat)` (finite, in range) using `self` for lookups and
@@ -369,13 +464,13 @@ impl Locator {
     }
 
     fn tile(&self, key: u64) -> Option<&Tile> {
-        self.tile_of.get(&key).map(|&i| &self.tiles[i as usize])
+        self.tile_of.get(key).map(|i| &self.tiles[i as usize])
     }
 
     /// The tile `key` and its index, created if the bound allows.
     fn tile_mut(&mut self, key: u64) -> Option<(usize, &mut Tile)> {
-        let i = match self.tile_of.get(&key) {
-            Some(&i) => i,
+        let i = match self.tile_of.get(key) {
+            Some(i) => i,
             None if self.tiles.len() < self.max_tiles => {
                 let i = self.tiles.len() as u32;
                 self.tiles.push(Tile::default());
@@ -503,9 +598,13 @@ impl Locator {
         }
         assert!(self.tiles.len() <= self.max_tiles);
         assert_eq!(self.tiles.len(), self.tile_keys.len());
-        assert_eq!(self.tiles.len(), self.tile_of.len());
+        assert_eq!(self.tiles.len(), self.tile_of.len);
         for (t, &key) in self.tiles.iter().zip(&self.tile_keys) {
-            assert_eq!(self.tiles[self.tile_of[&key] as usize].len, t.len);
+            let i = self
+                .tile_of
+                .get(key)
+                .expect("every tile is in the directory");
+            assert_eq!(self.tiles[i as usize].len, t.len);
             let c = &t.cands[..usize::from(t.len)];
             for (i, s) in c.iter().enumerate() {
                 assert!((*s as usize) < self.cells.len());

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::demand::DemandWindow;
 use crate::hash::FxHashMap;
-use crate::locator::{Cursor, DEFAULT_MAX_TILES, Located, Locator};
+use crate::locator::{BLOCK, Cursor, DEFAULT_MAX_TILES, Located, Locator, NO_SLOT};
 use crate::{Bps, Multiplier, PricingError, SupplySource, SurgeCurve};
 
 /// Parameters of a [`SurgeEngine`].
@@ -361,10 +361,31 @@ impl Pass {
         }
     }
 
+    /// Locates `pts` in blocks: the interior sub-buckets of a block are
+    /// resolved together ([`Locator::interior_block`]), the rest one by one.
     fn add_all(&mut self, loc: &Locator, pts: &[[f64; 2]]) {
         let mut cur = Cursor::default();
-        for &[lon, lat] in pts {
-            self.add(loc, &mut cur, lon, lat);
+        let mut valid = [[0.0; 2]; BLOCK];
+        let mut slots = [NO_SLOT; BLOCK];
+        for block in pts.chunks(BLOCK) {
+            let mut n = 0;
+            for &[lon, lat] in block {
+                if lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0 {
+                    valid[n] = [lon, lat];
+                    n += 1;
+                } else {
+                    self.skipped += 1;
+                }
+            }
+            loc.interior_block(&valid[..n], &mut slots);
+            for (&[lon, lat], &s) in valid[..n].iter().zip(&slots[..n]) {
+                if s == NO_SLOT {
+                    self.add(loc, &mut cur, lon, lat);
+                } else {
+                    self.by_slot[s as usize] += 1;
+                    self.fast += 1;
+                }
+            }
         }
     }
 }
@@ -382,8 +403,15 @@ fn scan<S: SupplySource + ?Sized>(
 ) -> Vec<Pass> {
     if threads <= 1 {
         let mut pass = Pass::new(loc);
-        let mut cur = Cursor::default();
-        supply.for_each_supply(now, &mut |lon, lat| pass.add(loc, &mut cur, lon, lat));
+        let mut buf: Vec<[f64; 2]> = Vec::with_capacity(BLOCK);
+        supply.for_each_supply(now, &mut |lon, lat| {
+            buf.push([lon, lat]);
+            if buf.len() == BLOCK {
+                pass.add_all(loc, &buf);
+                buf.clear();
+            }
+        });
+        pass.add_all(loc, &buf);
         return vec![pass];
     }
     let (tx, rx) = mpsc::sync_channel::<Vec<[f64; 2]>>(2 * threads);
