@@ -624,7 +624,7 @@ pub fn run(
         ),
     );
     s.metric(
-        "rides priced (quote, surge, split)",
+        "rides priced (quote+surge+split)",
         rate(matched - cancelled, price_secs),
     );
     s.metric(

@@ -352,6 +352,8 @@ fn invalid_positions_and_configs_are_typed_errors() {
     // Invalid supply positions are skipped and counted, not panicked on.
     let stats = engine.recompute_at(&vec![Point::new(f64::NAN, 1.0), Point::new(2.35, 48.85)], t);
     assert_eq!((stats.drivers, stats.skipped), (1, 1));
+    // Nothing of the refused requests was recorded.
+    assert_eq!(stats.requests, 0);
     engine.validate();
     let d = SurgeConfig::default();
     let bad = [
