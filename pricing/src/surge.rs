@@ -320,7 +320,7 @@ fn cell_of(point: Point<f64>, res: Resolution) -> Result<CellIndex, PricingError
 }
 
 /// Drivers handed to a worker thread at a time.
-const CHUNK: usize = 16_384;
+const CHUNK: usize = 8_192;
 /// Sources smaller than this are scanned on the calling thread only (a
 /// worker's start-up and hand-off cost more than they save).
 const PARALLEL_MIN: usize = 131_072;
@@ -455,6 +455,13 @@ fn scan<S: SupplySource + ?Sized>(
         });
         mine.add_all(loc, &buf);
         drop(tx);
+        // Help drain what the workers have not taken yet, so the join only
+        // waits for the chunks already in their hands.
+        loop {
+            let next = rx.lock().try_recv();
+            let Ok(b) = next else { break };
+            mine.add_all(loc, &b);
+        }
         let mut passes = vec![mine];
         for w in workers {
             match w.join() {
