@@ -11,6 +11,7 @@ mod cache;
 mod fleet;
 mod geo;
 mod matching;
+mod pricing;
 mod ratelimit;
 mod report;
 
@@ -54,6 +55,7 @@ fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
         geo.index.live_len_at(geo.now)
     );
     matching::run(opts, &fleet, &geo, &mut updates)?.print();
+    pricing::run(opts, &fleet, &mut updates, &geo)?.print();
     ratelimit::run(opts)?.print();
     cache::run(opts)?.print();
     Ok(())
