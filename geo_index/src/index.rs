@@ -976,6 +976,33 @@ impl GeoIndex {
         }
     }
 
+    /// Calls `f(id, position, attributes)` for every driver visible at `now`
+    /// that passes `filter`: [`GeoIndex::for_each_at`] without building
+    /// views (no `Instant` arithmetic per driver), for whole-fleet scans such
+    /// as surge supply counts. Shard by shard, each read-locked while
+    /// visited; `f` must not write to the index.
+    pub fn for_each_matching_at(
+        &self,
+        now: Instant,
+        filter: &crate::Filter,
+        mut f: impl FnMut(DriverId, LonLat, Attrs),
+    ) {
+        let now_ms = self.clock.ms(now);
+        for s in 0..self.shards.len() {
+            let shard = self.read_shard(s);
+            for cell in &shard.cells {
+                for slot in &cell.slots {
+                    if !slot.is_free()
+                        && filter.matches_packed(slot.attrs())
+                        && self.is_live(&shard, slot, now_ms)
+                    {
+                        f(DriverId(slot.id), slot.pos(), Attrs::unpack(slot.attrs()));
+                    }
+                }
+            }
+        }
+    }
+
     // ---- expiry ---------------------------------------------------------
 
     /// Frees every driver expired at `now`; returns how many. O(n).

@@ -695,3 +695,42 @@ fn search_accessors_describe_the_query() {
         Some(dispatchkit_geo_index::Order::Asc)
     );
 }
+
+#[test]
+fn for_each_matching_visits_live_filtered_drivers() {
+    let t0 = Instant::now();
+    let index = index_at(t0);
+    for i in 0..50u64 {
+        let status = if i % 2 == 0 {
+            Status::AVAILABLE
+        } else {
+            Status::BUSY
+        };
+        let at = t0 + Duration::from_secs(i % 3 * 20);
+        index
+            .upsert_at(
+                DriverId(i),
+                ll(1.0 + i as f64 * 1e-3, 1.0),
+                Attrs {
+                    status,
+                    ..Attrs::default()
+                },
+                at,
+            )
+            .unwrap();
+    }
+    let now = t0 + Duration::from_secs(35);
+    let mut seen = Vec::new();
+    index.for_each_matching_at(now, &Filter::available(), |id, pos, attrs| {
+        assert_eq!(attrs.status, Status::AVAILABLE);
+        assert_eq!(index.position_at(id, now).unwrap(), pos);
+        seen.push(id.0);
+    });
+    seen.sort_unstable();
+    // Updated at 0 s expired at 30 s; 20 s and 40 s ones are live.
+    let want: Vec<u64> = (0..50).filter(|i| i % 2 == 0 && i % 3 != 0).collect();
+    assert_eq!(seen, want);
+    let mut all = 0;
+    index.for_each_at(now, |_| all += 1);
+    assert_eq!(all, (0..50).filter(|i| i % 3 != 0).count());
+}

@@ -47,11 +47,8 @@ impl SupplySource for Vec<Point<f64>> {
 /// are close together, which the engine's cell cache exploits).
 impl SupplySource for dispatchkit_geo_index::GeoIndex {
     fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
-        self.for_each_at(now, |v| {
-            if v.attrs.status == dispatchkit_geo_index::Status::AVAILABLE {
-                f(v.pos.lon(), v.pos.lat());
-            }
-        });
+        let available = dispatchkit_geo_index::Filter::available();
+        self.for_each_matching_at(now, &available, |_, pos, _| f(pos.lon(), pos.lat()));
     }
 
     fn size_hint(&self) -> usize {
