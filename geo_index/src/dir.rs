@@ -1,6 +1,6 @@
-//! The directory: driver id → packed slot location, sharded by id.
+//! The directory: driver id → packed slot location.
 //!
-//! Each shard is an open-addressing table with linear probing and
+//! An open-addressing table with linear probing and
 //! backward-shift deletion, 16 bytes a driver at up to 90 % load (a
 //! `HashMap` would round its buckets up to a power of two and sit at 48 %
 //! load at one million drivers, 35 bytes a driver). Its bucket address is
@@ -193,71 +193,56 @@ impl Table {
     }
 }
 
-/// The sharded directory.
+/// The directory: one table behind one lock. A batch takes the read lock
+/// once for all its lookups; inserts and removals (new drivers, expiry)
+/// take the write lock briefly; location changes are atomic stores under
+/// the read lock.
 pub(crate) struct Directory {
-    pub(crate) tables: Box<[RwLock<Table>]>,
-    mask: usize,
+    table: RwLock<Table>,
 }
 
 impl Directory {
-    pub(crate) fn new(shards: usize) -> Self {
-        let seeds = RandomState::default();
+    pub(crate) fn new() -> Self {
         Directory {
-            tables: (0..shards as u64)
-                .map(|s| RwLock::new(Table::new(seeds.hash_one(s))))
-                .collect(),
-            mask: shards - 1,
+            table: RwLock::new(Table::new(RandomState::default().hash_one(0x5EED_u64))),
         }
     }
 
-    pub(crate) fn shards(&self) -> usize {
-        self.mask + 1
+    pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, Table> {
+        self.table.read()
     }
 
-    #[inline]
-    pub(crate) fn shard(&self, id: u64) -> usize {
-        // Independent of the tables' own hash, so buckets stay spread.
-        ((id ^ (id >> 31)).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 40) as usize & self.mask
+    pub(crate) fn write(&self) -> parking_lot::RwLockWriteGuard<'_, Table> {
+        self.table.write()
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<Loc> {
-        self.tables[self.shard(id)].read().get(id)
+        self.table.read().get(id)
     }
 
     /// Publishes a new location; the caller holds the slot's shard lock.
     pub(crate) fn set(&self, id: u64, loc: Loc) {
-        let found = self.tables[self.shard(id)].read().set(id, loc);
+        let found = self.table.read().set(id, loc);
         debug_assert!(found, "moving driver {id} has no directory entry");
     }
 
     pub(crate) fn remove(&self, id: u64) {
-        self.tables[self.shard(id)].write().remove(id);
+        self.table.write().remove(id);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.tables.iter().map(|t| t.read().len()).sum()
+        self.table.read().len()
     }
 
     pub(crate) fn validate(&self) {
-        for (s, t) in self.tables.iter().enumerate() {
-            let t = t.read();
-            t.validate();
-            for e in t.entries.iter().filter(|e| e.key != EMPTY) {
-                assert_eq!(
-                    self.shard(e.key),
-                    s,
-                    "driver {} in the wrong directory shard",
-                    e.key
-                );
-            }
-        }
+        self.table.read().validate();
     }
 }
 
 impl fmt::Debug for Directory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Directory")
-            .field("shards", &self.tables.len())
+            .field("len", &self.len())
             .finish_non_exhaustive()
     }
 }

@@ -4,13 +4,13 @@
 //! # Concurrency protocol
 //!
 //! - A driver's slot lives in the lock shard of its cell's tile. Its
-//!   location (shard, cell, slot) is in the *directory*, a map sharded by
-//!   driver id whose values are `AtomicU64`s.
+//!   location (shard, cell, slot) is in the *directory*, a table from
+//!   driver id to an `AtomicU64`, behind its own lock.
 //! - A location changes only under the write lock of the shard(s) holding
 //!   the slot; it is published with an atomic store under a directory read
-//!   lock. Inserting or removing a directory entry takes the directory
-//!   shard's write lock while holding the spatial shard's write lock.
-//! - Lock order: spatial shards in ascending index, then directory shards.
+//!   lock. Inserting or removing a directory entry takes the directory's
+//!   write lock while holding the spatial shard's write lock.
+//! - Lock order: spatial shards in ascending index, then the directory.
 //!   A directory lock is never held while waiting for a spatial lock: a
 //!   location is read, the directory lock released, the spatial lock taken
 //!   and the slot checked to still hold the driver (else: retry).
@@ -273,7 +273,7 @@ impl GeoIndex {
         Ok(GeoIndex {
             shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
             mask: shards - 1,
-            dir: Directory::new(64),
+            dir: Directory::new(),
             clock: Clock::new(config.epoch),
             default_ttl_ms,
             contended: AtomicU64::new(0),
@@ -460,28 +460,16 @@ impl GeoIndex {
                     Err(e) => report.rejected.push((i, e)),
                 }
             }
-            // 1. Locations, one directory read lock per directory shard.
-            //    Touch every bucket of the group first so the cache misses
-            //    overlap, then look up.
-            counting_sort(prep, order, counts, self.dir.shards(), |p| {
-                self.dir.shard(p.id)
-            });
-            let mut start = 0;
-            while start < order.len() {
-                let d = self.dir.shard(prep[order[start] as usize].id);
-                let table = self.dir.tables[d].read();
-                let mut end = start;
-                while end < order.len() && self.dir.shard(prep[order[end] as usize].id) == d {
-                    end += 1;
+            // 1. Locations, under one directory read lock: touch every
+            //    bucket first so the cache misses overlap, then look up.
+            {
+                let table = self.dir.read();
+                for p in prep.iter() {
+                    table.touch(p.id);
                 }
-                for &i in &order[start..end] {
-                    table.touch(prep[i as usize].id);
-                }
-                for &i in &order[start..end] {
-                    let p = &mut prep[i as usize];
+                for p in prep.iter_mut() {
                     p.loc = table.get(p.id);
                 }
-                start = end;
             }
             // 2. Apply, one write lock per spatial shard holding the driver;
             //    every update of a new driver goes to its first target so a
@@ -533,6 +521,8 @@ impl GeoIndex {
                     let p = &prep[i as usize];
                     let applied = if !deferred_ids.is_empty() && deferred_ids.contains(&p.id) {
                         Applied::Deferred
+                    } else if let Some(a) = self.apply_fast(&mut shard, s, p) {
+                        a
                     } else {
                         self.apply(&mut shard, s, p, &mut report.events)
                     };
@@ -568,6 +558,44 @@ impl GeoIndex {
         report
     }
 
+    /// The common case of [`GeoIndex::apply`], inline: a live driver with
+    /// the default TTL moving within its cell, position only, no fences.
+    /// `None` when any of that does not hold (the full path decides).
+    #[inline(always)]
+    fn apply_fast(&self, shard: &mut Shard, s: usize, p: &Prep) -> Option<Applied> {
+        let l = p.loc?;
+        if p.attrs.is_some()
+            || p.ttl_ms.is_some()
+            || p.target as usize != s
+            || !shard.fences.is_empty()
+        {
+            return None;
+        }
+        let cell = shard.cells.get_mut(l.cell as usize)?;
+        if cell.key != p.key {
+            return None;
+        }
+        let slot = cell.slots.get_mut(l.slot as usize)?;
+        if slot.id != p.id
+            || slot.custom_ttl()
+            || p.now_ms >= slot.updated_ms() + self.default_ttl_ms
+        {
+            return None;
+        }
+        let (lon_q, lat_q) = p.pos.raw();
+        let attrs = slot.attrs();
+        if (p.at_ms, lon_q, lat_q, attrs) <= slot.version() {
+            return Some(Applied::Stale);
+        }
+        *slot = Slot {
+            id: p.id,
+            lon_q,
+            lat_q,
+            meta: crate::shard::pack_meta(p.at_ms, attrs, false),
+        };
+        Some(Applied::Moved)
+    }
+
     /// Applies a prepared update to the locked shard `s`, which holds the
     /// driver (or is its target when `p.loc` is `None`).
     fn apply(
@@ -579,8 +607,7 @@ impl GeoIndex {
     ) -> Applied {
         match p.loc {
             None => {
-                let d = self.dir.shard(p.id);
-                let mut table = self.dir.tables[d].write();
+                let mut table = self.dir.write();
                 if table.contains(p.id) || p.target as usize != s {
                     return Applied::Deferred;
                 }

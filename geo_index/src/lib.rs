@@ -64,7 +64,7 @@
 //! a city quadrant) are hashed onto lock shards (`parking_lot::RwLock`), so
 //! writers in different areas do not contend and a batch takes each
 //! shard's lock once. A driver is a 24-byte slot in its cell; a directory
-//! sharded by id maps it to its slot. Searches read-lock every shard their
+//! (an open-addressing table, 16 bytes a driver) maps its id to its slot. Searches read-lock every shard their
 //! area touches before reading, so a driver crossing a shard boundary is
 //! never lost and never seen twice. See `index.rs` for the locking protocol.
 //!
