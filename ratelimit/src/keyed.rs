@@ -139,7 +139,13 @@ impl<K: Hash + Eq + Clone, A: Algorithm> KeyedRateLimiter<K, A> {
             alg,
             origin,
             fail_mode: FailMode::Closed,
-            store: Store::new(shards, max_keys, DefaultHasher::default(), ()),
+            store: Store::new(
+                shards,
+                max_keys,
+                DefaultHasher::default(),
+                |s, k| s.hash_one(k),
+                (),
+            ),
         }
     }
 }
@@ -161,7 +167,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
             alg,
             origin,
             fail_mode: config.fail_mode,
-            store: Store::new(shards, max_keys, hasher, ()),
+            store: Store::new(shards, max_keys, hasher, |s, k| s.hash_one(k), ()),
         })
     }
 
@@ -261,10 +267,10 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
             h,
             key,
             t,
-            |floor| alg.new_cell(floor),
-            |c| alg.idle_cell(c),
+            |_, floor| alg.new_cell(floor),
+            |_, _, c| alg.idle_cell(c),
         ) {
-            Ok(cell) => alg.check_cell(cell, t, now, cost, true),
+            Ok((cell, _)) => alg.check_cell(cell, t, now, cost, true),
             Err(at_cap) => cap_decision(
                 self.fail_mode == FailMode::Open,
                 alg.capacity(),
@@ -280,6 +286,6 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     #[cfg(any(test, fuzzing))]
     pub(crate) fn validate(&self) {
         self.store
-            .validate(|k| self.store.hash(k), |c| self.alg.validate_cell(c));
+            .validate(|k| self.store.hash(k), |_, _, c| self.alg.validate_cell(c));
     }
 }

@@ -61,8 +61,10 @@
 #![warn(missing_debug_implementations)]
 
 mod algorithm;
+mod compiled;
 mod decision;
 mod direct;
+mod entry;
 mod error;
 mod fixed_window;
 mod gcra;
