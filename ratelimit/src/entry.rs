@@ -16,9 +16,10 @@ use crate::sliding_log::LogState;
 /// seed's second + hour + day), or a window counter and a bucket.
 pub(crate) const INLINE_WORDS: usize = 3;
 
-/// One (rule set, key)'s state: 32 bytes inline (next to its key in the
-/// shard's table) when the set is inline, else the states in one heap block.
-#[derive(Debug, Clone)]
+/// One (rule set, key)'s state: 40 bytes held next to its key in the
+/// shard's table, with every rule's state inline when the set is inline,
+/// else in one heap block.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     seen: u64,
     words: [u64; INLINE_WORDS],
@@ -27,7 +28,7 @@ pub(crate) struct Entry {
 
 /// The states of a set that does not fit inline (a sliding log, or more
 /// than [`INLINE_WORDS`] words).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Spill {
     words: Vec<u64>,
     logs: Vec<LogState>,
@@ -174,7 +175,8 @@ impl Entry {
     }
 
     /// [`check`](Self::check) for a set of token buckets held inline (the
-    /// usual case): the same decisions, on the TATs directly.
+    /// usual case): the same decisions, on the TATs directly, unrolled for
+    /// each number of buckets.
     #[inline(always)]
     fn check_buckets(
         &mut self,
@@ -184,20 +186,40 @@ impl Entry {
         cost: u32,
         commit: bool,
     ) -> PolicyDecision {
+        match set.buckets.len() {
+            1 => self.check_n_buckets::<1>(set, t, at, cost, commit),
+            2 => self.check_n_buckets::<2>(set, t, at, cost, commit),
+            _ => self.check_n_buckets::<INLINE_WORDS>(set, t, at, cost, commit),
+        }
+    }
+
+    #[inline(always)]
+    fn check_n_buckets<const N: usize>(
+        &mut self,
+        set: &CompiledSet,
+        t: u64,
+        at: Instant,
+        cost: u32,
+        commit: bool,
+    ) -> PolicyDecision {
+        let (Some(b), Some(tats)) = (
+            set.buckets.first_chunk::<N>(),
+            self.words.first_chunk_mut::<N>(),
+        ) else {
+            unreachable!("a set of N buckets keeps N TATs inline")
+        };
         let t_eff = t.max(self.seen);
         self.seen = t_eff;
-        let b = &set.buckets[..];
-        let tats = &mut self.words[..b.len()];
         let mut fits = true;
-        for (g, &tat) in b.iter().zip(tats.iter()) {
-            fits &= g.fits_tat(tat, t_eff, cost);
+        for i in 0..N {
+            fits &= b[i].fits_tat(tats[i], t_eff, cost);
         }
         if fits && commit {
-            for (g, tat) in b.iter().zip(tats.iter_mut()) {
-                *tat = g.charged(*tat, t_eff, cost);
+            for i in 0..N {
+                tats[i] = b[i].charged(tats[i], t_eff, cost);
             }
         }
-        let rule = if b.len() == 1 {
+        let rule = if N == 1 {
             0
         } else if fits {
             tightest_bucket(b, tats, t, t_eff)
@@ -258,11 +280,11 @@ impl Entry {
 /// (the earliest bucket on ties). One division: the others compare their
 /// remaining units with the best one's by multiplication.
 #[inline]
-fn tightest_bucket(b: &[Gcra], tats: &[u64], t: u64, t_eff: u64) -> usize {
+fn tightest_bucket<const N: usize>(b: &[Gcra; N], tats: &[u64; N], t: u64, t_eff: u64) -> usize {
     let mut best = 0;
     let mut remaining = b[0].remaining_tat(tats[0], t_eff);
     let mut reset = tats[0].saturating_sub(t);
-    for i in 1..b.len() {
+    for i in 1..N {
         let r = reset_key(tats[i], t);
         let better = match b[i].cmp_remaining(tats[i], t_eff, remaining) {
             Ordering::Less => true,
@@ -272,7 +294,7 @@ fn tightest_bucket(b: &[Gcra], tats: &[u64], t: u64, t_eff: u64) -> usize {
         if better {
             best = i;
             reset = r;
-            if i + 1 < b.len() {
+            if i + 1 < N {
                 remaining = b[i].remaining_tat(tats[i], t_eff);
             }
         }
@@ -289,14 +311,20 @@ fn reset_key(tat: u64, t: u64) -> u64 {
 /// `report` for token buckets that deny: the longest wait (the earliest
 /// bucket on ties).
 #[inline]
-fn longest_wait_bucket(b: &[Gcra], tats: &[u64], t: u64, t_eff: u64, cost: u32) -> usize {
+fn longest_wait_bucket<const N: usize>(
+    b: &[Gcra; N],
+    tats: &[u64; N],
+    t: u64,
+    t_eff: u64,
+    cost: u32,
+) -> usize {
     let mut best = 0;
     let mut wait = None;
-    for (i, (g, &tat)) in b.iter().zip(tats).enumerate() {
-        if g.fits_tat(tat, t_eff, cost) {
+    for i in 0..N {
+        if b[i].fits_tat(tats[i], t_eff, cost) {
             continue;
         }
-        let w = g.fit_at_tat(tat, t_eff, cost).saturating_sub(t);
+        let w = b[i].fit_at_tat(tats[i], t_eff, cost).saturating_sub(t);
         if wait.is_none_or(|x| w > x) {
             (best, wait) = (i, Some(w));
         }

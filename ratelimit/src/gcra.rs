@@ -169,6 +169,20 @@ thread_local! {
     static CAS_RETRIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Writes to GCRA state (CAS attempts and `seen` stores) on this thread
+    /// (unit tests count them against governor's one CAS per grant).
+    pub(crate) static STATE_WRITES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one write to shared GCRA state (tests only).
+#[inline(always)]
+fn count_write() {
+    #[cfg(test)]
+    STATE_WRITES.with(|c| c.set(c.get() + 1));
+}
+
 /// GCRA CAS attempts that lost a race on the calling thread since it
 /// started (stress tests assert contention with it).
 #[doc(hidden)]
@@ -228,6 +242,7 @@ impl sealed::Sealed for Gcra {
                 break true;
             }
             let next = tat.max(t_eff) + u64::from(cost) * self.t;
+            count_write();
             match cell
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
@@ -246,6 +261,7 @@ impl sealed::Sealed for Gcra {
         // now in force (`k(now) ≥ 1 ⇔ TAT ≤ now + τ`): record it. Otherwise
         // `k(now) = 0` and `seen` already stands for it (see `GcraCell`).
         if consume && now > seen && tat <= now.saturating_add(self.tau) {
+            count_write();
             cell.seen.store(now, Ordering::Relaxed);
         }
         Decision {

@@ -270,7 +270,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
             |_, floor| alg.new_cell(floor),
             |_, _, c| alg.idle_cell(c),
         ) {
-            Ok((cell, _)) => alg.check_cell(cell, t, now, cost, true),
+            Ok((_, cell, _)) => alg.check_cell(cell, t, now, cost, true),
             Err(at_cap) => cap_decision(
                 self.fail_mode == FailMode::Open,
                 alg.capacity(),

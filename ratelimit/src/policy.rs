@@ -382,46 +382,36 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         let Some(si) = g.extra.resolve(req.tier, req.endpoint, req.kind) else {
             return Ok(PolicyDecision::unlimited());
         };
-        let Shard {
-            table: keys, extra, ..
-        } = &mut *g;
-        let set = &extra.sets[si];
+        let set = &g.extra.sets[si];
         check_capacity(set, cost)?;
         let set_id = set.id;
         let th = mix(h, set_id);
         let eq = |k: &(PKey<K>, Entry)| k.0.0 == set_id && k.0.1 == req.kind && k.0.2 == *req.key;
-        if let Some((_, e)) = keys.find_mut(th, eq) {
-            return Ok(e.check(set, t, now, cost, true));
-        }
-        Ok(self.check_new(g, si, th, req, cost, t, now))
-    }
-
-    /// [`check_at`](Self::check_at) for a key not stored yet (set `si`,
-    /// table hash `th`), under the shard's lock `g`.
-    #[inline(never)]
-    #[expect(clippy::too_many_arguments, reason = "the cold half of check_at")]
-    fn check_new(
-        &self,
-        mut g: PGuard<'_, K>,
-        si: usize,
-        th: u64,
-        req: &Request<'_, K>,
-        cost: u32,
-        t: u64,
-        now: Instant,
-    ) -> PolicyDecision {
-        let set_id = g.extra.sets[si].id;
-        let pkey = (set_id, req.kind, req.key.clone());
-        match self.store.insert_locked(
-            &mut g,
-            th,
-            &pkey,
-            t,
-            |x, floor| Entry::fresh(&x.sets[si], floor),
-            idle,
-        ) {
-            Ok((e, x)) => e.check(&x.sets[si], t, now, cost, true),
-            Err(at_cap) => self.at_cap(&g.extra.sets[si], cost, t, now, at_cap.retry_at, 0),
+        let index = match g.table.find_bucket_index(th, eq) {
+            Some(i) => i,
+            // `insert_locked` is out of line; the check below stays inline
+            // and shared, so the decision is built in place either way.
+            None => match self.store.insert_locked(
+                &mut g,
+                th,
+                &(set_id, req.kind, req.key.clone()),
+                t,
+                |x, floor| Entry::fresh(&x.sets[si], floor),
+                idle,
+            ) {
+                Ok((i, _, _)) => i,
+                Err(at_cap) => {
+                    let set = &g.extra.sets[si];
+                    return Ok(self.at_cap(set, cost, t, now, at_cap.retry_at, 0));
+                }
+            },
+        };
+        let Shard {
+            table: keys, extra, ..
+        } = &mut *g;
+        match keys.get_bucket_mut(index) {
+            Some((_, e)) => Ok(e.check(&extra.sets[si], t, now, cost, true)),
+            None => unreachable!("the key was found or inserted at this index"),
         }
     }
 
@@ -456,6 +446,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         Ok(ev)
     }
 
+    #[cold]
+    #[inline(never)]
     fn at_cap(
         &self,
         set: &CompiledSet,

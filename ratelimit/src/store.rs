@@ -121,8 +121,8 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
     }
 
     /// Inserts `key` (table hash `h`) into the write-locked shard `g`,
-    /// sweeping first when the shard is due; returns its cell and the
-    /// shard's data, or `AtCap`. `new_cell(extra, floor)` makes the cell,
+    /// sweeping first when the shard is due; returns its bucket index in
+    /// the table, its cell and the shard's data, or `AtCap`. `new_cell(extra, floor)` makes the cell,
     /// `idle(extra, key, cell)` tells `(seen, full_at)` for sweeps.
     ///
     /// Sweeps are amortised O(1) per insert: a shard sweeps only when its
@@ -137,7 +137,7 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
         now: u64,
         new_cell: impl FnOnce(&X, u64) -> C,
         mut idle: impl FnMut(&X, &K, &mut C) -> (u64, u64),
-    ) -> Result<(&'g mut C, &'g X), AtCap> {
+    ) -> Result<(usize, &'g mut C, &'g X), AtCap> {
         let len = g.table.len();
         let at_cap = len >= self.cap_per_shard;
         let must_grow = len >= MIN_SWEEP && len >= g.table.capacity();
@@ -159,7 +159,7 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
         let cell = new_cell(&g.extra, g.floor);
         let Shard { table, extra, .. } = g;
         let entry = table.insert_unique(h, (key.clone(), cell), |(k, _)| self.key_hash(k));
-        Ok((&mut entry.into_mut().1, extra))
+        Ok((entry.bucket_index(), &mut entry.into_mut().1, extra))
     }
 
     /// Drops every key whose state is full at `max(now, its newest time)`;

@@ -210,3 +210,29 @@ fn sliding_counter_error_bound_is_reached_but_not_exceeded() {
     assert!(lim.check_n_at(99, late).expect("cost").is_allowed());
     // 199 = 2·limit − 1 units inside (late − W, late].
 }
+
+/// A server reading the clock for every request, at twice the rate: governor
+/// writes its state once per grant (its CAS) and never for a denial. So
+/// does this GCRA: the newest time is not written when no unit is left.
+#[test]
+fn gcra_writes_once_per_grant_and_never_for_a_denial() {
+    use crate::gcra::STATE_WRITES;
+    let t0 = Instant::now();
+    let q = Quota::per_second(1_000)
+        .and_then(|q| q.with_burst(10))
+        .expect("quota");
+    let lim = RateLimiter::new_at(Gcra::new(q), t0);
+    // Drain the burst, then run saturated: one request every 0.5 ms.
+    while lim.check_at(t0).is_allowed() {}
+    let before = STATE_WRITES.with(std::cell::Cell::get);
+    let mut grants = 0u64;
+    for i in 1..=10_000u64 {
+        let d = lim.check_at(t0 + Duration::from_micros(500 * i));
+        grants += u64::from(d.is_allowed());
+    }
+    let writes = STATE_WRITES.with(std::cell::Cell::get) - before;
+    assert_eq!(grants, 5_000);
+    assert_eq!(writes, grants, "writes beyond one CAS per grant");
+    // The previous design stored the newest time on every check: 15,000.
+    lim.validate();
+}
