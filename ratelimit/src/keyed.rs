@@ -139,13 +139,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm> KeyedRateLimiter<K, A> {
             alg,
             origin,
             fail_mode: FailMode::Closed,
-            store: Store::new(
-                shards,
-                max_keys,
-                DefaultHasher::default(),
-                |s, k| s.hash_one(k),
-                (),
-            ),
+            store: Store::new(shards, max_keys, DefaultHasher::default(), ()),
         }
     }
 }
@@ -167,7 +161,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
             alg,
             origin,
             fail_mode: config.fail_mode,
-            store: Store::new(shards, max_keys, hasher, |s, k| s.hash_one(k), ()),
+            store: Store::new(shards, max_keys, hasher, ()),
         })
     }
 

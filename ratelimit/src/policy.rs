@@ -13,7 +13,7 @@ use crate::decision::Decision;
 use crate::entry::Entry;
 use crate::keyed::{DefaultHasher, FailMode, KeyedConfig};
 use crate::rules::{KeyKind, RuleTable, Tier};
-use crate::store::{Shard, Store};
+use crate::store::{KeyHash, Shard, Store};
 use crate::time::nanos_since;
 use crate::{RateLimitError, algorithm::cap_decision};
 
@@ -164,6 +164,17 @@ fn mix(h: u64, set_id: u32) -> u64 {
     h ^ (u64::from(set_id) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// The table hash of a stored (rule set, kind, key): [`mix`] of the
+/// (kind, key) hash that picked its shard.
+struct PolicyKeyHash;
+
+impl<K: Hash, S: BuildHasher> KeyHash<PKey<K>, S> for PolicyKeyHash {
+    #[inline]
+    fn key_hash(hasher: &S, k: &PKey<K>) -> u64 {
+        mix(hasher.hash_one((k.1, &k.2)), k.0)
+    }
+}
+
 type PShard<K> = Shard<PKey<K>, Entry, Arc<Compiled>>;
 type PGuard<'a, K> = RwLockWriteGuard<'a, PShard<K>>;
 
@@ -230,7 +241,7 @@ struct Subject {
 pub struct PolicyLimiter<K, S = DefaultHasher> {
     origin: Instant,
     fail_mode: FailMode,
-    store: Store<PKey<K>, Entry, S, Arc<Compiled>>,
+    store: Store<PKey<K>, Entry, S, Arc<Compiled>, PolicyKeyHash>,
     registry: Mutex<Registry>,
     current: RwLock<Arc<Compiled>>,
 }
@@ -287,13 +298,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         Ok(Self {
             origin,
             fail_mode: config.fail_mode,
-            store: Store::new(
-                shards,
-                max_keys,
-                hasher,
-                |s, k: &PKey<K>| mix(s.hash_one((k.1, &k.2)), k.0),
-                compiled.clone(),
-            ),
+            store: Store::new(shards, max_keys, hasher, compiled.clone()),
             registry: Mutex::new(registry),
             current: RwLock::new(compiled),
         })

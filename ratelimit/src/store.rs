@@ -9,6 +9,7 @@
 //! sweeps during inserts, and a hard cap bounds the number of keys.
 
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -32,12 +33,26 @@ pub(crate) struct Shard<K, C, X> {
 
 type Shards<K, C, X> = Box<[Padded<RwLock<Shard<K, C, X>>>]>;
 
-pub(crate) struct Store<K, C, S, X = ()> {
+/// How a store hashes a stored key for its table (statically dispatched).
+pub(crate) trait KeyHash<K, S> {
+    fn key_hash(hasher: &S, key: &K) -> u64;
+}
+
+/// The key's own hash (keyed limiters).
+pub(crate) struct OwnHash;
+
+impl<K: Hash, S: BuildHasher> KeyHash<K, S> for OwnHash {
+    #[inline]
+    fn key_hash(hasher: &S, key: &K) -> u64 {
+        hasher.hash_one(key)
+    }
+}
+
+pub(crate) struct Store<K, C, S, X = (), H = OwnHash> {
     shards: Shards<K, C, X>,
     hasher: S,
-    /// The table hash of a stored key (`hasher.hash_one(key)` for keyed
-    /// limiters; policies mix in the rule set).
-    key_hash: fn(&S, &K) -> u64,
+    /// The table hash of a stored key.
+    key_hash: PhantomData<fn() -> H>,
     mask: usize,
     cap_per_shard: usize,
 }
@@ -48,13 +63,12 @@ pub(crate) struct AtCap {
     pub(crate) retry_at: u64,
 }
 
-impl<K: Hash + Eq + Clone, C, S: BuildHasher, X: Clone> Store<K, C, S, X> {
+impl<K: Hash + Eq + Clone, C, S: BuildHasher, X: Clone, H: KeyHash<K, S>> Store<K, C, S, X, H> {
     /// `shards` must be a power of two, `max_keys ≥ shards`.
     pub(crate) fn new(
         shards: usize,
         max_keys: usize,
         hasher: S,
-        key_hash: fn(&S, &K) -> u64,
         extra: X,
     ) -> Self {
         debug_assert!(shards.is_power_of_two() && max_keys >= shards);
@@ -71,14 +85,14 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X: Clone> Store<K, C, S, X> {
         Self {
             shards: shards_vec,
             hasher,
-            key_hash,
+            key_hash: PhantomData,
             mask: shards - 1,
             cap_per_shard: max_keys / shards,
         }
     }
 }
 
-impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
+impl<K: Hash + Eq + Clone, C, S: BuildHasher, X, H: KeyHash<K, S>> Store<K, C, S, X, H> {
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, k: &Q) -> u64 {
         self.hasher.hash_one(k)
@@ -87,7 +101,7 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
     /// The table hash of a stored key.
     #[inline]
     pub(crate) fn key_hash(&self, k: &K) -> u64 {
-        (self.key_hash)(&self.hasher, k)
+        H::key_hash(&self.hasher, k)
     }
 
     /// The shard of a key whose shard hash is `sh`. Bits 32.. are used:
