@@ -263,6 +263,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
             t,
             |_, floor| alg.new_cell(floor),
             |_, _, c| alg.idle_cell(c),
+            |_| false,
         ) {
             Ok((_, cell, _)) => alg.check_cell(cell, t, now, cost, true),
             Err(at_cap) => cap_decision(

@@ -193,6 +193,10 @@ struct Subject {
     /// state is tracked.
     set: Option<usize>,
     set_id: u32,
+    /// Bucket of its state in its shard's table, unless `stale`.
+    index: usize,
+    /// A later insert into the same shard may have moved its state.
+    stale: bool,
 }
 
 /// Multi-rule, multi-subject rate limiting over a [`RuleTable`].
@@ -403,6 +407,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
                 t,
                 |x, floor| Entry::fresh(&x.sets[si], floor),
                 idle,
+                |_| false,
             ) {
                 Ok((i, _, _)) => i,
                 Err(at_cap) => {
@@ -578,33 +583,60 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
             let g = locked_shard(guards, s.guard);
             let th = mix(s.h, s.set_id);
             let eq = |k: &(PKey<K>, Entry)| k.0.0 == s.set_id && k.0.1 == r.kind && k.0.2 == *r.key;
-            if g.table.find(th, eq).is_none() {
-                let pkey = (s.set_id, r.kind, r.key.clone());
-                let ins = self.store.insert_locked(
-                    g,
-                    th,
-                    &pkey,
-                    t,
-                    |x, floor| Entry::fresh(&x.sets[si], floor),
-                    idle,
-                );
-                if let Err(at_cap) = ins {
-                    let d = self.at_cap(&g.extra.sets[si], cost, t, now, at_cap.retry_at, i);
-                    if !d.allowed {
-                        return Ok(d);
+            let index = match g.table.find_bucket_index(th, eq) {
+                Some(index) => index,
+                None => {
+                    // A sweep must keep the states of the earlier subjects in
+                    // this shard, new (so full) ones included: they are about
+                    // to be charged.
+                    let earlier = &subjects[..i];
+                    let keep = |k: &PKey<K>| {
+                        earlier.iter().zip(reqs).any(|(e, q)| {
+                            e.set.is_some()
+                                && e.guard == s.guard
+                                && e.set_id == k.0
+                                && q.kind == k.1
+                                && *q.key == k.2
+                        })
+                    };
+                    let ins = self.store.insert_locked(
+                        g,
+                        th,
+                        &(s.set_id, r.kind, r.key.clone()),
+                        t,
+                        |x, floor| Entry::fresh(&x.sets[si], floor),
+                        idle,
+                        keep,
+                    );
+                    match ins {
+                        Ok((index, _, _)) => {
+                            // The insert may have moved the earlier states.
+                            for e in subjects[..i].iter_mut().filter(|e| e.guard == s.guard) {
+                                e.stale = true;
+                            }
+                            index
+                        }
+                        Err(at_cap) => {
+                            let set = &g.extra.sets[si];
+                            let d = self.at_cap(set, cost, t, now, at_cap.retry_at, i);
+                            if !d.allowed {
+                                return Ok(d);
+                            }
+                            subjects[i].set = None; // fail open: untracked
+                            continue;
+                        }
                     }
-                    subjects[i].set = None; // fail open: untracked
-                    continue;
                 }
-            }
+            };
+            subjects[i].index = index;
+            subjects[i].stale = false;
             let Shard {
                 table: keys, extra, ..
             } = g;
-            let set = &extra.sets[si];
-            let Some((_, e)) = keys.find_mut(th, eq) else {
-                continue;
+            let Some((_, e)) = keys.get_bucket_mut(index) else {
+                unreachable!("the state was found or inserted at this index");
             };
-            let d = e.check(set, t, now, cost, false);
+            let d = e.check(&extra.sets[si], t, now, cost, false);
             if !d.allowed && denied.as_ref().is_none_or(|a| waits_longer(&d, a, t)) {
                 denied = Some(PolicyDecision { subject: i, ..d });
             }
@@ -620,17 +652,23 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
             let Some(si) = s.set else {
                 continue;
             };
+            let g = locked_shard(guards, s.guard);
+            let index = if s.stale {
+                let th = mix(s.h, s.set_id);
+                let found = g.table.find_bucket_index(th, |k| {
+                    k.0.0 == s.set_id && k.0.1 == r.kind && k.0.2 == *r.key
+                });
+                found.expect("sweeps keep the states of a check in progress")
+            } else {
+                s.index
+            };
             let Shard {
                 table: keys, extra, ..
-            } = locked_shard(guards, s.guard);
-            let set = &extra.sets[si];
-            let th = mix(s.h, s.set_id);
-            let Some((_, e)) = keys.find_mut(th, |k| {
-                k.0.0 == s.set_id && k.0.1 == r.kind && k.0.2 == *r.key
-            }) else {
-                continue;
+            } = g;
+            let Some((_, e)) = keys.get_bucket_mut(index) else {
+                unreachable!("the state is at this index");
             };
-            let d = e.check(set, t, now, cost, true);
+            let d = e.check(&extra.sets[si], t, now, cost, true);
             if best.as_ref().is_none_or(|a| tighter(&d, a, t)) {
                 best = Some(PolicyDecision { subject: i, ..d });
             }

@@ -65,12 +65,7 @@ pub(crate) struct AtCap {
 
 impl<K: Hash + Eq + Clone, C, S: BuildHasher, X: Clone, H: KeyHash<K, S>> Store<K, C, S, X, H> {
     /// `shards` must be a power of two, `max_keys ≥ shards`.
-    pub(crate) fn new(
-        shards: usize,
-        max_keys: usize,
-        hasher: S,
-        extra: X,
-    ) -> Self {
+    pub(crate) fn new(shards: usize, max_keys: usize, hasher: S, extra: X) -> Self {
         debug_assert!(shards.is_power_of_two() && max_keys >= shards);
         let shards_vec = (0..shards)
             .map(|_| {
@@ -136,13 +131,20 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X, H: KeyHash<K, S>> Store<K, C, S
 
     /// Inserts `key` (table hash `h`) into the write-locked shard `g`,
     /// sweeping first when the shard is due; returns its bucket index in
-    /// the table, its cell and the shard's data, or `AtCap`. `new_cell(extra, floor)` makes the cell,
-    /// `idle(extra, key, cell)` tells `(seen, full_at)` for sweeps.
+    /// the table, its cell and the shard's data, or `AtCap`.
+    /// `new_cell(extra, floor)` makes the cell, `idle(extra, key, cell)`
+    /// tells `(seen, full_at)` for sweeps, and a sweep keeps the keys for
+    /// which `keep` is true even when full (the other subjects of a
+    /// multi-subject check in progress).
     ///
     /// Sweeps are amortised O(1) per insert: a shard sweeps only when its
     /// table is about to grow (it is at capacity) or at the cap, and when a
     /// sweep frees less than half of the table the table doubles at once,
     /// so the next sweep is at least as many inserts away as it cost.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the key, its hash and time, and the owner's three cell callbacks"
+    )]
     pub(crate) fn insert_locked<'g>(
         &self,
         g: &'g mut Shard<K, C, X>,
@@ -151,12 +153,13 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X, H: KeyHash<K, S>> Store<K, C, S
         now: u64,
         new_cell: impl FnOnce(&X, u64) -> C,
         mut idle: impl FnMut(&X, &K, &mut C) -> (u64, u64),
+        keep: impl Fn(&K) -> bool,
     ) -> Result<(usize, &'g mut C, &'g X), AtCap> {
         let len = g.table.len();
         let at_cap = len >= self.cap_per_shard;
         let must_grow = len >= MIN_SWEEP && len >= g.table.capacity();
         if (must_grow && !at_cap) || (at_cap && now >= g.next_sweep) {
-            Self::sweep(g, now, &mut idle);
+            Self::sweep(g, now, &mut idle, &keep);
             let (len, capacity) = (g.table.len(), g.table.capacity());
             if len * 2 > capacity && len < self.cap_per_shard {
                 g.table
@@ -176,12 +179,14 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X, H: KeyHash<K, S>> Store<K, C, S
         Ok((entry.bucket_index(), &mut entry.into_mut().1, extra))
     }
 
-    /// Drops every key whose state is full at `max(now, its newest time)`;
+    /// Drops every key whose state is full at `max(now, its newest time)`,
+    /// except those `keep` names (which count for the next sweep's time);
     /// O(keys in the shard).
     fn sweep(
         g: &mut Shard<K, C, X>,
         now: u64,
         idle: &mut impl FnMut(&X, &K, &mut C) -> (u64, u64),
+        keep: &impl Fn(&K) -> bool,
     ) {
         let mut floor = g.floor;
         let mut next = u64::MAX;
@@ -189,7 +194,7 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X, H: KeyHash<K, S>> Store<K, C, S
         table.retain(|(k, c)| {
             let (seen, full_at) = idle(extra, k, c);
             let t = now.max(seen);
-            if full_at <= t {
+            if full_at <= t && !keep(k) {
                 floor = floor.max(t);
                 false
             } else {

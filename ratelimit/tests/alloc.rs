@@ -82,7 +82,13 @@ fn allocated_by(f: impl FnOnce()) -> usize {
 fn stored_keys_are_checked_without_allocating() {
     let t0 = Instant::now();
     let lim = PolicyLimiter::<u64>::new_at(&table(), t0).expect("table");
-    let tier = |k: u64| if k % 2 == 0 { Tier::Premium } else { Tier::Free };
+    let tier = |k: u64| {
+        if k.is_multiple_of(2) {
+            Tier::Premium
+        } else {
+            Tier::Free
+        }
+    };
     let keys: Vec<u64> = (0..64).collect();
     // Warm up: store every key and fill every IP log to its limit (so that
     // its buffer has reached the size it keeps).
@@ -105,7 +111,12 @@ fn stored_keys_are_checked_without_allocating() {
                     .expect("check");
                 let d4 = lim
                     .check_all_at(
-                        &[user(tier(*k), k), ip(k), user(tier(other), &other), ip(&other)],
+                        &[
+                            user(tier(*k), k),
+                            ip(k),
+                            user(tier(other), &other),
+                            ip(&other),
+                        ],
                         1,
                         now,
                     )
@@ -119,7 +130,10 @@ fn stored_keys_are_checked_without_allocating() {
     });
     assert_eq!(bytes, 0, "steady-state checks allocated {bytes} bytes");
     // The run mixed grants and denials of every kind of rule.
-    assert!(allowed > 0 && allowed < decisions, "{allowed} of {decisions}");
+    assert!(
+        allowed > 0 && allowed < decisions,
+        "{allowed} of {decisions}"
+    );
     // The counter sees allocations: five subjects use heap scratch space.
     let five = [
         user(Tier::Free, &keys[1]),

@@ -488,7 +488,8 @@ proptest! {
     fn any_number_of_subjects_is_atomic(
         user_limit in 1u32..5,
         ip_limit in 1u32..5,
-        ops in prop::collection::vec((0u64..40, prop::collection::vec((any::<bool>(), 0u64..3), 1..7)), 1..60),
+        ops in prop::collection::vec((prop_oneof![8 => 0u64..40, 1 => 1_000u64..3_000], prop::collection::vec((any::<bool>(), 0u64..3), 1..7)), 1..60),
+        small in prop::option::of((1usize..3, 2usize..12)),
     ) {
         let w = Window::new(Duration::from_nanos(1_000));
         let t = RuleTable { rules: vec![
@@ -496,7 +497,9 @@ proptest! {
             RuleSet { kind: Some(KeyKind::Ip), limits: vec![Limit::new(ip_limit, w).with_algorithm(AlgorithmKind::SlidingLog)], ..RuleSet::default() },
         ] };
         let t0 = Instant::now();
-        let lim = PolicyLimiter::<u64>::new_at(&t, t0).expect("table");
+        // Small tables sweep inside multi-subject checks and hit the cap.
+        let cfg = small.map_or_else(KeyedConfig::default, |(shards, max_keys)| KeyedConfig { shards, max_keys, fail_mode: FailMode::Closed });
+        let lim = PolicyLimiter::<u64>::with_config(&t, cfg, DefaultHasher::default(), t0).expect("table");
         let mut users: Vec<Model> = (0..3).map(|_| Model::new(Kind::Gcra, user_limit, user_limit, 1_000)).collect();
         let mut ips: Vec<Model> = (0..3).map(|_| Model::new(Kind::Log, ip_limit, 1, 1_000)).collect();
         let mut now = 0u64;
@@ -517,6 +520,13 @@ proptest! {
                 continue;
             }
             let d = res.expect("valid");
+            if d.decision().is_some_and(Decision::from_key_cap) {
+                // Refused at the cap: denied, nothing charged.
+                prop_assert!(!d.is_allowed());
+                prop_assert!(lim.len() <= cfg.max_keys);
+                lim.validate();
+                continue;
+            }
             let fits = |kk: &(KeyKind, u64)| {
                 let m = if kk.0 == KeyKind::Ip { &ips[kk.1 as usize] } else { &users[kk.1 as usize] };
                 m.clone().check(now, 1, false).allowed
@@ -536,4 +546,70 @@ proptest! {
             lim.validate();
         }
     }
+}
+
+/// A multi-subject check whose second insert sweeps the shard must not drop
+/// the first subject's new (still full) state before charging it: that
+/// would let the first subject through again.
+#[test]
+fn a_sweep_inside_a_multi_subject_check_keeps_its_subjects() {
+    let hour = Window::new(Duration::from_secs(3_600));
+    let t = RuleTable {
+        rules: vec![
+            RuleSet {
+                kind: Some(KeyKind::User),
+                limits: vec![Limit::new(1, hour)],
+                ..RuleSet::default()
+            },
+            RuleSet {
+                kind: Some(KeyKind::Ip),
+                limits: vec![Limit::new(1, hour)],
+                ..RuleSet::default()
+            },
+        ],
+    };
+    let cfg = KeyedConfig {
+        shards: 1,
+        max_keys: 3,
+        fail_mode: FailMode::Closed,
+    };
+    let t0 = Instant::now();
+    let lim =
+        PolicyLimiter::<u64>::with_config(&t, cfg, DefaultHasher::default(), t0).expect("table");
+    let subjects = |user: &'static u64, ip: &'static u64| {
+        [
+            Request {
+                tier: None,
+                endpoint: "/x",
+                kind: KeyKind::User,
+                key: user,
+            },
+            Request {
+                tier: None,
+                endpoint: "/x",
+                kind: KeyKind::Ip,
+                key: ip,
+            },
+        ]
+    };
+    assert!(
+        lim.check_all_at(&subjects(&1, &1), 1, t0)
+            .expect("check")
+            .is_allowed()
+    );
+    // Two hours later both are full again; the table is at its cap after
+    // the next user's insert, so the IP's insert sweeps.
+    let later = t0 + Duration::from_secs(7_200);
+    assert!(
+        lim.check_all_at(&subjects(&2, &2), 1, later)
+            .expect("check")
+            .is_allowed()
+    );
+    lim.validate();
+    // User 2 was charged: its hourly unit is used.
+    let d = lim
+        .check_all_at(&subjects(&2, &3), 1, later)
+        .expect("check");
+    assert!(!d.is_allowed(), "user 2 granted twice in one hour");
+    assert_eq!(d.subject(), 0);
 }
