@@ -161,6 +161,10 @@ fn policy_two_threads_never_over_grant_per_user_or_ip() {
     );
 }
 
+/// Grants by user and by IP, the hottest user's (sequence, thread) checks,
+/// and the last time read, of one thread.
+type PolicyThread = (Vec<u64>, Vec<u64>, Vec<(u64, usize)>, Instant);
+
 /// One round; returns how often the hottest user's checks switched thread.
 fn policy_round() -> u64 {
     let w = |s: &str| s.parse::<Window>().expect("window");
@@ -190,7 +194,7 @@ fn policy_round() -> u64 {
     let lim = PolicyLimiter::<u64>::new_at(&table, t0).expect("table");
     let seq = AtomicU64::new(0);
     let barrier = Barrier::new(THREADS);
-    let results: Vec<(Vec<u64>, Vec<u64>, Vec<(u64, usize)>, Instant)> = std::thread::scope(|s| {
+    let results: Vec<PolicyThread> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..THREADS)
             .map(|th| {
                 let (users, lim, barrier, seq) = (&users, &lim, &barrier, &seq);

@@ -24,9 +24,10 @@ use crate::quota::Quota;
 /// `AtomicU64` on the key's own cache line). A grant is one CAS (retried
 /// only under contention on the same key), as in governor; a denial of one
 /// unit writes nothing. The mark is written only when the newest time seen
-/// leaves a unit available, which a hot, saturated key never does (see
-/// [`GcraCell`] for why this keeps "an older `now` counts as no time
-/// passed" exact).
+/// leaves a unit available, which a hot, saturated key never does; this
+/// keeps "an older `now` counts as no time passed" exact, because a
+/// decision depends on the newest time only through the units available
+/// at it (the proof is in the source, on the per-key cell).
 ///
 /// ```
 /// use dispatchkit_ratelimit::{Gcra, KeyedRateLimiter, Quota};
