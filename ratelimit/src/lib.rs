@@ -25,7 +25,7 @@
 //!
 //! | type | definition | memory per key | exactness |
 //! |---|---|---|---|
-//! | [`Gcra`] | token bucket (rate, burst) as a theoretical arrival time | 16 B, two atomics; one CAS per grant, no write per denial | exact to GCRA |
+//! | [`Gcra`] | token bucket (rate, burst) as a theoretical arrival time | 16 B, two atomics; one CAS per grant, no write for a one-unit denial | exact to GCRA |
 //! | [`FixedWindow`] | ≤ limit per aligned window (`INCR` + TTL) | 32 B | exact per window |
 //! | [`SlidingLog`] | ≤ limit in every window of length W (sorted set) | 48 B + 16 B per grant time, O(limit) | exact |
 //! | [`SlidingCounter`] | previous window weighted by overlap + current | 32 B | ≤ limit per aligned window, ≤ 2·limit − 1 per sliding window |
