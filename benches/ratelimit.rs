@@ -2,13 +2,14 @@
 //! `Mutex<HashMap>` floor) in the same groups.
 //!
 //! Method, identical for both sides:
-//! - **Time** is simulated and advanced once per batch of `BATCH` checks per
-//!   thread ("hot loops read the clock once per batch"): dispatchkit gets
-//!   `now = t0 + k·STEP` as an argument; governor reads the same time from
-//!   its own `FakeRelativeClock` (one relaxed atomic load per check), which
-//!   the bench threads advance by `STEP / threads` per batch, so that both
-//!   sides see the same request rate per unit of simulated time and hence
-//!   the same mix of grants (CAS) and denials (no write).
+//! - **Time** is simulated: one shared clock per run, which each bench
+//!   thread advances by `STEP / threads` per batch of `BATCH` checks, so
+//!   that simulated time runs at `STEP` per `BATCH` checks in total however
+//!   the threads are scheduled, and both sides see the same mix of grants
+//!   (CAS) and denials (no write). Dispatchkit reads it once per batch ("hot
+//!   loops read the clock once per batch", `now = t0 + clock` as an
+//!   argument); governor reads its `FakeRelativeClock` (the same kind of
+//!   relaxed atomic) on every check.
 //! - **Quota**: the same on both sides, with an emission interval that is
 //!   a whole number of nanoseconds so neither side rounds.
 //! - **Keys**: `dispatchkit::workload::zipf_keys` (s = 1.0 over 100k keys),
@@ -20,6 +21,7 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -53,6 +55,31 @@ fn gov_quota(rate: u32, burst: u32) -> governor::Quota {
         .allow_burst(NonZeroU32::new(burst).expect("nonzero"))
 }
 
+/// The simulated clock of a multi-thread run, as dispatchkit reads it: each
+/// thread advances it by `STEP / threads` per batch (as governor's
+/// `FakeRelativeClock` is advanced) and uses the time it reached.
+struct SharedClock {
+    t0: Instant,
+    ns: AtomicU64,
+    step: u64,
+}
+
+impl SharedClock {
+    fn new(t0: Instant, threads: u64) -> Self {
+        Self {
+            t0,
+            ns: AtomicU64::new(0),
+            step: STEP.as_nanos() as u64 / threads,
+        }
+    }
+
+    /// Advances by one thread's step; the new time.
+    fn advance(&self) -> Instant {
+        let ns = self.ns.fetch_add(self.step, Ordering::Relaxed) + self.step;
+        self.t0 + Duration::from_nanos(ns)
+    }
+}
+
 /// Runs `work(thread, n)` on `threads` scoped threads, `iters / threads`
 /// each, and returns the wall time.
 fn run_threads(threads: u64, iters: u64, work: impl Fn(u64, u64) + Sync) -> Duration {
@@ -78,11 +105,11 @@ fn bench_direct(c: &mut Criterion) {
                     let t0 = Instant::now();
                     let lim =
                         RateLimiter::new_at(Gcra::new(dk_quota(DIRECT_RATE, DIRECT_BURST)), t0);
+                    let clock = SharedClock::new(t0, threads);
                     run_threads(threads, iters, |_, n| {
-                        let mut now = t0;
                         let mut done = 0;
                         while done < n {
-                            now += STEP;
+                            let now = clock.advance();
                             let m = BATCH.min(n - done);
                             for _ in 0..m {
                                 black_box(lim.check_at(now).is_allowed());
@@ -130,12 +157,12 @@ fn bench_keyed(c: &mut Criterion, keys: &[u64]) {
                     let t0 = Instant::now();
                     let lim =
                         KeyedRateLimiter::new_at(Gcra::new(dk_quota(KEYED_RATE, KEYED_BURST)), t0);
+                    let clock = SharedClock::new(t0, threads);
                     run_threads(threads, iters, |th, n| {
-                        let mut now = t0;
                         let mut i = offset(th);
                         let mut done = 0;
                         while done < n {
-                            now += STEP;
+                            let now = clock.advance();
                             let m = BATCH.min(n - done);
                             for _ in 0..m {
                                 black_box(lim.check_at(&keys[i], now).is_allowed());

@@ -1,11 +1,14 @@
-//! Two threads on one hot key and on Zipf keys: never more granted than the
-//! quota allows over the elapsed span, and contention really happened.
+//! Two threads on one hot key, on Zipf keys, and through a per-user AND
+//! per-IP policy: never more granted than the quota allows over the elapsed
+//! span, and contention really happened.
 
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dispatchkit::ratelimit::{
-    Gcra, KeyedRateLimiter, Quota, RateLimiter, cas_retries_on_this_thread,
+    AlgorithmKind, Gcra, KeyKind, KeyedRateLimiter, Limit, PolicyLimiter, Quota, RateLimiter,
+    Request, RuleSet, RuleTable, Window, cas_retries_on_this_thread,
 };
 use dispatchkit::workload::zipf_keys;
 
@@ -136,4 +139,129 @@ fn zipf_round(rate: u32) -> u64 {
     }
     assert!(lim.len() <= lim.max_keys());
     results.iter().map(|r| r.1).sum()
+}
+
+/// Per-user AND per-IP policy checks from two threads on Zipf users (the
+/// city stage's shape): no user and no IP is granted more than its rules
+/// allow over the elapsed span, and the threads' checks of the hottest user
+/// interleave (they contended for its shard's lock). Multi-subject checks
+/// lock several shards; a deadlock would hang this test.
+#[test]
+fn policy_two_threads_never_over_grant_per_user_or_ip() {
+    let mut interleavings = 0;
+    for _ in 0..20 {
+        interleavings += policy_round();
+        if interleavings > 0 {
+            break;
+        }
+    }
+    assert!(
+        interleavings > 0,
+        "the threads never alternated on the hot user"
+    );
+}
+
+/// Grants by user and by IP, the hottest user's (sequence, thread) checks,
+/// and the last time read, of one thread.
+type PolicyThread = (Vec<u64>, Vec<u64>, Vec<(u64, usize)>, Instant);
+
+/// One round; returns how often the hottest user's checks switched thread.
+fn policy_round() -> u64 {
+    let w = |s: &str| s.parse::<Window>().expect("window");
+    let table = RuleTable {
+        rules: vec![
+            RuleSet {
+                kind: Some(KeyKind::User),
+                limits: vec![
+                    Limit::new(2_000, w("second")).with_burst(20).named("burst"),
+                    Limit::new(100_000, w("minute")).named("minute"),
+                ],
+                ..RuleSet::default()
+            },
+            RuleSet {
+                kind: Some(KeyKind::Ip),
+                limits: vec![
+                    Limit::new(3_000, w("second"))
+                        .with_algorithm(AlgorithmKind::SlidingLog)
+                        .named("ip"),
+                ],
+                ..RuleSet::default()
+            },
+        ],
+    };
+    let users = zipf_keys(200, 1.0, 100_000, 5).expect("keys");
+    let t0 = Instant::now();
+    let lim = PolicyLimiter::<u64>::new_at(&table, t0).expect("table");
+    let seq = AtomicU64::new(0);
+    let barrier = Barrier::new(THREADS);
+    let results: Vec<PolicyThread> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|th| {
+                let (users, lim, barrier, seq) = (&users, &lim, &barrier, &seq);
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut by_user = vec![0u64; 200];
+                    let mut by_ip = vec![0u64; 50];
+                    let mut hot = Vec::new();
+                    let mut last = t0;
+                    for (i, &u) in users
+                        .iter()
+                        .cycle()
+                        .skip(th * 777)
+                        .take(100_000)
+                        .enumerate()
+                    {
+                        if i % 64 == 0 {
+                            last = Instant::now();
+                        }
+                        let ip = u % 50;
+                        let reqs = [
+                            Request {
+                                tier: None,
+                                endpoint: "/v1/rides",
+                                kind: KeyKind::User,
+                                key: &u,
+                            },
+                            Request {
+                                tier: None,
+                                endpoint: "/v1/rides",
+                                kind: KeyKind::Ip,
+                                key: &ip,
+                            },
+                        ];
+                        let d = lim.check_all_at(&reqs, 1, last).expect("check");
+                        if u == 0 {
+                            hot.push((seq.fetch_add(1, Ordering::Relaxed), th));
+                        }
+                        if d.is_allowed() {
+                            by_user[u as usize] += 1;
+                            by_ip[ip as usize] += 1;
+                        }
+                    }
+                    (by_user, by_ip, hot, last)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let span = results.iter().map(|r| r.3).max().expect("threads") - t0;
+    // Token buckets: burst + span / T; the sliding log: limit per second,
+    // so at most limit · (⌊span / 1 s⌋ + 1).
+    let user_bound = (20 + span.as_nanos() / 500_000) as u64;
+    let user_minute = 100_000 * (span.as_secs() / 60 + 1);
+    let ip_bound = 3_000 * (span.as_secs() + 1);
+    for u in 0..200 {
+        let g: u64 = results.iter().map(|r| r.0[u]).sum();
+        assert!(
+            g <= user_bound.min(user_minute),
+            "user {u}: {g} > {user_bound}"
+        );
+    }
+    for ip in 0..50 {
+        let g: u64 = results.iter().map(|r| r.1[ip]).sum();
+        assert!(g <= ip_bound, "ip {ip}: {g} > {ip_bound}");
+    }
+    let mut hot: Vec<(u64, usize)> = results.iter().flat_map(|r| r.2.iter().copied()).collect();
+    hot.sort_unstable();
+    hot.windows(2).filter(|w| w[0].1 != w[1].1).count() as u64
 }

@@ -98,39 +98,92 @@ impl Decision {
     /// Units that could still be granted right after this decision, at its
     /// effective time. O(1).
     pub fn remaining(&self) -> u32 {
-        match self.detail {
+        self.detail.remaining(self.limit, self.t_eff)
+    }
+
+    /// Time until the state is back to full (nothing used); zero when it is
+    /// full. `X-RateLimit-Reset` is this instant.
+    pub fn reset_after(&self) -> Duration {
+        Duration::from_nanos(self.reset_at().saturating_sub(self.now))
+    }
+
+    /// The instant of [`reset_after`](Self::reset_after), in nanoseconds
+    /// since the origin.
+    pub(crate) fn reset_at(&self) -> u64 {
+        self.detail.reset_at(self.t_eff)
+    }
+
+    /// On denial, the time after which the same cost would be granted if
+    /// nothing else is charged meanwhile; `None` when allowed.
+    pub fn retry_after(&self) -> Option<Duration> {
+        if self.allowed {
+            return None;
+        }
+        Some(Duration::from_nanos(
+            self.retry_at().saturating_sub(self.now),
+        ))
+    }
+
+    /// The effective time from which the same cost fits (for a denial, the
+    /// instant of [`retry_after`](Self::retry_after)).
+    pub(crate) fn retry_at(&self) -> u64 {
+        self.detail.retry_at(self.limit, self.t_eff, self.cost)
+    }
+
+    /// The draft's "effective window": the time within which no more than
+    /// [`remaining`](Decision::remaining) units can be granted, i.e. until
+    /// the available quota next grows. Zero when the state is full.
+    pub fn effective_window(&self) -> Duration {
+        let r = self.remaining();
+        if r >= self.limit {
+            return Duration::ZERO;
+        }
+        let at = match self.detail {
+            Detail::Eager { next_at, .. } => next_at,
+            _ => self.detail.earliest_fit(self.limit, self.t_eff, r + 1),
+        };
+        Duration::from_nanos(at.saturating_sub(self.now))
+    }
+}
+
+impl Detail {
+    /// Units available at `t_eff` (≥ the snapshot's time) under capacity
+    /// `limit`: [`Decision::remaining`].
+    #[inline]
+    pub(crate) fn remaining(&self, limit: u32, t_eff: u64) -> u32 {
+        match *self {
             Detail::Gcra { tat, t, tau } => {
-                let avail =
-                    (self.t_eff.saturating_add(tau).saturating_add(t)).saturating_sub(tat) / t;
-                avail.min(u64::from(self.limit)) as u32
+                let avail = (t_eff.saturating_add(tau).saturating_add(t)).saturating_sub(tat) / t;
+                avail.min(u64::from(limit)) as u32
             }
-            Detail::Fixed { count, .. } => self.limit.saturating_sub(count),
+            Detail::Fixed { count, .. } => limit.saturating_sub(count),
             Detail::Counter {
                 window,
                 idx,
                 prev,
                 curr,
             } => {
-                let e = self.t_eff - idx * window;
-                let budget = u128::from(self.limit) * u128::from(window);
+                let e = t_eff - idx * window;
+                let budget = u128::from(limit) * u128::from(window);
                 let used_prev = u128::from(prev) * u128::from(window - e);
                 let free = budget.saturating_sub(used_prev) / u128::from(window);
-                (free.min(u128::from(self.limit)) as u32).saturating_sub(curr)
+                (free.min(u128::from(limit)) as u32).saturating_sub(curr)
             }
             Detail::Eager { remaining, .. } => remaining,
         }
     }
 
-    /// Time until the state is back to full (nothing used); zero when it is
-    /// full. `X-RateLimit-Reset` is this instant.
-    pub fn reset_after(&self) -> Duration {
-        let at = match self.detail {
+    /// Effective time from which the state is full: the instant of
+    /// [`Decision::reset_after`].
+    #[inline]
+    pub(crate) fn reset_at(&self, t_eff: u64) -> u64 {
+        match *self {
             Detail::Gcra { tat, .. } => tat,
             Detail::Fixed { end, count } => {
                 if count > 0 {
                     end
                 } else {
-                    self.t_eff
+                    t_eff
                 }
             }
             Detail::Counter {
@@ -144,53 +197,33 @@ impl Decision {
                 } else if prev > 0 {
                     (idx + 1) * window
                 } else {
-                    self.t_eff
+                    t_eff
                 }
             }
             Detail::Eager { reset_at, .. } => reset_at,
-        };
-        Duration::from_nanos(at.saturating_sub(self.now))
+        }
     }
 
-    /// On denial, the time after which the same cost would be granted if
-    /// nothing else is charged meanwhile; `None` when allowed.
-    pub fn retry_after(&self) -> Option<Duration> {
-        if self.allowed {
-            return None;
-        }
-        let at = match self.detail {
+    /// Effective time from which `cost` fits again: the instant of
+    /// [`Decision::retry_after`] on a denial.
+    #[inline]
+    pub(crate) fn retry_at(&self, limit: u32, t_eff: u64, cost: u32) -> u64 {
+        match *self {
             Detail::Eager { retry_at, .. } => retry_at,
-            _ => self.earliest_fit(self.cost),
-        };
-        Some(Duration::from_nanos(at.saturating_sub(self.now)))
-    }
-
-    /// The draft's "effective window": the time within which no more than
-    /// [`remaining`](Decision::remaining) units can be granted, i.e. until
-    /// the available quota next grows. Zero when the state is full.
-    pub fn effective_window(&self) -> Duration {
-        let r = self.remaining();
-        if r >= self.limit {
-            return Duration::ZERO;
+            _ => self.earliest_fit(limit, t_eff, cost),
         }
-        let at = match self.detail {
-            Detail::Eager { next_at, .. } => next_at,
-            _ => self.earliest_fit(r + 1),
-        };
-        Duration::from_nanos(at.saturating_sub(self.now))
     }
 
-    /// Earliest effective time at which `cost` (≤ capacity) fits, given the
-    /// snapshot.
-    fn earliest_fit(&self, cost: u32) -> u64 {
-        let t_eff = self.t_eff;
-        match self.detail {
+    /// Earliest effective time `≥ t_eff` at which `cost` (≤ `limit`) fits,
+    /// given the snapshot.
+    fn earliest_fit(&self, limit: u32, t_eff: u64, cost: u32) -> u64 {
+        match *self {
             Detail::Gcra { tat, t, tau } => {
                 let need = tat.saturating_add(u64::from(cost - 1) * t);
                 need.saturating_sub(tau).max(t_eff)
             }
             Detail::Fixed { end, count } => {
-                if count + cost <= self.limit {
+                if count + cost <= limit {
                     t_eff
                 } else {
                     end
@@ -201,9 +234,7 @@ impl Decision {
                 idx,
                 prev,
                 curr,
-            } => crate::sliding_counter::earliest_fit(
-                window, self.limit, idx, prev, curr, t_eff, cost,
-            ),
+            } => crate::sliding_counter::earliest_fit(window, limit, idx, prev, curr, t_eff, cost),
             Detail::Eager { next_at, .. } => next_at,
         }
     }

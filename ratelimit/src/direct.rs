@@ -36,6 +36,9 @@ pub(crate) struct Padded<T>(pub(crate) T);
 /// origin. A `now` older than one already seen is treated as the newest
 /// time seen: no time passed, nothing extra granted.
 ///
+/// A GCRA check writes the shared state as governor's does: one CAS per
+/// grant, nothing for a denial of one unit (see [`Gcra`](crate::Gcra)).
+///
 /// ```
 /// use dispatchkit_ratelimit::{Gcra, Quota, RateLimiter, RateLimitError};
 /// use std::time::Instant;
@@ -136,6 +139,12 @@ impl<A: Algorithm> RateLimiter<A> {
         check_cost(&self.alg, cost)?;
         let t = nanos_since(self.origin, now);
         Ok(self.alg.check_cell(&self.cell.0, t, now, cost, false))
+    }
+
+    /// The state (tests only).
+    #[cfg(test)]
+    pub(crate) fn cell(&self) -> &A::Cell {
+        &self.cell.0
     }
 
     /// Panics if the state breaks an invariant (tests and fuzzing only).

@@ -54,6 +54,21 @@ pub struct FixedState {
     count: u32,
 }
 
+impl FixedState {
+    /// The state as two words (a policy keeps it inline in the key's entry).
+    pub(crate) fn to_words(self) -> [u64; 2] {
+        [self.idx, u64::from(self.count)]
+    }
+
+    /// The state stored by [`to_words`](Self::to_words).
+    pub(crate) fn from_words(w: [u64; 2]) -> Self {
+        Self {
+            idx: w[0],
+            count: w[1] as u32,
+        }
+    }
+}
+
 impl FixedWindow {
     fn count_at(&self, st: &FixedState, t: u64) -> u32 {
         if st.idx == t / self.w { st.count } else { 0 }

@@ -20,9 +20,14 @@ use crate::quota::Quota;
 /// `(S_j + n − burst)·T ≤ t − g_j` for every `j`. Hence in any closed window
 /// of length `W` at most `burst + ⌊W / T⌋` units are granted.
 ///
-/// Memory: 16 bytes per key (TAT and newest time seen, two `AtomicU64`
-/// on the key's own cache line). A check is one load and one CAS (retried
-/// only under contention on the same key); a denial writes nothing.
+/// Memory: 16 bytes per key (TAT and a newest-time-seen mark, two
+/// `AtomicU64` on the key's own cache line). A grant is one CAS (retried
+/// only under contention on the same key), as in governor; a denial of one
+/// unit writes nothing. The mark is written only when the newest time seen
+/// leaves a unit available, which a hot, saturated key never does; this
+/// keeps "an older `now` counts as no time passed" exact, because a
+/// decision depends on the newest time only through the units available
+/// at it (the proof is in the source, on the per-key cell).
 ///
 /// ```
 /// use dispatchkit_ratelimit::{Gcra, KeyedRateLimiter, Quota};
@@ -55,12 +60,53 @@ impl Gcra {
 
     /// Whether `cost` fits a bucket whose TAT is `tat` at time `t_eff`.
     #[inline]
-    fn fits_tat(&self, tat: u64, t_eff: u64, cost: u32) -> bool {
+    pub(crate) fn fits_tat(&self, tat: u64, t_eff: u64, cost: u32) -> bool {
         tat.saturating_add(u64::from(cost) * self.t) <= t_eff + self.tau + self.t
     }
 
+    /// The TAT after charging `cost` at `t_eff` (only after `fits_tat`).
     #[inline]
-    fn detail_tat(&self, tat: u64) -> Detail {
+    pub(crate) fn charged(&self, tat: u64, t_eff: u64, cost: u32) -> u64 {
+        tat.max(t_eff) + u64::from(cost) * self.t
+    }
+
+    /// Units available at `t_eff` (`Decision::remaining`).
+    #[inline]
+    pub(crate) fn remaining_tat(&self, tat: u64, t_eff: u64) -> u32 {
+        let avail =
+            (t_eff.saturating_add(self.tau).saturating_add(self.t)).saturating_sub(tat) / self.t;
+        avail.min(u64::from(self.quota.burst())) as u32
+    }
+
+    /// How the units available at `t_eff` compare with `r`, without
+    /// dividing: `min(A / T, burst)` against `r`, with
+    /// `A = t_eff + τ + T − TAT` (as [`remaining_tat`](Self::remaining_tat)).
+    #[inline]
+    pub(crate) fn cmp_remaining(&self, tat: u64, t_eff: u64, r: u32) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let a =
+            u128::from((t_eff.saturating_add(self.tau).saturating_add(self.t)).saturating_sub(tat));
+        let burst = self.quota.burst();
+        let t = u128::from(self.t);
+        // A / T < r  ⇔  A < r·T;  A / T > r  ⇔  A ≥ (r + 1)·T.
+        if burst < r || a < u128::from(r) * t {
+            Ordering::Less
+        } else if burst > r && a >= (u128::from(r) + 1) * t {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        }
+    }
+
+    /// Effective time from which `cost` fits (`Decision::retry_after`).
+    #[inline]
+    pub(crate) fn fit_at_tat(&self, tat: u64, t_eff: u64, cost: u32) -> u64 {
+        let need = tat.saturating_add(u64::from(cost - 1) * self.t);
+        need.saturating_sub(self.tau).max(t_eff)
+    }
+
+    #[inline]
+    pub(crate) fn detail_tat(&self, tat: u64) -> Detail {
         Detail::Gcra {
             tat,
             t: self.t,
@@ -83,8 +129,34 @@ impl Algorithm for Gcra {
     }
 }
 
-/// GCRA state of one key: TAT and the newest `now` seen, in nanoseconds
-/// since the limiter's origin. A TAT at or before `now` means "full".
+/// GCRA state of one key, in nanoseconds since the limiter's origin: the
+/// TAT and `seen`, a mark standing for the newest `now` a consuming check
+/// has seen. A TAT of 0 means "never charged" (full since `seen`).
+///
+/// # Why `seen` is written so rarely, and stays exact
+///
+/// With `k(x)` = units available at time `x` for the current TAT (0 below
+/// `TAT − τ`, then one more every `T`, `burst` from `TAT` on), a check at
+/// `now` behaves as at `t = max(now, newest)` and, since `k` is monotone,
+/// `k(t) = max(k(now), k(newest))`: the verdict and every number of the
+/// decision depend on the newest time only through `k(newest)`, and the
+/// TAT update `max(TAT, t) + cost·T` only when `t ≥ TAT`, which cannot
+/// happen for the newest time (after any consuming check `newest < TAT`,
+/// unless nothing was ever charged, when `seen` is exact). So the cell keeps
+/// the invariant
+///
+/// > `seen ≤ newest`, and `seen = newest` or `k(newest) = 0`
+///
+/// by writing `seen` only when a consuming check's `now` is newer than
+/// `seen` and leaves `k(now) ≥ 1` after the check. A denial of one unit
+/// has `k(now) = 0`, and so does a grant of the last available unit (the
+/// steady state of a saturated key): neither writes `seen`. A grant is
+/// then one CAS on the TAT, like governor's, and a denial writes nothing.
+/// The property tests check the invariant against a model that records
+/// every newest time, and that every decision equals the model's.
+///
+/// Under races `seen` may lag (a store from a slower thread may land after
+/// a newer one): that lowers `k(newest)`, so decisions only get stricter.
 #[derive(Debug, Default)]
 pub struct GcraCell {
     tat: AtomicU64,
@@ -98,11 +170,45 @@ thread_local! {
     static CAS_RETRIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Writes to GCRA state (CAS attempts and `seen` stores) on this thread
+    /// (unit tests count them against governor's one CAS per grant).
+    pub(crate) static STATE_WRITES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one write to shared GCRA state (tests only).
+#[inline(always)]
+fn count_write() {
+    #[cfg(test)]
+    STATE_WRITES.with(|c| c.set(c.get() + 1));
+}
+
 /// GCRA CAS attempts that lost a race on the calling thread since it
 /// started (stress tests assert contention with it).
 #[doc(hidden)]
 pub fn cas_retries_on_this_thread() -> u64 {
     CAS_RETRIES.with(std::cell::Cell::get)
+}
+
+impl GcraCell {
+    /// `(TAT, seen)`.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn snapshot(&self) -> (u64, u64) {
+        (
+            self.tat.load(Ordering::Relaxed),
+            self.seen.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Gcra {
+    /// Units available at `x` for the TAT `tat`: `k(x)` of [`GcraCell`].
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn units_at(&self, tat: u64, x: u64) -> u64 {
+        (x.saturating_add(self.tau + self.t).saturating_sub(tat) / self.t)
+            .min(u64::from(self.quota.burst()))
+    }
 }
 
 impl sealed::Sealed for Gcra {
@@ -125,13 +231,9 @@ impl sealed::Sealed for Gcra {
         consume: bool,
     ) -> Decision {
         // Time never runs backwards for a key: an older `now` is treated as
-        // the newest time seen. A racing store may regress `seen`; that only
-        // makes a later decision stricter, never more generous.
+        // the newest time seen (through `seen`, exact where it matters).
         let seen = cell.seen.load(Ordering::Relaxed);
         let t_eff = now.max(seen);
-        if consume && now > seen {
-            cell.seen.store(now, Ordering::Relaxed);
-        }
         let mut tat = cell.tat.load(Ordering::Acquire);
         let allowed = loop {
             if !self.fits_tat(tat, t_eff, cost) {
@@ -141,6 +243,7 @@ impl sealed::Sealed for Gcra {
                 break true;
             }
             let next = tat.max(t_eff) + u64::from(cost) * self.t;
+            count_write();
             match cell
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
@@ -155,6 +258,13 @@ impl sealed::Sealed for Gcra {
                 }
             }
         };
+        // `now` is newer than `seen` and leaves a unit available at the TAT
+        // now in force (`k(now) ≥ 1 ⇔ TAT ≤ now + τ`): record it. Otherwise
+        // `k(now) = 0` and `seen` already stands for it (see `GcraCell`).
+        if consume && now > seen && tat <= now.saturating_add(self.tau) {
+            count_write();
+            cell.seen.store(now, Ordering::Relaxed);
+        }
         Decision {
             allowed,
             from_key_cap: false,
@@ -173,9 +283,12 @@ impl sealed::Sealed for Gcra {
 
     #[cfg(any(test, fuzzing))]
     fn validate_cell(&self, cell: &GcraCell) {
-        let seen = cell.seen.load(Ordering::Relaxed);
-        let tat = cell.tat.load(Ordering::Relaxed);
-        self.validate_state(&tat, seen);
+        let (tat, seen) = cell.snapshot();
+        // Charged at least once: every time seen is before the TAT.
+        assert!(
+            tat == 0 || seen < tat,
+            "GCRA mark {seen} not before TAT {tat}"
+        );
     }
 }
 

@@ -261,10 +261,11 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
             h,
             key,
             t,
-            |floor| alg.new_cell(floor),
-            |c| alg.idle_cell(c),
+            |_, floor| alg.new_cell(floor),
+            |_, _, c| alg.idle_cell(c),
+            |_| false,
         ) {
-            Ok(cell) => alg.check_cell(cell, t, now, cost, true),
+            Ok((_, cell, _)) => alg.check_cell(cell, t, now, cost, true),
             Err(at_cap) => cap_decision(
                 self.fail_mode == FailMode::Open,
                 alg.capacity(),
@@ -280,6 +281,6 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     #[cfg(any(test, fuzzing))]
     pub(crate) fn validate(&self) {
         self.store
-            .validate(|k| self.store.hash(k), |c| self.alg.validate_cell(c));
+            .validate(|k| self.store.hash(k), |_, _, c| self.alg.validate_cell(c));
     }
 }

@@ -25,7 +25,7 @@
 //!
 //! | type | definition | memory per key | exactness |
 //! |---|---|---|---|
-//! | [`Gcra`] | token bucket (rate, burst) as a theoretical arrival time | 16 B, two atomics, lock-free CAS | exact to GCRA |
+//! | [`Gcra`] | token bucket (rate, burst) as a theoretical arrival time | 16 B, two atomics; one CAS per grant, no write for a one-unit denial | exact to GCRA |
 //! | [`FixedWindow`] | ≤ limit per aligned window (`INCR` + TTL) | 32 B | exact per window |
 //! | [`SlidingLog`] | ≤ limit in every window of length W (sorted set) | 48 B + 16 B per grant time, O(limit) | exact |
 //! | [`SlidingCounter`] | previous window weighted by overlap + current | 32 B | ≤ limit per aligned window, ≤ 2·limit − 1 per sliding window |
@@ -48,7 +48,9 @@
 //! A [`PolicyLimiter`] applies a [`RuleTable`] (tiers, endpoints, key
 //! kinds; most specific row first) with several limits per request checked
 //! atomically, across several subjects (user AND IP) if asked, and can swap
-//! rules at run time. [`legacy_headers`], [`ratelimit_policy_header`],
+//! rules at run time. A key's state for the usual rule sets (up to three
+//! token buckets, or a window counter and a bucket) sits inline next to the
+//! key: a check hashes once and allocates nothing once the key is stored. [`legacy_headers`], [`ratelimit_policy_header`],
 //! [`ratelimit_header`] and [`policy_headers`] format `X-RateLimit-*`,
 //! `Retry-After` and the IETF draft's `RateLimit-Policy` / `RateLimit`
 //! fields (draft-ietf-httpapi-ratelimit-headers-11).
@@ -61,8 +63,10 @@
 #![warn(missing_debug_implementations)]
 
 mod algorithm;
+mod compiled;
 mod decision;
 mod direct;
+mod entry;
 mod error;
 mod fixed_window;
 mod gcra;

@@ -6,14 +6,14 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
+use crate::compiled::{Compiled, CompiledSet, Registry};
 use crate::decision::Decision;
+use crate::entry::Entry;
 use crate::keyed::{DefaultHasher, FailMode, KeyedConfig};
-use crate::rule::Ruled;
-use crate::rules::{AlgorithmKind, KeyKind, RuleTable, Tier};
-use crate::store::Store;
+use crate::rules::{KeyKind, RuleTable, Tier};
+use crate::store::{KeyHash, Shard, Store};
 use crate::time::nanos_since;
 use crate::{RateLimitError, algorithm::cap_decision};
 
@@ -107,12 +107,21 @@ pub struct PolicyInfo {
 /// remaining).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PolicyDecision {
-    allowed: bool,
-    subject: usize,
-    rule: Option<(PolicyInfo, Decision)>,
+    pub(crate) allowed: bool,
+    pub(crate) subject: usize,
+    pub(crate) rule: Option<(PolicyInfo, Decision)>,
 }
 
 impl PolicyDecision {
+    /// Allowed, no rule applies.
+    fn unlimited() -> Self {
+        Self {
+            allowed: true,
+            subject: 0,
+            rule: None,
+        }
+    }
+
     /// Whether the request is allowed (every rule of every subject had room).
     pub fn is_allowed(&self) -> bool {
         self.allowed
@@ -144,301 +153,51 @@ impl PolicyDecision {
     }
 }
 
-#[derive(Debug, Clone)]
-struct CompiledRule {
-    id: u32,
-    info: PolicyInfo,
-    fresh: Ruled,
-}
-
-#[derive(Debug, Clone)]
-struct CompiledSet {
-    id: u32,
-    rules: Vec<CompiledRule>,
-}
-
-const NO_SET: u16 = u16::MAX;
-
-/// A rules table compiled for O(1) resolution.
-#[derive(Debug)]
-pub(crate) struct Compiled {
-    sets: Vec<CompiledSet>,
-    by_id: HashMap<u32, usize>,
-    endpoints: HashMap<String, usize>,
-    /// Per endpoint row (the last is "any other endpoint"):
-    /// `[tier or none][kind]` → index into `sets`.
-    rows: Vec<[[u16; 3]; 4]>,
-}
-
-fn tier_idx(t: Option<Tier>) -> usize {
-    match t {
-        Some(Tier::Free) => 0,
-        Some(Tier::Premium) => 1,
-        Some(Tier::Enterprise) => 2,
-        None => 3,
-    }
-}
-
-fn kind_idx(k: KeyKind) -> usize {
-    match k {
-        KeyKind::User => 0,
-        KeyKind::Ip => 1,
-        KeyKind::ApiKey => 2,
-    }
-}
-
-type Selector = (Option<Tier>, Option<String>, Option<KeyKind>);
-type LimitKey = (String, u64, u32, Option<u32>, AlgorithmKind);
-
-/// Stable ids: the same selector (and the same limit within it) keeps its
-/// id across table changes, which is how state survives them.
-#[derive(Debug, Default)]
-struct Registry {
-    sets: std::collections::HashMap<Selector, u32>,
-    rules: std::collections::HashMap<(u32, LimitKey), u32>,
-}
-
-impl Compiled {
-    fn new(table: &RuleTable, reg: &mut Registry) -> Result<Self, RateLimitError> {
-        let mut sets = Vec::with_capacity(table.rules.len());
-        let mut selectors: Vec<Selector> = Vec::new();
-        for rs in &table.rules {
-            let sel: Selector = (rs.tier, rs.endpoint.clone(), rs.kind);
-            let label = format!("{:?}/{:?}/{:?}", sel.0, sel.1, sel.2);
-            if selectors.contains(&sel) {
-                return Err(RateLimitError::InvalidRule {
-                    rule: label,
-                    reason: "two rule sets have the same tier, endpoint and kind",
-                });
-            }
-            if rs.limits.is_empty() || rs.limits.len() > MAX_LIMITS {
-                return Err(RateLimitError::InvalidRule {
-                    rule: label,
-                    reason: "a rule set holds 1 to 8 limits",
-                });
-            }
-            let mut rules = Vec::with_capacity(rs.limits.len());
-            let mut names = Vec::new();
-            for l in &rs.limits {
-                let name_s = l.display_name();
-                let name = RuleName::new(&name_s)?;
-                if names.contains(&name) {
-                    return Err(RateLimitError::InvalidRule {
-                        rule: name_s,
-                        reason: "two limits of one rule set share a name",
-                    });
-                }
-                names.push(name);
-                let (fresh, quota) = Ruled::compile(l)?;
-                rules.push((name, fresh, quota, l));
-            }
-            let n = reg.sets.len() as u32;
-            let set_id = *reg.sets.entry(sel.clone()).or_insert(n);
-            let rules = rules
-                .into_iter()
-                .map(|(name, fresh, quota, l)| {
-                    let key: LimitKey = (
-                        name.as_str().to_string(),
-                        crate::time::duration_nanos(l.window.duration()),
-                        l.count,
-                        l.burst,
-                        l.algorithm,
-                    );
-                    let n = reg.rules.len() as u32;
-                    let id = *reg.rules.entry((set_id, key)).or_insert(n);
-                    CompiledRule {
-                        id,
-                        info: PolicyInfo {
-                            name,
-                            limit: quota.limit(),
-                            window: quota.period(),
-                        },
-                        fresh,
-                    }
-                })
-                .collect();
-            selectors.push(sel);
-            sets.push(CompiledSet { id: set_id, rules });
-        }
-        let mut endpoints = HashMap::new();
-        for (_, e, _) in &selectors {
-            if let Some(e) = e {
-                let n = endpoints.len();
-                endpoints.entry(e.clone()).or_insert(n);
-            }
-        }
-        let find = |t: Option<Tier>, e: Option<&str>, k: Option<KeyKind>| {
-            selectors
-                .iter()
-                .position(|s| s.0 == t && s.1.as_deref() == e && s.2 == k)
-        };
-        let mut rows = vec![[[NO_SET; 3]; 4]; endpoints.len() + 1];
-        let mut names: Vec<(&String, usize)> = endpoints.iter().map(|(e, &i)| (e, i)).collect();
-        names.sort_by_key(|&(_, i)| i);
-        let wild = endpoints.len();
-        for (ri, row) in rows.iter_mut().enumerate().take(wild + 1) {
-            let ep = names.get(ri).map(|(e, _)| e.as_str());
-            for (ti, tier) in [
-                Some(Tier::Free),
-                Some(Tier::Premium),
-                Some(Tier::Enterprise),
-                None,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                for (ki, kind) in [KeyKind::User, KeyKind::Ip, KeyKind::ApiKey]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let k = Some(kind);
-                    // Most specific first; endpoint outranks tier outranks kind.
-                    let order = [
-                        (ep, tier, k),
-                        (ep, tier, None),
-                        (ep, None, k),
-                        (None, tier, k),
-                        (ep, None, None),
-                        (None, tier, None),
-                        (None, None, k),
-                        (None, None, None),
-                    ];
-                    let hit = order.iter().find_map(|&(e, t, k)| find(t, e, k));
-                    row[ti][ki] = hit.map_or(NO_SET, |i| i as u16);
-                }
-            }
-        }
-        let by_id = sets.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-        Ok(Self {
-            sets,
-            by_id,
-            endpoints,
-            rows,
-        })
-    }
-
-    #[inline]
-    fn resolve(&self, tier: Option<Tier>, endpoint: &str, kind: KeyKind) -> Option<&CompiledSet> {
-        let row = if self.endpoints.is_empty() {
-            0
-        } else {
-            self.endpoints
-                .get(endpoint)
-                .copied()
-                .unwrap_or(self.rows.len() - 1)
-        };
-        let i = self.rows[row][tier_idx(tier)][kind_idx(kind)];
-        self.sets.get(usize::from(i))
-    }
-}
-
-/// One state per (rule set, key kind, key): the newest time seen and one
-/// state per rule, in the set's order.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    seen: u64,
-    rules: Vec<(u32, Ruled)>,
-}
-
-impl Entry {
-    fn fresh(set: &CompiledSet, floor: u64) -> Self {
-        Self {
-            seen: floor,
-            rules: set.rules.iter().map(|r| (r.id, r.fresh.clone())).collect(),
-        }
-    }
-
-    fn idle(&self) -> (u64, u64) {
-        (
-            self.seen,
-            self.rules
-                .iter()
-                .map(|(_, r)| r.full_at())
-                .max()
-                .unwrap_or(0),
-        )
-    }
-
-    /// Re-shapes the state for a new version of its set: rules with the same
-    /// id keep their state, new rules start full.
-    fn migrate(&mut self, set: &CompiledSet) {
-        let mut old = std::mem::take(&mut self.rules);
-        self.rules = set
-            .rules
-            .iter()
-            .map(|r| match old.iter().position(|(id, _)| *id == r.id) {
-                Some(i) => old.swap_remove(i),
-                None => (r.id, r.fresh.clone()),
-            })
-            .collect();
-    }
-}
-
-/// Outcome of evaluating one entry: whether all its rules fit, and the rule
-/// to report with its decision.
-struct Eval {
-    fits: bool,
-    report: Option<(PolicyInfo, Decision)>,
-}
-
-/// Evaluates (and when `consume` and everything fits, charges) one entry.
-fn evaluate(
-    set: &CompiledSet,
-    e: &mut Entry,
-    t: u64,
-    at: Instant,
-    cost: u32,
-    consume: bool,
-    commit: bool,
-) -> Eval {
-    let t_eff = t.max(e.seen);
-    if consume {
-        e.seen = t_eff;
-        for (_, r) in &mut e.rules {
-            r.advance(t_eff);
-        }
-    }
-    let fits = e.rules.iter().all(|(_, r)| r.fits(t_eff, cost));
-    if fits && commit {
-        for (_, r) in &mut e.rules {
-            r.commit(t_eff, cost);
-        }
-    }
-    let mut report: Option<(PolicyInfo, Decision)> = None;
-    for ((_, r), c) in e.rules.iter().zip(&set.rules) {
-        // On denial nothing was charged: report only the rules that deny.
-        if !fits && r.fits(t_eff, cost) {
-            continue;
-        }
-        let d = Decision {
-            allowed: fits,
-            from_key_cap: false,
-            limit: r.capacity(),
-            cost,
-            now: t,
-            at,
-            t_eff,
-            detail: r.detail(t_eff, cost, fits),
-        };
-        if report.as_ref().is_none_or(|(_, a)| better(a, &d, fits)) {
-            report = Some((c.info, d));
-        }
-    }
-    Eval { fits, report }
-}
-
-/// Whether `b` should be reported instead of `a`: on denial the longest
-/// wait, when allowed the least remaining (then the longest reset).
-fn better(a: &Decision, b: &Decision, allowed: bool) -> bool {
-    if allowed {
-        (b.remaining(), std::cmp::Reverse(b.reset_after()))
-            < (a.remaining(), std::cmp::Reverse(a.reset_after()))
-    } else {
-        b.retry_after() > a.retry_after()
-    }
-}
-
 type PKey<K> = (u32, KeyKind, K);
+
+/// The table hash of a (rule set, key) from the hash `h` of (kind, key),
+/// which picks the shard: the set is mixed in without hashing the key
+/// again, and the shard bits (32..) of `h` are kept apart from hashbrown's
+/// bucket and tag bits by the multiplication's spread.
+#[inline]
+fn mix(h: u64, set_id: u32) -> u64 {
+    h ^ (u64::from(set_id) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The table hash of a stored (rule set, kind, key): [`mix`] of the
+/// (kind, key) hash that picked its shard.
+struct PolicyKeyHash;
+
+impl<K: Hash, S: BuildHasher> KeyHash<PKey<K>, S> for PolicyKeyHash {
+    #[inline]
+    fn key_hash(hasher: &S, k: &PKey<K>) -> u64 {
+        mix(hasher.hash_one((k.1, &k.2)), k.0)
+    }
+}
+
+type PShard<K> = Shard<PKey<K>, Entry, Arc<Compiled>>;
+type PGuard<'a, K> = RwLockWriteGuard<'a, PShard<K>>;
+
+/// Subjects of a multi-subject check handled without allocating.
+const INLINE_SUBJECTS: usize = 4;
+
+/// One subject of a multi-subject check.
+#[derive(Debug, Clone, Copy, Default)]
+struct Subject {
+    /// Hash of (kind, key).
+    h: u64,
+    shard: usize,
+    /// Index of its shard's guard.
+    guard: usize,
+    /// Index of its set in its shard's table, when a rule applies and the
+    /// state is tracked.
+    set: Option<usize>,
+    set_id: u32,
+    /// Bucket of its state in its shard's table, unless `stale`.
+    index: usize,
+    /// A later insert into the same shard may have moved its state.
+    stale: bool,
+}
 
 /// Multi-rule, multi-subject rate limiting over a [`RuleTable`].
 ///
@@ -449,10 +208,15 @@ type PKey<K> = (u32, KeyKind, K);
 /// [`set_table`] swaps the rules at run time; rules that did not change keep
 /// their state, new ones start full.
 ///
-/// State is one small lock per (rule set, key); keys are sharded as in
-/// [`KeyedRateLimiter`](crate::KeyedRateLimiter), with the same bounded
-/// memory (full states dropped by amortised sweeps, hard cap with a
-/// [`FailMode`]).
+/// Keys are sharded as in [`KeyedRateLimiter`](crate::KeyedRateLimiter),
+/// with the same bounded memory (full states dropped by amortised sweeps,
+/// hard cap with a [`FailMode`]); a check holds its shard's lock for
+/// O(rules). A (rule set, key)'s state sits next to its key in the shard's
+/// table: 32 bytes for sets of up to three token buckets (or one window
+/// counter and one bucket), with no allocation; sets with a sliding log or
+/// more rules keep their states in one heap block per key. A check hashes
+/// the key once and allocates nothing once the key is stored; so does
+/// [`check_all_at`] for up to four subjects.
 ///
 /// [`check_all_at`]: PolicyLimiter::check_all_at
 /// [`set_table`]: PolicyLimiter::set_table
@@ -481,7 +245,7 @@ type PKey<K> = (u32, KeyKind, K);
 pub struct PolicyLimiter<K, S = DefaultHasher> {
     origin: Instant,
     fail_mode: FailMode,
-    store: Store<PKey<K>, Mutex<Entry>, S, Arc<Compiled>>,
+    store: Store<PKey<K>, Entry, S, Arc<Compiled>, PolicyKeyHash>,
     registry: Mutex<Registry>,
     current: RwLock<Arc<Compiled>>,
 }
@@ -559,15 +323,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         let compiled = Arc::new(Compiled::new(table, &mut self.registry.lock())?);
         for shard in self.store.shards() {
             let mut g = shard.write();
-            g.table
-                .retain(|((set_id, _, _), cell)| match compiled.by_id.get(set_id) {
-                    Some(&i) => {
-                        cell.get_mut().migrate(&compiled.sets[i]);
+            let Shard {
+                table: keys, extra, ..
+            } = &mut *g;
+            keys.retain(|((set_id, _, _), e)| {
+                match (extra.by_id(*set_id), compiled.by_id(*set_id)) {
+                    (Some(old), Some(new)) => {
+                        *e = e.migrate(old, new);
                         true
                     }
-                    None => false,
-                });
-            g.extra = compiled.clone();
+                    _ => false,
+                }
+            });
+            *extra = compiled.clone();
         }
         *self.current.write() = compiled;
         Ok(())
@@ -578,7 +346,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
     pub fn policies_for(&self, req: &Request<'_, K>) -> Vec<PolicyInfo> {
         let c = self.current.read();
         c.resolve(req.tier, req.endpoint, req.kind)
-            .map(|s| s.rules.iter().map(|r| r.info).collect())
+            .map(|i| c.sets[i].rules.iter().map(|r| r.info).collect())
             .unwrap_or_default()
     }
 
@@ -602,19 +370,59 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
 
     /// Checks `cost` units against every rule that applies to `req`; charges
     /// all of them or none. A request no rule applies to is allowed with no
-    /// reported rule. Amortised O(rules).
+    /// reported rule. Amortised O(rules): one hash of the key, the shard's
+    /// lock, one probe; no allocation once the key is stored.
     ///
     /// # Errors
     /// [`RateLimitError::InvalidCost`] for `cost == 0`;
     /// [`RateLimitError::InsufficientCapacity`] when some rule can never
     /// grant `cost`. Nothing is charged.
+    #[inline]
     pub fn check_at(
         &self,
         req: &Request<'_, K>,
         cost: u32,
         now: Instant,
     ) -> Result<PolicyDecision, RateLimitError> {
-        self.single(req, cost, now, true)
+        validate_cost(cost)?;
+        let t = nanos_since(self.origin, now);
+        let h = self.store.hash(&(req.kind, req.key));
+        let mut g = self.store.shard(h).write();
+        let Some(si) = g.extra.resolve(req.tier, req.endpoint, req.kind) else {
+            return Ok(PolicyDecision::unlimited());
+        };
+        let set = &g.extra.sets[si];
+        check_capacity(set, cost)?;
+        let set_id = set.id;
+        let th = mix(h, set_id);
+        let eq = |k: &(PKey<K>, Entry)| k.0.0 == set_id && k.0.1 == req.kind && k.0.2 == *req.key;
+        let index = match g.table.find_bucket_index(th, eq) {
+            Some(i) => i,
+            // `insert_locked` is out of line; the check below stays inline
+            // and shared, so the decision is built in place either way.
+            None => match self.store.insert_locked(
+                &mut g,
+                th,
+                &(set_id, req.kind, req.key.clone()),
+                t,
+                |x, floor| Entry::fresh(&x.sets[si], floor),
+                idle,
+                |_| false,
+            ) {
+                Ok((i, _, _)) => i,
+                Err(at_cap) => {
+                    let set = &g.extra.sets[si];
+                    return Ok(self.at_cap(set, cost, t, now, at_cap.retry_at, 0));
+                }
+            },
+        };
+        let Shard {
+            table: keys, extra, ..
+        } = &mut *g;
+        match keys.get_bucket_mut(index) {
+            Some((_, e)) => Ok(e.check(&extra.sets[si], t, now, cost, true)),
+            None => unreachable!("the key was found or inserted at this index"),
+        }
     }
 
     /// Whether [`check_at`](Self::check_at) would allow, charging nothing
@@ -628,85 +436,28 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         cost: u32,
         now: Instant,
     ) -> Result<PolicyDecision, RateLimitError> {
-        self.single(req, cost, now, false)
-    }
-
-    fn single(
-        &self,
-        req: &Request<'_, K>,
-        cost: u32,
-        now: Instant,
-        consume: bool,
-    ) -> Result<PolicyDecision, RateLimitError> {
         validate_cost(cost)?;
         let t = nanos_since(self.origin, now);
-        let sh = self.store.hash(&(req.kind, req.key));
-        let shard = self.store.shard(sh);
-        {
-            let g = shard.read();
-            let Some(set) = g.extra.resolve(req.tier, req.endpoint, req.kind) else {
-                return Ok(PolicyDecision {
-                    allowed: true,
-                    subject: 0,
-                    rule: None,
-                });
-            };
-            check_capacity(set, cost)?;
-            let h = self.store.hash(&(set.id, req.kind, req.key));
-            if let Some((_, cell)) = g.table.find(h, |(k, _)| {
-                k.0 == set.id && k.1 == req.kind && k.2 == *req.key
-            }) {
-                let ev = evaluate(set, &mut cell.lock(), t, now, cost, consume, consume);
-                return Ok(PolicyDecision {
-                    allowed: ev.fits,
-                    subject: 0,
-                    rule: ev.report,
-                });
-            }
-            if !consume {
-                let mut e = Entry::fresh(set, g.floor);
-                let ev = evaluate(set, &mut e, t, now, cost, false, false);
-                return Ok(PolicyDecision {
-                    allowed: ev.fits,
-                    subject: 0,
-                    rule: ev.report,
-                });
-            }
-        }
-        let mut g = shard.write();
-        let table = g.extra.clone();
-        let Some(set) = table.resolve(req.tier, req.endpoint, req.kind) else {
-            return Ok(PolicyDecision {
-                allowed: true,
-                subject: 0,
-                rule: None,
-            });
+        let h = self.store.hash(&(req.kind, req.key));
+        let g = self.store.shard(h).read();
+        let Some(si) = g.extra.resolve(req.tier, req.endpoint, req.kind) else {
+            return Ok(PolicyDecision::unlimited());
         };
+        let set = &g.extra.sets[si];
         check_capacity(set, cost)?;
-        let pkey = (set.id, req.kind, req.key.clone());
-        let h = self.store.hash(&pkey);
-        let cell = match g.table.find_mut(h, |(k, _)| *k == pkey) {
-            Some((_, cell)) => cell,
-            None => match self.store.insert_locked(
-                &mut g,
-                h,
-                &pkey,
-                t,
-                |floor| Mutex::new(Entry::fresh(set, floor)),
-                |c| c.get_mut().idle(),
-            ) {
-                Ok(cell) => cell,
-                Err(at_cap) => return Ok(self.at_cap(set, cost, t, now, at_cap.retry_at, 0)),
-            },
+        let found = g.table.find(mix(h, set.id), |(k, _)| {
+            k.0 == set.id && k.1 == req.kind && k.2 == *req.key
+        });
+        let ev = match found {
+            Some((_, e)) => e.peek(set, t, now, cost),
+            // A key never seen (or dropped while full) is full.
+            None => Entry::fresh(set, g.floor).peek(set, t, now, cost),
         };
-        let ev = evaluate(set, cell.get_mut(), t, now, cost, true, true);
-        Ok(PolicyDecision {
-            allowed: ev.fits,
-            subject: 0,
-            rule: ev.report,
-        })
+        Ok(ev)
     }
 
+    #[cold]
+    #[inline(never)]
     fn at_cap(
         &self,
         set: &CompiledSet,
@@ -723,7 +474,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
             subject,
             rule: Some((
                 r.info,
-                cap_decision(allowed, r.fresh.capacity(), cost, t, now, retry_at),
+                cap_decision(allowed, r.alg.capacity(), cost, t, now, retry_at),
             )),
         }
     }
@@ -732,7 +483,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
     /// user AND the client IP) as one atomic step: either every rule of
     /// every subject is charged, or none is. Subjects no rule applies to
     /// are skipped. Takes the write locks of the subjects' shards in
-    /// ascending order (deadlock-free).
+    /// ascending order (deadlock-free). O(subjects · rules); allocates
+    /// nothing for up to four subjects once their keys are stored.
     ///
     /// # Errors
     /// As [`check_at`](Self::check_at), and
@@ -745,124 +497,183 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         now: Instant,
     ) -> Result<PolicyDecision, RateLimitError> {
         validate_cost(cost)?;
+        let n = reqs.len();
+        if n <= INLINE_SUBJECTS {
+            let mut subjects = [Subject::default(); INLINE_SUBJECTS];
+            let mut order = [0usize; INLINE_SUBJECTS];
+            let mut guards: [Option<PGuard<'_, K>>; INLINE_SUBJECTS] = Default::default();
+            self.check_all_in(
+                reqs,
+                cost,
+                now,
+                &mut subjects[..n],
+                &mut order[..n],
+                &mut guards[..n],
+            )
+        } else {
+            let mut subjects = vec![Subject::default(); n];
+            let mut order = vec![0usize; n];
+            let mut guards: Vec<Option<PGuard<'_, K>>> = (0..n).map(|_| None).collect();
+            self.check_all_in(reqs, cost, now, &mut subjects, &mut order, &mut guards)
+        }
+    }
+
+    /// [`check_all_at`](Self::check_all_at) with caller-provided scratch
+    /// space of `reqs.len()` each.
+    fn check_all_in<'a>(
+        &'a self,
+        reqs: &[Request<'_, K>],
+        cost: u32,
+        now: Instant,
+        subjects: &mut [Subject],
+        order: &mut [usize],
+        guards: &mut [Option<PGuard<'a, K>>],
+    ) -> Result<PolicyDecision, RateLimitError> {
         let t = nanos_since(self.origin, now);
-        let shard_of: Vec<usize> = reqs
-            .iter()
-            .map(|r| self.store.shard_index(self.store.hash(&(r.kind, r.key))))
-            .collect();
-        let mut order: Vec<usize> = shard_of.clone();
-        order.sort_unstable();
-        order.dedup();
-        let mut guards: Vec<_> = order
-            .iter()
-            .map(|&i| (i, self.store.shard_at(i).write()))
-            .collect();
-        let gi = |s: usize| order.binary_search(&s).unwrap_or(0);
+        for (i, (s, r)) in subjects.iter_mut().zip(reqs).enumerate() {
+            s.h = self.store.hash(&(r.kind, r.key));
+            s.shard = self.store.shard_index(s.h);
+            order[i] = i;
+        }
+        // Lock each distinct shard once, in ascending order.
+        order.sort_unstable_by_key(|&i| subjects[i].shard);
+        let mut locked = 0;
+        for (j, &i) in order.iter().enumerate() {
+            let shard = subjects[i].shard;
+            if j == 0 || subjects[order[j - 1]].shard != shard {
+                guards[locked] = Some(self.store.shard_at(shard).write());
+                locked += 1;
+            }
+            subjects[i].guard = locked - 1;
+        }
         // Resolve and validate everything before touching any state.
-        let mut plan: Vec<Option<(Arc<Compiled>, usize, u64)>> = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.iter().enumerate() {
-            let table = guards[gi(shard_of[i])].1.extra.clone();
-            match table.resolve(r.tier, r.endpoint, r.kind) {
-                None => plan.push(None),
-                Some(set) => {
-                    check_capacity(set, cost)?;
-                    let si = table.by_id.get(&set.id).copied().unwrap_or(0);
-                    let h = self.store.hash(&(set.id, r.kind, r.key));
-                    for (j, prev) in plan.iter().enumerate() {
-                        if let Some((pt, psi, _)) = prev
-                            && pt.sets[*psi].id == set.id
-                            && reqs[j].kind == r.kind
-                            && reqs[j].key == r.key
-                        {
-                            return Err(RateLimitError::DuplicateSubject {
-                                first: j,
-                                second: i,
-                            });
-                        }
-                    }
-                    plan.push(Some((table, si, h)));
+        for i in 0..reqs.len() {
+            let r = &reqs[i];
+            let g = locked_shard(guards, subjects[i].guard);
+            let Some(si) = g.extra.resolve(r.tier, r.endpoint, r.kind) else {
+                subjects[i].set = None;
+                continue;
+            };
+            let set = &g.extra.sets[si];
+            check_capacity(set, cost)?;
+            let set_id = set.id;
+            for j in 0..i {
+                if subjects[j].set.is_some()
+                    && subjects[j].set_id == set_id
+                    && reqs[j].kind == r.kind
+                    && reqs[j].key == r.key
+                {
+                    return Err(RateLimitError::DuplicateSubject {
+                        first: j,
+                        second: i,
+                    });
                 }
             }
+            subjects[i].set = Some(si);
+            subjects[i].set_id = set_id;
         }
         // Phase 1: make sure every state exists and see whether all fit.
-        let mut denied: Option<(usize, PolicyInfo, Decision)> = None;
-        for (i, r) in reqs.iter().enumerate() {
-            let Some((table, si, h)) = &plan[i] else {
+        let mut denied: Option<PolicyDecision> = None;
+        for i in 0..reqs.len() {
+            let r = &reqs[i];
+            let s = subjects[i];
+            let Some(si) = s.set else {
                 continue;
             };
-            let set = &table.sets[*si];
-            let g = &mut guards[gi(shard_of[i])].1;
-            let pkey = (set.id, r.kind, r.key.clone());
-            if g.table.find_mut(*h, |(k, _)| *k == pkey).is_none() {
-                let ins = self.store.insert_locked(
-                    g,
-                    *h,
-                    &pkey,
-                    t,
-                    |floor| Mutex::new(Entry::fresh(set, floor)),
-                    |c| c.get_mut().idle(),
-                );
-                if let Err(at_cap) = ins {
-                    let d = self.at_cap(set, cost, t, now, at_cap.retry_at, i);
-                    if !d.allowed {
-                        return Ok(d);
+            let g = locked_shard(guards, s.guard);
+            let th = mix(s.h, s.set_id);
+            let eq = |k: &(PKey<K>, Entry)| k.0.0 == s.set_id && k.0.1 == r.kind && k.0.2 == *r.key;
+            let index = match g.table.find_bucket_index(th, eq) {
+                Some(index) => index,
+                None => {
+                    // A sweep must keep the states of the earlier subjects in
+                    // this shard, new (so full) ones included: they are about
+                    // to be charged.
+                    let earlier = &subjects[..i];
+                    let keep = |k: &PKey<K>| {
+                        earlier.iter().zip(reqs).any(|(e, q)| {
+                            e.set.is_some()
+                                && e.guard == s.guard
+                                && e.set_id == k.0
+                                && q.kind == k.1
+                                && *q.key == k.2
+                        })
+                    };
+                    let ins = self.store.insert_locked(
+                        g,
+                        th,
+                        &(s.set_id, r.kind, r.key.clone()),
+                        t,
+                        |x, floor| Entry::fresh(&x.sets[si], floor),
+                        idle,
+                        keep,
+                    );
+                    match ins {
+                        Ok((index, _, _)) => {
+                            // The insert may have moved the earlier states.
+                            for e in subjects[..i].iter_mut().filter(|e| e.guard == s.guard) {
+                                e.stale = true;
+                            }
+                            index
+                        }
+                        Err(at_cap) => {
+                            let set = &g.extra.sets[si];
+                            let d = self.at_cap(set, cost, t, now, at_cap.retry_at, i);
+                            if !d.allowed {
+                                return Ok(d);
+                            }
+                            subjects[i].set = None; // fail open: untracked
+                            continue;
+                        }
                     }
-                    plan[i] = None; // fail open: untracked
-                    continue;
                 }
-            }
-            let Some((_, cell)) = g.table.find_mut(*h, |(k, _)| *k == pkey) else {
-                continue;
             };
-            let ev = evaluate(set, cell.get_mut(), t, now, cost, true, false);
-            if !ev.fits
-                && let Some((info, d)) = ev.report
-                && denied.as_ref().is_none_or(|(_, _, a)| better(a, &d, false))
-            {
-                denied = Some((i, info, d));
+            subjects[i].index = index;
+            subjects[i].stale = false;
+            let Shard {
+                table: keys, extra, ..
+            } = g;
+            let Some((_, e)) = keys.get_bucket_mut(index) else {
+                unreachable!("the state was found or inserted at this index");
+            };
+            let d = e.check(&extra.sets[si], t, now, cost, false);
+            if !d.allowed && denied.as_ref().is_none_or(|a| waits_longer(&d, a, t)) {
+                denied = Some(PolicyDecision { subject: i, ..d });
             }
         }
-        if let Some((i, info, d)) = denied {
-            return Ok(PolicyDecision {
-                allowed: false,
-                subject: i,
-                rule: Some((info, d)),
-            });
+        if let Some(d) = denied {
+            return Ok(d);
         }
         // Phase 2: everything fits; charge it all.
-        let mut best: Option<(usize, PolicyInfo, Decision)> = None;
-        for (i, r) in reqs.iter().enumerate() {
-            let Some((table, si, h)) = &plan[i] else {
+        let mut best: Option<PolicyDecision> = None;
+        for i in 0..reqs.len() {
+            let r = &reqs[i];
+            let s = subjects[i];
+            let Some(si) = s.set else {
                 continue;
             };
-            let set = &table.sets[*si];
-            let g = &mut guards[gi(shard_of[i])].1;
-            let Some((_, cell)) = g
-                .table
-                .find_mut(*h, |(k, _)| k.0 == set.id && k.1 == r.kind && k.2 == *r.key)
-            else {
-                continue;
+            let g = locked_shard(guards, s.guard);
+            let index = if s.stale {
+                let th = mix(s.h, s.set_id);
+                let found = g.table.find_bucket_index(th, |k| {
+                    k.0.0 == s.set_id && k.0.1 == r.kind && k.0.2 == *r.key
+                });
+                found.expect("sweeps keep the states of a check in progress")
+            } else {
+                s.index
             };
-            let ev = evaluate(set, cell.get_mut(), t, now, cost, true, true);
-            if let Some((info, d)) = ev.report
-                && best.as_ref().is_none_or(|(_, _, a)| better(a, &d, true))
-            {
-                best = Some((i, info, d));
+            let Shard {
+                table: keys, extra, ..
+            } = g;
+            let Some((_, e)) = keys.get_bucket_mut(index) else {
+                unreachable!("the state is at this index");
+            };
+            let d = e.check(&extra.sets[si], t, now, cost, true);
+            if best.as_ref().is_none_or(|a| tighter(&d, a, t)) {
+                best = Some(PolicyDecision { subject: i, ..d });
             }
         }
-        drop(guards);
-        Ok(match best {
-            Some((i, info, d)) => PolicyDecision {
-                allowed: true,
-                subject: i,
-                rule: Some((info, d)),
-            },
-            None => PolicyDecision {
-                allowed: true,
-                subject: 0,
-                rule: None,
-            },
-        })
+        Ok(best.unwrap_or_else(PolicyDecision::unlimited))
     }
 
     /// Panics if the table or any state breaks an invariant.
@@ -870,14 +681,50 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
     pub(crate) fn validate(&self) {
         self.store.validate(
             |k| self.store.hash(&(k.1, &k.2)),
-            |c| {
-                let e = c.lock();
-                for (_, r) in &e.rules {
-                    r.validate(e.seen);
-                }
+            |extra, k, e| {
+                let set = extra
+                    .by_id(k.0)
+                    .expect("every stored key's set is in its shard's table");
+                e.validate(set);
             },
         );
     }
+}
+
+/// The shard behind guard `gi` of a multi-subject check.
+fn locked_shard<'g, K>(guards: &'g mut [Option<PGuard<'_, K>>], gi: usize) -> &'g mut PShard<K> {
+    guards[gi]
+        .as_deref_mut()
+        .expect("every subject's shard is locked")
+}
+
+/// `(seen, full_at)` of a stored entry, for sweeps.
+fn idle<K>(x: &Arc<Compiled>, k: &PKey<K>, e: &mut Entry) -> (u64, u64) {
+    match x.by_id(k.0) {
+        Some(set) => e.idle(set),
+        // Not reachable: a table change drops the keys of removed sets.
+        None => (0, 0),
+    }
+}
+
+/// Whether allowed decision `b` reports a tighter rule than `a` (least
+/// remaining, then the latest reset), as a rule set ranks its own rules.
+fn tighter(b: &PolicyDecision, a: &PolicyDecision, t: u64) -> bool {
+    let key = |d: &PolicyDecision| {
+        d.decision().map(|d| {
+            (
+                d.remaining(),
+                std::cmp::Reverse(d.reset_at().saturating_sub(t)),
+            )
+        })
+    };
+    key(b) < key(a)
+}
+
+/// Whether denial `b` reports a longer wait than denial `a`.
+fn waits_longer(b: &PolicyDecision, a: &PolicyDecision, t: u64) -> bool {
+    let wait = |d: &PolicyDecision| d.decision().map(|d| d.retry_at().saturating_sub(t));
+    wait(b) > wait(a)
 }
 
 fn validate_cost(cost: u32) -> Result<(), RateLimitError> {
@@ -892,11 +739,11 @@ fn validate_cost(cost: u32) -> Result<(), RateLimitError> {
 }
 
 fn check_capacity(set: &CompiledSet, cost: u32) -> Result<(), RateLimitError> {
-    for r in &set.rules {
-        let capacity = r.fresh.capacity();
-        if cost > capacity {
-            return Err(RateLimitError::InsufficientCapacity { cost, capacity });
-        }
+    if cost > set.capacity {
+        return Err(RateLimitError::InsufficientCapacity {
+            cost,
+            capacity: set.capacity,
+        });
     }
     Ok(())
 }

@@ -78,6 +78,28 @@ pub struct CounterState {
     used: bool,
 }
 
+impl CounterState {
+    /// The state as two words (a policy keeps it inline in the key's entry).
+    pub(crate) fn to_words(self) -> [u64; 2] {
+        if self.used {
+            [self.idx, u64::from(self.prev) | u64::from(self.curr) << 32]
+        } else {
+            [0, 0]
+        }
+    }
+
+    /// The state stored by [`to_words`](Self::to_words). All zeros read as
+    /// unused, which behaves exactly as a used state with both counts 0.
+    pub(crate) fn from_words(w: [u64; 2]) -> Self {
+        Self {
+            idx: w[0],
+            prev: w[1] as u32,
+            curr: (w[1] >> 32) as u32,
+            used: w != [0, 0],
+        }
+    }
+}
+
 /// Whether `cost` fits at `e` ns into a window whose counts are `prev`,
 /// `curr`.
 fn fits_counts(w: u64, limit: u32, prev: u32, curr: u32, e: u64, cost: u32) -> bool {

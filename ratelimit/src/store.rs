@@ -1,14 +1,15 @@
 //! The sharded key → state table behind keyed limiters and policies.
 //!
 //! Each shard is a `parking_lot::RwLock` around a `hashbrown::HashTable`,
-//! on its own cache line. A lookup of an existing key takes the read lock
-//! and hands the cell to the caller, who updates it atomically (GCRA: a
-//! CAS on the key's own line) or under the key's own small lock; the write
-//! lock is taken only to insert a new key. Keys whose state is back to
-//! full are dropped by amortised sweeps during inserts, and a hard cap
-//! bounds the number of keys.
+//! on its own cache line. Keyed limiters look an existing key up under the
+//! read lock and update its cell atomically (GCRA: a CAS on the key's own
+//! line) or under the key's own small lock, taking the write lock only to
+//! insert a new key; policies check under the write lock (their state is
+//! plain data). Keys whose state is back to full are dropped by amortised
+//! sweeps during inserts, and a hard cap bounds the number of keys.
 
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -32,9 +33,26 @@ pub(crate) struct Shard<K, C, X> {
 
 type Shards<K, C, X> = Box<[Padded<RwLock<Shard<K, C, X>>>]>;
 
-pub(crate) struct Store<K, C, S, X = ()> {
+/// How a store hashes a stored key for its table (statically dispatched).
+pub(crate) trait KeyHash<K, S> {
+    fn key_hash(hasher: &S, key: &K) -> u64;
+}
+
+/// The key's own hash (keyed limiters).
+pub(crate) struct OwnHash;
+
+impl<K: Hash, S: BuildHasher> KeyHash<K, S> for OwnHash {
+    #[inline]
+    fn key_hash(hasher: &S, key: &K) -> u64 {
+        hasher.hash_one(key)
+    }
+}
+
+pub(crate) struct Store<K, C, S, X = (), H = OwnHash> {
     shards: Shards<K, C, X>,
     hasher: S,
+    /// The table hash of a stored key.
+    key_hash: PhantomData<fn() -> H>,
     mask: usize,
     cap_per_shard: usize,
 }
@@ -45,7 +63,7 @@ pub(crate) struct AtCap {
     pub(crate) retry_at: u64,
 }
 
-impl<K: Hash + Eq + Clone, C, S: BuildHasher, X: Clone> Store<K, C, S, X> {
+impl<K: Hash + Eq + Clone, C, S: BuildHasher, X: Clone, H: KeyHash<K, S>> Store<K, C, S, X, H> {
     /// `shards` must be a power of two, `max_keys ≥ shards`.
     pub(crate) fn new(shards: usize, max_keys: usize, hasher: S, extra: X) -> Self {
         debug_assert!(shards.is_power_of_two() && max_keys >= shards);
@@ -62,16 +80,23 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X: Clone> Store<K, C, S, X> {
         Self {
             shards: shards_vec,
             hasher,
+            key_hash: PhantomData,
             mask: shards - 1,
             cap_per_shard: max_keys / shards,
         }
     }
 }
 
-impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
+impl<K: Hash + Eq + Clone, C, S: BuildHasher, X, H: KeyHash<K, S>> Store<K, C, S, X, H> {
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, k: &Q) -> u64 {
         self.hasher.hash_one(k)
+    }
+
+    /// The table hash of a stored key.
+    #[inline]
+    pub(crate) fn key_hash(&self, k: &K) -> u64 {
+        H::key_hash(&self.hasher, k)
     }
 
     /// The shard of a key whose shard hash is `sh`. Bits 32.. are used:
@@ -104,33 +129,42 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
         self.shards().map(|s| s.read().table.len()).sum()
     }
 
-    /// Inserts `key` into the write-locked shard `g`, sweeping first when
-    /// the shard is due; returns its cell or `AtCap`.
+    /// Inserts `key` (table hash `h`) into the write-locked shard `g`,
+    /// sweeping first when the shard is due; returns its bucket index in
+    /// the table, its cell and the shard's data, or `AtCap`.
+    /// `new_cell(extra, floor)` makes the cell, `idle(extra, key, cell)`
+    /// tells `(seen, full_at)` for sweeps, and a sweep keeps the keys for
+    /// which `keep` is true even when full (the other subjects of a
+    /// multi-subject check in progress).
     ///
     /// Sweeps are amortised O(1) per insert: a shard sweeps only when its
     /// table is about to grow (it is at capacity) or at the cap, and when a
     /// sweep frees less than half of the table the table doubles at once,
     /// so the next sweep is at least as many inserts away as it cost.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the key, its hash and time, and the owner's three cell callbacks"
+    )]
     pub(crate) fn insert_locked<'g>(
         &self,
         g: &'g mut Shard<K, C, X>,
         h: u64,
         key: &K,
         now: u64,
-        new_cell: impl FnOnce(u64) -> C,
-        mut idle: impl FnMut(&mut C) -> (u64, u64),
-    ) -> Result<&'g mut C, AtCap> {
+        new_cell: impl FnOnce(&X, u64) -> C,
+        mut idle: impl FnMut(&X, &K, &mut C) -> (u64, u64),
+        keep: impl Fn(&K) -> bool,
+    ) -> Result<(usize, &'g mut C, &'g X), AtCap> {
         let len = g.table.len();
         let at_cap = len >= self.cap_per_shard;
         let must_grow = len >= MIN_SWEEP && len >= g.table.capacity();
         if (must_grow && !at_cap) || (at_cap && now >= g.next_sweep) {
-            Self::sweep(g, now, &mut idle);
+            Self::sweep(g, now, &mut idle, &keep);
             let (len, capacity) = (g.table.len(), g.table.capacity());
             if len * 2 > capacity && len < self.cap_per_shard {
-                let hasher = &self.hasher;
                 g.table
                     .reserve(capacity.min(self.cap_per_shard - len), |(k, _)| {
-                        hasher.hash_one(k)
+                        self.key_hash(k)
                     });
             }
         }
@@ -139,23 +173,28 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
                 retry_at: g.next_sweep,
             });
         }
-        let cell = new_cell(g.floor);
-        let hasher = &self.hasher;
-        let entry = g
-            .table
-            .insert_unique(h, (key.clone(), cell), |(k, _)| hasher.hash_one(k));
-        Ok(&mut entry.into_mut().1)
+        let cell = new_cell(&g.extra, g.floor);
+        let Shard { table, extra, .. } = g;
+        let entry = table.insert_unique(h, (key.clone(), cell), |(k, _)| self.key_hash(k));
+        Ok((entry.bucket_index(), &mut entry.into_mut().1, extra))
     }
 
-    /// Drops every key whose state is full at `max(now, its newest time)`;
+    /// Drops every key whose state is full at `max(now, its newest time)`,
+    /// except those `keep` names (which count for the next sweep's time);
     /// O(keys in the shard).
-    fn sweep(g: &mut Shard<K, C, X>, now: u64, idle: &mut impl FnMut(&mut C) -> (u64, u64)) {
+    fn sweep(
+        g: &mut Shard<K, C, X>,
+        now: u64,
+        idle: &mut impl FnMut(&X, &K, &mut C) -> (u64, u64),
+        keep: &impl Fn(&K) -> bool,
+    ) {
         let mut floor = g.floor;
         let mut next = u64::MAX;
-        g.table.retain(|(_, c)| {
-            let (seen, full_at) = idle(c);
+        let Shard { table, extra, .. } = g;
+        table.retain(|(k, c)| {
+            let (seen, full_at) = idle(extra, k, c);
             let t = now.max(seen);
-            if full_at <= t {
+            if full_at <= t && !keep(k) {
                 floor = floor.max(t);
                 false
             } else {
@@ -170,7 +209,11 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
     /// Checks the table's structure: every key findable under its own hash
     /// in the shard `shard_hash` picks, and no shard above its cap.
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn validate(&self, shard_hash: impl Fn(&K) -> u64, mut cell: impl FnMut(&C)) {
+    pub(crate) fn validate(
+        &self,
+        shard_hash: impl Fn(&K) -> u64,
+        mut cell: impl FnMut(&X, &K, &C),
+    ) {
         for (i, s) in self.shards().enumerate() {
             let g = s.read();
             assert!(
@@ -183,12 +226,12 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X> Store<K, C, S, X> {
                     i,
                     "key in the wrong shard"
                 );
-                let h = self.hash(k);
+                let h = self.key_hash(k);
                 assert!(
                     g.table.find(h, |(kk, _)| kk == k).is_some(),
                     "key not findable by its hash"
                 );
-                cell(c);
+                cell(&g.extra, k, c);
             }
         }
     }

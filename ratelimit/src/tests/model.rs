@@ -91,7 +91,7 @@ impl Model {
         }
     }
 
-    fn remaining(&self, t: u64) -> u64 {
+    pub fn remaining(&self, t: u64) -> u64 {
         (0..=self.capacity())
             .rev()
             .find(|&r| r == 0 || self.fits(t, r))
