@@ -21,8 +21,10 @@ pub struct MapData<'a> {
     pub drivers: &'a [Deg],
     /// Surge zones: hexagon boundary and multiplier (1.0 = no surge).
     pub surge: &'a [(Vec<Deg>, f64)],
-    /// Routes: the vertices of each, driver → pickup → drop-off.
+    /// Routes: the vertices of each, driver → pickup (→ corners) → drop-off.
     pub routes: &'a [Vec<Deg>],
+    /// A labelled landmark (the stadium).
+    pub landmark: Option<(Deg, &'a str)>,
     /// Caption lines under the title.
     pub caption: &'a [String],
 }
@@ -116,6 +118,7 @@ pub fn draw(w: &World, m: &mut report::Map) -> String {
         .iter()
         .map(|r| r.iter().map(|v| (v.x(), v.y())).collect())
         .collect();
+    let venue = crate::rides::venue(metro);
     let rides = &w.rides.report;
     let caption = [
         format!(
@@ -139,6 +142,7 @@ pub fn draw(w: &World, m: &mut report::Map) -> String {
         drivers: &drivers,
         surge: &surge,
         routes: &routes,
+        landmark: Some(((venue.x(), venue.y()), "stadium")),
         caption: &caption,
     });
     *m = report::Map {
@@ -222,14 +226,15 @@ pub fn render(d: &MapData<'_>) -> (String, Drawn) {
             .collect();
         let _ = writeln!(
             s,
-            r#"<polygon points="{}" fill="{}" fill-opacity="0.55"><title>{m:.2}x</title></polygon>"#,
+            r#"<polygon points="{}" fill="{}" fill-opacity="0.7"><title>{m:.2}x</title></polygon>"#,
             pts.join(" "),
             surge_colour(*m, cap)
         );
     }
     let _ = writeln!(s, "</g>");
 
-    // Routes: driver → pickup dashed, pickup → drop-off solid.
+    // Routes: driver → pickup dashed, pickup → drop-off solid (along the
+    // trip's street-grid path).
     let _ = writeln!(s, r#"<g id="routes" fill="none" stroke-linecap="round">"#);
     for r in d.routes {
         drawn.routes += 1;
@@ -247,8 +252,16 @@ pub fn render(d: &MapData<'_>) -> (String, Drawn) {
                 w[0].0, w[0].1, w[1].0, w[1].1
             );
         }
+        // Dots: the driver (green), the pickup (white), the drop-off (pink);
+        // vertices in between are street corners.
+        let last = pts.len().saturating_sub(1);
         for (k, &(x, y)) in pts.iter().enumerate() {
-            let colour = ["#7CFC9A", "#ffffff", "#ff5d8f"][k.min(2)];
+            let colour = match k {
+                0 => "#7CFC9A",
+                1 => "#ffffff",
+                k if k == last => "#ff5d8f",
+                _ => continue,
+            };
             let _ = writeln!(
                 s,
                 r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{colour}"/>"#
@@ -256,6 +269,17 @@ pub fn render(d: &MapData<'_>) -> (String, Drawn) {
         }
     }
     let _ = writeln!(s, "</g>");
+
+    if let Some((at, label)) = d.landmark {
+        let (x, y) = p.xy(at);
+        let _ = writeln!(
+            s,
+            r##"<g id="landmark"><circle cx="{x:.1}" cy="{y:.1}" r="7" fill="none" stroke="#ffd166" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" fill="#ffd166" font-size="14">{}</text></g>"##,
+            x + 10.0,
+            y - 10.0,
+            escape(label)
+        );
+    }
 
     // Title, scale bar and legend.
     let km10 = 10_000.0 / (2.0 * d.half_m) * SIZE;

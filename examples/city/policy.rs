@@ -29,7 +29,7 @@ pub fn ip_of(user: u64, pool: u64) -> u64 {
 
 /// Every 20th user is premium (a deterministic tier assignment).
 pub fn tier_of(user: u64) -> Tier {
-    if user % 20 == 0 {
+    if user.is_multiple_of(20) {
         Tier::Premium
     } else {
         Tier::Free

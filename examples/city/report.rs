@@ -300,6 +300,11 @@ impl Report {
             );
         }
 
+        let _ = writeln!(
+            s,
+            "  (throughput = items / wall time inside the calls; for upsert_batch_at that time is summed over both update threads)"
+        );
+
         let f = &self.fleet;
         section(&mut s, "drivers and location updates");
         metric(
@@ -638,7 +643,7 @@ pub fn group(n: u64) -> String {
     let d = n.to_string();
     let mut out = String::new();
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -100,8 +100,9 @@ pub struct Rides {
     rides: Vec<Ride>,
     trace: Vec<TracePoint>,
     rules: TraceRules,
-    /// Driver → pickup → drop-off of a few rides in the map's metro.
-    pub routes: Vec<[Point<f64>; 3]>,
+    /// Driver → pickup → street corner → drop-off of a few rides in the
+    /// map's metro.
+    pub routes: Vec<[Point<f64>; 4]>,
     pub report: report::Rides,
     eta_sum: f64,
     wait_sum: f64,
@@ -270,7 +271,7 @@ impl World {
         }
         rep.allowed += 1;
         let profile = self.stores.profiles.get(u64::from(r), &rider, now)?;
-        if r % 499 == 0 {
+        if r.is_multiple_of(499) {
             // The rider edits their profile (write-through; other app
             // instances drop their copy).
             let mut p = Profile::synthesise(&rider);
@@ -455,7 +456,7 @@ impl World {
         rides.wait_sum += (ms - ride.requested_ms) as f64 / 1000.0;
         let key = mix(seed ^ 0x7217, u64::from(r));
         let eta_ms = eta.as_millis() as u64;
-        if key % 25 == 0 {
+        if key.is_multiple_of(25) {
             // The rider cancels while the driver is on the way.
             self.queue.push(ms + eta_ms / 2, Event::RideCancel(r));
         } else {
@@ -463,11 +464,17 @@ impl World {
             let end = ms + eta_ms + trip.duration().as_millis() as u64;
             self.queue.push(end, Event::TripEnd(r));
         }
-        if usize::from(ride.metro) == map_metro && rides.routes.len() < MAP_ROUTES && r % 3 == 0 {
+        // The map shows the latest few matches of its metro.
+        if usize::from(ride.metro) == map_metro && r.is_multiple_of(3) {
+            if rides.routes.len() == MAP_ROUTES {
+                rides.routes.remove(0);
+            }
             let from = self.drivers.index.position_at(driver, now)?;
+            let corner = Point::new(ride.dropoff.x(), ride.pickup.y());
             rides.routes.push([
                 Point::new(from.lon(), from.lat()),
                 ride.pickup,
+                corner,
                 ride.dropoff,
             ]);
         }

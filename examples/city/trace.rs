@@ -94,7 +94,7 @@ impl Trip {
                     (h % 1_001) as f64 / 100.0 - 5.0,
                     ((h >> 10) % 1_001) as f64 / 100.0 - 5.0,
                 );
-                let (dx, dy) = if (h >> 20) % 150 == 0 {
+                let (dx, dy) = if (h >> 20).is_multiple_of(150) {
                     (dx + 2_000.0, dy)
                 } else {
                     (dx, dy)
