@@ -257,9 +257,10 @@ impl Report {
         let r = &self.run;
         let _ = writeln!(
             s,
-            "dispatchkit city simulation: {} drivers in 20 metros, {} simulated minutes ({} rounds of 4 s), seed {}{}",
+            "dispatchkit city simulation: {} drivers in 20 metros, {} simulated minute{} ({} rounds of 4 s), seed {}{}",
             group(r.drivers),
             r.minutes,
+            if r.minutes == 1 { "" } else { "s" },
             r.rounds,
             r.seed,
             if r.quick { " (quick)" } else { "" }
