@@ -352,8 +352,8 @@ impl World {
             allowed: g.allowed,
             denied,
             denied_by: by,
-            states: g.states() as u64,
         };
+        r.wall.limiter_states = g.states() as u64;
         r.caches = vec![
             crate::stores::tier_report(
                 "rider profiles (L2 1 h, write-through)",
