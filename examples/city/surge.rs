@@ -80,14 +80,12 @@ impl Surge {
         let stats = self.engine.recompute_at(&RideSupply(index), now);
         self.recompute_latency.record(t.elapsed());
         self.map = self.engine.snapshot();
-        let top = self.map.hottest(1);
         let max = self
             .map
             .iter()
             .map(|(_, c)| c.multiplier)
             .max()
             .unwrap_or(Multiplier::ONE);
-        debug_assert!(top.first().is_none_or(|h| h.1.multiplier <= max));
         self.minutes.push(Minute {
             minute,
             available: stats.drivers as u64,
