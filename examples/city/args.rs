@@ -1,31 +1,46 @@
 //! Command-line options of the `city` example (no parser dependency: the
-//! grammar is five flags).
+//! grammar is six flags).
 
 use std::fmt;
 
+use dispatchkit::workload::{METROS, MetroConfig};
+
 /// What the simulation runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Number of drivers.
     pub drivers: usize,
+    /// Simulated minutes of platform time (15 location rounds each).
+    pub minutes: u32,
     /// Seed of every generator.
     pub seed: u64,
+    /// Index into `METROS` of the metro drawn on the map (and where the
+    /// stadium lets out).
+    pub metro: usize,
     /// Small sizes, for CI.
     pub quick: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
 }
+
+/// The metro drawn by default.
+pub const DEFAULT_METRO: &str = "London";
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             drivers: 1_000_000,
+            minutes: 5,
             seed: 42,
+            metro: MetroConfig::metro_index(DEFAULT_METRO).unwrap_or(0),
             quick: false,
+            progress: true,
         }
     }
 }
 
 /// A command line the example does not understand.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
 impl fmt::Display for UsageError {
@@ -38,10 +53,13 @@ pub const USAGE: &str = "\
 usage: cargo run --release --example city -- [OPTIONS]
 
 options:
-  --drivers N   number of drivers (default 1000000; --quick: 20000)
-  --seed S      seed of every generator (default 42)
-  --quick       small sizes, for CI
-  -h, --help    this message";
+  --drivers N    number of drivers (default 1000000; --quick: 20000)
+  --minutes M    simulated minutes, 1..=60 (default 5; --quick: 2)
+  --seed S       seed of every generator (default 42)
+  --metro NAME   the metro drawn on target/city/map.svg (default London);
+                 one of the 20 metros of the reference workload, any case
+  --quick        small sizes, for CI
+  -h, --help     this message";
 
 fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, UsageError> {
     let v = v.ok_or_else(|| UsageError(format!("{flag} needs a value")))?;
@@ -52,7 +70,7 @@ fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, Usage
 /// Parses the arguments after the program name; `Ok(None)` means `--help`.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, UsageError> {
     let mut o = Options::default();
-    let mut drivers = None;
+    let (mut drivers, mut minutes) = (None, None);
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -68,12 +86,30 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, 
                 }
                 drivers = Some(n);
             }
+            "--minutes" => {
+                let m: u32 = value(&flag, next())?;
+                if !(1..=60).contains(&m) {
+                    return Err(UsageError(format!("--minutes: {m} is not in 1..=60")));
+                }
+                minutes = Some(m);
+            }
             "--seed" => o.seed = value(&flag, next())?,
+            "--metro" => {
+                let name: String = value(&flag, next())?;
+                o.metro = MetroConfig::metro_index(&name).ok_or_else(|| {
+                    let names: Vec<&str> = METROS.iter().map(|m| m.name).collect();
+                    UsageError(format!(
+                        "--metro: unknown metro `{name}` (one of: {})",
+                        names.join(", ")
+                    ))
+                })?;
+            }
             "--quick" => o.quick = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(UsageError(format!("unknown option `{other}`"))),
         }
     }
     o.drivers = drivers.unwrap_or(if o.quick { 20_000 } else { o.drivers });
+    o.minutes = minutes.unwrap_or(if o.quick { 2 } else { o.minutes });
     Ok(Some(o))
 }

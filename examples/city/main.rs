@@ -1,20 +1,36 @@
-//! The main demonstration: a simulated stretch of platform time over the
-//! reference workload, every dispatchkit module working together.
+//! The main demonstration: one simulated stretch of platform time over the
+//! reference workload, every dispatchkit module working together — live
+//! driver locations, rate limits, tiered caches, ride matching, delivery
+//! batching and routing, surge, fares and exact payment splits.
 //!
 //! ```text
-//! cargo run --release --example city                 # 1M drivers
-//! cargo run --release --example city -- --quick      # CI size
+//! cargo run --release --example city                         # 1M drivers, 5 minutes
+//! cargo run --release --example city -- --quick              # CI size
+//! cargo run --release --example city -- --metro Tokyo --seed 7
 //! ```
+//!
+//! It prints a report and writes `target/city/report.json` and
+//! `target/city/map.svg`. `sim.rs` holds the timeline; one file per
+//! concern: `fleet.rs` (drivers, location rounds), `policy.rs` (rate
+//! limits), `stores.rs` (tiered caches), `markets.rs` (prices), `surge.rs`,
+//! `rides.rs`, `orders.rs`, `trace.rs` (GPS traces), `ledger.rs`,
+//! `report.rs`, `map.rs`.
 
 mod args;
-mod cache;
 mod fleet;
-mod geo;
-mod matching;
-mod pricing;
-mod ratelimit;
+mod ledger;
+mod map;
+mod markets;
+mod orders;
+mod policy;
 mod report;
+mod rides;
+mod sim;
+mod stores;
+mod surge;
+mod trace;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -39,24 +55,19 @@ fn main() -> ExitCode {
 }
 
 fn run(opts: &args::Options) -> Result<(), Box<dyn std::error::Error>> {
+    let out = sim::run(opts)?;
+    print!("{}", out.report.text());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/city");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&out.report)?,
+    )?;
+    std::fs::write(dir.join("map.svg"), &out.svg)?;
     println!(
-        "dispatchkit city simulation: {} drivers, seed {}{}\n",
-        opts.drivers,
-        opts.seed,
-        if opts.quick { " (quick)" } else { "" }
+        "\nwrote {} and {}",
+        dir.join("report.json").display(),
+        dir.join("map.svg").display()
     );
-    let t0 = std::time::Instant::now();
-    let (fleet, mut updates, section) = fleet::run(opts)?;
-    section.print();
-    let (geo, section) = geo::run(opts, &fleet, &mut updates, t0)?;
-    section.print();
-    println!(
-        "{} drivers online at the end of the simulated stretch",
-        geo.index.live_len_at(geo.now)
-    );
-    matching::run(opts, &fleet, &geo, &mut updates)?.print();
-    pricing::run(opts, &fleet, &mut updates, &geo)?.print();
-    ratelimit::run(opts)?.print();
-    cache::run(opts)?.print();
     Ok(())
 }
