@@ -3,17 +3,41 @@
 //! run.
 //!
 //! ```
-//! use dispatchkit::workload::{Fleet, MetroConfig, QueryStream, METROS};
+//! use std::time::{Duration, Instant};
+//! use dispatchkit::cache::Cache;
+//! use dispatchkit::geo::{DriverId, DriverUpdate, Filter, GeoIndex, LonLat, Search, Unit};
+//! use dispatchkit::ratelimit::{Gcra, KeyedRateLimiter, Quota};
+//! use dispatchkit::workload::{Fleet, MetroConfig, QueryStream};
 //!
+//! let t0 = Instant::now();
 //! // The reference workload: drivers in 20 real metros, pickups where they are.
 //! let config = MetroConfig { drivers: 20_000, ..MetroConfig::default() };
 //! let fleet = Fleet::generate(&config)?;
-//! let busiest = fleet.per_metro().iter().copied().max().unwrap_or(0);
-//! assert!(busiest > 20_000 / METROS.len());
 //!
-//! let pickup = QueryStream::new(&config, 1)?.next_pickup();
-//! assert!(pickup.point.y().abs() <= 85.05112878);
-//! # Ok::<(), dispatchkit::workload::WorkloadError>(())
+//! // geo: index the fleet (one batch), find the 5 nearest drivers to a pickup.
+//! let index = GeoIndex::new();
+//! let batch: Vec<DriverUpdate> = fleet
+//!     .drivers()
+//!     .iter()
+//!     .map(|d| DriverUpdate::new(DriverId(d.id), LonLat::try_from(d.position).expect("valid"), t0))
+//!     .collect();
+//! index.upsert_batch_at(&batch, t0);
+//! let pickup = LonLat::try_from(QueryStream::new(&config, 1)?.next_pickup().point)?;
+//! let q = Search::radius(pickup, 5.0, Unit::Kilometers).count(5).filter(Filter::available());
+//! let nearest = index.search_at(&q, t0)?;
+//! assert!(nearest.windows(2).all(|w| w[0].distance <= w[1].distance));
+//!
+//! // ratelimit: 10 ride requests per rider per minute.
+//! let per_rider = KeyedRateLimiter::new_at(Gcra::new(Quota::per_minute(10)?), t0);
+//! assert!(per_rider.check_at(&"rider-42", t0).is_allowed());
+//!
+//! // cache: rider profiles for 60 s.
+//! let profiles: Cache<&str, String> = Cache::builder(10_000)
+//!     .time_to_live(Duration::from_secs(60))
+//!     .build()?;
+//! let name = profiles.get_or_load_at(&"rider-42", t0, || "Ada".to_string());
+//! assert_eq!(name, "Ada");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Modules
@@ -33,9 +57,12 @@
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on public data types of every module |
 //!
-//! The crate map and the rules every module follows (time is a parameter,
-//! money is integer minor units, bad input is a typed error) are in the
-//! repository's `README.md`.
+//! The code map is
+//! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md);
+//! the rules every module follows (time is a parameter, money is integer
+//! minor units, bad input is a typed error) and the performance table are
+//! in the repository's `README.md`. `cargo run --release --example city`
+//! runs every module together on the 1M-driver workload.
 #![warn(missing_debug_implementations)]
 
 pub use dispatchkit_cache as cache;

@@ -45,6 +45,13 @@
 //! as the cache meets them — when read or overwritten, at the eviction end
 //! of a queue, by a sweep of two slab slots per write (S3-FIFO) — or by
 //! [`Cache::purge_expired`]; no background thread is needed.
+//!
+//! # Where this fits
+//!
+//! This crate is one module of [dispatchkit](https://docs.rs/dispatchkit)
+//! (re-exported as `dispatchkit::cache`); the module map and the rules every
+//! module follows are in
+//! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md).
 #![warn(missing_debug_implementations)]
 
 mod builder;

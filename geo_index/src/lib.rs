@@ -76,6 +76,13 @@
 //! | feature | default | what it enables |
 //! |---|---|---|
 //! | `serde` | off | `Serialize`/`Deserialize` on [`LonLat`], attributes, [`Snapshot`] and events |
+//!
+//! # Where this fits
+//!
+//! This crate is one module of [dispatchkit](https://docs.rs/dispatchkit)
+//! (re-exported as `dispatchkit::geo`); the module map and the rules every
+//! module follows are in
+//! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md).
 #![warn(missing_debug_implementations)]
 
 mod attrs;

@@ -54,6 +54,13 @@
 //! | feature | default | what it enables |
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on public data types (rate cards, delivery pricing and surge configuration validate on the way in) |
+//!
+//! # Where this fits
+//!
+//! This crate is one module of [dispatchkit](https://docs.rs/dispatchkit)
+//! (re-exported as `dispatchkit::pricing`); the module map and the rules every
+//! module follows are in
+//! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md).
 #![warn(missing_debug_implementations)]
 
 mod allocation;

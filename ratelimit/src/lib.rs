@@ -60,6 +60,13 @@
 //! | feature | default | what it enables |
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on [`RuleTable`] and the other rule data, [`FailMode`] |
+//!
+//! # Where this fits
+//!
+//! This crate is one module of [dispatchkit](https://docs.rs/dispatchkit)
+//! (re-exported as `dispatchkit::ratelimit`); the module map and the rules every
+//! module follows are in
+//! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md).
 #![warn(missing_debug_implementations)]
 
 mod algorithm;
