@@ -323,9 +323,28 @@ impl Report {
         );
         metric(
             &mut s,
+            "update generation (workload rounds)",
+            format!(
+                "{} in {:.1} s = {}/s",
+                group(f.location_updates),
+                w.update_generation_secs,
+                rate(f.location_updates as f64 / w.update_generation_secs.max(1e-9))
+            ),
+        );
+        metric(
+            &mut s,
             "online / available at the end",
             format!("{} / {}", group(f.online_at_end), group(f.available_at_end)),
         );
+        let mut metros = f.per_metro.clone();
+        metros.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for chunk in metros.chunks(5) {
+            let cells: Vec<String> = chunk
+                .iter()
+                .map(|(m, n)| format!("{m} {}", group(*n)))
+                .collect();
+            let _ = writeln!(s, "    {}", cells.join(" · "));
+        }
 
         let l = &self.limiter;
         section(
