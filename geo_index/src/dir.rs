@@ -87,8 +87,13 @@ impl Table {
 
     #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<Loc> {
-        self.find(id)
-            .map(|i| Loc::unpack(self.entries[i].loc.load(Relaxed)))
+        self.get_packed(id).map(Loc::unpack)
+    }
+
+    /// [`Table::get`] without unpacking the location.
+    #[inline]
+    pub(crate) fn get_packed(&self, id: u64) -> Option<u64> {
+        self.find(id).map(|i| self.entries[i].loc.load(Relaxed))
     }
 
     /// Publishes a new location for a present id; false if absent.

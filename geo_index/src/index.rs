@@ -18,10 +18,8 @@
 //!   ascending order, before reading any cell, so a driver moving between
 //!   shards is seen exactly once.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
-use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -170,32 +168,24 @@ pub struct IndexStats {
 /// A prepared update: validated, with its cell, shards and times.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Prep {
-    id: u64,
-    pos: LonLat,
-    key: u32,
-    target: u32,
-    at_ms: u64,
-    attrs: Option<u32>,
-    ttl_ms: Option<u64>,
+    pub(crate) id: u64,
+    pub(crate) pos: LonLat,
+    pub(crate) key: u32,
+    pub(crate) target: u32,
+    pub(crate) at_ms: u64,
+    pub(crate) attrs: Option<u32>,
+    pub(crate) ttl_ms: Option<u64>,
     /// Processing time: an expired driver counts as absent.
-    now_ms: u64,
-    loc: Option<Loc>,
-    /// The shard whose lock group applies it in a batch.
-    primary: u32,
+    pub(crate) now_ms: u64,
+    pub(crate) loc: Option<Loc>,
 }
 
-enum Applied {
+pub(crate) enum Applied {
     Inserted,
     Moved,
     Stale,
     /// Raced with another writer or crosses shards: take the slow path.
     Deferred,
-}
-
-thread_local! {
-    /// Per-thread scratch of the batch path, so a batch allocates nothing
-    /// in steady state.
-    static SCRATCH: RefCell<(Vec<Prep>, Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// A sharded, in-process index of moving drivers with Redis `GEOSEARCH`
@@ -224,7 +214,7 @@ thread_local! {
 pub struct GeoIndex {
     pub(crate) shards: Box<[RwLock<Shard>]>,
     pub(crate) mask: usize,
-    dir: Directory,
+    pub(crate) dir: Directory,
     pub(crate) clock: Clock,
     pub(crate) default_ttl_ms: u64,
     contended: AtomicU64,
@@ -347,13 +337,18 @@ impl GeoIndex {
 
     // ---- writes ------------------------------------------------------
 
-    fn prepare(&self, u: &DriverUpdate, now_ms: u64) -> Result<Prep, GeoError> {
+    pub(crate) fn prepare(&self, u: &DriverUpdate, now_ms: u64) -> Result<Prep, GeoError> {
         self.prepare_with(u, now_ms, self.clock.ms(u.at))
     }
 
     /// [`GeoIndex::prepare`] with the update time already converted.
     #[inline]
-    fn prepare_with(&self, u: &DriverUpdate, now_ms: u64, at_ms: u64) -> Result<Prep, GeoError> {
+    pub(crate) fn prepare_with(
+        &self,
+        u: &DriverUpdate,
+        now_ms: u64,
+        at_ms: u64,
+    ) -> Result<Prep, GeoError> {
         check_id(u.id)?;
         if let Some(a) = &u.attrs {
             a.validate()?;
@@ -370,7 +365,6 @@ impl GeoIndex {
             ttl_ms,
             now_ms,
             loc: None,
-            primary: 0,
         })
     }
 
@@ -431,174 +425,9 @@ impl GeoIndex {
         Ok(self.upsert_slow(p))
     }
 
-    /// Applies a batch of updates, taking each spatial shard's lock once for
-    /// all the updates it holds, and runs a slice of the amortised expiry
-    /// sweep in every shard it locks. Updates are applied in batch order per
-    /// driver; invalid ones are reported in [`BatchReport::rejected`] and
-    /// the rest still applied. Allocation-free in steady state unless
-    /// geofence events or rejections are reported.
-    pub fn upsert_batch_at(&self, updates: &[DriverUpdate], now: Instant) -> BatchReport {
-        let mut report = BatchReport::default();
-        let now_ms = self.clock.ms(now);
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let (prep, order, counts) = &mut *scratch;
-            prep.clear();
-            // Updates of one batch usually share their time: convert it once.
-            let mut last_at: Option<(Instant, u64)> = None;
-            for (i, u) in updates.iter().enumerate() {
-                let at_ms = match last_at {
-                    Some((at, ms)) if at == u.at => ms,
-                    _ => {
-                        let ms = self.clock.ms(u.at);
-                        last_at = Some((u.at, ms));
-                        ms
-                    }
-                };
-                match self.prepare_with(u, now_ms, at_ms) {
-                    Ok(p) => prep.push(p),
-                    Err(e) => report.rejected.push((i, e)),
-                }
-            }
-            // 1. Locations, under one directory read lock: touch every
-            //    bucket first so the cache misses overlap, then look up.
-            {
-                let table = self.dir.read();
-                for p in prep.iter() {
-                    table.touch(p.id);
-                }
-                for p in prep.iter_mut() {
-                    p.loc = table.get(p.id);
-                }
-            }
-            // 2. Apply, one write lock per spatial shard holding the driver;
-            //    every update of a new driver goes to its first target so a
-            //    driver's updates keep their batch order.
-            let mut new_ids: Option<HashMap<u64, u32, RandomState>> = None;
-            for p in prep.iter_mut() {
-                p.primary = match p.loc {
-                    Some(l) => l.shard,
-                    None => *new_ids
-                        .get_or_insert_with(HashMap::default)
-                        .entry(p.id)
-                        .or_insert(p.target),
-                };
-            }
-            counting_sort(prep, order, counts, self.mask + 1, |p| p.primary as usize);
-            let mut deferred: Vec<u32> = Vec::new();
-            let mut deferred_ids: HashSet<u64, RandomState> = HashSet::default();
-            let mut start = 0;
-            while start < order.len() {
-                let s = prep[order[start] as usize].primary as usize;
-                let mut shard = self.write_shard(s);
-                let mut group_end = start;
-                while group_end < order.len()
-                    && prep[order[group_end] as usize].primary as usize == s
-                {
-                    group_end += 1;
-                }
-                // Touch the group's cell headers, then its slots, so the
-                // cache misses of each pass overlap instead of queueing.
-                for &i in &order[start..group_end] {
-                    if let Some(l) = prep[i as usize].loc {
-                        black_box(shard.cells.get(l.cell as usize).map(|c| c.slots.as_ptr()));
-                    }
-                }
-                for &i in &order[start..group_end] {
-                    if let Some(l) = prep[i as usize].loc {
-                        black_box(
-                            shard
-                                .cells
-                                .get(l.cell as usize)
-                                .and_then(|c| c.slots.get(l.slot as usize))
-                                .map(|s| s.id),
-                        );
-                    }
-                }
-                let mut end = start;
-                while end < group_end {
-                    let i = order[end];
-                    let p = &prep[i as usize];
-                    let applied = if !deferred_ids.is_empty() && deferred_ids.contains(&p.id) {
-                        Applied::Deferred
-                    } else if let Some(a) = self.apply_fast(&mut shard, s, p) {
-                        a
-                    } else {
-                        self.apply(&mut shard, s, p, &mut report.events)
-                    };
-                    match applied {
-                        Applied::Inserted => report.inserted += 1,
-                        Applied::Moved => report.moved += 1,
-                        Applied::Stale => report.stale += 1,
-                        Applied::Deferred => {
-                            deferred.push(i);
-                            deferred_ids.insert(p.id);
-                        }
-                    }
-                    end += 1;
-                }
-                // One cell of expiry sweep per 128 updates (at least one per lock
-                // taken): a full cycle over a metro's cells every few minutes
-                // at the seed's update rate.
-                report.purged += self.sweep(&mut shard, s, now_ms, (end - start).div_ceil(128));
-                drop(shard);
-                start = end;
-            }
-            // 3. Cross-shard moves and races, one at a time, in batch order.
-            deferred.sort_unstable();
-            for i in deferred {
-                let p = prep[i as usize];
-                match self.upsert_slow_into(p, &mut report.events) {
-                    Upsert::Inserted => report.inserted += 1,
-                    Upsert::Moved => report.moved += 1,
-                    Upsert::Stale => report.stale += 1,
-                }
-            }
-        });
-        report
-    }
-
-    /// The common case of [`GeoIndex::apply`], inline: a live driver with
-    /// the default TTL moving within its cell, position only, no fences.
-    /// `None` when any of that does not hold (the full path decides).
-    #[inline(always)]
-    fn apply_fast(&self, shard: &mut Shard, s: usize, p: &Prep) -> Option<Applied> {
-        let l = p.loc?;
-        if p.attrs.is_some()
-            || p.ttl_ms.is_some()
-            || p.target as usize != s
-            || !shard.fences.is_empty()
-        {
-            return None;
-        }
-        let cell = shard.cells.get_mut(l.cell as usize)?;
-        if cell.key != p.key {
-            return None;
-        }
-        let slot = cell.slots.get_mut(l.slot as usize)?;
-        if slot.id != p.id
-            || slot.custom_ttl()
-            || p.now_ms >= slot.updated_ms() + self.default_ttl_ms
-        {
-            return None;
-        }
-        let (lon_q, lat_q) = p.pos.raw();
-        let attrs = slot.attrs();
-        if (p.at_ms, lon_q, lat_q, attrs) <= slot.version() {
-            return Some(Applied::Stale);
-        }
-        *slot = Slot {
-            id: p.id,
-            lon_q,
-            lat_q,
-            meta: crate::shard::pack_meta(p.at_ms, attrs, false),
-        };
-        Some(Applied::Moved)
-    }
-
     /// Applies a prepared update to the locked shard `s`, which holds the
     /// driver (or is its target when `p.loc` is `None`).
-    fn apply(
+    pub(crate) fn apply(
         &self,
         shard: &mut Shard,
         s: usize,
@@ -705,7 +534,7 @@ impl GeoIndex {
 
     /// One update with retries: handles new drivers, cross-shard moves and
     /// races with other writers.
-    fn upsert_slow_into(&self, mut p: Prep, events: &mut Vec<FenceEvent>) -> Upsert {
+    pub(crate) fn upsert_slow_into(&self, mut p: Prep, events: &mut Vec<FenceEvent>) -> Upsert {
         loop {
             p.loc = self.dir.get(p.id);
             let t = p.target as usize;
@@ -1046,7 +875,7 @@ impl GeoIndex {
 
     /// Sweeps up to `budget` cells of a locked shard from its cursor: frees
     /// expired drivers and compacts cells that are mostly free.
-    fn sweep(&self, shard: &mut Shard, s: usize, now_ms: u64, budget: usize) -> usize {
+    pub(crate) fn sweep(&self, shard: &mut Shard, s: usize, now_ms: u64, budget: usize) -> usize {
         let n = shard.cells.len();
         let mut purged = 0;
         for _ in 0..budget.min(n) {
@@ -1185,29 +1014,4 @@ pub(crate) fn ttl_ms(ttl: Duration) -> Result<u64, GeoError> {
         });
     }
     Ok(ms as u64)
-}
-
-/// Sorts `0..items.len()` into `order` by `key` (0..buckets), stably.
-fn counting_sort<T>(
-    items: &[T],
-    order: &mut Vec<u32>,
-    counts: &mut Vec<u32>,
-    buckets: usize,
-    key: impl Fn(&T) -> usize,
-) {
-    counts.clear();
-    counts.resize(buckets + 1, 0);
-    for it in items {
-        counts[key(it) + 1] += 1;
-    }
-    for b in 1..=buckets {
-        counts[b] += counts[b - 1];
-    }
-    order.clear();
-    order.resize(items.len(), 0);
-    for (i, it) in items.iter().enumerate() {
-        let k = key(it);
-        order[counts[k] as usize] = i as u32;
-        counts[k] += 1;
-    }
 }

@@ -86,6 +86,7 @@
 #![warn(missing_debug_implementations)]
 
 mod attrs;
+mod batch;
 mod coord;
 mod dir;
 mod error;
