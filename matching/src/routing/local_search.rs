@@ -240,7 +240,7 @@ impl LocalSearch {
         t: &mut ArrayTour,
     ) -> f64 {
         let mut total = 0.0;
-        if t.n() < 5 {
+        if t.n() < 4 {
             self.clear();
             return total;
         }
@@ -571,7 +571,7 @@ mod tests {
         /// The local search reports exactly the length change it made and
         /// leaves a valid tour; re-running it finds nothing more.
         #[test]
-        fn local_search_reports_its_gain(pts in prop::collection::vec((0.0..100.0f64, 0.0..100.0f64), 5..50),
+        fn local_search_reports_its_gain(pts in prop::collection::vec((0.0..100.0f64, 0.0..100.0f64), 3..50),
                                          two_opt in any::<bool>(), or_opt in any::<bool>(), open in any::<bool>()) {
             let d = PlanarPoints::new(pts, PlanarMetric::Euc2d).unwrap();
             let shape = if open { RouteShape::path_from(0) } else { RouteShape::Closed };
