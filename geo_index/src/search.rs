@@ -676,14 +676,17 @@ impl GeoIndex {
         let cos0 = lat0.to_radians().cos();
         let near = CellBound::new(j.center);
         // The ring's cells that can hold a match, nearest first, with their
-        // slots: found first (touching each cell's memory so the misses
-        // overlap), scanned second.
+        // slots. A cell costs three dependent cache misses (index word, cell
+        // header, slots), so the ring is resolved in three passes, each
+        // touching the memory the next one reads for every cell of the ring:
+        // the misses of a pass overlap instead of queueing one cell at a time.
+        let mut keys: Vec<(f64, &Shard, u32)> = Vec::new();
         let mut cells: Vec<(f64, &Shard, &[Slot])> = Vec::new();
         for r in 0..=max_r {
             if r > 0 && ring_lower_bound(lon0, lat0, cos0, cx0, cy0, r - 1) > bound {
                 return;
             }
-            cells.clear();
+            keys.clear();
             for (dx, dy) in ring(r) {
                 let (col, cy) = (cx0 + dx, cy0 + dy);
                 if cy < range.row_lo
@@ -698,9 +701,25 @@ impl GeoIndex {
                     continue;
                 }
                 let cx = col.rem_euclid(i64::from(COLS)) as u32;
-                if let Some((shard, slots)) = locked.cell(cx, cy as u32) {
-                    black_box(slots.first().map(|s| s.id));
+                let cy = cy as u32;
+                if let Some(shard) = locked.shard(shard_of(cx, cy, locked.mask)) {
+                    let key = cell_key(cx, cy);
+                    shard.cell_of.touch(key);
+                    keys.push((b, shard, key));
+                }
+            }
+            cells.clear();
+            for &(b, shard, key) in &keys {
+                if let Some(c) = shard.cell_of.get(key) {
+                    let slots = &shard.cells[c as usize].slots[..];
                     cells.push((b, shard, slots));
+                }
+            }
+            for &(_, _, slots) in &cells {
+                // Every 64-byte line of the slots (24-byte slots: one in two
+                // lands on each line at least once).
+                for s in slots.iter().step_by(2) {
+                    black_box(s.id);
                 }
             }
             cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
