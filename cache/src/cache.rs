@@ -314,12 +314,7 @@ where
     {
         let hash = self.hash(key);
         let r = self.lookup(hash, key, now, f);
-        let s = self.counters.local();
-        if r.is_some() {
-            s.hits.fetch_add(1, Relaxed);
-        } else {
-            s.misses.fetch_add(1, Relaxed);
-        }
+        self.counters.count_lookup(r.is_some());
         r
     }
 

@@ -3,10 +3,20 @@
 //! Counters are striped per thread (one 128-byte-aligned stripe per thread
 //! slot), so a hit increments a line no other thread writes; `stats()` sums
 //! the stripes.
+//!
+//! A live thread holds a process-wide slot number, returned to a free list
+//! when the thread exits, so slot numbers stay below the number of threads
+//! alive at once. A thread whose slot is below a cache's count of *owned*
+//! stripes is the only writer of that stripe (a slot's next holder takes it
+//! through the free list's mutex, after the last holder's writes), so its
+//! hit and miss counts are a plain load and store, not a locked
+//! read-modify-write (which costs more than the rest of a cache hit). A
+//! thread beyond the owned stripes counts with `fetch_add` on a small set
+//! of shared stripes. Every count is exact either way.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Why an entry left the cache.
@@ -138,49 +148,90 @@ impl Stripe {
     }
 }
 
-/// Per-thread-striped counters.
+/// Per-thread-striped counters: `owned` stripes, one per thread slot below
+/// `owned`, then `shared_mask + 1` stripes shared by the other threads.
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
-    mask: usize,
+    owned: usize,
+    shared_mask: usize,
 }
 
-static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+/// The next never-used thread slot.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+/// Slots of exited threads, reused lowest-last.
+static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// A thread's slot, given back when the thread exits.
+struct ThreadSlot(usize);
+
+impl ThreadSlot {
+    fn take() -> Self {
+        let free = FREE_SLOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        ThreadSlot(free.unwrap_or_else(|| NEXT_SLOT.fetch_add(1, Relaxed)))
+    }
+}
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        FREE_SLOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(self.0);
+    }
+}
 
 thread_local! {
-    /// This thread's stripe number (`usize::MAX` until first use).
-    static THREAD_SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    /// This thread's slot, taken on first use.
+    static THREAD_SLOT: ThreadSlot = ThreadSlot::take();
 }
 
-/// This thread's stripe number, assigned on first use.
+/// This thread's slot; `usize::MAX` while the thread is being torn down
+/// (a shared stripe then).
 #[inline]
 fn thread_slot() -> usize {
-    THREAD_SLOT
-        .try_with(|s| {
-            let v = s.get();
-            if v != usize::MAX {
-                return v;
-            }
-            let v = NEXT_THREAD.fetch_add(1, Relaxed);
-            s.set(v);
-            v
-        })
-        .unwrap_or(0)
+    THREAD_SLOT.try_with(|s| s.0).unwrap_or(usize::MAX)
 }
 
 impl Counters {
     pub(crate) fn new() -> Self {
         let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let n = (cpus * 2).next_power_of_two().clamp(2, 64);
+        let owned = (cpus * 4).next_power_of_two().clamp(8, 64);
+        let shared = 4;
         Self {
-            stripes: (0..n).map(|_| Stripe::default()).collect(),
-            mask: n - 1,
+            stripes: (0..owned + shared).map(|_| Stripe::default()).collect(),
+            owned,
+            shared_mask: shared - 1,
         }
     }
 
-    /// This thread's stripe.
+    /// This thread's stripe (for counters written with `fetch_add`).
     #[inline]
     pub(crate) fn local(&self) -> &Stripe {
-        &self.stripes[thread_slot() & self.mask]
+        let v = thread_slot();
+        if v < self.owned {
+            &self.stripes[v]
+        } else {
+            &self.stripes[self.owned + (v & self.shared_mask)]
+        }
+    }
+
+    /// Counts one lookup: a plain increment on an owned stripe, `fetch_add`
+    /// on a shared one.
+    #[inline]
+    pub(crate) fn count_lookup(&self, hit: bool) {
+        let v = thread_slot();
+        if v < self.owned {
+            let s = &self.stripes[v];
+            let c = if hit { &s.hits } else { &s.misses };
+            c.store(c.load(Relaxed) + 1, Relaxed);
+        } else {
+            let s = &self.stripes[self.owned + (v & self.shared_mask)];
+            let c = if hit { &s.hits } else { &s.misses };
+            c.fetch_add(1, Relaxed);
+        }
     }
 
     #[inline]

@@ -406,3 +406,54 @@ fn no_instance_reads_older_than_an_acknowledged_write() {
     assert!(st.l1_invalidations > 0);
     shared.validate();
 }
+
+/// Hit and miss counts stay exact when many threads read at once and
+/// threads come and go: more threads than owned counter stripes run
+/// together (some count on shared stripes with `fetch_add`), and three
+/// waves of them exit and hand their stripes to the next wave.
+#[test]
+fn lookup_counts_are_exact_across_thread_waves() {
+    const THREADS: usize = 80;
+    const GETS: u64 = 20_000;
+    let cache: Cache<u64, u64> = Cache::new(1_000).unwrap();
+    for k in 0..500 {
+        cache.insert(k, k);
+    }
+    let overlap = Overlap::default();
+    let (mut hits, mut misses) = (0u64, 0u64);
+    for wave in 0..3u64 {
+        let barrier = Barrier::new(THREADS);
+        let per_thread: Vec<(u64, u64)> = thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS as u64)
+                .map(|t| {
+                    let (cache, barrier, overlap) = (&cache, &barrier, &overlap);
+                    s.spawn(move || {
+                        let mut next = rng(wave * 1_000 + t + 1);
+                        barrier.wait();
+                        let (mut h, mut m) = (0, 0);
+                        for _ in 0..GETS {
+                            // Keys 0..1000: half present.
+                            match overlap.run(|| cache.get(&(next() % 1_000))) {
+                                Some(_) => h += 1,
+                                None => m += 1,
+                            }
+                        }
+                        (h, m)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (h, m) in per_thread {
+            hits += h;
+            misses += m;
+        }
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses), (hits, misses), "after wave {wave}");
+    }
+    assert_eq!(hits + misses, 3 * THREADS as u64 * GETS);
+    assert!(
+        overlap.overlapped.load(SeqCst) > 0,
+        "threads never overlapped"
+    );
+}
