@@ -417,7 +417,7 @@ fn lookup_counts_are_exact_across_thread_waves() {
     const GETS: u64 = 20_000;
     let cache: Cache<u64, u64> = Cache::new(1_000).unwrap();
     for k in 0..500 {
-        cache.insert(k, k);
+        cache.insert(k, k).unwrap();
     }
     let overlap = Overlap::default();
     let (mut hits, mut misses) = (0u64, 0u64);
