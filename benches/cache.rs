@@ -294,7 +294,7 @@ fn main() {
 }
 
 /// Hit ratio of the 90 % get mix (one thread, one pass over 1M keys).
-fn mix_ratio<P: Peer>(p: &P, keys: &[u64]) -> f64 {
+fn mix_ratio<P: Peer + ?Sized>(p: &P, keys: &[u64]) -> f64 {
     let gets = keys.len() - keys.len() / 10;
     mix(p, keys) as f64 / gets as f64
 }
@@ -321,7 +321,7 @@ fn oltp() -> Vec<u64> {
     keys
 }
 
-fn demand_ratio<P: Peer>(p: &P, trace: &[u64]) -> f64 {
+fn demand_ratio<P: Peer + ?Sized>(p: &P, trace: &[u64]) -> f64 {
     let mut hits = 0usize;
     for &k in trace {
         if p.get(k).is_some() {
@@ -334,7 +334,7 @@ fn demand_ratio<P: Peer>(p: &P, trace: &[u64]) -> f64 {
 }
 
 /// Bytes allocated per entry beyond the 16 of key and value, at `n` entries.
-fn overhead<P: Peer>(make: fn(u64) -> P, n: u64) -> f64 {
+fn overhead(make: MakePeer, n: u64) -> f64 {
     let before = ALLOC.allocated();
     let cache = make(n);
     for k in 0..n {
@@ -346,58 +346,34 @@ fn overhead<P: Peer>(make: fn(u64) -> P, n: u64) -> f64 {
     bytes as f64 / n as f64 - 16.0
 }
 
+/// A cache of the given capacity behind the common interface.
+type MakePeer = fn(u64) -> Box<dyn Peer>;
+
+/// Every cache the printed report compares, with its constructor.
+const CACHES: [(&str, MakePeer); 5] = [
+    ("dispatchkit", |c| Box::new(dk(c))),
+    ("dispatchkit+TinyLFU", |c| Box::new(dk_admission(c))),
+    ("moka", |c| Box::new(moka(c))),
+    ("quick_cache", |c| Box::new(quick(c))),
+    ("lru_mutex", |c| Box::new(lru_mutex(c))),
+];
+
 fn report() {
     let long = zipf_keys(UNIVERSE, 1.0, 1_000_000, 8).expect("valid Zipf parameters");
     println!("hit ratio, Zipf 1.0 over 1M keys, capacity 100k, 90% get (1 thread, 1M ops):");
-    println!(
-        "  dispatchkit            {:.4}",
-        mix_ratio(&dk(CAPACITY), &long)
-    );
-    println!(
-        "  dispatchkit+TinyLFU    {:.4}",
-        mix_ratio(&dk_admission(CAPACITY), &long)
-    );
-    println!(
-        "  moka                   {:.4}",
-        mix_ratio(&moka(CAPACITY), &long)
-    );
-    println!(
-        "  quick_cache            {:.4}",
-        mix_ratio(&quick(CAPACITY), &long)
-    );
-    println!(
-        "  lru_mutex              {:.4}",
-        mix_ratio(&lru_mutex(CAPACITY), &long)
-    );
+    for (name, make) in CACHES {
+        println!("  {name:<22} {:.4}", mix_ratio(&*make(CAPACITY), &long));
+    }
     let trace = oltp();
     for cap in [1000u64, 2000] {
         println!("hit ratio, ARC OLTP trace, capacity {cap} (demand fill):");
-        println!(
-            "  dispatchkit            {:.4}",
-            demand_ratio(&dk(cap), &trace)
-        );
-        println!(
-            "  dispatchkit+TinyLFU    {:.4}",
-            demand_ratio(&dk_admission(cap), &trace)
-        );
-        println!(
-            "  moka                   {:.4}",
-            demand_ratio(&moka(cap), &trace)
-        );
-        println!(
-            "  quick_cache            {:.4}",
-            demand_ratio(&quick(cap), &trace)
-        );
-        println!(
-            "  lru_mutex              {:.4}",
-            demand_ratio(&lru_mutex(cap), &trace)
-        );
+        for (name, make) in CACHES {
+            println!("  {name:<22} {:.4}", demand_ratio(&*make(cap), &trace));
+        }
     }
     const N: u64 = 1_000_000;
     println!("memory overhead per entry at 1M u64->u64 entries (bytes beyond key+value):");
-    println!("  dispatchkit            {:.1}", overhead(dk, N));
-    println!("  dispatchkit+TinyLFU    {:.1}", overhead(dk_admission, N));
-    println!("  moka                   {:.1}", overhead(moka, N));
-    println!("  quick_cache            {:.1}", overhead(quick, N));
-    println!("  lru_mutex              {:.1}", overhead(lru_mutex, N));
+    for (name, make) in CACHES {
+        println!("  {name:<22} {:.1}", overhead(make, N));
+    }
 }
