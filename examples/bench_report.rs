@@ -9,9 +9,9 @@
 //! `estimates.json`, and prints one table per group: each implementation
 //! (dispatchkit and its peers) with its threads / parameter, the time per
 //! iteration criterion prints (its slope estimate where the sampling gives
-//! one, else the mean), the throughput, and how many times faster dispatchkit is (the
-//! dispatchkit row with the same parameter, else the group's first
-//! dispatchkit row). Groups that run for a fixed time budget and are
+//! one, else the mean), the throughput, and how many times faster
+//! dispatchkit is (the dispatchkit row with the same parameter, else the
+//! group's first dispatchkit row). Groups that run for a fixed time budget and are
 //! judged by quality (`matching_tsp`: gap to the optimum, printed by that
 //! bench) are left out.
 
@@ -28,13 +28,13 @@ const QUALITY_GROUPS: &[&str] = &["matching_tsp"];
 struct Row {
     function: String,
     param: String,
-    mean_ns: f64,
+    ns: f64,
     elements: Option<f64>,
 }
 
 impl Row {
     fn per_sec(&self) -> f64 {
-        self.elements.unwrap_or(1.0) / (self.mean_ns / 1e9)
+        self.elements.unwrap_or(1.0) / (self.ns / 1e9)
     }
 }
 
@@ -100,7 +100,7 @@ fn main() {
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
         // Criterion's headline estimate: the slope of time over iterations
         // under linear sampling, the mean under flat sampling.
-        let Some(mean_ns) = e["slope"]["point_estimate"]
+        let Some(ns) = e["slope"]["point_estimate"]
             .as_f64()
             .or_else(|| e["mean"]["point_estimate"].as_f64())
         else {
@@ -112,7 +112,7 @@ fn main() {
         groups.entry(s(&b["group_id"])).or_default().push(Row {
             function: s(&b["function_id"]),
             param: s(&b["value_str"]),
-            mean_ns,
+            ns,
             elements,
         });
     }
@@ -143,7 +143,7 @@ fn main() {
                 "| {} | {} | {} | {} | {ratio} |",
                 r.function,
                 r.param,
-                time(r.mean_ns),
+                time(r.ns),
                 human(r.per_sec())
             );
         }

@@ -158,7 +158,7 @@ pub(crate) struct Counters {
 
 /// The next never-used thread slot.
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
-/// Slots of exited threads, reused lowest-last.
+/// Slots of exited threads, reused last in, first out.
 static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// A thread's slot, given back when the thread exits.
@@ -207,29 +207,33 @@ impl Counters {
         }
     }
 
+    /// This thread's stripe, and whether the thread owns it (is its only
+    /// writer).
+    #[inline]
+    fn stripe(&self) -> (&Stripe, bool) {
+        let v = thread_slot();
+        if v < self.owned {
+            (&self.stripes[v], true)
+        } else {
+            (&self.stripes[self.owned + (v & self.shared_mask)], false)
+        }
+    }
+
     /// This thread's stripe (for counters written with `fetch_add`).
     #[inline]
     pub(crate) fn local(&self) -> &Stripe {
-        let v = thread_slot();
-        if v < self.owned {
-            &self.stripes[v]
-        } else {
-            &self.stripes[self.owned + (v & self.shared_mask)]
-        }
+        self.stripe().0
     }
 
     /// Counts one lookup: a plain increment on an owned stripe, `fetch_add`
     /// on a shared one.
     #[inline]
     pub(crate) fn count_lookup(&self, hit: bool) {
-        let v = thread_slot();
-        if v < self.owned {
-            let s = &self.stripes[v];
-            let c = if hit { &s.hits } else { &s.misses };
+        let (s, owned) = self.stripe();
+        let c = if hit { &s.hits } else { &s.misses };
+        if owned {
             c.store(c.load(Relaxed) + 1, Relaxed);
         } else {
-            let s = &self.stripes[self.owned + (v & self.shared_mask)];
-            let c = if hit { &s.hits } else { &s.misses };
             c.fetch_add(1, Relaxed);
         }
     }

@@ -396,12 +396,24 @@ impl Locked<'_> {
             .map(|i| &*self.guards[i].1)
     }
 
+    /// The held shard of cell (`cx`, `cy`).
+    #[inline]
+    fn shard_of_cell(&self, cx: u32, cy: u32) -> Option<&Shard> {
+        self.shard(shard_of(cx, cy, self.mask))
+    }
+
     #[inline]
     fn cell(&self, cx: u32, cy: u32) -> Option<(&Shard, &[Slot])> {
-        let shard = self.shard(shard_of(cx, cy, self.mask))?;
-        let c = shard.cell_of.get(cell_key(cx, cy))?;
-        Some((shard, &shard.cells[c as usize].slots))
+        let shard = self.shard_of_cell(cx, cy)?;
+        Some((shard, slots_of(shard, cell_key(cx, cy))?))
     }
+}
+
+/// The slots of the cell with key `key` in `shard`, if it has one.
+#[inline]
+fn slots_of(shard: &Shard, key: u32) -> Option<&[Slot]> {
+    let c = shard.cell_of.get(key)?;
+    Some(&shard.cells[c as usize].slots)
 }
 
 /// Everything a walk needs to judge one slot.
@@ -680,13 +692,12 @@ impl GeoIndex {
         // header, slots), so the ring is resolved in three passes, each
         // touching the memory the next one reads for every cell of the ring:
         // the misses of a pass overlap instead of queueing one cell at a time.
-        let mut keys: Vec<(f64, &Shard, u32)> = Vec::new();
-        let mut cells: Vec<(f64, &Shard, &[Slot])> = Vec::new();
+        let mut cells: Vec<(f64, &Shard, u32, &[Slot])> = Vec::new();
         for r in 0..=max_r {
             if r > 0 && ring_lower_bound(lon0, lat0, cos0, cx0, cy0, r - 1) > bound {
                 return;
             }
-            keys.clear();
+            cells.clear();
             for (dx, dy) in ring(r) {
                 let (col, cy) = (cx0 + dx, cy0 + dy);
                 if cy < range.row_lo
@@ -702,20 +713,16 @@ impl GeoIndex {
                 }
                 let cx = col.rem_euclid(i64::from(COLS)) as u32;
                 let cy = cy as u32;
-                if let Some(shard) = locked.shard(shard_of(cx, cy, locked.mask)) {
+                if let Some(shard) = locked.shard_of_cell(cx, cy) {
                     let key = cell_key(cx, cy);
                     shard.cell_of.touch(key);
-                    keys.push((b, shard, key));
+                    cells.push((b, shard, key, &[]));
                 }
             }
-            cells.clear();
-            for &(b, shard, key) in &keys {
-                if let Some(c) = shard.cell_of.get(key) {
-                    let slots = &shard.cells[c as usize].slots[..];
-                    cells.push((b, shard, slots));
-                }
+            for (_, shard, key, slots) in &mut cells {
+                *slots = slots_of(shard, *key).unwrap_or_default();
             }
-            for &(_, _, slots) in &cells {
+            for &(_, _, _, slots) in &cells {
                 // Every 64-byte line of the slots (24-byte slots: one in two
                 // lands on each line at least once).
                 for s in slots.iter().step_by(2) {
@@ -723,7 +730,7 @@ impl GeoIndex {
                 }
             }
             cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-            for &(b, shard, slots) in &cells {
+            for &(b, shard, _, slots) in &cells {
                 if b > bound {
                     continue;
                 }

@@ -48,8 +48,8 @@ pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
         improvements: 0,
     };
     let n = t.n();
-    // Below five stops the local search alone is exact (four stops: three
-    // tours, each one 2-opt move from the others).
+    // Below five stops the local search alone is exact: four stops have
+    // three tours, each one 2-opt or one Or-opt move from the others.
     if n < 5 {
         return (cur, stats);
     }
