@@ -27,7 +27,7 @@ use foldhash::fast::RandomState;
 
 use crate::grid::{cell_key, cell_xy, shard_of};
 use crate::index::Applied;
-use crate::shard::{Loc, Slot, TOMB, pack_meta};
+use crate::shard::{Loc, Shard, Slot, TOMB, pack_meta};
 use crate::{BatchReport, DriverUpdate, GeoError, GeoIndex, Upsert};
 
 /// No location: a driver the directory does not hold.
@@ -56,6 +56,10 @@ struct Scratch {
     items: Vec<Item>,
     sorted: Vec<Item>,
     counts: Vec<u32>,
+    /// Destination cells of the drivers of one lock group that change cell.
+    movers: Vec<u32>,
+    /// New locations of the drivers of one lock group that changed cell.
+    relocated: Vec<(u64, Loc)>,
 }
 
 thread_local! {
@@ -81,11 +85,14 @@ impl GeoIndex {
                 items,
                 sorted,
                 counts,
+                movers,
+                relocated,
             } = &mut *scratch;
             self.prepare_items(updates, now_ms, items, &mut report);
             self.locate(items);
             self.group(items, sorted, counts);
-            let deferred = self.apply_groups(updates, sorted, now_ms, &mut report);
+            let deferred =
+                self.apply_groups(updates, sorted, movers, relocated, now_ms, &mut report);
             // Cross-shard moves and races, one at a time, in batch order.
             for idx in deferred {
                 // Validated in step 1, so `prepare` succeeds; never panic.
@@ -205,6 +212,8 @@ impl GeoIndex {
         &self,
         updates: &[DriverUpdate],
         sorted: &[Item],
+        movers: &mut Vec<u32>,
+        relocated: &mut Vec<(u64, Loc)>,
         now_ms: u64,
         report: &mut BatchReport,
     ) -> Vec<u32> {
@@ -213,28 +222,13 @@ impl GeoIndex {
         for group in sorted.chunk_by(|a, b| a.primary == b.primary) {
             let s = group[0].primary as usize;
             let mut shard = self.write_shard(s);
-            // Touch the group's cell headers, then its slots, so the misses
-            // of each pass overlap instead of queueing.
-            for it in group.iter().filter(|it| it.loc != NO_LOC) {
-                let l = Loc::unpack(it.loc);
-                black_box(shard.cells.get(l.cell as usize).map(|c| c.slots.as_ptr()));
-            }
-            for it in group.iter().filter(|it| it.loc != NO_LOC) {
-                let l = Loc::unpack(it.loc);
-                black_box(
-                    shard
-                        .cells
-                        .get(l.cell as usize)
-                        .and_then(|c| c.slots.get(l.slot as usize))
-                        .map(|s| s.id),
-                );
-            }
+            self.touch_group(&shard, s, group, movers);
             let fences = !shard.fences.is_empty();
             for it in group {
                 let applied = if !deferred_ids.is_empty() && deferred_ids.contains(&it.id) {
                     Applied::Deferred
                 } else if let Some(a) = (it.plain && !fences)
-                    .then(|| self.apply_inline(&mut shard.cells, s, it, now_ms))
+                    .then(|| self.apply_inline(&mut shard, s, it, now_ms, relocated))
                     .flatten()
                 {
                     a
@@ -261,6 +255,9 @@ impl GeoIndex {
                     }
                 }
             }
+            // Before the sweep, whose compaction may move these slots again.
+            self.dir.set_many(relocated);
+            relocated.clear();
             // One cell of expiry sweep per 128 updates (at least one per
             // lock taken): a full cycle over a metro's cells every few
             // minutes at the seed's update rate.
@@ -270,25 +267,58 @@ impl GeoIndex {
         deferred
     }
 
+    /// Touches, in passes whose cache misses overlap, what applying
+    /// `group` under shard `s`'s lock will read: the drivers' cell headers,
+    /// then their slots; for drivers that move to another cell of this
+    /// shard (one update in eight at the seed's 60 m per 4 s), the
+    /// destination cell's index word, header and next free slot. Without
+    /// this each such move waits for three misses in a row.
+    fn touch_group(&self, shard: &Shard, s: usize, group: &[Item], movers: &mut Vec<u32>) {
+        for it in group.iter().filter(|it| it.loc != NO_LOC) {
+            let l = Loc::unpack(it.loc);
+            black_box(shard.cells.get(l.cell as usize).map(|c| c.slots.as_ptr()));
+        }
+        movers.clear();
+        for it in group.iter().filter(|it| it.loc != NO_LOC) {
+            let l = Loc::unpack(it.loc);
+            if let Some(c) = shard.cells.get(l.cell as usize) {
+                black_box(c.slots.get(l.slot as usize).map(|s| s.id));
+                if c.key != it.key && it.target as usize == s {
+                    shard.cell_of.touch(it.key);
+                    movers.push(it.key);
+                }
+            }
+        }
+        for m in movers.iter_mut() {
+            // Cell keys are below 2^31: MAX marks a cell not created yet.
+            *m = shard.touch_cell(*m).unwrap_or(u32::MAX);
+        }
+        for &c in movers.iter().filter(|&&c| c != u32::MAX) {
+            shard.touch_vacancy(c);
+        }
+    }
+
     /// The common case, inline: a live driver with the default TTL, in
-    /// this shard, moving within its cell, position only. `None` when any
-    /// of that does not hold (the general path decides).
+    /// this shard, position only. A move within its cell rewrites the slot;
+    /// a move to another cell of this shard frees it, fills one in the
+    /// destination and queues the new location in `relocated` (published
+    /// in one directory pass before the shard lock is released). `None`
+    /// when any of that does not hold (the general path decides).
     #[inline(always)]
     fn apply_inline(
         &self,
-        cells: &mut [crate::shard::Cell],
+        shard: &mut Shard,
         s: usize,
         it: &Item,
         now_ms: u64,
+        relocated: &mut Vec<(u64, Loc)>,
     ) -> Option<Applied> {
         if it.loc == NO_LOC || it.target as usize != s {
             return None;
         }
         let l = Loc::unpack(it.loc);
-        let cell = cells.get_mut(l.cell as usize)?;
-        if cell.key != it.key {
-            return None;
-        }
+        let cell = shard.cells.get_mut(l.cell as usize)?;
+        let same_cell = cell.key == it.key;
         let slot = cell.slots.get_mut(l.slot as usize)?;
         if slot.id != it.id
             || slot.custom_ttl()
@@ -300,12 +330,27 @@ impl GeoIndex {
         if (it.at_ms, it.lon_q, it.lat_q, attrs) <= slot.version() {
             return Some(Applied::Stale);
         }
-        *slot = Slot {
+        let next = Slot {
             id: it.id,
             lon_q: it.lon_q,
             lat_q: it.lat_q,
             meta: pack_meta(it.at_ms, attrs, false),
         };
+        if same_cell {
+            *slot = next;
+        } else {
+            shard.free(l.cell, l.slot);
+            let cell = shard.cell_index(it.key);
+            let slot = shard.insert(cell, next);
+            relocated.push((
+                it.id,
+                Loc {
+                    shard: s as u32,
+                    cell,
+                    slot,
+                },
+            ));
+        }
         Some(Applied::Moved)
     }
 }

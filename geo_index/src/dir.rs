@@ -231,6 +231,23 @@ impl Directory {
         debug_assert!(found, "moving driver {id} has no directory entry");
     }
 
+    /// Publishes many new locations under one read lock, touching every
+    /// bucket first so that the misses overlap; the caller holds the shard
+    /// lock of every slot.
+    pub(crate) fn set_many(&self, moves: &[(u64, Loc)]) {
+        if moves.is_empty() {
+            return;
+        }
+        let table = self.table.read();
+        for &(id, _) in moves {
+            table.touch(id);
+        }
+        for &(id, loc) in moves {
+            let found = table.set(id, loc);
+            debug_assert!(found, "moving driver {id} has no directory entry");
+        }
+    }
+
     pub(crate) fn remove(&self, id: u64) {
         self.table.write().remove(id);
     }

@@ -248,6 +248,32 @@ impl Shard {
         i
     }
 
+    /// Loads the header of the cell with `key`, if it exists, and returns
+    /// its arena index (the batch path's second pass over drivers that
+    /// change cell; the index word was touched in the first).
+    #[inline]
+    pub(crate) fn touch_cell(&self, key: u32) -> Option<u32> {
+        let c = self.cell_of.get(key)?;
+        std::hint::black_box(self.cells.get(c as usize).map(|cell| cell.free_head));
+        Some(c)
+    }
+
+    /// Loads the slot that [`insert`](Self::insert) into cell `c` will
+    /// write next (the free-list head, or the line of the last slot when
+    /// the cell has no free slot: the next one is usually on it), so that
+    /// a batch's inserts miss in parallel.
+    #[inline]
+    pub(crate) fn touch_vacancy(&self, c: u32) {
+        if let Some(cell) = self.cells.get(c as usize) {
+            let i = if cell.free_head != NO_FREE {
+                cell.free_head as usize
+            } else {
+                cell.slots.len().saturating_sub(1)
+            };
+            std::hint::black_box(cell.slots.get(i).map(|s| s.id));
+        }
+    }
+
     /// Stores `slot` in cell `c`, reusing a free slot if there is one;
     /// returns its index.
     pub(crate) fn insert(&mut self, c: u32, slot: Slot) -> u32 {
