@@ -217,6 +217,7 @@ impl GeoIndex {
         now_ms: u64,
         report: &mut BatchReport,
     ) -> Vec<u32> {
+        relocated.clear();
         let mut deferred: Vec<u32> = Vec::new();
         let mut deferred_ids: HashSet<u64, RandomState> = HashSet::default();
         for group in sorted.chunk_by(|a, b| a.primary == b.primary) {
@@ -258,10 +259,13 @@ impl GeoIndex {
             // Before the sweep, whose compaction may move these slots again.
             self.dir.set_many(relocated);
             relocated.clear();
-            // One cell of expiry sweep per 128 updates (at least one per
-            // lock taken): a full cycle over a metro's cells every few
-            // minutes at the seed's update rate.
-            report.purged += self.sweep(&mut shard, s, now_ms, group.len().div_ceil(128));
+            // One cell of expiry sweep per 128 updates the shard receives
+            // (counted across batches): a full cycle over a metro's cells
+            // every few minutes at the seed's update rate.
+            shard.sweep_credit += group.len();
+            let cells = shard.sweep_credit / 128;
+            shard.sweep_credit %= 128;
+            report.purged += self.sweep(&mut shard, s, now_ms, cells, relocated);
         }
         deferred.sort_unstable();
         deferred

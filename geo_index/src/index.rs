@@ -868,14 +868,23 @@ impl GeoIndex {
             .map(|s| {
                 let mut shard = self.write_shard(s);
                 let cells = shard.cells.len();
-                self.sweep(&mut shard, s, now_ms, cells)
+                self.sweep(&mut shard, s, now_ms, cells, &mut Vec::new())
             })
             .sum()
     }
 
     /// Sweeps up to `budget` cells of a locked shard from its cursor: frees
-    /// expired drivers and compacts cells that are mostly free.
-    pub(crate) fn sweep(&self, shard: &mut Shard, s: usize, now_ms: u64, budget: usize) -> usize {
+    /// expired drivers and compacts cells that are mostly free (`moved` is
+    /// scratch for the new locations, published in one directory pass).
+    pub(crate) fn sweep(
+        &self,
+        shard: &mut Shard,
+        s: usize,
+        now_ms: u64,
+        budget: usize,
+        moved: &mut Vec<(u64, Loc)>,
+    ) -> usize {
+        debug_assert!(moved.is_empty());
         let n = shard.cells.len();
         let mut purged = 0;
         for _ in 0..budget.min(n) {
@@ -891,15 +900,15 @@ impl GeoIndex {
                 }
             }
             shard.compact(c as u32, |id, i| {
-                self.dir.set(
-                    id,
-                    Loc {
-                        shard: s as u32,
-                        cell: c as u32,
-                        slot: i,
-                    },
-                );
+                let loc = Loc {
+                    shard: s as u32,
+                    cell: c as u32,
+                    slot: i,
+                };
+                moved.push((id, loc));
             });
+            self.dir.set_many(moved);
+            moved.clear();
         }
         purged
     }

@@ -231,6 +231,8 @@ pub(crate) struct Shard {
     pub occupied: usize,
     /// Next cell the amortised sweep looks at.
     pub sweep_cursor: usize,
+    /// Updates received since the batch path last swept a cell here.
+    pub sweep_credit: usize,
     /// Geofences whose bounding box touches this shard's tiles.
     pub fences: ShardFences,
 }
