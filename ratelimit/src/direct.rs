@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::RateLimitError;
 use crate::algorithm::Algorithm;
 use crate::decision::Decision;
-use crate::time::nanos_since;
+use crate::time::Origin;
 
 /// Checks a cost against the algorithm's capacity.
 pub(crate) fn check_cost<A: Algorithm>(alg: &A, cost: u32) -> Result<(), RateLimitError> {
@@ -52,7 +52,7 @@ pub(crate) struct Padded<T>(pub(crate) T);
 /// ```
 pub struct RateLimiter<A: Algorithm> {
     alg: A,
-    origin: Instant,
+    origin: Origin,
     cell: Padded<A::Cell>,
 }
 
@@ -75,7 +75,11 @@ impl<A: Algorithm> RateLimiter<A> {
     /// aligned to it.
     pub fn new_at(alg: A, origin: Instant) -> Self {
         let cell = Padded(alg.new_cell(0));
-        Self { alg, origin, cell }
+        Self {
+            alg,
+            origin: Origin::new(origin),
+            cell,
+        }
     }
 
     /// The algorithm (and through it the quota).
@@ -93,7 +97,7 @@ impl<A: Algorithm> RateLimiter<A> {
     /// sliding log's O(expired entries) pruning.
     #[inline]
     pub fn check_at(&self, now: Instant) -> Decision {
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         self.alg.check_cell(&self.cell.0, t, now, 1, true)
     }
 
@@ -114,7 +118,7 @@ impl<A: Algorithm> RateLimiter<A> {
     /// capacity, so that it can never be granted. State is unchanged.
     pub fn check_n_at(&self, cost: u32, now: Instant) -> Result<Decision, RateLimitError> {
         check_cost(&self.alg, cost)?;
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         Ok(self.alg.check_cell(&self.cell.0, t, now, cost, true))
     }
 
@@ -127,7 +131,7 @@ impl<A: Algorithm> RateLimiter<A> {
     /// anything or recording `now`; remaining and reset describe the
     /// current state.
     pub fn peek_at(&self, now: Instant) -> Decision {
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         self.alg.check_cell(&self.cell.0, t, now, 1, false)
     }
 
@@ -137,7 +141,7 @@ impl<A: Algorithm> RateLimiter<A> {
     /// As [`check_n_at`](Self::check_n_at).
     pub fn peek_n_at(&self, cost: u32, now: Instant) -> Result<Decision, RateLimitError> {
         check_cost(&self.alg, cost)?;
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         Ok(self.alg.check_cell(&self.cell.0, t, now, cost, false))
     }
 

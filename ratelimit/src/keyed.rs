@@ -9,7 +9,7 @@ use crate::algorithm::{Algorithm, cap_decision};
 use crate::decision::Decision;
 use crate::direct::check_cost;
 use crate::store::Store;
-use crate::time::nanos_since;
+use crate::time::Origin;
 
 /// The default hasher of keyed limiters: hashbrown's default (foldhash,
 /// seeded per limiter), the hasher of `hashbrown` and `dashmap` users.
@@ -109,7 +109,7 @@ impl KeyedConfig {
 /// ```
 pub struct KeyedRateLimiter<K, A: Algorithm, S = DefaultHasher> {
     alg: A,
-    origin: Instant,
+    origin: Origin,
     fail_mode: FailMode,
     store: Store<K, A::Cell, S>,
 }
@@ -137,7 +137,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm> KeyedRateLimiter<K, A> {
         let (shards, max_keys) = KeyedConfig::default().resolve().unwrap_or((256, 1 << 22));
         Self {
             alg,
-            origin,
+            origin: Origin::new(origin),
             fail_mode: FailMode::Closed,
             store: Store::new(shards, max_keys, DefaultHasher::default(), ()),
         }
@@ -159,7 +159,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
         let (shards, max_keys) = config.resolve()?;
         Ok(Self {
             alg,
-            origin,
+            origin: Origin::new(origin),
             fail_mode: config.fail_mode,
             store: Store::new(shards, max_keys, hasher, ()),
         })
@@ -235,7 +235,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
 
     #[inline]
     fn run(&self, key: &K, cost: u32, now: Instant, consume: bool) -> Decision {
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         let h = self.store.hash(key);
         let shard = self.store.shard(h);
         let floor = {

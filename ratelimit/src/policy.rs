@@ -14,7 +14,7 @@ use crate::entry::Entry;
 use crate::keyed::{DefaultHasher, FailMode, KeyedConfig};
 use crate::rules::{KeyKind, RuleTable, Tier};
 use crate::store::{KeyHash, Shard, Store};
-use crate::time::nanos_since;
+use crate::time::Origin;
 use crate::{RateLimitError, algorithm::cap_decision};
 
 /// Most limits one rule set may hold.
@@ -243,7 +243,7 @@ struct Subject {
 /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
 /// ```
 pub struct PolicyLimiter<K, S = DefaultHasher> {
-    origin: Instant,
+    origin: Origin,
     fail_mode: FailMode,
     store: Store<PKey<K>, Entry, S, Arc<Compiled>, PolicyKeyHash>,
     registry: Mutex<Registry>,
@@ -300,7 +300,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         let mut registry = Registry::default();
         let compiled = Arc::new(Compiled::new(table, &mut registry)?);
         Ok(Self {
-            origin,
+            origin: Origin::new(origin),
             fail_mode: config.fail_mode,
             store: Store::new(shards, max_keys, hasher, compiled.clone()),
             registry: Mutex::new(registry),
@@ -385,7 +385,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         now: Instant,
     ) -> Result<PolicyDecision, RateLimitError> {
         validate_cost(cost)?;
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         let h = self.store.hash(&(req.kind, req.key));
         let mut g = self.store.shard(h).write();
         let Some(si) = g.extra.resolve(req.tier, req.endpoint, req.kind) else {
@@ -437,7 +437,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         now: Instant,
     ) -> Result<PolicyDecision, RateLimitError> {
         validate_cost(cost)?;
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         let h = self.store.hash(&(req.kind, req.key));
         let g = self.store.shard(h).read();
         let Some(si) = g.extra.resolve(req.tier, req.endpoint, req.kind) else {
@@ -529,7 +529,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         order: &mut [usize],
         guards: &mut [Option<PGuard<'a, K>>],
     ) -> Result<PolicyDecision, RateLimitError> {
-        let t = nanos_since(self.origin, now);
+        let t = self.origin.nanos_to(now);
         for (i, (s, r)) in subjects.iter_mut().zip(reqs).enumerate() {
             s.h = self.store.hash(&(r.kind, r.key));
             s.shard = self.store.shard_index(s.h);

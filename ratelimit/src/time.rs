@@ -2,32 +2,79 @@
 //! `Instant`, so state fits in `u64` and needs no clock of its own.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-thread_local! {
-    /// The last conversion made on this thread. Hot loops pass the same
-    /// `now` to many checks (the clock is read once per batch), and std's
-    /// `Instant` subtraction is an out-of-line call costing several ns, so
-    /// one cached pair turns the conversion into two comparisons.
-    static LAST: Cell<Option<(Instant, Instant, u64)>> = const { Cell::new(None) };
-}
-
-/// Nanoseconds from `origin` to `now`; an earlier `now` gives 0 and a
-/// later one saturates at `u64::MAX` (584 years). A pure function of its
-/// arguments (memoised per thread).
+/// Nanoseconds from a process-wide base instant to `now`, memoised per
+/// thread. The base is 2^32 s (136 years) before the first conversion, so
+/// every `Instant` a program meets is after it and within `u64`
+/// nanoseconds of it.
+///
+/// Hot loops pass the same `now` to many checks (the clock is read once
+/// per batch), and std's `Instant` subtraction is an out-of-line call
+/// costing several ns, so the memo turns the conversion into two
+/// comparisons; measuring from one base (not from each limiter's origin)
+/// lets one memo serve every limiter.
 #[inline]
-pub(crate) fn nanos_since(origin: Instant, now: Instant) -> u64 {
+fn base_nanos(now: Instant) -> u64 {
     LAST.with(|last| {
-        if let Some((o, n, ns)) = last.get()
-            && o == origin
+        if let Some((n, ns)) = last.get()
             && n == now
         {
             return ns;
         }
-        let ns = duration_nanos(now.saturating_duration_since(origin));
-        last.set(Some((origin, now, ns)));
+        let ns = duration_nanos(now.saturating_duration_since(base()));
+        last.set(Some((now, ns)));
         ns
     })
+}
+
+thread_local! {
+    /// The last conversion made on this thread.
+    static LAST: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
+}
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = Instant::now();
+        // Platforms whose `Instant` cannot go that far back use the
+        // earliest instant they can (conversions before it saturate at 0).
+        (0..=32)
+            .rev()
+            .find_map(|shift| now.checked_sub(Duration::from_secs(1 << shift)))
+            .unwrap_or(now)
+    })
+}
+
+/// A limiter's time origin: the `Instant` and its offset from the base.
+#[derive(Clone, Copy)]
+pub(crate) struct Origin {
+    at: Instant,
+    ns: u64,
+}
+
+impl Origin {
+    pub(crate) fn new(at: Instant) -> Self {
+        Origin {
+            at,
+            ns: base_nanos(at),
+        }
+    }
+
+    /// Nanoseconds from the origin to `now`; an earlier `now` gives 0 and
+    /// a later one saturates at `u64::MAX` (584 years). A pure function
+    /// of the origin and `now` (memoised per thread).
+    #[inline]
+    pub(crate) fn nanos_to(&self, now: Instant) -> u64 {
+        base_nanos(now).saturating_sub(self.ns)
+    }
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.at.fmt(f)
+    }
 }
 
 /// A duration in whole nanoseconds, saturating at `u64::MAX`.
