@@ -62,9 +62,10 @@ impl Origin {
         }
     }
 
-    /// Nanoseconds from the origin to `now`; an earlier `now` gives 0 and
-    /// a later one saturates at `u64::MAX` (584 years). A pure function
-    /// of the origin and `now` (memoised per thread).
+    /// Nanoseconds from the origin to `now`; an earlier `now` gives 0. The
+    /// count from the base saturates 584 years after it, so a `now` more
+    /// than about 448 years after the origin reads as that. A pure
+    /// function of the origin and `now` (memoised per thread).
     #[inline]
     pub(crate) fn nanos_to(&self, now: Instant) -> u64 {
         base_nanos(now).saturating_sub(self.ns)
