@@ -63,6 +63,7 @@
 //! minor units, bad input is a typed error) and the performance table are
 //! in the repository's `README.md`. `cargo run --release --example city`
 //! runs every module together on the 1M-driver workload.
+#![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
 pub use dispatchkit_cache as cache;

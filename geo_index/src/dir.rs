@@ -77,6 +77,14 @@ impl Table {
         }
     }
 
+    /// Prefetches the home bucket of `id` so a later lookup hits the cache.
+    #[inline]
+    pub(crate) fn prefetch(&self, id: u64) {
+        if !self.entries.is_empty() {
+            crate::prefetch::prefetch(self.entries.as_ptr().wrapping_add(self.home(id)));
+        }
+    }
+
     /// Loads the home bucket of `id` so a later lookup hits the cache;
     /// returns the key found there, for the caller to fold into one
     /// `black_box` per pass (a `black_box` per touch costs a stack store

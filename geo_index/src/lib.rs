@@ -93,6 +93,7 @@ mod error;
 mod fence;
 mod grid;
 mod index;
+mod prefetch;
 mod search;
 mod shard;
 mod snapshot;

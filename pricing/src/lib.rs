@@ -61,6 +61,7 @@
 //! (re-exported as `dispatchkit::pricing`); the module map and the rules every
 //! module follows are in
 //! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md).
+#![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
 mod allocation;
