@@ -1,10 +1,10 @@
 //! `GEOSEARCH`: the query type and the three walks (k-nearest rings, `ANY`
 //! rings, full area scan).
 
+use crate::prefetch::prefetch;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::f64::consts::FRAC_PI_2;
-use std::hint::black_box;
 use std::time::Instant;
 
 use parking_lot::RwLockReadGuard;
@@ -715,7 +715,7 @@ impl GeoIndex {
                 let cy = cy as u32;
                 if let Some(shard) = locked.shard_of_cell(cx, cy) {
                     let key = cell_key(cx, cy);
-                    shard.cell_of.touch(key);
+                    shard.cell_of.prefetch(key);
                     cells.push((b, shard, key, &[]));
                 }
             }
@@ -726,7 +726,7 @@ impl GeoIndex {
                 // Every 64-byte line of the slots (24-byte slots: one in two
                 // lands on each line at least once).
                 for s in slots.iter().step_by(2) {
-                    black_box(s.id);
+                    prefetch(s);
                 }
             }
             cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));

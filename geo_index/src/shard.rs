@@ -185,6 +185,16 @@ impl CellIndex {
         }
     }
 
+    /// Prefetches the home word of `key` so that a later
+    /// [`get`](Self::get) hits the cache (walks prefetch a whole ring of
+    /// cells first so that the misses overlap).
+    #[inline]
+    pub(crate) fn prefetch(&self, key: u32) {
+        if !self.words.is_empty() {
+            crate::prefetch::prefetch(self.words.as_ptr().wrapping_add(self.home(key)));
+        }
+    }
+
     /// Loads the home word of `key` so that a later [`get`](Self::get)
     /// hits the cache (walks touch a whole ring of cells first so that the
     /// misses overlap).
