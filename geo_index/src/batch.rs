@@ -169,8 +169,8 @@ impl GeoIndex {
         }
     }
 
-    /// Step 2: locations, under one directory read lock; every bucket is
-    /// touched first so the cache misses overlap.
+    /// Step 2: locations, under one directory read lock; each bucket is
+    /// prefetched [`AHEAD`] lookups before its own, so the misses overlap.
     fn locate(&self, items: &mut [Item]) {
         let table = self.dir.read();
         for it in items.iter().take(AHEAD) {
@@ -234,7 +234,7 @@ impl GeoIndex {
         for group in sorted.chunk_by(|a, b| a.primary == b.primary) {
             let s = group[0].primary as usize;
             let mut shard = self.write_shard(s);
-            self.touch_group(&shard, s, group, movers);
+            self.prefetch_group(&shard, s, group, movers);
             let fences = !shard.fences.is_empty();
             for (k, it) in group.iter().enumerate() {
                 if let Some(ahead) = group.get(k + AHEAD) {
@@ -291,10 +291,10 @@ impl GeoIndex {
     /// [`AHEAD`] items before it reaches them, so their misses overlap the
     /// work on earlier items), and for drivers that move to another cell
     /// of this shard (about 9 % of updates at the seed's 60 m per 4 s) the
-    /// destination cell's index word, header and next free slot, loaded in
-    /// passes. Without this each such move waits for three misses in a
+    /// destination cell's index word, header and next free slot, prefetched
+    /// in passes. Without this each such move waits for three misses in a
     /// row.
-    fn touch_group(&self, shard: &Shard, s: usize, group: &[Item], movers: &mut Vec<u32>) {
+    fn prefetch_group(&self, shard: &Shard, s: usize, group: &[Item], movers: &mut Vec<u32>) {
         for it in group.iter().filter(|it| it.loc != NO_LOC) {
             let l = Loc::unpack(it.loc);
             prefetch(shard.cells.as_ptr().wrapping_add(l.cell as usize));
@@ -309,16 +309,16 @@ impl GeoIndex {
                 && c.key != it.key
                 && it.target as usize == s
             {
-                shard.cell_of.touch(it.key);
+                shard.cell_of.prefetch(it.key);
                 movers.push(it.key);
             }
         }
         for m in movers.iter_mut() {
             // Cell keys are below 2^31: MAX marks a cell not created yet.
-            *m = shard.touch_cell(*m).unwrap_or(u32::MAX);
+            *m = shard.prefetch_cell(*m).unwrap_or(u32::MAX);
         }
         for &c in movers.iter().filter(|&&c| c != u32::MAX) {
-            shard.touch_vacancy(c);
+            shard.prefetch_vacancy(c);
         }
     }
 
@@ -363,17 +363,7 @@ impl GeoIndex {
         if same_cell {
             *slot = next;
         } else {
-            shard.free(l.cell, l.slot);
-            let cell = shard.cell_index(it.key);
-            let slot = shard.insert(cell, next);
-            relocated.push((
-                it.id,
-                Loc {
-                    shard: s as u32,
-                    cell,
-                    slot,
-                },
-            ));
+            relocated.push((it.id, shard.relocate(s, l, it.key, next)));
         }
         Some(Applied::Moved)
     }

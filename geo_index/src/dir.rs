@@ -4,12 +4,11 @@
 //! backward-shift deletion, 16 bytes a driver at up to 90 % load (a
 //! `HashMap` would round its buckets up to a power of two and sit at 48 %
 //! load at one million drivers, 35 bytes a driver). Its bucket address is
-//! computable from the id, so a batch can touch all its buckets first and
+//! computable from the id, so a batch can prefetch its buckets ahead and
 //! let the memory system fetch them in parallel.
 
 use std::fmt;
 use std::hash::BuildHasher;
-use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use foldhash::fast::RandomState;
@@ -83,15 +82,6 @@ impl Table {
         if !self.entries.is_empty() {
             crate::prefetch::prefetch(self.entries.as_ptr().wrapping_add(self.home(id)));
         }
-    }
-
-    /// Loads the home bucket of `id` so a later lookup hits the cache;
-    /// returns the key found there, for the caller to fold into one
-    /// `black_box` per pass (a `black_box` per touch costs a stack store
-    /// and reloads of everything the loop keeps in registers).
-    #[inline]
-    pub(crate) fn touch(&self, id: u64) -> u64 {
-        self.entries.get(self.home(id)).map_or(0, |e| e.key)
     }
 
     #[inline]
@@ -240,7 +230,7 @@ impl Directory {
         debug_assert!(found, "moving driver {id} has no directory entry");
     }
 
-    /// Publishes many new locations under one read lock, touching every
+    /// Publishes many new locations under one read lock, prefetching every
     /// bucket first so that the misses overlap; the caller holds the shard
     /// lock of every slot.
     pub(crate) fn set_many(&self, moves: &[(u64, Loc)]) {
@@ -248,11 +238,9 @@ impl Directory {
             return;
         }
         let table = self.table.read();
-        black_box(
-            moves
-                .iter()
-                .fold(0u64, |acc, &(id, _)| acc.wrapping_add(table.touch(id))),
-        );
+        for &(id, _) in moves {
+            table.prefetch(id);
+        }
         for &(id, loc) in moves {
             let found = table.set(id, loc);
             debug_assert!(found, "moving driver {id} has no directory entry");

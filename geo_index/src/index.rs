@@ -479,17 +479,8 @@ impl GeoIndex {
                 if shard.cells[l.cell as usize].key == p.key {
                     *shard.slot_mut(l.cell, l.slot) = next;
                 } else {
-                    shard.free(l.cell, l.slot);
-                    let c = shard.cell_index(p.key);
-                    let i = shard.insert(c, next);
-                    self.dir.set(
-                        p.id,
-                        Loc {
-                            shard: s as u32,
-                            cell: c,
-                            slot: i,
-                        },
-                    );
+                    let loc = shard.relocate(s, l, p.key, next);
+                    self.dir.set(p.id, loc);
                 }
                 if !shard.fences.is_empty() {
                     let old = cur.pos();

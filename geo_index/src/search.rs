@@ -690,7 +690,7 @@ impl GeoIndex {
         // The ring's cells that can hold a match, nearest first, with their
         // slots. A cell costs three dependent cache misses (index word, cell
         // header, slots), so the ring is resolved in three passes, each
-        // touching the memory the next one reads for every cell of the ring:
+        // prefetching the memory the next one reads for every cell of the ring:
         // the misses of a pass overlap instead of queueing one cell at a time.
         let mut cells: Vec<(f64, &Shard, u32, &[Slot])> = Vec::new();
         for r in 0..=max_r {

@@ -9,6 +9,7 @@ use crate::LonLat;
 use crate::attrs::ATTR_BITS;
 use crate::fence::ShardFences;
 use crate::grid::key_xy;
+use crate::prefetch::prefetch;
 
 /// Marks a free slot (so `u64::MAX` is not a valid driver id).
 pub(crate) const TOMB: u64 = u64::MAX;
@@ -191,17 +192,7 @@ impl CellIndex {
     #[inline]
     pub(crate) fn prefetch(&self, key: u32) {
         if !self.words.is_empty() {
-            crate::prefetch::prefetch(self.words.as_ptr().wrapping_add(self.home(key)));
-        }
-    }
-
-    /// Loads the home word of `key` so that a later [`get`](Self::get)
-    /// hits the cache (walks touch a whole ring of cells first so that the
-    /// misses overlap).
-    #[inline]
-    pub(crate) fn touch(&self, key: u32) {
-        if !self.words.is_empty() {
-            std::hint::black_box(self.words[self.home(key)]);
+            prefetch(self.words.as_ptr().wrapping_add(self.home(key)));
         }
     }
 
@@ -260,29 +251,43 @@ impl Shard {
         i
     }
 
-    /// Loads the header of the cell with `key`, if it exists, and returns
-    /// its arena index (the batch path's second pass over drivers that
-    /// change cell; the index word was touched in the first).
+    /// Prefetches the header of the cell with `key`, if it exists, and
+    /// returns its arena index (the batch path's second pass over drivers
+    /// that change cell; the index word was prefetched in the first).
     #[inline]
-    pub(crate) fn touch_cell(&self, key: u32) -> Option<u32> {
+    pub(crate) fn prefetch_cell(&self, key: u32) -> Option<u32> {
         let c = self.cell_of.get(key)?;
-        std::hint::black_box(self.cells.get(c as usize).map(|cell| cell.free_head));
+        prefetch(self.cells.as_ptr().wrapping_add(c as usize));
         Some(c)
     }
 
-    /// Loads the slot that [`insert`](Self::insert) into cell `c` will
+    /// Prefetches the slot that [`insert`](Self::insert) into cell `c` will
     /// write next (the free-list head, or the line of the last slot when
     /// the cell has no free slot: the next one is usually on it), so that
     /// a batch's inserts miss in parallel.
     #[inline]
-    pub(crate) fn touch_vacancy(&self, c: u32) {
+    pub(crate) fn prefetch_vacancy(&self, c: u32) {
         if let Some(cell) = self.cells.get(c as usize) {
             let i = if cell.free_head != NO_FREE {
                 cell.free_head as usize
             } else {
                 cell.slots.len().saturating_sub(1)
             };
-            std::hint::black_box(cell.slots.get(i).map(|s| s.id));
+            prefetch(cell.slots.as_ptr().wrapping_add(i));
+        }
+    }
+
+    /// Moves the driver in slot `from` to a slot of the cell with `key`
+    /// (created if needed), holding `next`; returns its new location, which
+    /// the caller publishes in the directory.
+    pub(crate) fn relocate(&mut self, s: usize, from: Loc, key: u32, next: Slot) -> Loc {
+        self.free(from.cell, from.slot);
+        let cell = self.cell_index(key);
+        let slot = self.insert(cell, next);
+        Loc {
+            shard: s as u32,
+            cell,
+            slot,
         }
     }
 
