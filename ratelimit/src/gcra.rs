@@ -22,8 +22,8 @@ use crate::quota::Quota;
 ///
 /// Memory: 16 bytes per key (TAT and a newest-time-seen mark, two
 /// `AtomicU64` on the key's own cache line). A grant is one CAS (retried
-/// only under contention on the same key), as in governor; a denial of one
-/// unit writes nothing. The mark is written only when the newest time seen
+/// only under contention on the same key, after a short back-off), as in
+/// governor; a denial of one unit writes nothing. The mark is written only when the newest time seen
 /// leaves a unit available, which a hot, saturated key never does; this
 /// keeps "an older `now` counts as no time passed" exact, because a
 /// decision depends on the newest time only through the units available
@@ -184,6 +184,42 @@ fn count_write() {
     STATE_WRITES.with(|c| c.set(c.get() + 1));
 }
 
+/// Contention management of the TAT's CAS loop: after a lost race, wait
+/// before re-reading the TAT, without touching it.
+///
+/// Two threads granting from one hot state otherwise move its cache line
+/// back and forth on every grant (a load to share it, the CAS to own it,
+/// each a cross-core transfer), and each CAS is likely to fail again. A
+/// thread that lost waits `FIRST_SPINS` spin-loop hints (about 0.6 µs on the
+/// bench machine, 9 ns a hint), doubling up to `MAX_SPINS` on further
+/// losses in the same check, so the winner keeps the line for a run of
+/// grants. Measured on two threads hammering one direct limiter (25 %
+/// grants): 12.6 ns per check without back-off, 4.4 ns with it; one thread
+/// never loses a race, so it never waits.
+struct Backoff {
+    spins: u32,
+}
+
+impl Backoff {
+    const FIRST_SPINS: u32 = 64;
+    const MAX_SPINS: u32 = 1024;
+
+    #[inline]
+    fn new() -> Self {
+        Self {
+            spins: Self::FIRST_SPINS,
+        }
+    }
+
+    #[cold]
+    fn wait(&mut self) {
+        for _ in 0..self.spins {
+            std::hint::spin_loop();
+        }
+        self.spins = (self.spins * 2).min(Self::MAX_SPINS);
+    }
+}
+
 /// GCRA CAS attempts that lost a race on the calling thread since it
 /// started (stress tests assert contention with it).
 #[doc(hidden)]
@@ -235,6 +271,7 @@ impl sealed::Sealed for Gcra {
         let seen = cell.seen.load(Ordering::Relaxed);
         let t_eff = now.max(seen);
         let mut tat = cell.tat.load(Ordering::Acquire);
+        let mut backoff = Backoff::new();
         let allowed = loop {
             if !self.fits_tat(tat, t_eff, cost) {
                 break false;
@@ -244,17 +281,20 @@ impl sealed::Sealed for Gcra {
             }
             let next = tat.max(t_eff) + u64::from(cost) * self.t;
             count_write();
+            // Strong CAS: a failure is a lost race, never spurious, so the
+            // back-off below runs only under contention.
             match cell
                 .tat
-                .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
                     tat = next;
                     break true;
                 }
-                Err(current) => {
+                Err(_) => {
                     CAS_RETRIES.with(|c| c.set(c.get() + 1));
-                    tat = current;
+                    backoff.wait();
+                    tat = cell.tat.load(Ordering::Acquire);
                 }
             }
         };
