@@ -87,7 +87,9 @@ impl KeyedConfig {
 ///
 /// Memory stays bounded without any manual cleanup: a key whose state is
 /// back to full (indistinguishable from a new key) is dropped by amortised
-/// sweeps that run when a shard would otherwise double, and a hard cap
+/// sweeps that run when a shard would otherwise double — at the first sweep
+/// after one at which it was already full, so that a key which returns
+/// soon is not dropped and inserted again each time — and a hard cap
 /// ([`KeyedConfig::max_keys`]) bounds the table, failing closed or open
 /// ([`FailMode`]) for new keys beyond it. A dropped key that comes back
 /// starts full, at a time no older than any it had seen.

@@ -101,19 +101,24 @@ proptest! {
 fn full_keys_are_dropped_without_any_cleanup_call() {
     let t0 = Instant::now();
     let lim = KeyedRateLimiter::new_at(Gcra::new(Quota::per_second(10).expect("quota")), t0);
-    for k in 0..100_000u64 {
-        lim.check_at(&k, t0);
+    // Three waves of 100k new keys, ten seconds apart: each wave's keys are
+    // full 100 ms after it. A shard drops a key at its first sweep after
+    // one at which the key was already full (two-sweep ageing), so the
+    // first wave is gone once the third has pushed sweeps, and the table
+    // holds at most the last two waves.
+    let wave = 100_000u64;
+    let mut lens = Vec::new();
+    for w in 0..3u64 {
+        let at = t0 + Duration::from_secs(10 * w);
+        for k in w * wave..(w + 1) * wave {
+            lim.check_at(&k, at);
+        }
+        lens.push(lim.len());
     }
-    let peak = lim.len();
-    // Ten seconds later every old key is full again; new keys push sweeps.
-    let later = t0 + Duration::from_secs(10);
-    for k in 100_000..200_000u64 {
-        lim.check_at(&k, later);
-    }
+    assert_eq!(lens[0], wave as usize, "a wave's keys are not full yet");
     assert!(
-        lim.len() < peak + 60_000,
-        "old full keys not dropped: {} after peak {peak}",
-        lim.len()
+        lens[2] <= 2 * wave as usize,
+        "old full keys not dropped: {lens:?}"
     );
     lim.validate();
 }
