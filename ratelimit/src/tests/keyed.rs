@@ -116,6 +116,12 @@ fn full_keys_are_dropped_without_any_cleanup_call() {
         lens.push(lim.len());
     }
     assert_eq!(lens[0], wave as usize, "a wave's keys are not full yet");
+    // The first wave was not full yet at the sweeps the first wave pushed,
+    // so the second wave's sweeps keep it (an eager rule would drop it).
+    assert!(
+        lens[1] > wave as usize * 3 / 2,
+        "keys dropped at their first sweep: {lens:?}"
+    );
     assert!(
         lens[2] <= 2 * wave as usize,
         "old full keys not dropped: {lens:?}"
