@@ -1,6 +1,7 @@
 //! The token bucket as GCRA (generic cell rate algorithm): one
 //! theoretical arrival time (TAT) per key, updated by a lock-free CAS.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -164,17 +165,27 @@ pub struct GcraCell {
 }
 
 thread_local! {
+    /// The (cell address, TAT) a direct limiter's check on this thread last
+    /// saw or wrote: on one thread the TAT of a limiter only this thread
+    /// uses is exactly that, so its next grant can go straight to the CAS
+    /// without loading the TAT first (one thread, half grants: 5.3 → 4.6
+    /// ns per check in a scratch A/B; two threads 4.2 → 3.5). A hint only:
+    /// the CAS checks it.
+    static LAST_DIRECT: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
+}
+
+thread_local! {
     /// CAS attempts on GCRA state that lost a race, per thread. Touched
     /// only on the contended path, and thread-local so that counting adds
     /// no shared write.
-    static CAS_RETRIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static CAS_RETRIES: Cell<u64> = const { Cell::new(0) };
 }
 
 #[cfg(test)]
 thread_local! {
     /// Writes to GCRA state (CAS attempts and `seen` stores) on this thread
     /// (unit tests count them against governor's one CAS per grant).
-    pub(crate) static STATE_WRITES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    pub(crate) static STATE_WRITES: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Counts one write to shared GCRA state (tests only).
@@ -224,7 +235,7 @@ impl Backoff {
 /// started (stress tests assert contention with it).
 #[doc(hidden)]
 pub fn cas_retries_on_this_thread() -> u64 {
-    CAS_RETRIES.with(std::cell::Cell::get)
+    CAS_RETRIES.with(Cell::get)
 }
 
 impl GcraCell {
@@ -244,6 +255,98 @@ impl Gcra {
     pub(crate) fn units_at(&self, tat: u64, x: u64) -> u64 {
         (x.saturating_add(self.tau + self.t).saturating_sub(tat) / self.t)
             .min(u64::from(self.quota.burst()))
+    }
+}
+
+impl Gcra {
+    /// The CAS loop: from the TAT `tat` just read, decides `cost` at
+    /// effective time `t_eff` and, when `consume` and it fits, charges it;
+    /// `(allowed, TAT in force)`.
+    #[inline(always)]
+    fn charge(
+        &self,
+        cell: &GcraCell,
+        tat: u64,
+        t_eff: u64,
+        cost: u32,
+        consume: bool,
+    ) -> (bool, u64) {
+        self.charge_with(cell, tat, t_eff, cost, consume, Backoff::new())
+    }
+
+    /// [`charge`](Self::charge) with the back-off state of a check that
+    /// has already lost a race.
+    #[inline(always)]
+    fn charge_with(
+        &self,
+        cell: &GcraCell,
+        mut tat: u64,
+        t_eff: u64,
+        cost: u32,
+        consume: bool,
+        mut backoff: Backoff,
+    ) -> (bool, u64) {
+        loop {
+            if !self.fits_tat(tat, t_eff, cost) {
+                return (false, tat);
+            }
+            if !consume {
+                return (true, tat);
+            }
+            let next = tat.max(t_eff) + u64::from(cost) * self.t;
+            count_write();
+            // Strong CAS: a failure is a lost race, never spurious, so the
+            // back-off below runs only under contention.
+            match cell
+                .tat
+                .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return (true, next),
+                Err(_) => {
+                    CAS_RETRIES.with(|c| c.set(c.get() + 1));
+                    backoff.wait();
+                    tat = cell.tat.load(Ordering::Acquire);
+                }
+            }
+        }
+    }
+
+    /// Records `now` as the newest time seen when that is needed, and
+    /// builds the decision (`seen` as read before the check, `tat` the TAT
+    /// in force after it).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the check's inputs and its outcome, all needed for the decision"
+    )]
+    #[inline(always)]
+    fn finish(
+        &self,
+        cell: &GcraCell,
+        seen: u64,
+        tat: u64,
+        now: u64,
+        at: Instant,
+        cost: u32,
+        allowed: bool,
+        consume: bool,
+    ) -> Decision {
+        // `now` is newer than `seen` and leaves a unit available at the TAT
+        // now in force (`k(now) ≥ 1 ⇔ TAT ≤ now + τ`): record it. Otherwise
+        // `k(now) = 0` and `seen` already stands for it (see `GcraCell`).
+        if consume && now > seen && tat <= now.saturating_add(self.tau) {
+            count_write();
+            cell.seen.store(now, Ordering::Relaxed);
+        }
+        Decision {
+            allowed,
+            from_key_cap: false,
+            limit: self.quota.burst(),
+            cost,
+            now,
+            at,
+            t_eff: now.max(seen),
+            detail: self.detail_tat(tat),
+        }
     }
 }
 
@@ -269,52 +372,52 @@ impl sealed::Sealed for Gcra {
         // Time never runs backwards for a key: an older `now` is treated as
         // the newest time seen (through `seen`, exact where it matters).
         let seen = cell.seen.load(Ordering::Relaxed);
-        let t_eff = now.max(seen);
-        let mut tat = cell.tat.load(Ordering::Acquire);
+        let tat = cell.tat.load(Ordering::Acquire);
+        let (allowed, tat) = self.charge(cell, tat, now.max(seen), cost, consume);
+        self.finish(cell, seen, tat, now, at, cost, allowed, consume)
+    }
+
+    /// The direct limiter's consuming check: the same decision as
+    /// [`check_cell`](Self::check_cell), trying first a CAS from the TAT
+    /// this thread last saw for this cell (see `LAST_DIRECT`).
+    ///
+    /// When the remembered TAT `e` is non-zero and `cost` fits at `now`,
+    /// the CAS `e → max(e, now) + cost·T` is issued at once; its success
+    /// proves the TAT was `e`, and then the grant is exactly the one
+    /// `check_cell` makes: `cost` fits at `now`, so at `t_eff = max(now,
+    /// seen) ≥ now` too, and `seen < e` (every `seen` stored is below a TAT
+    /// in force before, and TATs only grow), so `max(e, t_eff) = max(e,
+    /// now)`. Only then is `seen` read, for the decision, from the line the
+    /// CAS has just made this thread's own. Any other case, or a failed CAS
+    /// (another thread wrote: a lost race, counted and backed off), takes
+    /// the general path.
+    #[inline]
+    fn check_direct(&self, cell: &GcraCell, now: u64, at: Instant, cost: u32) -> Decision {
+        // The address only names the cell for the memo; it is never
+        // dereferenced, and a stale memo is caught by the CAS.
+        let addr = std::ptr::from_ref(cell) as usize;
+        let (last, e) = LAST_DIRECT.with(Cell::get);
         let mut backoff = Backoff::new();
-        let allowed = loop {
-            if !self.fits_tat(tat, t_eff, cost) {
-                break false;
-            }
-            if !consume {
-                break true;
-            }
-            let next = tat.max(t_eff) + u64::from(cost) * self.t;
+        if last == addr && e != 0 && self.fits_tat(e, now, cost) {
+            let next = e.max(now) + u64::from(cost) * self.t;
             count_write();
-            // Strong CAS: a failure is a lost race, never spurious, so the
-            // back-off below runs only under contention.
-            match cell
+            if cell
                 .tat
-                .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(e, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
             {
-                Ok(_) => {
-                    tat = next;
-                    break true;
-                }
-                Err(_) => {
-                    CAS_RETRIES.with(|c| c.set(c.get() + 1));
-                    backoff.wait();
-                    tat = cell.tat.load(Ordering::Acquire);
-                }
+                let seen = cell.seen.load(Ordering::Relaxed);
+                LAST_DIRECT.with(|c| c.set((addr, next)));
+                return self.finish(cell, seen, next, now, at, cost, true, true);
             }
-        };
-        // `now` is newer than `seen` and leaves a unit available at the TAT
-        // now in force (`k(now) ≥ 1 ⇔ TAT ≤ now + τ`): record it. Otherwise
-        // `k(now) = 0` and `seen` already stands for it (see `GcraCell`).
-        if consume && now > seen && tat <= now.saturating_add(self.tau) {
-            count_write();
-            cell.seen.store(now, Ordering::Relaxed);
+            CAS_RETRIES.with(|c| c.set(c.get() + 1));
+            backoff.wait();
         }
-        Decision {
-            allowed,
-            from_key_cap: false,
-            limit: self.quota.burst(),
-            cost,
-            now,
-            at,
-            t_eff,
-            detail: self.detail_tat(tat),
-        }
+        let seen = cell.seen.load(Ordering::Relaxed);
+        let tat = cell.tat.load(Ordering::Acquire);
+        let (allowed, tat) = self.charge_with(cell, tat, now.max(seen), cost, true, backoff);
+        LAST_DIRECT.with(|c| c.set((addr, tat)));
+        self.finish(cell, seen, tat, now, at, cost, allowed, true)
     }
 
     fn idle_cell(&self, cell: &mut GcraCell) -> (u64, u64) {
