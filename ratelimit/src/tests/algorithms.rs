@@ -153,6 +153,43 @@ proptest! {
         run(RateLimiter::new_at(Gcra::new(q), t0), Model::new(Kind::Gcra, limit, burst, period), t0, &ops, gcra_mark_invariant);
     }
 
+    /// A direct GCRA check first tries a CAS from the TAT its thread last
+    /// saw for that limiter. Two limiters used in turn on this thread, and
+    /// checks of the first one from another thread in between, make that
+    /// hint miss (other address) or go stale (same address, TAT moved on):
+    /// every verdict and remaining count still equals the model's.
+    #[test]
+    fn gcra_direct_hints_never_change_decisions(
+        limit in 1u32..8,
+        period in prop::sample::select(vec![10u64, 37, 100]),
+        burst in 1u32..10,
+        ops in prop::collection::vec((0u8..3, -20i64..60, 1u32..4), 1..60),
+    ) {
+        let t0 = Instant::now();
+        let q = quota(limit, period, burst);
+        let lims = [RateLimiter::new_at(Gcra::new(q), t0), RateLimiter::new_at(Gcra::new(q), t0)];
+        let mut models = [Model::new(Kind::Gcra, limit, burst, period), Model::new(Kind::Gcra, limit, burst, period)];
+        let mut now: i64 = 0;
+        for &(who, step, cost) in &ops {
+            now = (now + step).max(0);
+            let cost = cost.min(burst);
+            let at = t0 + Duration::from_nanos(now as u64);
+            let i = usize::from(who == 1);
+            let lim = &lims[i];
+            let d = if who == 2 {
+                std::thread::scope(|s| s.spawn(|| lim.check_n_at(cost, at)).join())
+                    .expect("checking thread")
+            } else {
+                lim.check_n_at(cost, at)
+            }
+            .expect("valid cost");
+            let m = models[i].check(now as u64, u64::from(cost), true);
+            prop_assert_eq!(d.is_allowed(), m.allowed, "verdict of limiter {} at {}", i, now);
+            prop_assert_eq!(u64::from(d.remaining()), m.remaining, "remaining of limiter {} at {}", i, now);
+            lim.validate();
+        }
+    }
+
     #[test]
     fn fixed_window_matches_model(limit in 1u32..10, period in prop::sample::select(vec![10u64, 37, 100, 240]), ops in ops()) {
         let t0 = Instant::now();
