@@ -24,11 +24,12 @@ use crate::quota::Quota;
 /// Memory: 16 bytes per key (TAT and a newest-time-seen mark, two
 /// `AtomicU64` on the key's own cache line). A grant is one CAS (retried
 /// only under contention on the same key, after a short back-off), as in
-/// governor; a denial of one unit writes nothing. The mark is written only when the newest time seen
-/// leaves a unit available, which a hot, saturated key never does; this
-/// keeps "an older `now` counts as no time passed" exact, because a
-/// decision depends on the newest time only through the units available
-/// at it (the proof is in the source, on the per-key cell).
+/// governor; a denial of one unit writes nothing. The mark is written only
+/// when the newest time seen leaves a unit available, which a hot,
+/// saturated key never does; this keeps "an older `now` counts as no time
+/// passed" exact, because a decision depends on the newest time only
+/// through the units available at it (the proof is in the source, on the
+/// per-key cell).
 ///
 /// ```
 /// use dispatchkit_ratelimit::{Gcra, KeyedRateLimiter, Quota};
@@ -389,8 +390,9 @@ impl sealed::Sealed for Gcra {
     /// in force before, and TATs only grow), so `max(e, t_eff) = max(e,
     /// now)`. Only then is `seen` read, for the decision, from the line the
     /// CAS has just made this thread's own. Any other case, or a failed CAS
-    /// (another thread wrote: a lost race, counted and backed off), takes
-    /// the general path.
+    /// (another thread wrote: a lost race, counted and backed off; or,
+    /// rarely, the memo came from an earlier limiter at the same address),
+    /// takes the general path.
     #[inline]
     fn check_direct(&self, cell: &GcraCell, now: u64, at: Instant, cost: u32) -> Decision {
         // The address only names the cell for the memo; it is never

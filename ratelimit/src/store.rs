@@ -191,8 +191,8 @@ impl<K: Hash + Eq + Clone, C, S: BuildHasher, X, H: KeyHash<K, S>> Store<K, C, S
     /// shard's previous sweep (two-sweep ageing): a key that comes back
     /// between sweeps stays stored instead of being dropped and inserted
     /// again each time. A full key and an absent one decide alike, so this
-    /// changes no decision, only memory: a shard holds the keys touched
-    /// since its previous sweep, plus those not yet full. The table still
+    /// changes no decision, only memory: after a sweep a shard holds no key
+    /// that has been full since before the sweep before it. The table still
     /// doubles only when a sweep frees less than half of it. On the
     /// Zipf bench workload (100k keys, keys full 1 ms after a check) the
     /// eager rule re-inserted most tail keys: ~12k keys stored and 34 ns
