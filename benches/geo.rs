@@ -84,7 +84,8 @@ fn world() -> World {
         let batch: Vec<DriverUpdate> = chunk
             .iter()
             .map(|d| {
-                DriverUpdate::new(DriverId(d.id), lonlat(d.position), t0).with_attrs(attrs_of(d.id))
+                DriverUpdate::new(DriverId::new(d.id).unwrap(), lonlat(d.position), t0)
+                    .with_attrs(attrs_of(d.id))
             })
             .collect();
         let r = index.upsert_batch_at(&batch, t0);
@@ -103,14 +104,14 @@ fn world() -> World {
     let all_updates: Vec<(DriverId, LonLat)> = (0..UPDATES)
         .map(|_| {
             let u = stream.next_update();
-            (DriverId(u.driver), lonlat(u.position))
+            (DriverId::new(u.driver).unwrap(), lonlat(u.position))
         })
         .collect();
     let updates = [0, 1].map(|t| {
         all_updates
             .iter()
             .copied()
-            .filter(|(id, _)| id.0 % 2 == t)
+            .filter(|(id, _)| id.get() % 2 == t)
             .collect()
     });
     let queries = QueryStream::new(fleet.config(), 99)
@@ -153,7 +154,7 @@ fn apply_batches(
         );
         let r = index.upsert_batch_at(buf, at);
         debug_assert_eq!(r.moved, BATCH);
-        black_box(r);
+        let _ = black_box(r);
         *next += 1;
     }
 }
@@ -197,8 +198,8 @@ impl RstarPeer {
     }
 
     fn update(&mut self, id: DriverId, pos: LonLat) {
-        let i = id.0 as usize;
-        let data = (id.0, attrs_of(id.0).status == Status::AVAILABLE);
+        let i = id.get() as usize;
+        let data = (id.get(), attrs_of(id.get()).status == Status::AVAILABLE);
         let old = Entry::new(unit_vector(self.positions[i]), data);
         self.tree.remove(&old).expect("rstar peer lost a driver");
         self.tree.insert(Entry::new(unit_vector(pos), data));
@@ -283,7 +284,7 @@ impl RedisPeer {
                 .arg("drivers")
                 .arg(p.lon())
                 .arg(p.lat())
-                .arg(id.0)
+                .arg(id.get())
                 .ignore();
         }
         pipe.query::<()>(&mut self.con).expect("GEOADD pipeline");
@@ -325,7 +326,7 @@ fn benches(c: &mut Criterion) {
                 w.t0,
             )
             .expect("valid query");
-        let ours: Vec<u64> = hits.iter().map(|h| h.id.0).collect();
+        let ours: Vec<u64> = hits.iter().map(|h| h.id.get()).collect();
         let theirs: Vec<u64> = rstar.nearest10(q).iter().map(|p| p.0).collect();
         assert_eq!(ours, theirs, "rstar peer disagrees at {q:?}");
     }

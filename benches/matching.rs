@@ -157,7 +157,7 @@ fn assign(c: &mut Criterion) {
         .filter(|d| d.metro == 0)
         .take(N)
         .map(|d| DriverSpot {
-            id: DriverId(d.id),
+            id: DriverId::new(d.id).unwrap(),
             pos: lonlat(d.position),
             vehicle: car,
         })
@@ -262,11 +262,11 @@ fn ride_world() -> &'static RideWorld {
             let batch: Vec<DriverUpdate> = chunk
                 .iter()
                 .map(|d| {
-                    DriverUpdate::new(DriverId(d.id), lonlat(d.position), t0)
+                    DriverUpdate::new(DriverId::new(d.id).unwrap(), lonlat(d.position), t0)
                         .with_attrs(attrs_of(d.id))
                 })
                 .collect();
-            index.upsert_batch_at(&batch, t0);
+            let _ = index.upsert_batch_at(&batch, t0);
         }
         let rstar = RTree::bulk_load(
             fleet
@@ -355,7 +355,7 @@ fn ride(c: &mut Criterion) {
             let (_, step) = matcher
                 .start_at(&w.index, *req, w.t0)
                 .expect("valid request");
-            let ours: Vec<u64> = step.offers.iter().map(|o| o.driver.0).collect();
+            let ours: Vec<u64> = step.offers.iter().map(|o| o.driver.get()).collect();
             let theirs: Vec<u64> = rstar_offers(w, &eta, req).iter().map(|x| x.0).collect();
             assert_eq!(ours, theirs, "peer disagrees");
         }

@@ -145,11 +145,12 @@ fn fleet_index(drivers: usize, t0: Instant) -> (MetroConfig, GeoIndex) {
         .iter()
         .map(|d| {
             let pos = LonLat::new(d.position.x(), d.position.y()).expect("workload in range");
-            DriverUpdate::new(DriverId(d.id), pos, t0).with_attrs(Attrs::available(car, rating))
+            DriverUpdate::new(DriverId::new(d.id).unwrap(), pos, t0)
+                .with_attrs(Attrs::available(car, rating))
         })
         .collect();
     for chunk in updates.chunks(100_000) {
-        index.upsert_batch_at(chunk, t0);
+        let _ = index.upsert_batch_at(chunk, t0);
     }
     (cfg, index)
 }

@@ -25,7 +25,7 @@ fn main() -> Result<(), GeoError> {
             )?;
             let vehicle = if i % 5 == 0 { xl } else { car };
             let rating = Rating::from_hundredths(430 + (i % 71) as u16)?;
-            Ok(DriverUpdate::new(DriverId(i), pos, t0)
+            Ok(DriverUpdate::new(DriverId::new(i).unwrap(), pos, t0)
                 .with_attrs(Attrs::available(vehicle, rating)))
         })
         .collect::<Result<_, GeoError>>()?;
@@ -44,7 +44,9 @@ fn main() -> Result<(), GeoError> {
     for hit in index.search_at(&q, t0)? {
         println!(
             "  {:>4}  {:.3} km  rated {:?}",
-            hit.id.0, hit.distance, hit.attrs.rating
+            hit.id.get(),
+            hit.distance,
+            hit.attrs.rating
         );
     }
 
@@ -62,16 +64,20 @@ fn main() -> Result<(), GeoError> {
         },
     )?;
     let t1 = t0 + Duration::from_secs(4);
-    let near = DriverUpdate::new(DriverId(3), LonLat::new(-122.3325, 47.6063)?, t1);
+    let near = DriverUpdate::new(
+        DriverId::new(3).unwrap(),
+        LonLat::new(-122.3325, 47.6063)?,
+        t1,
+    );
     for e in index.upsert_batch_at(&[near], t1).events {
         println!("driver {} {:?} fence {}", e.driver, e.kind, e.fence);
     }
 
     // GEODIST and GEOPOS.
-    let d = index.distance_at(DriverId(3), best, Unit::Meters, t1)?;
+    let d = index.distance_at(DriverId::new(3).unwrap(), best, Unit::Meters, t1)?;
     println!(
         "driver 3 is {d:.0} m from driver {best}, at {}",
-        index.position_at(DriverId(3), t1)?
+        index.position_at(DriverId::new(3).unwrap(), t1)?
     );
 
     // Drivers that stop reporting go offline after the TTL.

@@ -27,7 +27,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             48.84 + (i / 10) as f64 * 0.0036,
         )?;
         let rating = Rating::from_hundredths(440 + (i % 60) as u16)?;
-        index.upsert_at(DriverId(i), pos, Attrs::available(car, rating), t0)?;
+        let _ = index.upsert_at(
+            DriverId::new(i).unwrap(),
+            pos,
+            Attrs::available(car, rating),
+            t0,
+        )?;
     }
     let eta = HaversineEta::default(); // 1.3 circuity, 30 km/h, 60 s at pickup
 

@@ -53,11 +53,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let drivers: Vec<DriverUpdate> = (0..3_u64)
         .map(|i| {
             let pos = LonLat::new(-122.3350 + i as f64 * 1e-4, 47.6080)?;
-            Ok(DriverUpdate::new(DriverId(i), pos, t0)
+            Ok(DriverUpdate::new(DriverId::new(i).unwrap(), pos, t0)
                 .with_attrs(Attrs::available(car, Rating::new(4.9)?)))
         })
         .collect::<Result<_, dispatchkit::geo::GeoError>>()?;
-    index.upsert_batch_at(&drivers, t0);
+    let _ = index.upsert_batch_at(&drivers, t0);
     let engine = SurgeEngine::new(SurgeConfig::default())?;
     for s in 0..12 {
         engine.record_request_at(downtown, t0 + Duration::from_secs(s))?;

@@ -38,10 +38,10 @@ fn surge_counts_over_the_reference_fleet_equal_brute_force() {
                 attrs.status = Status::BUSY; // not supply
             }
             let pos = LonLat::new(d.position.x(), d.position.y()).expect("in range");
-            DriverUpdate::new(DriverId(d.id), pos, t0).with_attrs(attrs)
+            DriverUpdate::new(DriverId::new(d.id).unwrap(), pos, t0).with_attrs(attrs)
         })
         .collect();
-    index.upsert_batch_at(&updates, t0);
+    let _ = index.upsert_batch_at(&updates, t0);
 
     let res = Resolution::Eight;
     let engine = SurgeEngine::new(SurgeConfig {
@@ -96,10 +96,10 @@ fn surge_counts_over_the_reference_fleet_equal_brute_force() {
                 .iter()
                 .map(|u| {
                     let pos = LonLat::new(u.position.x(), u.position.y()).expect("in range");
-                    DriverUpdate::new(DriverId(u.driver), pos, now) // keeps attrs
+                    DriverUpdate::new(DriverId::new(u.driver).unwrap(), pos, now) // keeps attrs
                 })
                 .collect();
-            index.upsert_batch_at(&batch, now);
+            let _ = index.upsert_batch_at(&batch, now);
         }
     }
 }

@@ -118,7 +118,7 @@ impl Drivers {
         let drivers = d.fleet.drivers();
         let (_, loaded, _) = apply(&d.index, &d.order, &mut d.bufs, t0, |id| {
             let p = drivers[id as usize].position;
-            DriverUpdate::new(DriverId(id), lonlat(p), t0).with_attrs(attrs_of(id))
+            DriverUpdate::new(DriverId::new(id).unwrap(), lonlat(p), t0).with_attrs(attrs_of(id))
         });
         d.loaded = loaded;
         d.load_secs = w.elapsed().as_secs_f64();
@@ -134,7 +134,11 @@ impl Drivers {
         let a = Instant::now();
         let round = &self.round;
         let r = apply(&self.index, &self.order, &mut self.bufs, at, |id| {
-            DriverUpdate::new(DriverId(id), lonlat(round[id as usize].position), at)
+            DriverUpdate::new(
+                DriverId::new(id).unwrap(),
+                lonlat(round[id as usize].position),
+                at,
+            )
         });
         self.absorb(r);
         self.apply_secs += a.elapsed().as_secs_f64();

@@ -159,7 +159,7 @@ impl Orders {
     /// When and how a dasher answers an offer of batch `b`: 55 % accept
     /// after 3–15 s, 30 % decline after 2–10 s, 15 % never answer.
     fn answer(&self, b: u32, dasher: DriverId) -> Option<(u64, bool)> {
-        let h = mix(self.seed ^ 0xDA5, (u64::from(b) << 24) ^ dasher.0);
+        let h = mix(self.seed ^ 0xDA5, (u64::from(b) << 24) ^ dasher.get());
         match h % 100 {
             0..55 => Some((3_000 + (h >> 8) % 12_000, true)),
             55..85 => Some((2_000 + (h >> 8) % 8_000, false)),
@@ -355,11 +355,11 @@ impl World {
         let step = if accept {
             orders
                 .matcher
-                .accept_at(&self.drivers.index, m, DriverId(dasher), now)
+                .accept_at(&self.drivers.index, m, DriverId::new(dasher).unwrap(), now)
         } else {
             orders
                 .matcher
-                .decline_at(&self.drivers.index, m, DriverId(dasher), now)
+                .decline_at(&self.drivers.index, m, DriverId::new(dasher).unwrap(), now)
         };
         match step {
             Ok(step) => {
@@ -405,7 +405,7 @@ impl World {
                     ms + delay,
                     Event::DasherAnswer {
                         batch: b,
-                        dasher: o.dasher.0,
+                        dasher: o.dasher.get(),
                         accept,
                     },
                 );

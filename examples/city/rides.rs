@@ -213,7 +213,7 @@ impl Rides {
     /// When and how a driver answers an offer of ride `r`: 55 % accept
     /// after 2–15 s, 30 % decline after 1–10 s, 15 % never answer.
     fn answer(&self, r: u32, driver: DriverId) -> Option<(u64, bool)> {
-        let h = mix(self.seed ^ 0xA11CE, (u64::from(r) << 24) ^ driver.0);
+        let h = mix(self.seed ^ 0xA11CE, (u64::from(r) << 24) ^ driver.get());
         match h % 100 {
             0..55 => Some((2_000 + (h >> 8) % 13_000, true)),
             55..85 => Some((1_000 + (h >> 8) % 9_000, false)),
@@ -347,11 +347,11 @@ impl World {
         let step = if accept {
             rides
                 .matcher
-                .accept_at(&self.drivers.index, m, DriverId(driver), now)
+                .accept_at(&self.drivers.index, m, DriverId::new(driver).unwrap(), now)
         } else {
             rides
                 .matcher
-                .decline_at(&self.drivers.index, m, DriverId(driver), now)
+                .decline_at(&self.drivers.index, m, DriverId::new(driver).unwrap(), now)
         };
         match step {
             Ok(step) => {
@@ -400,7 +400,7 @@ impl World {
                     ms + delay,
                     Event::RideAnswer {
                         ride: r,
-                        driver: o.driver.0,
+                        driver: o.driver.get(),
                         accept,
                     },
                 );

@@ -31,8 +31,8 @@ use foldhash::fast::RandomState;
 use crate::grid::{cell_key, cell_xy, shard_of};
 use crate::index::Applied;
 use crate::prefetch::prefetch;
-use crate::shard::{Loc, Shard, Slot, TOMB, pack_meta};
-use crate::{BatchReport, DriverUpdate, GeoError, GeoIndex, Upsert};
+use crate::shard::{Loc, Shard, Slot, pack_meta};
+use crate::{BatchReport, DriverId, DriverUpdate, GeoError, GeoIndex, Upsert};
 
 /// How many items ahead the directory lookups and the apply loop prefetch
 /// (a miss takes about as long as applying 16 updates).
@@ -104,12 +104,13 @@ impl GeoIndex {
             // Cross-shard moves and races, one at a time, in batch order.
             for idx in deferred {
                 // Validated in step 1, so `prepare` succeeds; never panic.
-                match self.prepare(&updates[idx as usize], now_ms) {
-                    Ok(p) => match self.upsert_slow_into(p, &mut report.events) {
-                        Upsert::Inserted => report.inserted += 1,
-                        Upsert::Moved => report.moved += 1,
-                        Upsert::Stale => report.stale += 1,
-                    },
+                match self
+                    .prepare(&updates[idx as usize], now_ms)
+                    .and_then(|p| self.upsert_slow_into(p, &mut report.events))
+                {
+                    Ok(Upsert::Inserted) => report.inserted += 1,
+                    Ok(Upsert::Moved) => report.moved += 1,
+                    Ok(Upsert::Stale) => report.stale += 1,
                     Err(e) => report.rejected.push((idx as usize, e)),
                 }
             }
@@ -127,35 +128,35 @@ impl GeoIndex {
     ) {
         items.clear();
         items.reserve(updates.len());
-        // Updates of one batch usually share their time: convert it once.
-        let mut last_at: Option<(Instant, u64)> = None;
+        // Updates of one batch usually share their time: convert and check
+        // it once.
+        let mut last_at: Option<(Instant, Result<u64, GeoError>)> = None;
         for (i, u) in updates.iter().enumerate() {
-            let plain = u.attrs.is_none() && u.ttl.is_none();
-            let checked = if plain {
-                if u.id.0 == TOMB {
-                    Err(GeoError::ReservedId(u.id))
-                } else {
-                    Ok(())
-                }
-            } else {
-                self.prepare(u, now_ms).map(|_| ())
-            };
-            if let Err(e) = checked {
-                report.rejected.push((i, e));
-                continue;
-            }
-            let at_ms = match last_at {
-                Some((at, ms)) if at == u.at => ms,
+            let at_ms = match &last_at {
+                Some((at, r)) if *at == u.at => r.clone(),
                 _ => {
-                    let ms = self.clock.ms(u.at);
-                    last_at = Some((u.at, ms));
-                    ms
+                    let r = self.update_ms(u.at, now_ms);
+                    last_at = Some((u.at, r.clone()));
+                    r
+                }
+            };
+            let plain = u.attrs.is_none() && u.ttl.is_none();
+            let checked = match at_ms {
+                Ok(ms) if plain => Ok(ms),
+                Ok(ms) => self.prepare_with(u, now_ms, ms).map(|_| ms),
+                Err(e) => Err(e),
+            };
+            let at_ms = match checked {
+                Ok(ms) => ms,
+                Err(e) => {
+                    report.rejected.push((i, e));
+                    continue;
                 }
             };
             let (cx, cy) = cell_xy(u.pos);
             let (lon_q, lat_q) = u.pos.raw();
             items.push(Item {
-                id: u.id.0,
+                id: u.id.get(),
                 loc: NO_LOC,
                 at_ms,
                 lon_q,
@@ -264,6 +265,11 @@ impl GeoIndex {
                     Applied::Inserted => report.inserted += 1,
                     Applied::Moved => report.moved += 1,
                     Applied::Stale => report.stale += 1,
+                    // Only moves (`must_exist`) report it; a batch never does.
+                    Applied::Absent => report.rejected.push((
+                        it.idx as usize,
+                        GeoError::UnknownDriver(DriverId::stored(it.id)),
+                    )),
                     Applied::Deferred => {
                         deferred.push(it.idx);
                         deferred_ids.insert(it.id);

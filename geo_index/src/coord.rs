@@ -23,9 +23,11 @@ const LAT_STEP: f64 = 180.0 / 4_294_967_296.0;
 /// Construction checks the Redis ranges (longitude −180..=180, latitude
 /// −85.05112878..=85.05112878, finite); after that a `LonLat` is always
 /// valid. Coordinates are quantised to 2^32 steps per axis (≤ 9.3 mm), so
-/// [`LonLat::lon`] / [`LonLat::lat`] return the stored value, within 5.3 mm of
+/// [`LonLat::lon`] / [`LonLat::lat`] return the stored value, within 6.6 mm of
 /// the input — like Redis, whose `GEOPOS` returns its 52-bit geohash cell
-/// centre (≤ 0.6 m off), only finer.
+/// centre (≤ 0.6 m off), only finer. The stored point always lies in the
+/// input's Redis cell, so [`LonLat::redis_geohash`] equals the hash
+/// `GEOADD` stores for the input.
 ///
 /// ```
 /// use dispatchkit_geo_index::LonLat;
@@ -59,22 +61,31 @@ impl LonLat {
         if !(-LAT_LIMIT..=LAT_LIMIT).contains(&lat) {
             return bad("latitude must be within -85.05112878..=85.05112878");
         }
-        Ok(Self {
-            lon_q: quantise((lon + 180.0) / LON_STEP),
-            lat_q: quantise((lat + 90.0) / LAT_STEP),
-        })
+        // The stored point stays in the input's Redis 52-bit cell, so
+        // `WITHHASH` of the stored point is `GEOADD`'s hash of the input.
+        let lon_q = in_cell(
+            quantise((lon + 180.0) / LON_STEP),
+            redis_bits(lon, LON_LIMIT),
+            |q| redis_bits(dequantise(q, LON_STEP, 180.0), LON_LIMIT),
+        );
+        let lat_q = in_cell(
+            quantise((lat + 90.0) / LAT_STEP),
+            redis_bits(lat, LAT_LIMIT),
+            |q| redis_bits(dequantise(q, LAT_STEP, 90.0), LAT_LIMIT),
+        );
+        Ok(Self { lon_q, lat_q })
     }
 
     /// Longitude in degrees.
     #[inline]
     pub fn lon(self) -> f64 {
-        (f64::from(self.lon_q) + 0.5) * LON_STEP - 180.0
+        dequantise(self.lon_q, LON_STEP, 180.0)
     }
 
     /// Latitude in degrees.
     #[inline]
     pub fn lat(self) -> f64 {
-        (f64::from(self.lat_q) + 0.5) * LAT_STEP - 90.0
+        dequantise(self.lat_q, LAT_STEP, 90.0)
     }
 
     /// Haversine distance in metres (Redis's earth radius).
@@ -98,6 +109,27 @@ impl LonLat {
     pub(crate) fn from_raw(lon_q: u32, lat_q: u32) -> Self {
         Self { lon_q, lat_q }
     }
+}
+
+/// The centre of quantisation step `q`.
+#[inline]
+fn dequantise(q: u32, step: f64, offset: f64) -> f64 {
+    (f64::from(q) + 0.5) * step - offset
+}
+
+/// Step `q` moved to the nearest step whose Redis cell (`bits_of`) is
+/// `target`. Redis cells are 64 steps wide (2^26 against 2^32 over
+/// slightly different ranges), so this moves at most one step, and only
+/// for inputs within a step of a cell edge.
+#[inline]
+fn in_cell(mut q: u32, target: u64, bits_of: impl Fn(u32) -> u64) -> u32 {
+    while q < u32::MAX && bits_of(q) < target {
+        q += 1;
+    }
+    while q > 0 && bits_of(q) > target {
+        q -= 1;
+    }
+    q
 }
 
 #[inline]
@@ -211,17 +243,49 @@ impl std::str::FromStr for Unit {
     }
 }
 
+/// Bits per axis of Redis's geohash.
+const STEPS: u32 = 26;
+
+/// Redis's 26-bit cell index of `x` over `-limit..=limit`
+/// (`geohashEncode`'s arithmetic, in its order of operations).
+#[inline]
+fn redis_bits(x: f64, limit: f64) -> u64 {
+    let off = (x - (-limit)) / (limit - (-limit));
+    ((off * f64::from(1u32 << STEPS)) as u64).min((1 << STEPS) - 1)
+}
+
 /// Redis's 52-bit geohash (`geohashEncodeWGS84` at 26 steps, latitude over
 /// the Redis range ±85.05112878): latitude bits in the even positions,
 /// longitude bits in the odd ones.
 pub fn redis_geohash(lon: f64, lat: f64) -> u64 {
-    const STEPS: u32 = 26;
-    let scale = f64::from(1u32 << STEPS);
-    let lat_off = (lat + LAT_LIMIT) / (2.0 * LAT_LIMIT);
-    let lon_off = (lon + 180.0) / 360.0;
-    let lat_bits = ((lat_off * scale) as u64).min((1 << STEPS) - 1);
-    let lon_bits = ((lon_off * scale) as u64).min((1 << STEPS) - 1);
-    spread(lat_bits) | (spread(lon_bits) << 1)
+    spread(redis_bits(lat, LAT_LIMIT)) | (spread(redis_bits(lon, LON_LIMIT)) << 1)
+}
+
+/// The centre of a Redis geohash cell as `(lon, lat)`, exactly as Redis
+/// decodes a stored member (`geohashDecodeAreaToLongLat`): what `GEOPOS`
+/// returns and what Redis measures distances from.
+pub(crate) fn redis_cell_centre(hash: u64) -> (f64, f64) {
+    let centre = |bits: u64, limit: f64| {
+        let scale = limit - (-limit);
+        let cells = (1u64 << STEPS) as f64;
+        let min = -limit + (bits as f64 * 1.0 / cells) * scale;
+        let max = -limit + ((bits + 1) as f64 * 1.0 / cells) * scale;
+        ((min + max) / 2.0).clamp(-limit, limit)
+    };
+    (
+        centre(squash(hash >> 1), LON_LIMIT),
+        centre(squash(hash), LAT_LIMIT),
+    )
+}
+
+/// The inverse of [`spread`]: the even bits of `x`, packed.
+fn squash(x: u64) -> u64 {
+    let mut x = x & 0x5555_5555_5555_5555;
+    x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
+    x = (x | (x >> 2)) & 0x0F0F_0F0F_0F0F_0F0F;
+    x = (x | (x >> 4)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
+    (x | (x >> 16)) & 0x0000_0000_FFFF_FFFF
 }
 
 /// Interleaves the low 32 bits of `x` with zeros (bit i → bit 2i).
@@ -239,7 +303,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantisation_is_within_5_3_mm() {
+    fn quantisation_is_within_6_6_mm() {
         for &(lon, lat) in &[
             (0.0, 0.0),
             (-180.0, -85.05112878),
@@ -250,7 +314,8 @@ mod tests {
             let p = LonLat::new(lon, lat).unwrap();
             let exact = Point::new(lon, lat);
             let d = REDIS_HAVERSINE.distance(exact, Point::from(p));
-            assert!(d < 0.0053, "({lon}, {lat}) stored {p:?}, {d} m off");
+            assert!(d < 0.0066, "({lon}, {lat}) stored {p:?}, {d} m off");
+            assert_eq!(p.redis_geohash(), redis_geohash(lon, lat));
         }
     }
 
@@ -281,5 +346,9 @@ mod tests {
         // (the Redis documentation's GEORADIUS example).
         assert_eq!(redis_geohash(13.361389, 38.115556), 3_479_099_956_230_698);
         assert_eq!(redis_geohash(15.087269, 37.502669), 3_479_447_370_796_909);
+        // GEOPOS of Palermo in the same documentation example.
+        let (lon, lat) = redis_cell_centre(3_479_099_956_230_698);
+        assert!((lon - 13.361389338970184).abs() < 1e-12, "{lon}");
+        assert!((lat - 38.115_556_395_496_3).abs() < 1e-12, "{lat}");
     }
 }

@@ -53,9 +53,43 @@ pub enum GeoError {
     /// The driver is not in the index, or it has expired.
     #[error("unknown driver {0}: not in the index or expired")]
     UnknownDriver(DriverId),
-    /// `u64::MAX` is reserved by the index as an empty-slot marker.
-    #[error("driver id {0} is reserved")]
-    ReservedId(DriverId),
+    /// `u64::MAX` is reserved by the index as an empty-slot marker;
+    /// [`DriverId::new`] rejects it.
+    #[error("driver id {0} is reserved: the index uses u64::MAX as its empty-slot marker")]
+    ReservedId(u64),
+    /// An update dated further after the processing time than the index's
+    /// [`IndexConfig::max_future_skew`](crate::IndexConfig::max_future_skew):
+    /// accepting it would make every later real update of the driver stale
+    /// and keep the driver visible past its TTL.
+    #[error(
+        "update dated {ahead_ms} ms after the processing time: at most {max_skew_ms} ms of clock skew is accepted (IndexConfig::max_future_skew)"
+    )]
+    FutureUpdate {
+        /// How far the update time is ahead of the processing time, ms.
+        ahead_ms: u64,
+        /// The accepted skew, ms.
+        max_skew_ms: u64,
+    },
+    /// A time the index cannot store: before its epoch or more than 2^40 ms
+    /// (34.8 years) after it, or a snapshot age that puts an update there.
+    #[error("time {offset_ms} ms from the index's epoch is out of range: {reason}")]
+    TimeOutOfRange {
+        /// Milliseconds from the index's epoch (negative: before it).
+        offset_ms: i128,
+        /// Which limit was crossed.
+        reason: &'static str,
+    },
+    /// A snapshot that cannot be restored whole (a duplicate driver, an age
+    /// outside the driver's TTL); nothing was restored.
+    #[error("invalid snapshot: driver {id} (row {row}): {reason}")]
+    InvalidSnapshot {
+        /// Row of the offending driver in [`Snapshot::drivers`](crate::Snapshot::drivers).
+        row: usize,
+        /// Its id.
+        id: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration `{what}` = {value}: {reason}")]
     InvalidConfig {

@@ -33,10 +33,78 @@ use crate::shard::{Loc, MAX_SHARDS, Shard, Slot, TIME_MASK};
 use crate::time::Clock;
 use crate::{Attrs, Fence, GeoError, LonLat, Status, Unit, haversine_m};
 
-/// A driver id. Any `u64` except `u64::MAX`, which the index reserves.
+/// A driver id: any `u64` except `u64::MAX`, which the index reserves as
+/// its empty-slot marker. The constructors reject the reserved value, so
+/// every `DriverId` (including a deserialised one) is usable on every path.
+///
+/// ```
+/// use dispatchkit_geo_index::{DriverId, GeoError};
+///
+/// let id = DriverId::new(42)?;
+/// assert_eq!(id.get(), 42);
+/// assert_eq!(DriverId::from(7u32), DriverId::new(7)?);
+/// assert_eq!(DriverId::new(u64::MAX), Err(GeoError::ReservedId(u64::MAX)));
+/// # Ok::<(), GeoError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct DriverId(pub u64);
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "u64", into = "u64")
+)]
+pub struct DriverId(u64);
+
+impl DriverId {
+    /// The largest valid id, `u64::MAX - 1`.
+    pub const MAX: DriverId = DriverId(crate::shard::TOMB - 1);
+
+    /// The id `id`.
+    ///
+    /// # Errors
+    /// [`GeoError::ReservedId`] for `u64::MAX`.
+    pub const fn new(id: u64) -> Result<Self, GeoError> {
+        if id == crate::shard::TOMB {
+            Err(GeoError::ReservedId(id))
+        } else {
+            Ok(DriverId(id))
+        }
+    }
+
+    /// The id as a `u64`.
+    #[inline]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// An id read back from a slot or the directory, which only ever hold
+    /// ids that went through [`DriverId::new`].
+    #[inline]
+    pub(crate) fn stored(id: u64) -> Self {
+        debug_assert_ne!(id, crate::shard::TOMB);
+        DriverId(id)
+    }
+}
+
+impl From<u32> for DriverId {
+    /// Every `u32` is a valid id.
+    fn from(id: u32) -> Self {
+        DriverId(u64::from(id))
+    }
+}
+
+impl TryFrom<u64> for DriverId {
+    type Error = GeoError;
+
+    fn try_from(id: u64) -> Result<Self, GeoError> {
+        DriverId::new(id)
+    }
+}
+
+impl From<DriverId> for u64 {
+    fn from(id: DriverId) -> u64 {
+        id.0
+    }
+}
 
 impl fmt::Display for DriverId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,6 +124,12 @@ pub struct IndexConfig {
     /// Zero of the index's millisecond timeline; default one day before the
     /// index is built. Tests pass their own `t0` for exact ms arithmetic.
     pub epoch: Option<Instant>,
+    /// How far an update's time may be ahead of the processing time `now`
+    /// (clock skew between a phone and the server), default 5 s. An update
+    /// dated later is refused with [`GeoError::FutureUpdate`]: accepted, it
+    /// would make every later real update stale until its date and keep
+    /// the driver visible past its TTL.
+    pub max_future_skew: Duration,
 }
 
 impl Default for IndexConfig {
@@ -64,12 +138,36 @@ impl Default for IndexConfig {
             default_ttl: Duration::from_secs(30),
             shards: 256,
             epoch: None,
+            max_future_skew: Duration::from_secs(5),
         }
     }
 }
 
-/// What an insert-or-move did.
+/// What an insert-or-move did. A dropped `Upsert` is a warning (a `Stale`
+/// update changed nothing):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # use std::time::Instant;
+/// # use dispatchkit_geo_index::{Attrs, DriverId, GeoIndex, LonLat};
+/// # fn main() -> Result<(), dispatchkit_geo_index::GeoError> {
+/// let index = GeoIndex::new();
+/// index.upsert_at(DriverId::new(1)?, LonLat::new(0.0, 0.0)?, Attrs::default(), Instant::now())?;
+/// # Ok(()) }
+/// ```
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// # use std::time::Instant;
+/// # use dispatchkit_geo_index::{Attrs, DriverId, GeoIndex, LonLat, Upsert};
+/// # fn main() -> Result<(), dispatchkit_geo_index::GeoError> {
+/// let index = GeoIndex::new();
+/// let r = index.upsert_at(DriverId::new(1)?, LonLat::new(0.0, 0.0)?, Attrs::default(), Instant::now())?;
+/// assert_eq!(r, Upsert::Inserted);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[must_use = "a Stale upsert changed nothing; check it"]
 pub enum Upsert {
     /// The driver was new.
     Inserted,
@@ -122,8 +220,19 @@ impl DriverUpdate {
     }
 }
 
-/// The outcome of [`GeoIndex::upsert_batch_at`].
+/// The outcome of [`GeoIndex::upsert_batch_at`]. Rejected updates are only
+/// reported here, so dropping it is a warning:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # use std::time::Instant;
+/// # use dispatchkit_geo_index::GeoIndex;
+/// let index = GeoIndex::new();
+/// index.upsert_batch_at(&[], Instant::now());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
+#[must_use = "rejected updates are only reported here"]
+#[non_exhaustive]
 pub struct BatchReport {
     /// New drivers.
     pub inserted: usize,
@@ -156,6 +265,7 @@ pub struct DriverView {
 
 /// Counters for tests and monitoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct IndexStats {
     /// Lock acquisitions (spatial or directory) that found the lock taken
     /// and had to wait.
@@ -169,6 +279,8 @@ pub struct IndexStats {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Prep {
     pub(crate) id: u64,
+    /// A move of a known driver ([`GeoIndex::move_at`]): never inserts.
+    pub(crate) must_exist: bool,
     pub(crate) pos: LonLat,
     pub(crate) key: u32,
     pub(crate) target: u32,
@@ -184,6 +296,8 @@ pub(crate) enum Applied {
     Inserted,
     Moved,
     Stale,
+    /// A move ([`Prep::must_exist`]) of a driver that has expired.
+    Absent,
     /// Raced with another writer or crosses shards: take the slow path.
     Deferred,
 }
@@ -197,8 +311,8 @@ pub(crate) enum Applied {
 ///
 /// let index = GeoIndex::new();
 /// let t0 = Instant::now();
-/// index.upsert_at(DriverId(1), LonLat::new(-122.3321, 47.6062)?, Attrs::default(), t0)?;
-/// index.upsert_at(DriverId(2), LonLat::new(-122.3400, 47.6100)?, Attrs::default(), t0)?;
+/// index.upsert_at(DriverId::new(1)?, LonLat::new(-122.3321, 47.6062)?, Attrs::default(), t0)?;
+/// index.upsert_at(DriverId::new(2)?, LonLat::new(-122.3400, 47.6100)?, Attrs::default(), t0)?;
 ///
 /// let q = Search::radius(LonLat::new(-122.33, 47.61)?, 5.0, Unit::Kilometers)
 ///     .count(10)
@@ -217,6 +331,7 @@ pub struct GeoIndex {
     pub(crate) dir: Directory,
     pub(crate) clock: Clock,
     pub(crate) default_ttl_ms: u64,
+    pub(crate) max_skew_ms: u64,
     contended: AtomicU64,
     retries: AtomicU64,
     fences: RwLock<HashMap<u64, std::sync::Arc<FenceShape>, RandomState>>,
@@ -266,6 +381,7 @@ impl GeoIndex {
             dir: Directory::new(),
             clock: Clock::new(config.epoch),
             default_ttl_ms,
+            max_skew_ms: u64::try_from(config.max_future_skew.as_millis()).unwrap_or(u64::MAX),
             contended: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             fences: RwLock::new(HashMap::default()),
@@ -292,6 +408,16 @@ impl GeoIndex {
         self.shards[s].try_write().unwrap_or_else(|| {
             self.contended.fetch_add(1, Relaxed);
             self.shards[s].write()
+        })
+    }
+
+    /// The fence registry, write-locked (counted as contention when taken).
+    fn write_fences(
+        &self,
+    ) -> RwLockWriteGuard<'_, HashMap<u64, std::sync::Arc<FenceShape>, RandomState>> {
+        self.fences.try_write().unwrap_or_else(|| {
+            self.contended.fetch_add(1, Relaxed);
+            self.fences.write()
         })
     }
 
@@ -325,7 +451,7 @@ impl GeoIndex {
 
     pub(crate) fn view(&self, shard: &Shard, slot: &Slot) -> DriverView {
         DriverView {
-            id: DriverId(slot.id),
+            id: DriverId::stored(slot.id),
             pos: slot.pos(),
             attrs: Attrs::unpack(slot.attrs()),
             updated_at: self.clock.instant(slot.updated_ms()),
@@ -338,10 +464,18 @@ impl GeoIndex {
     // ---- writes ------------------------------------------------------
 
     pub(crate) fn prepare(&self, u: &DriverUpdate, now_ms: u64) -> Result<Prep, GeoError> {
-        self.prepare_with(u, now_ms, self.clock.ms(u.at))
+        let at_ms = self.update_ms(u.at, now_ms)?;
+        self.prepare_with(u, now_ms, at_ms)
     }
 
-    /// [`GeoIndex::prepare`] with the update time already converted.
+    /// An update time as stored (see [`Clock::update_ms`]).
+    #[inline]
+    pub(crate) fn update_ms(&self, at: Instant, now_ms: u64) -> Result<u64, GeoError> {
+        self.clock.update_ms(at, now_ms, self.max_skew_ms)
+    }
+
+    /// [`GeoIndex::prepare`] with the update time already converted and
+    /// checked.
     #[inline]
     pub(crate) fn prepare_with(
         &self,
@@ -349,7 +483,6 @@ impl GeoIndex {
         now_ms: u64,
         at_ms: u64,
     ) -> Result<Prep, GeoError> {
-        check_id(u.id)?;
         if let Some(a) = &u.attrs {
             a.validate()?;
         }
@@ -357,6 +490,7 @@ impl GeoIndex {
         let (cx, cy) = cell_xy(u.pos);
         Ok(Prep {
             id: u.id.0,
+            must_exist: false,
             pos: u.pos,
             key: cell_key(cx, cy),
             target: shard_of(cx, cy, self.mask) as u32,
@@ -392,25 +526,19 @@ impl GeoIndex {
         self.upsert_at(id, pos, attrs, Instant::now())
     }
 
-    /// Moves a known driver, keeping its attributes and TTL.
+    /// Moves a known driver, keeping its attributes and TTL. The driver's
+    /// presence is checked under the same shard lock that moves it, so a
+    /// concurrent removal either happens first (then this is
+    /// [`GeoError::UnknownDriver`] and nothing is inserted) or after.
     ///
     /// # Errors
-    /// [`GeoError::UnknownDriver`] when the driver is not in the index (an
-    /// expired but not yet purged driver is revived).
+    /// [`GeoError::UnknownDriver`] when the driver is not in the index or
+    /// has expired at `now`; nothing changes.
     pub fn move_at(&self, id: DriverId, pos: LonLat, now: Instant) -> Result<Upsert, GeoError> {
-        check_id(id)?;
-        if self.dir.get(id.0).is_none() {
-            return Err(GeoError::UnknownDriver(id));
-        }
-        let p = self.prepare(&DriverUpdate::new(id, pos, now), self.clock.ms(now))?;
-        match self.upsert_slow(p) {
-            // Removed concurrently between the check and the move: undo.
-            Upsert::Inserted => {
-                let _ = self.remove_at(id, now);
-                Err(GeoError::UnknownDriver(id))
-            }
-            r => Ok(r),
-        }
+        let now_ms = self.clock.ms(now);
+        let mut p = self.prepare(&DriverUpdate::new(id, pos, now), now_ms)?;
+        p.must_exist = true;
+        self.upsert_slow(p)
     }
 
     /// Applies one [`DriverUpdate`]: `u.at` is the update time (the stale
@@ -422,7 +550,7 @@ impl GeoIndex {
     /// or overlong TTL.
     pub fn update_at(&self, u: DriverUpdate, now: Instant) -> Result<Upsert, GeoError> {
         let p = self.prepare(&u, self.clock.ms(now))?;
-        Ok(self.upsert_slow(p))
+        self.upsert_slow(p)
     }
 
     /// Applies a prepared update to the locked shard `s`, which holds the
@@ -437,7 +565,7 @@ impl GeoIndex {
         match p.loc {
             None => {
                 let mut table = self.dir.write();
-                if table.contains(p.id) || p.target as usize != s {
+                if table.contains(p.id) || p.target as usize != s || p.must_exist {
                     return Applied::Deferred;
                 }
                 let attrs = p.attrs.unwrap_or_else(|| Attrs::default().pack());
@@ -457,7 +585,7 @@ impl GeoIndex {
                 table.insert(p.id, loc);
                 if !shard.fences.is_empty() {
                     transitions(
-                        DriverId(p.id),
+                        DriverId::stored(p.id),
                         None,
                         (p.pos, shard.fences.at(p.pos)),
                         events,
@@ -469,6 +597,9 @@ impl GeoIndex {
                 let Some(cur) = shard.slot_of(l.cell, l.slot, p.id).copied() else {
                     return Applied::Deferred;
                 };
+                if p.must_exist && !self.is_live(shard, &cur, p.now_ms) {
+                    return Applied::Absent;
+                }
                 let Some((next, revived)) = self.successor(shard, &cur, p) else {
                     return Applied::Stale;
                 };
@@ -485,7 +616,12 @@ impl GeoIndex {
                 if !shard.fences.is_empty() {
                     let old = cur.pos();
                     let old = (!revived).then(|| (old, shard.fences.at(old)));
-                    transitions(DriverId(p.id), old, (p.pos, shard.fences.at(p.pos)), events);
+                    transitions(
+                        DriverId::stored(p.id),
+                        old,
+                        (p.pos, shard.fences.at(p.pos)),
+                        events,
+                    );
                 }
                 if revived {
                     Applied::Inserted
@@ -518,16 +654,27 @@ impl GeoIndex {
         (next.version() > cur.version()).then_some((next, false))
     }
 
-    fn upsert_slow(&self, p: Prep) -> Upsert {
+    fn upsert_slow(&self, p: Prep) -> Result<Upsert, GeoError> {
         let mut events = Vec::new();
         self.upsert_slow_into(p, &mut events)
     }
 
     /// One update with retries: handles new drivers, cross-shard moves and
     /// races with other writers.
-    pub(crate) fn upsert_slow_into(&self, mut p: Prep, events: &mut Vec<FenceEvent>) -> Upsert {
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] when `p.must_exist` and the driver is
+    /// not stored (checked under the lock that would have moved it).
+    pub(crate) fn upsert_slow_into(
+        &self,
+        mut p: Prep,
+        events: &mut Vec<FenceEvent>,
+    ) -> Result<Upsert, GeoError> {
         loop {
             p.loc = self.dir.get(p.id);
+            if p.loc.is_none() && p.must_exist {
+                return Err(GeoError::UnknownDriver(DriverId::stored(p.id)));
+            }
             let t = p.target as usize;
             match p.loc {
                 Some(l) if l.shard as usize != t => {
@@ -539,9 +686,12 @@ impl GeoIndex {
                     let s = p.loc.map_or(t, |l| l.shard as usize);
                     let mut shard = self.write_shard(s);
                     match self.apply(&mut shard, s, &p, events) {
-                        Applied::Inserted => return Upsert::Inserted,
-                        Applied::Moved => return Upsert::Moved,
-                        Applied::Stale => return Upsert::Stale,
+                        Applied::Inserted => return Ok(Upsert::Inserted),
+                        Applied::Moved => return Ok(Upsert::Moved),
+                        Applied::Stale => return Ok(Upsert::Stale),
+                        Applied::Absent => {
+                            return Err(GeoError::UnknownDriver(DriverId::stored(p.id)));
+                        }
                         Applied::Deferred => {}
                     }
                 }
@@ -552,7 +702,12 @@ impl GeoIndex {
 
     /// Moves a driver from shard `l.shard` to `p.target` holding both locks;
     /// `None` when the location went stale (retry).
-    fn cross_move(&self, p: &Prep, l: Loc, events: &mut Vec<FenceEvent>) -> Option<Upsert> {
+    fn cross_move(
+        &self,
+        p: &Prep,
+        l: Loc,
+        events: &mut Vec<FenceEvent>,
+    ) -> Option<Result<Upsert, GeoError>> {
         let (a, b) = (l.shard as usize, p.target as usize);
         let (mut first, mut second) = (self.write_shard(a.min(b)), self.write_shard(a.max(b)));
         let (from, to) = if a < b {
@@ -561,8 +716,11 @@ impl GeoIndex {
             (&mut *second, &mut *first)
         };
         let cur = *from.slot_of(l.cell, l.slot, p.id)?;
+        if p.must_exist && !self.is_live(from, &cur, p.now_ms) {
+            return Some(Err(GeoError::UnknownDriver(DriverId::stored(p.id))));
+        }
         let Some((next, revived)) = self.successor(from, &cur, p) else {
-            return Some(Upsert::Stale);
+            return Some(Ok(Upsert::Stale));
         };
         from.free(l.cell, l.slot);
         let ttl = from.ttl.remove(&p.id).filter(|_| !revived);
@@ -582,13 +740,18 @@ impl GeoIndex {
         if !from.fences.is_empty() || !to.fences.is_empty() {
             let old = cur.pos();
             let old = (!revived).then(|| (old, from.fences.at(old)));
-            transitions(DriverId(p.id), old, (p.pos, to.fences.at(p.pos)), events);
+            transitions(
+                DriverId::stored(p.id),
+                old,
+                (p.pos, to.fences.at(p.pos)),
+                events,
+            );
         }
-        Some(if revived {
+        Some(Ok(if revived {
             Upsert::Inserted
         } else {
             Upsert::Moved
-        })
+        }))
     }
 
     // ---- reads and attribute changes -----------------------------------
@@ -801,33 +964,48 @@ impl GeoIndex {
 
     /// Drivers visible at `now`. O(n).
     pub fn live_len_at(&self, now: Instant) -> usize {
-        let mut n = 0;
-        self.for_each_at(now, |_| n += 1);
-        n
+        let now_ms = self.clock.ms(now);
+        (0..self.shards.len())
+            .map(|s| {
+                let shard = self.read_shard(s);
+                shard
+                    .cells
+                    .iter()
+                    .flat_map(|c| &c.slots)
+                    .filter(|slot| !slot.is_free() && self.is_live(&shard, slot, now_ms))
+                    .count()
+            })
+            .sum()
     }
 
-    /// Calls `f` for every driver visible at `now`, shard by shard (each
-    /// read-locked while visited; `f` must not call back into the index
-    /// for writes).
+    /// Calls `f` for every driver visible at `now`, shard by shard. Each
+    /// shard's drivers are copied out under its read lock and `f` runs
+    /// after the lock is released, so `f` may call into the index (a
+    /// driver that moves meanwhile may be seen twice or not at all, as with
+    /// any scan that is not a snapshot; [`GeoIndex::snapshot_at`] is one).
     pub fn for_each_at(&self, now: Instant, mut f: impl FnMut(&DriverView)) {
         let now_ms = self.clock.ms(now);
+        let mut buf = Vec::new();
         for s in 0..self.shards.len() {
-            let shard = self.read_shard(s);
-            for cell in &shard.cells {
-                for slot in cell.slots.iter().filter(|s| !s.is_free()) {
-                    if self.is_live(&shard, slot, now_ms) {
-                        f(&self.view(&shard, slot));
+            {
+                let shard = self.read_shard(s);
+                for cell in &shard.cells {
+                    for slot in cell.slots.iter().filter(|s| !s.is_free()) {
+                        if self.is_live(&shard, slot, now_ms) {
+                            buf.push(self.view(&shard, slot));
+                        }
                     }
                 }
             }
+            buf.drain(..).for_each(|v| f(&v));
         }
     }
 
     /// Calls `f(id, position, attributes)` for every driver visible at `now`
     /// that passes `filter`: [`GeoIndex::for_each_at`] without building
     /// views (no `Instant` arithmetic per driver), for whole-fleet scans such
-    /// as surge supply counts. Shard by shard, each read-locked while
-    /// visited; `f` must not write to the index.
+    /// as surge supply counts. Shard by shard; as with
+    /// [`GeoIndex::for_each_at`], `f` runs with no lock held.
     pub fn for_each_matching_at(
         &self,
         now: Instant,
@@ -835,17 +1013,23 @@ impl GeoIndex {
         mut f: impl FnMut(DriverId, LonLat, Attrs),
     ) {
         let now_ms = self.clock.ms(now);
+        let mut buf = Vec::new();
         for s in 0..self.shards.len() {
-            let shard = self.read_shard(s);
-            for cell in &shard.cells {
-                for slot in &cell.slots {
-                    if !slot.is_free()
-                        && filter.matches_packed(slot.attrs())
-                        && self.is_live(&shard, slot, now_ms)
-                    {
-                        f(DriverId(slot.id), slot.pos(), Attrs::unpack(slot.attrs()));
+            {
+                let shard = self.read_shard(s);
+                for cell in &shard.cells {
+                    for slot in &cell.slots {
+                        if !slot.is_free()
+                            && filter.matches_packed(slot.attrs())
+                            && self.is_live(&shard, slot, now_ms)
+                        {
+                            buf.push((slot.id, slot.pos(), slot.attrs()));
+                        }
                     }
                 }
+            }
+            for (id, pos, attrs) in buf.drain(..) {
+                f(DriverId::stored(id), pos, Attrs::unpack(attrs));
             }
         }
     }
@@ -916,12 +1100,16 @@ impl GeoIndex {
     /// bad polygon.
     pub fn add_fence(&self, id: u64, fence: Fence) -> Result<(), GeoError> {
         let shape = std::sync::Arc::new(FenceShape::new(id, fence)?);
-        let _ = self.remove_fence(id);
-        let mut registry = self.fences.write();
+        // One registry lock around the replacement: two adds with one id
+        // cannot interleave their tile updates.
+        let mut registry = self.write_fences();
+        if let Some(old) = registry.remove(&id) {
+            self.unregister_tiles(&old, id);
+        }
         for tile in shape.tiles() {
-            let (tx, ty) = (tile & 1023, tile >> 10);
-            let s = shard_of(tx << 6, ty << 6, self.mask);
-            self.write_shard(s).fences.add(tile, shape.clone());
+            self.write_shard(self.tile_shard(tile))
+                .fences
+                .add(tile, shape.clone());
         }
         registry.insert(id, shape);
         Ok(())
@@ -932,15 +1120,25 @@ impl GeoIndex {
     /// # Errors
     /// [`GeoError::UnknownFence`] when no fence has this id.
     pub fn remove_fence(&self, id: u64) -> Result<(), GeoError> {
-        let mut registry = self.fences.write();
+        let mut registry = self.write_fences();
         let shape = registry.remove(&id).ok_or(GeoError::UnknownFence(id))?;
+        self.unregister_tiles(&shape, id);
+        Ok(())
+    }
+
+    /// The lock shard of a fence tile.
+    fn tile_shard(&self, tile: u32) -> usize {
+        let (tx, ty) = (tile & 1023, tile >> 10);
+        shard_of(tx << 6, ty << 6, self.mask)
+    }
+
+    /// Removes fence `id`'s shape from its tiles (registry lock held).
+    fn unregister_tiles(&self, shape: &FenceShape, id: u64) {
         for tile in shape.tiles() {
-            let (tx, ty) = (tile & 1023, tile >> 10);
-            self.write_shard(shard_of(tx << 6, ty << 6, self.mask))
+            self.write_shard(self.tile_shard(tile))
                 .fences
                 .remove(tile, id);
         }
-        Ok(())
     }
 
     /// Checks every internal invariant (slots in the right cell and shard,
@@ -995,13 +1193,6 @@ fn set_ttl(shard: &mut Shard, p: &Prep, revived: bool) {
         }
         None => {}
     }
-}
-
-fn check_id(id: DriverId) -> Result<(), GeoError> {
-    if id.0 == crate::shard::TOMB {
-        return Err(GeoError::ReservedId(id));
-    }
-    Ok(())
 }
 
 pub(crate) fn ttl_ms(ttl: Duration) -> Result<u64, GeoError> {

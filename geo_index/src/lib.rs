@@ -19,7 +19,7 @@
 //! let batch: Vec<DriverUpdate> = (0..100u64)
 //!     .map(|i| {
 //!         let pos = LonLat::new(-122.33 + i as f64 * 1e-3, 47.61)?;
-//!         Ok(DriverUpdate::new(DriverId(i), pos, t0)
+//!         Ok(DriverUpdate::new(DriverId::new(i)?, pos, t0)
 //!             .with_attrs(Attrs::available(car, Rating::new(4.8)?)))
 //!     })
 //!     .collect::<Result<_, dispatchkit_geo_index::GeoError>>()?;
@@ -32,11 +32,11 @@
 //!     .count(10)
 //!     .filter(Filter::available().min_rating(Rating::new(4.5)?));
 //! let hits = index.search_at(&q, t0)?;
-//! assert_eq!(hits[0].id, DriverId(0));
+//! assert_eq!(hits[0].id, DriverId::new(0)?);
 //!
 //! // A matcher claims the nearest driver atomically.
 //! assert!(index.compare_and_set_status_at(hits[0].id, Status::AVAILABLE, Status::BUSY, t0)?);
-//! assert_eq!(index.search_at(&q, t0)?[0].id, DriverId(1));
+//! assert_eq!(index.search_at(&q, t0)?[0].id, DriverId::new(1)?);
 //!
 //! // Without updates, drivers go offline after the TTL.
 //! assert!(index.search_at(&q, t0 + Duration::from_secs(30))?.is_empty());
@@ -54,7 +54,7 @@
 //! | — | — | attribute [`Filter`]s and closures inside the walk, k-nearest within a cap ([`GeoIndex::nearest_at`]), atomic status claims, geofence enter/exit events ([`GeoIndex::add_fence`]), snapshots ([`GeoIndex::snapshot_at`]) |
 //!
 //! Distances are haversine with Redis's earth radius (6372797.560856 m);
-//! coordinates are validated against the Redis ranges and stored to ≤ 5.3 mm,
+//! coordinates are validated against the Redis ranges and stored to ≤ 6.6 mm,
 //! so distances agree with Redis (which stores a 52-bit geohash, ≤ 0.6 m)
 //! to well within 0.5 m.
 //!

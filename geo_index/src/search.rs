@@ -3,13 +3,17 @@
 
 use crate::prefetch::prefetch;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+
+use foldhash::fast::RandomState;
 use std::f64::consts::FRAC_PI_2;
 use std::time::Instant;
 
 use parking_lot::RwLockReadGuard;
 
-use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
+use geo::{Distance, Point};
+
+use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT, REDIS_HAVERSINE, redis_cell_centre};
 use crate::grid::{
     COLS, CellRange, ROWS, angle, cell_key, col_of, col_west, radius_range, row_of, row_south,
     shard_of,
@@ -61,11 +65,12 @@ pub enum Order {
 ///     .count(10)
 ///     .filter(Filter::available());
 /// // GEOSEARCH drivers FROMMEMBER 7 BYBOX 4 2 mi DESC WITHHASH
-/// let q2 = Search::member_box(DriverId(7), 4.0, 2.0, Unit::Miles).desc().with_hash();
+/// let q2 = Search::member_box(DriverId::new(7)?, 4.0, 2.0, Unit::Miles).desc().with_hash();
 /// # let _ = (q, q2);
 /// # Ok::<(), dispatchkit_geo_index::GeoError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[must_use = "a Search does nothing until passed to GeoIndex::search_at"]
 pub struct Search {
     center: Center,
     shape: Shape,
@@ -197,20 +202,22 @@ impl Search {
     /// Checks the query; returns the shape in metres.
     fn validate(&self) -> Result<ShapeM, GeoError> {
         let m = self.unit.metres();
-        let positive = |what, v: f64| {
-            if v.is_finite() && v > 0.0 {
+        // Redis accepts 0 (the centre's own 52-bit cell) and infinity
+        // (everything); it rejects NaN and negative values.
+        let size = |what, v: f64| {
+            if v >= 0.0 {
                 Ok(v * m)
             } else {
                 Err(GeoError::InvalidValue {
                     what,
                     value: v,
-                    reason: "must be a finite number greater than zero",
+                    reason: "must be a number >= 0 (0 and infinity are allowed, as in Redis)",
                 })
             }
         };
         let shape = match self.shape {
-            Shape::Radius(r) => ShapeM::Radius(positive("radius", r)?),
-            Shape::Box(w, h) => ShapeM::Box(positive("box width", w)?, positive("box height", h)?),
+            Shape::Radius(r) => ShapeM::Radius(size("radius", r)?),
+            Shape::Box(w, h) => ShapeM::Box(size("box width", w)?, size("box height", h)?),
         };
         if self.count == Some(0) {
             return Err(GeoError::InvalidCount {
@@ -225,6 +232,26 @@ impl Search {
             });
         }
         Ok(shape)
+    }
+}
+
+/// Shapes that reach less than this many metres are judged exactly as
+/// Redis judges them: on the centres of Redis's 52-bit cells (≤ 0.6 m
+/// from the stored points), so that `BYRADIUS 0`, `BYBOX 0 0` and other
+/// sub-metre shapes return the members Redis returns (a member's own
+/// cell, its duplicates and same-cell neighbours, at distance 0).
+const REDIS_EXACT_BELOW_M: f64 = 10.0;
+
+/// The centre Redis measures from, when judging on cell centres: a
+/// member's cell centre (`FROMMEMBER`: Redis decodes the member's score);
+/// for a point, the cell centre if the point is that centre as far as a
+/// `LonLat` can tell (e.g. a `GEOPOS` result passed back), else the point.
+fn redis_centre(c: LonLat, member: bool) -> (f64, f64) {
+    let cell = redis_cell_centre(c.redis_geohash());
+    if member || LonLat::new(cell.0, cell.1).is_ok_and(|p| p == c) {
+        cell
+    } else {
+        (c.lon(), c.lat())
     }
 }
 
@@ -248,21 +275,60 @@ pub struct Hit {
 enum ShapeM {
     Radius(f64),
     Box(f64, f64),
+    /// A shape under [`REDIS_EXACT_BELOW_M`], judged on Redis cell centres
+    /// from the Redis centre `(lon, lat)`.
+    Exact {
+        shape: ExactShape,
+        centre: (f64, f64),
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ExactShape {
+    Radius(f64),
+    Box(f64, f64),
 }
 
 impl ShapeM {
-    /// Largest distance a member can have.
+    /// Switches a tiny shape to Redis's cell-centre arithmetic.
+    fn exact_if_tiny(self, c: LonLat, member: bool) -> Self {
+        let shape = match self {
+            ShapeM::Radius(r) => ExactShape::Radius(r),
+            ShapeM::Box(w, h) => ExactShape::Box(w, h),
+            ShapeM::Exact { .. } => return self,
+        };
+        if self.reach() < REDIS_EXACT_BELOW_M {
+            ShapeM::Exact {
+                shape,
+                centre: redis_centre(c, member),
+            }
+        } else {
+            self
+        }
+    }
+
+    /// Largest distance a member can have from the search centre.
     fn reach(self) -> f64 {
         match self {
             ShapeM::Radius(r) => r,
             // A corner: at most half-width plus half-height along the sphere.
             ShapeM::Box(w, h) => w / 2.0 + h / 2.0,
+            // Cell centres are within 0.4 m of the stored points they
+            // stand for, and the Redis centre within 0.4 m of the centre.
+            ShapeM::Exact { shape, .. } => {
+                let inner = match shape {
+                    ExactShape::Radius(r) => ShapeM::Radius(r),
+                    ExactShape::Box(w, h) => ShapeM::Box(w, h),
+                };
+                inner.reach() + 1.0
+            }
         }
     }
 
     fn range(self, c: LonLat) -> CellRange {
         match self {
             ShapeM::Radius(r) => radius_range(c, r),
+            ShapeM::Exact { .. } => radius_range(c, self.reach()),
             ShapeM::Box(w, h) => {
                 const MARGIN: f64 = 1e-7;
                 let dlat = angle(h / 2.0).to_degrees();
@@ -299,6 +365,24 @@ impl ShapeM {
                     return None;
                 }
                 Some(haversine_m(c, p))
+            }
+            ShapeM::Exact { shape, centre } => {
+                let (lon, lat) = redis_cell_centre(p.redis_geohash());
+                let dist = |a: (f64, f64), b: (f64, f64)| {
+                    REDIS_HAVERSINE.distance(Point::new(a.0, a.1), Point::new(b.0, b.1))
+                };
+                match shape {
+                    ExactShape::Radius(r) => Some(dist(centre, (lon, lat))).filter(|&d| d <= r),
+                    // geohashGetDistanceIfInRectangle.
+                    ExactShape::Box(w, h) => {
+                        let lat_d =
+                            EARTH_RADIUS_M * (lat.to_radians() - centre.1.to_radians()).abs();
+                        if lat_d > h / 2.0 || dist((lon, lat), (centre.0, lat)) > w / 2.0 {
+                            return None;
+                        }
+                        Some(dist(centre, (lon, lat)))
+                    }
+                }
             }
         }
     }
@@ -460,8 +544,15 @@ impl GeoIndex {
         self.run(q, now, |_: &Shard, _: &Slot| true, out)
     }
 
-    /// [`GeoIndex::search_at`] with an extra predicate evaluated inside the
-    /// walk on drivers that pass the area and the attribute filter.
+    /// [`GeoIndex::search_at`] with an extra predicate on the drivers that
+    /// pass the area and the attribute filter.
+    ///
+    /// `pred` runs after the search has released its locks, on a copy of
+    /// each candidate as the search saw it, so it may call into the index
+    /// (a claim, a lookup). With `COUNT k`, the search takes the first
+    /// `max(k, 16)` candidates in the query's order and, while fewer than
+    /// `k` of them pass and more exist, searches again for four times as
+    /// many; `pred` is called at most once per driver.
     ///
     /// # Errors
     /// As [`GeoIndex::search_at`].
@@ -471,14 +562,47 @@ impl GeoIndex {
         now: Instant,
         mut pred: impl FnMut(&DriverView) -> bool,
     ) -> Result<Vec<Hit>, GeoError> {
-        let mut out = Vec::new();
-        self.run(
-            q,
-            now,
-            |shard: &Shard, slot: &Slot| pred(&self.view(shard, slot)),
-            &mut out,
-        )?;
-        Ok(out)
+        let mut verdicts: HashMap<u64, bool, RandomState> = HashMap::default();
+        let mut round = *q;
+        round.count = q.count.map(|k| k.max(16));
+        let mut views: HashMap<u64, DriverView, RandomState> = HashMap::default();
+        let mut hits = Vec::new();
+        loop {
+            views.clear();
+            self.run(
+                &round,
+                now,
+                |shard: &Shard, slot: &Slot| {
+                    views.insert(slot.id, self.view(shard, slot));
+                    true
+                },
+                &mut hits,
+            )?;
+            // No lock is held from here on.
+            let exhausted = round.count.is_none_or(|k| hits.len() < k);
+            let mut out = Vec::new();
+            for h in &hits {
+                let id = h.id.get();
+                let pass = match verdicts.get(&id) {
+                    Some(&v) => v,
+                    None => {
+                        let v = views.get(&id).is_some_and(&mut pred);
+                        verdicts.insert(id, v);
+                        v
+                    }
+                };
+                if pass {
+                    out.push(*h);
+                    if q.count == Some(out.len()) {
+                        return Ok(out);
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(out);
+            }
+            round.count = round.count.map(|k| k.saturating_mul(4));
+        }
     }
 
     /// The `k` drivers nearest to `center` within `max_radius_m` metres that
@@ -512,6 +636,7 @@ impl GeoIndex {
             Center::Point(p) => p,
             Center::Member(id) => self.position_at(id, now)?,
         };
+        let shape = shape.exact_if_tiny(center, matches!(q.center, Center::Member(_)));
         let range = shape.range(center);
         let locked = self.lock_range(&range);
         let mut judge = Judge {
@@ -534,7 +659,8 @@ impl GeoIndex {
                 self.walk_nearest(&locked, &range, &mut judge, k)
             }
             (Some(k), true) => {
-                let mut v = Vec::with_capacity(k);
+                // Never allocate from a caller's count.
+                let mut v = Vec::with_capacity(k.min(1024));
                 if rings_ok {
                     self.walk_rings(&locked, &range, &mut judge, &mut |f, _| {
                         v.push(f);
@@ -569,7 +695,7 @@ impl GeoIndex {
         out.extend(found.into_iter().map(|f| {
             let pos = f.slot.pos();
             Hit {
-                id: DriverId(f.slot.id),
+                id: DriverId::stored(f.slot.id),
                 distance: f.d / per_unit,
                 pos,
                 attrs: Attrs::unpack(f.slot.attrs()),

@@ -45,7 +45,7 @@ impl GeoIndex {
                 for slot in cell.slots.iter().filter(|s| !s.is_free()) {
                     if self.is_live(&shard, slot, now_ms as u64) {
                         drivers.push(SnapshotDriver {
-                            id: DriverId(slot.id),
+                            id: DriverId::stored(slot.id),
                             pos: slot.pos(),
                             attrs: Attrs::unpack(slot.attrs()),
                             age_ms: now_ms - slot.updated_ms() as i64,
@@ -65,12 +65,16 @@ impl GeoIndex {
     /// Rebuilds an index from a snapshot taken at an earlier time, as of
     /// `now`: every driver gets its snapshot age back (`updated = now −
     /// age`), so expiry continues where it was. `config.default_ttl` is
-    /// replaced by the snapshot's.
+    /// replaced by the snapshot's. The snapshot is checked whole before
+    /// anything is built: a malformed one restores nothing.
     ///
     /// # Errors
     /// [`GeoError::InvalidConfig`] / [`GeoError::InvalidValue`] for a bad
-    /// configuration or TTL in the snapshot; [`GeoError::ReservedId`] for a
-    /// reserved id.
+    /// configuration or TTL in the snapshot; [`GeoError::InvalidSnapshot`]
+    /// for a driver listed twice, an age at or beyond its TTL (a snapshot
+    /// holds live drivers only) or further in the future than
+    /// `config.max_future_skew`; [`GeoError::TimeOutOfRange`] when an age
+    /// puts the update before `now`'s clock can go.
     pub fn restore_at(
         snapshot: &Snapshot,
         config: IndexConfig,
@@ -80,18 +84,51 @@ impl GeoIndex {
             default_ttl: Duration::from_millis(snapshot.default_ttl_ms),
             ..config
         };
-        ttl_ms(config.default_ttl)?;
+        let default_ttl = ttl_ms(config.default_ttl)?;
+        let max_skew_ms = i64::try_from(config.max_future_skew.as_millis()).unwrap_or(i64::MAX);
+        let mut seen = std::collections::HashSet::with_capacity(snapshot.drivers.len());
+        let mut ats = Vec::with_capacity(snapshot.drivers.len());
+        for (row, d) in snapshot.drivers.iter().enumerate() {
+            let bad = |reason| GeoError::InvalidSnapshot {
+                row,
+                id: d.id.get(),
+                reason,
+            };
+            if !seen.insert(d.id) {
+                return Err(bad("the driver is listed twice"));
+            }
+            let ttl = d
+                .ttl_ms
+                .map(|t| ttl_ms(Duration::from_millis(t)))
+                .transpose()?;
+            let ttl = ttl.unwrap_or(default_ttl);
+            if d.age_ms >= 0 && d.age_ms.unsigned_abs() >= ttl {
+                return Err(bad(
+                    "age_ms is not below the driver's TTL: a snapshot holds only live drivers",
+                ));
+            }
+            if d.age_ms < -max_skew_ms {
+                return Err(bad(
+                    "age_ms puts the update further in the future than max_future_skew",
+                ));
+            }
+            let age = Duration::from_millis(d.age_ms.unsigned_abs());
+            let at = if d.age_ms >= 0 {
+                now.checked_sub(age)
+            } else {
+                now.checked_add(age)
+            };
+            let at = at.ok_or(GeoError::TimeOutOfRange {
+                offset_ms: i128::from(d.age_ms),
+                reason: "the snapshot age puts the update outside the range of Instant",
+            })?;
+            ats.push(at);
+        }
         let index = GeoIndex::with_config(config)?;
         let mut batch = Vec::with_capacity(snapshot.drivers.len().min(4096));
-        for chunk in snapshot.drivers.chunks(4096) {
+        for (chunk, at_chunk) in snapshot.drivers.chunks(4096).zip(ats.chunks(4096)) {
             batch.clear();
-            for d in chunk {
-                let at = if d.age_ms >= 0 {
-                    now.checked_sub(Duration::from_millis(d.age_ms as u64))
-                        .unwrap_or(now)
-                } else {
-                    now + Duration::from_millis(d.age_ms.unsigned_abs())
-                };
+            for (d, &at) in chunk.iter().zip(at_chunk) {
                 let mut u = DriverUpdate::new(d.id, d.pos, at).with_attrs(d.attrs);
                 u.ttl = d.ttl_ms.map(Duration::from_millis);
                 batch.push(u);

@@ -22,17 +22,27 @@ fn index_at(t0: Instant) -> GeoIndex {
 }
 
 fn ids(hits: &[dispatchkit_geo_index::Hit]) -> Vec<u64> {
-    hits.iter().map(|h| h.id.0).collect()
+    hits.iter().map(|h| h.id.get()).collect()
 }
 
 /// Redis's own documentation example (GEOADD Sicily … Palermo Catania).
 fn sicily(t0: Instant) -> GeoIndex {
     let index = index_at(t0);
-    index
-        .upsert_at(DriverId(1), ll(13.361389, 38.115556), Attrs::default(), t0)
+    let _ = index
+        .upsert_at(
+            DriverId::new(1).unwrap(),
+            ll(13.361389, 38.115556),
+            Attrs::default(),
+            t0,
+        )
         .unwrap();
-    index
-        .upsert_at(DriverId(2), ll(15.087269, 37.502669), Attrs::default(), t0)
+    let _ = index
+        .upsert_at(
+            DriverId::new(2).unwrap(),
+            ll(15.087269, 37.502669),
+            Attrs::default(),
+            t0,
+        )
         .unwrap();
     index
 }
@@ -43,15 +53,30 @@ fn matches_the_redis_documentation_examples() {
     let index = sicily(t0);
     // GEODIST Sicily Palermo Catania → "166274.1516" (m) and "166.2742" km.
     let d = index
-        .distance_at(DriverId(1), DriverId(2), Unit::Meters, t0)
+        .distance_at(
+            DriverId::new(1).unwrap(),
+            DriverId::new(2).unwrap(),
+            Unit::Meters,
+            t0,
+        )
         .unwrap();
     assert!((d - 166_274.151_6).abs() < 0.5, "{d}");
     let km = index
-        .distance_at(DriverId(1), DriverId(2), Unit::Kilometers, t0)
+        .distance_at(
+            DriverId::new(1).unwrap(),
+            DriverId::new(2).unwrap(),
+            Unit::Kilometers,
+            t0,
+        )
         .unwrap();
     assert!((km - 166.2742).abs() < 0.0005);
     let mi = index
-        .distance_at(DriverId(1), DriverId(2), Unit::Miles, t0)
+        .distance_at(
+            DriverId::new(1).unwrap(),
+            DriverId::new(2).unwrap(),
+            Unit::Miles,
+            t0,
+        )
         .unwrap();
     assert!((mi - 103.3182).abs() < 0.0005, "{mi}");
     // GEORADIUS Sicily 15 37 200 km WITHDIST → Palermo 190.4424, Catania 56.4413.
@@ -72,7 +97,7 @@ fn matches_the_redis_documentation_examples() {
     assert_eq!(ids(&index.search_at(&q, t0).unwrap()), vec![2, 1]);
     // GEOPOS Sicily Palermo → 13.36138933897018433 38.11555639549629859 (cell
     // centre of Redis's 52-bit hash; we store to 5 mm, so within 0.5 m).
-    let p = index.position_at(DriverId(1), t0).unwrap();
+    let p = index.position_at(DriverId::new(1).unwrap(), t0).unwrap();
     assert!(p.distance_m(ll(13.361_389_338_970_184, 38.115_556_395_496_3)) < 0.5);
 }
 
@@ -81,8 +106,13 @@ fn count_implies_asc_desc_reverses_any_stops_early() {
     let t0 = Instant::now();
     let index = index_at(t0);
     for i in 0..20u64 {
-        index
-            .upsert_at(DriverId(i), ll(0.001 * i as f64, 0.0), Attrs::default(), t0)
+        let _ = index
+            .upsert_at(
+                DriverId::new(i).unwrap(),
+                ll(0.001 * i as f64, 0.0),
+                Attrs::default(),
+                t0,
+            )
             .unwrap();
     }
     let c = ll(0.0, 0.0);
@@ -109,7 +139,7 @@ fn count_implies_asc_desc_reverses_any_stops_early() {
         .unwrap();
     assert_eq!(all.len(), 20);
     // FROMMEMBER includes the member itself, at distance 0.
-    let q = Search::member_radius(DriverId(7), 150.0, Unit::Meters).asc();
+    let q = Search::member_radius(DriverId::new(7).unwrap(), 150.0, Unit::Meters).asc();
     let hits = index.search_at(&q, t0).unwrap();
     assert_eq!(ids(&hits)[0], 7);
     let mut rest = ids(&hits)[1..].to_vec();
@@ -117,7 +147,7 @@ fn count_implies_asc_desc_reverses_any_stops_early() {
     assert_eq!(rest, vec![6, 8]);
     assert_eq!(hits[0].distance, 0.0);
     // Units: 1 mi is 1609.34 m.
-    let q = Search::member_radius(DriverId(0), 1.0, Unit::Miles).asc();
+    let q = Search::member_radius(DriverId::new(0).unwrap(), 1.0, Unit::Miles).asc();
     let hits = index.search_at(&q, t0).unwrap();
     assert_eq!(hits.len(), 15);
     assert!((hits[1].distance * 1609.34 - 111.3).abs() < 0.5);
@@ -129,8 +159,8 @@ fn boundary_points_are_inside() {
     let index = index_at(t0);
     let c = ll(2.35, 48.85);
     let p = ll(2.36, 48.85);
-    index
-        .upsert_at(DriverId(1), p, Attrs::default(), t0)
+    let _ = index
+        .upsert_at(DriverId::new(1).unwrap(), p, Attrs::default(), t0)
         .unwrap();
     let d = c.distance_m(p);
     // Redis keeps members with distance <= radius.
@@ -155,14 +185,29 @@ fn boundary_points_are_inside() {
 fn antimeridian_and_the_latitude_limit() {
     let t0 = Instant::now();
     let index = index_at(t0);
-    index
-        .upsert_at(DriverId(1), ll(179.999, -16.5), Attrs::default(), t0)
+    let _ = index
+        .upsert_at(
+            DriverId::new(1).unwrap(),
+            ll(179.999, -16.5),
+            Attrs::default(),
+            t0,
+        )
         .unwrap();
-    index
-        .upsert_at(DriverId(2), ll(-179.999, -16.5), Attrs::default(), t0)
+    let _ = index
+        .upsert_at(
+            DriverId::new(2).unwrap(),
+            ll(-179.999, -16.5),
+            Attrs::default(),
+            t0,
+        )
         .unwrap();
-    index
-        .upsert_at(DriverId(3), ll(-179.95, -16.5), Attrs::default(), t0)
+    let _ = index
+        .upsert_at(
+            DriverId::new(3).unwrap(),
+            ll(-179.95, -16.5),
+            Attrs::default(),
+            t0,
+        )
         .unwrap();
     // From either side, the other side is 213 m away, not 40,000 km.
     let q = Search::radius(ll(179.9995, -16.5), 1.0, Unit::Kilometers).asc();
@@ -173,9 +218,9 @@ fn antimeridian_and_the_latitude_limit() {
     assert_eq!(ids(&index.search_at(&q, t0).unwrap()).len(), 2);
     // Near the latitude limit a radius spans every longitude.
     for (i, lon) in [-170.0, -60.0, 0.0, 90.0, 179.0].iter().enumerate() {
-        index
+        let _ = index
             .upsert_at(
-                DriverId(10 + i as u64),
+                DriverId::new(10 + i as u64).unwrap(),
                 ll(*lon, 85.05),
                 Attrs::default(),
                 t0,
@@ -185,7 +230,7 @@ fn antimeridian_and_the_latitude_limit() {
     let q = Search::radius(ll(0.0, 85.05112878), 1200.0, Unit::Kilometers).asc();
     let hits = index.search_at(&q, t0).unwrap();
     assert_eq!(hits.len(), 5);
-    assert_eq!(hits[0].id, DriverId(12));
+    assert_eq!(hits[0].id, DriverId::new(12).unwrap());
     let nearest = index
         .nearest_at(ll(0.0, 85.0), 2, 2_000_000.0, &Filter::new(), t0)
         .unwrap();
@@ -201,19 +246,29 @@ fn bybox_uses_redis_rectangle_test() {
     // north is out, 6 km east is out.
     let c = ll(0.0, 60.0);
     let east = |m: f64| ll(m / (111_226.0 * 0.5), 60.0);
-    index
-        .upsert_at(DriverId(1), east(4_000.0), Attrs::default(), t0)
-        .unwrap();
-    index
+    let _ = index
         .upsert_at(
-            DriverId(2),
+            DriverId::new(1).unwrap(),
+            east(4_000.0),
+            Attrs::default(),
+            t0,
+        )
+        .unwrap();
+    let _ = index
+        .upsert_at(
+            DriverId::new(2).unwrap(),
             ll(0.0, 60.0 + 1_500.0 / 111_226.0),
             Attrs::default(),
             t0,
         )
         .unwrap();
-    index
-        .upsert_at(DriverId(3), east(6_000.0), Attrs::default(), t0)
+    let _ = index
+        .upsert_at(
+            DriverId::new(3).unwrap(),
+            east(6_000.0),
+            Attrs::default(),
+            t0,
+        )
         .unwrap();
     let hits = index
         .search_at(&Search::boxed(c, 10.0, 2.0, Unit::Kilometers), t0)
@@ -241,10 +296,9 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
     let c = ll(15.0, 37.0);
     let bad = [
         Search::radius(c, -1.0, Unit::Kilometers),
-        Search::radius(c, 0.0, Unit::Kilometers),
         Search::radius(c, f64::NAN, Unit::Kilometers),
-        Search::radius(c, f64::INFINITY, Unit::Kilometers),
-        Search::boxed(c, 0.0, 1.0, Unit::Kilometers),
+        Search::radius(c, f64::NEG_INFINITY, Unit::Kilometers),
+        Search::boxed(c, f64::NAN, 1.0, Unit::Kilometers),
         Search::boxed(c, 1.0, -1.0, Unit::Kilometers),
         Search::radius(c, 1.0, Unit::Kilometers).count(0),
         Search::radius(c, 1.0, Unit::Kilometers).any(),
@@ -268,63 +322,73 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
     );
     assert!(matches!("furlong".parse::<Unit>(), Err(GeoError::InvalidUnit(u)) if u == "furlong"));
     let e = index
-        .search_at(&Search::member_radius(DriverId(99), 1.0, Unit::Meters), t0)
+        .search_at(
+            &Search::member_radius(DriverId::new(99).unwrap(), 1.0, Unit::Meters),
+            t0,
+        )
         .unwrap_err();
-    assert_eq!(e, GeoError::UnknownDriver(DriverId(99)));
+    assert_eq!(e, GeoError::UnknownDriver(DriverId::new(99).unwrap()));
     // FROMMEMBER of an expired driver.
     let later = t0 + Duration::from_secs(31);
     let e = index
         .search_at(
-            &Search::member_radius(DriverId(1), 1.0, Unit::Meters),
+            &Search::member_radius(DriverId::new(1).unwrap(), 1.0, Unit::Meters),
             later,
         )
         .unwrap_err();
-    assert_eq!(e, GeoError::UnknownDriver(DriverId(1)));
-    assert_eq!(
-        index.upsert_at(DriverId(u64::MAX), c, Attrs::default(), t0),
-        Err(GeoError::ReservedId(DriverId(u64::MAX)))
-    );
+    assert_eq!(e, GeoError::UnknownDriver(DriverId::new(1).unwrap()));
+    assert_eq!(DriverId::new(u64::MAX), Err(GeoError::ReservedId(u64::MAX)));
     let heavy = Attrs {
         load: 8,
         ..Attrs::default()
     };
     assert!(matches!(
-        index.upsert_at(DriverId(5), c, heavy, t0),
+        index.upsert_at(DriverId::new(5).unwrap(), c, heavy, t0),
         Err(GeoError::InvalidAttribute { what: "load", .. })
     ));
     assert!(matches!(
-        index.update_attrs_at(DriverId(1), |a| a.load = 9, t0),
+        index.update_attrs_at(DriverId::new(1).unwrap(), |a| a.load = 9, t0),
         Err(GeoError::InvalidAttribute { .. })
     ));
     assert!(
         index
             .update_at(
-                DriverUpdate::new(DriverId(6), c, t0).with_ttl(Duration::ZERO),
+                DriverUpdate::new(DriverId::new(6).unwrap(), c, t0).with_ttl(Duration::ZERO),
                 t0
             )
             .is_err()
     );
     assert_eq!(
-        index.move_at(DriverId(42), c, t0),
-        Err(GeoError::UnknownDriver(DriverId(42)))
+        index.move_at(DriverId::new(42).unwrap(), c, t0),
+        Err(GeoError::UnknownDriver(DriverId::new(42).unwrap()))
     );
     assert_eq!(
-        index.remove_at(DriverId(42), t0).unwrap_err(),
-        GeoError::UnknownDriver(DriverId(42))
+        index.remove_at(DriverId::new(42).unwrap(), t0).unwrap_err(),
+        GeoError::UnknownDriver(DriverId::new(42).unwrap())
     );
     assert!(
         index
-            .distance_at(DriverId(1), DriverId(42), Unit::Meters, t0)
+            .distance_at(
+                DriverId::new(1).unwrap(),
+                DriverId::new(42).unwrap(),
+                Unit::Meters,
+                t0
+            )
             .is_err()
     );
     assert!(
         index
-            .compare_and_set_status_at(DriverId(42), Status::AVAILABLE, Status::BUSY, t0)
+            .compare_and_set_status_at(
+                DriverId::new(42).unwrap(),
+                Status::AVAILABLE,
+                Status::BUSY,
+                t0
+            )
             .is_err()
     );
     let batch = [
-        DriverUpdate::new(DriverId(u64::MAX), c, t0),
-        DriverUpdate::new(DriverId(7), c, t0).with_attrs(heavy),
+        DriverUpdate::new(DriverId::new(7).unwrap(), c, t0 + Duration::from_secs(60)),
+        DriverUpdate::new(DriverId::new(7).unwrap(), c, t0).with_attrs(heavy),
     ];
     let r = index.upsert_batch_at(&batch, t0);
     assert_eq!(
@@ -375,12 +439,12 @@ fn expiry_default_override_and_purge() {
     let t0 = Instant::now();
     let index = index_at(t0);
     let p = ll(-122.33, 47.61);
-    index
-        .upsert_at(DriverId(1), p, Attrs::default(), t0)
+    let _ = index
+        .upsert_at(DriverId::new(1).unwrap(), p, Attrs::default(), t0)
         .unwrap();
-    index
+    let _ = index
         .update_at(
-            DriverUpdate::new(DriverId(2), p, t0).with_ttl(Duration::from_secs(120)),
+            DriverUpdate::new(DriverId::new(2).unwrap(), p, t0).with_ttl(Duration::from_secs(120)),
             t0,
         )
         .unwrap();
@@ -395,23 +459,26 @@ fn expiry_default_override_and_purge() {
     // Invisible from the moment it expires.
     assert_eq!(s(30_000), 1);
     assert_eq!(
-        index.get_at(DriverId(1), t0 + Duration::from_secs(30)),
-        Err(GeoError::UnknownDriver(DriverId(1)))
+        index.get_at(DriverId::new(1).unwrap(), t0 + Duration::from_secs(30)),
+        Err(GeoError::UnknownDriver(DriverId::new(1).unwrap()))
     );
     assert_eq!(s(119_999), 1);
     assert_eq!(s(120_000), 0);
-    let v = index.get_at(DriverId(2), t0).unwrap();
+    let v = index.get_at(DriverId::new(2).unwrap(), t0).unwrap();
     assert_eq!(v.expires_at, t0 + Duration::from_secs(120));
     // The per-driver TTL survives a position-only update.
-    index
+    let _ = index
         .move_at(
-            DriverId(2),
+            DriverId::new(2).unwrap(),
             ll(-122.331, 47.61),
             t0 + Duration::from_secs(10),
         )
         .unwrap();
     assert_eq!(
-        index.get_at(DriverId(2), t0).unwrap().expires_at,
+        index
+            .get_at(DriverId::new(2).unwrap(), t0)
+            .unwrap()
+            .expires_at,
         t0 + Duration::from_secs(130)
     );
     assert_eq!(index.len(), 2);
@@ -428,7 +495,7 @@ fn the_amortised_sweep_reclaims_without_a_purge_call() {
     let batch: Vec<_> = (0..5_000u64)
         .map(|i| {
             DriverUpdate::new(
-                DriverId(i),
+                DriverId::new(i).unwrap(),
                 ll(
                     -122.3 + (i % 100) as f64 * 1e-3,
                     47.6 + (i / 100) as f64 * 1e-3,
@@ -437,7 +504,7 @@ fn the_amortised_sweep_reclaims_without_a_purge_call() {
             )
         })
         .collect();
-    index.upsert_batch_at(&batch, t0);
+    let _ = index.upsert_batch_at(&batch, t0);
     assert_eq!(index.len(), 5_000);
     // A minute later, only drivers 0..100 keep reporting.
     let mut purged = 0;
@@ -469,31 +536,36 @@ fn stale_updates_are_rejected_and_expired_drivers_start_afresh() {
     };
     assert_eq!(
         index
-            .upsert_at(DriverId(1), a, busy, t0 + Duration::from_secs(5))
+            .upsert_at(
+                DriverId::new(1).unwrap(),
+                a,
+                busy,
+                t0 + Duration::from_secs(5)
+            )
             .unwrap(),
         Upsert::Inserted
     );
     // An older position arriving late is ignored.
-    let late = DriverUpdate::new(DriverId(1), b, t0 + Duration::from_secs(4));
+    let late = DriverUpdate::new(DriverId::new(1).unwrap(), b, t0 + Duration::from_secs(4));
     assert_eq!(
         index.update_at(late, t0 + Duration::from_secs(6)).unwrap(),
         Upsert::Stale
     );
     assert_eq!(
         index
-            .position_at(DriverId(1), t0 + Duration::from_secs(6))
+            .position_at(DriverId::new(1).unwrap(), t0 + Duration::from_secs(6))
             .unwrap(),
         a
     );
     // A position-only update keeps the attributes.
-    let newer = DriverUpdate::new(DriverId(1), b, t0 + Duration::from_secs(7));
+    let newer = DriverUpdate::new(DriverId::new(1).unwrap(), b, t0 + Duration::from_secs(7));
     assert_eq!(
         index.update_at(newer, t0 + Duration::from_secs(7)).unwrap(),
         Upsert::Moved
     );
     assert_eq!(
         index
-            .get_at(DriverId(1), t0 + Duration::from_secs(7))
+            .get_at(DriverId::new(1).unwrap(), t0 + Duration::from_secs(7))
             .unwrap()
             .attrs
             .status,
@@ -501,13 +573,13 @@ fn stale_updates_are_rejected_and_expired_drivers_start_afresh() {
     );
     // After expiry the driver counts as absent: the next update starts it
     // afresh with default attributes, even if its time is older.
-    let back = DriverUpdate::new(DriverId(1), a, t0 + Duration::from_secs(50));
+    let back = DriverUpdate::new(DriverId::new(1).unwrap(), a, t0 + Duration::from_secs(50));
     assert_eq!(
         index.update_at(back, t0 + Duration::from_secs(60)).unwrap(),
         Upsert::Inserted
     );
     let v = index
-        .get_at(DriverId(1), t0 + Duration::from_secs(60))
+        .get_at(DriverId::new(1).unwrap(), t0 + Duration::from_secs(60))
         .unwrap();
     assert_eq!((v.pos, v.attrs), (a, Attrs::default()));
 }
@@ -540,12 +612,12 @@ fn geofence_enter_and_exit_events() {
     let step = |id: u64, p: LonLat, ms: u64| {
         let t = t0 + Duration::from_millis(ms);
         index
-            .upsert_batch_at(&[DriverUpdate::new(DriverId(id), p, t)], t)
+            .upsert_batch_at(&[DriverUpdate::new(DriverId::new(id).unwrap(), p, t)], t)
             .events
     };
     let ev = |fence, kind| {
         vec![FenceEvent {
-            driver: DriverId(1),
+            driver: DriverId::new(1).unwrap(),
             fence,
             kind,
         }]
@@ -561,12 +633,12 @@ fn geofence_enter_and_exit_events() {
         step(1, ll(-122.3450, 47.6250), 4),
         vec![
             FenceEvent {
-                driver: DriverId(1),
+                driver: DriverId::new(1).unwrap(),
                 fence: 20,
                 kind: FenceEventKind::Enter
             },
             FenceEvent {
-                driver: DriverId(1),
+                driver: DriverId::new(1).unwrap(),
                 fence: 10,
                 kind: FenceEventKind::Exit
             },
@@ -581,7 +653,7 @@ fn geofence_enter_and_exit_events() {
     assert_eq!(
         e,
         vec![FenceEvent {
-            driver: DriverId(2),
+            driver: DriverId::new(2).unwrap(),
             fence: 10,
             kind: FenceEventKind::Enter
         }]
@@ -601,15 +673,19 @@ fn snapshot_round_trips_through_json() {
             -74.0 + (i % 25) as f64 * 2e-3,
             40.7 + (i / 25) as f64 * 2e-3,
         );
-        let mut u = DriverUpdate::new(DriverId(i), p, t0 + Duration::from_millis(i * 10))
-            .with_attrs(Attrs {
-                load: (i % 4) as u8,
-                ..Attrs::default()
-            });
+        let mut u = DriverUpdate::new(
+            DriverId::new(i).unwrap(),
+            p,
+            t0 + Duration::from_millis(i * 10),
+        )
+        .with_attrs(Attrs {
+            load: (i % 4) as u8,
+            ..Attrs::default()
+        });
         if i % 7 == 0 {
             u = u.with_ttl(Duration::from_secs(300));
         }
-        index.update_at(u, t0).unwrap();
+        let _ = index.update_at(u, t0).unwrap();
     }
     let now = t0 + Duration::from_secs(20);
     let snap = index.snapshot_at(now);
@@ -636,8 +712,8 @@ fn snapshot_round_trips_through_json() {
     assert_eq!(a, b);
     // Expiry continues where it was: 30 s after its update, not after the restore.
     let gone = later + Duration::from_secs(11);
-    assert!(rebuilt.get_at(DriverId(1), gone).is_err());
-    assert!(rebuilt.get_at(DriverId(7), gone).is_ok());
+    assert!(rebuilt.get_at(DriverId::new(1).unwrap(), gone).is_err());
+    assert!(rebuilt.get_at(DriverId::new(7).unwrap(), gone).is_ok());
     // Corrupt coordinates are refused on the way in.
     assert!(serde_json::from_str::<LonLat>("[0.0, 91.0]").is_err());
 }
@@ -658,12 +734,12 @@ proptest! {
             .iter()
             .map(|&(id, dx, dy, ms, st)| {
                 let attrs = Attrs { status: Status::new(st).unwrap(), ..Attrs::default() };
-                DriverUpdate::new(DriverId(id), ll(10.0 + dx, 50.0 + dy), t0 + Duration::from_millis(ms)).with_attrs(attrs)
+                DriverUpdate::new(DriverId::new(id).unwrap(), ll(10.0 + dx, 50.0 + dy), t0 + Duration::from_millis(ms)).with_attrs(attrs)
             })
             .collect();
         let in_order = index_at(t0);
         for u in &updates {
-            in_order.update_at(*u, now).unwrap();
+            let _ = in_order.update_at(*u, now).unwrap();
         }
         let mut shuffled = updates.clone();
         let mut x = perm_seed | 1;
@@ -673,7 +749,7 @@ proptest! {
         }
         let any_order = index_at(t0);
         for chunk in shuffled.chunks(7) {
-            any_order.upsert_batch_at(chunk, now);
+            let _ = any_order.upsert_batch_at(chunk, now);
         }
         any_order.validate();
         prop_assert_eq!(in_order.snapshot_at(now), any_order.snapshot_at(now));
@@ -682,10 +758,10 @@ proptest! {
 
 #[test]
 fn search_accessors_describe_the_query() {
-    let q = Search::member_box(DriverId(3), 2.0, 1.0, Unit::Feet)
+    let q = Search::member_box(DriverId::new(3).unwrap(), 2.0, 1.0, Unit::Feet)
         .count(4)
         .any();
-    assert_eq!(q.center(), Center::Member(DriverId(3)));
+    assert_eq!(q.center(), Center::Member(DriverId::new(3).unwrap()));
     assert_eq!(q.shape(), Shape::Box(2.0, 1.0));
     assert_eq!(q.effective_order(), None);
     assert_eq!(
@@ -707,9 +783,9 @@ fn for_each_matching_visits_live_filtered_drivers() {
             Status::BUSY
         };
         let at = t0 + Duration::from_secs(i % 3 * 20);
-        index
+        let _ = index
             .upsert_at(
-                DriverId(i),
+                DriverId::new(i).unwrap(),
                 ll(1.0 + i as f64 * 1e-3, 1.0),
                 Attrs {
                     status,
@@ -724,7 +800,7 @@ fn for_each_matching_visits_live_filtered_drivers() {
     index.for_each_matching_at(now, &Filter::available(), |id, pos, attrs| {
         assert_eq!(attrs.status, Status::AVAILABLE);
         assert_eq!(index.position_at(id, now).unwrap(), pos);
-        seen.push(id.0);
+        seen.push(id.get());
     });
     seen.sort_unstable();
     // Updated at 0 s expired at 30 s; 20 s and 40 s ones are live.

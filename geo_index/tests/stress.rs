@@ -35,7 +35,7 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
         .unwrap(),
     );
     let start: Vec<_> = (0..DRIVERS)
-        .map(|i| DriverUpdate::new(DriverId(i), pos(i, 0), t0))
+        .map(|i| DriverUpdate::new(DriverId::new(i).unwrap(), pos(i, 0), t0))
         .collect();
     assert_eq!(index.upsert_batch_at(&start, t0).inserted, DRIVERS as usize);
     let centre = LonLat::new(-122.6953125, 47.4609375).unwrap();
@@ -53,7 +53,7 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
                     let at = t0 + Duration::from_millis(k);
                     let batch: Vec<_> = mine
                         .iter()
-                        .map(|&i| DriverUpdate::new(DriverId(i), pos(i, k), at))
+                        .map(|&i| DriverUpdate::new(DriverId::new(i).unwrap(), pos(i, k), at))
                         .collect();
                     let r = index.upsert_batch_at(&batch, at);
                     assert_eq!(r.moved, batch.len(), "a move was lost or judged stale");
@@ -67,7 +67,7 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
                 let mut rounds = 0;
                 while !done.load(Ordering::Relaxed) || rounds < 20 {
                     let hits = index.search_at(&everything, now).unwrap();
-                    let ids: HashSet<u64> = hits.iter().map(|h| h.id.0).collect();
+                    let ids: HashSet<u64> = hits.iter().map(|h| h.id.get()).collect();
                     assert_eq!(
                         ids.len(),
                         hits.len(),
@@ -95,9 +95,13 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
             let done = done.clone();
             let index = index.clone();
             move || {
-                while index.get_at(DriverId(0), t0).map(|v| v.updated_at)
+                while index
+                    .get_at(DriverId::new(0).unwrap(), t0)
+                    .map(|v| v.updated_at)
                     != Ok(t0 + Duration::from_millis(BATCHES))
-                    || index.get_at(DriverId(1), t0).map(|v| v.updated_at)
+                    || index
+                        .get_at(DriverId::new(1).unwrap(), t0)
+                        .map(|v| v.updated_at)
                         != Ok(t0 + Duration::from_millis(BATCHES))
                 {
                     std::hint::spin_loop();
@@ -111,7 +115,7 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
     let now = t0 + Duration::from_millis(BATCHES);
     for i in 0..DRIVERS {
         assert_eq!(
-            index.position_at(DriverId(i), now).unwrap(),
+            index.position_at(DriverId::new(i).unwrap(), now).unwrap(),
             pos(i, BATCHES),
             "driver {i} lost its last write"
         );
@@ -139,8 +143,8 @@ fn racing_claims_assign_each_driver_once() {
         .unwrap();
         for i in 0..20u64 {
             let at = LonLat::new(2.35 + i as f64 * 1e-4, 48.85).unwrap();
-            index
-                .upsert_at(DriverId(i), at, Attrs::default(), t0)
+            let _ = index
+                .upsert_at(DriverId::new(i).unwrap(), at, Attrs::default(), t0)
                 .unwrap();
         }
         let barrier = std::sync::Barrier::new(4);
@@ -167,7 +171,7 @@ fn racing_claims_assign_each_driver_once() {
                                     )
                                     .unwrap()
                                 {
-                                    mine.push(h.id.0);
+                                    mine.push(h.id.get());
                                     break;
                                 }
                                 lost += 1;

@@ -345,8 +345,8 @@ impl From<&DriverView> for DriverSpot {
 ///     .enumerate()
 ///     .map(|(i, &lon)| RideRequest { rider: RiderId(i as u64), pickup: p(lon), vehicles: VehicleSet::of(&[car]) })
 ///     .collect();
-/// let drivers = [DriverSpot { id: DriverId(7), pos: p(-73.985), vehicle: car },
-///                DriverSpot { id: DriverId(8), pos: p(-73.90), vehicle: car }];
+/// let drivers = [DriverSpot { id: DriverId::new(7)?, pos: p(-73.985), vehicle: car },
+///                DriverSpot { id: DriverId::new(8)?, pos: p(-73.90), vehicle: car }];
 /// let costs = eta_costs(&HaversineEta::default(), &riders, &drivers, 5.0)?;
 /// assert_eq!(costs.get(0, 1), None); // driver 8 is 7.7 km away
 /// let a = assign_optimal(&costs);

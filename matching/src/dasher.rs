@@ -275,7 +275,7 @@ impl DasherMatch {
 /// let bike = VehicleType::new(1)?;
 /// for i in 0..8u64 {
 ///     let pos = LonLat::new(2.34 + 0.002 * i as f64, 48.85)?;
-///     index.upsert_at(DriverId(i), pos, Attrs::available(bike, Rating::new(4.8)?), t0)?;
+///     index.upsert_at(DriverId::new(i)?, pos, Attrs::available(bike, Rating::new(4.8)?), t0)?;
 /// }
 /// let restaurant = LonLat::new(2.345, 48.851)?;
 /// let orders = [
@@ -693,7 +693,9 @@ mod tests {
         for &(id, km, r, v, load) in ds {
             let mut a = Attrs::available(VehicleType::new(v).unwrap(), Rating::new(r).unwrap());
             a.load = load;
-            index.upsert_at(DriverId(id), at(km), a, t0).unwrap();
+            let _ = index
+                .upsert_at(DriverId::new(id).unwrap(), at(km), a, t0)
+                .unwrap();
         }
         index
     }
@@ -709,7 +711,7 @@ mod tests {
     }
 
     fn ids(o: &[DasherOffer]) -> Vec<u64> {
-        o.iter().map(|o| o.dasher.0).collect()
+        o.iter().map(|o| o.dasher.get()).collect()
     }
 
     fn matcher() -> DasherMatcher<HaversineEta> {
@@ -785,28 +787,32 @@ mod tests {
         assert_eq!(ids(&sa.offers), vec![1, 2]);
         assert_eq!(ids(&sb.offers), vec![1, 2]);
         let s = mx
-            .accept_at(&index, &mut a, DriverId(1), t0 + secs(1))
+            .accept_at(&index, &mut a, DriverId::new(1).unwrap(), t0 + secs(1))
             .unwrap();
         a.validate();
-        assert!(matches!(&s.status, DasherStatus::Assigned(o) if o.dasher == DriverId(1)));
-        assert_eq!(s.withdrawn, vec![DriverId(2)]);
-        let v = index.get_at(DriverId(1), t0).unwrap();
+        assert!(
+            matches!(&s.status, DasherStatus::Assigned(o) if o.dasher == DriverId::new(1).unwrap())
+        );
+        assert_eq!(s.withdrawn, vec![DriverId::new(2).unwrap()]);
+        let v = index.get_at(DriverId::new(1).unwrap(), t0).unwrap();
         assert_eq!((v.attrs.load, v.attrs.status), (3, Status::BUSY));
         // The same dasher accepts the other batch: it is full, race lost.
         let s = mx
-            .accept_at(&index, &mut b, DriverId(1), t0 + secs(2))
+            .accept_at(&index, &mut b, DriverId::new(1).unwrap(), t0 + secs(2))
             .unwrap();
         b.validate();
-        assert_eq!(s.lost_race, Some(DriverId(1)));
+        assert_eq!(s.lost_race, Some(DriverId::new(1).unwrap()));
         assert_eq!(s.status, DasherStatus::Offering);
         let s = mx
-            .accept_at(&index, &mut b, DriverId(2), t0 + secs(3))
+            .accept_at(&index, &mut b, DriverId::new(2).unwrap(), t0 + secs(3))
             .unwrap();
-        assert!(matches!(&s.status, DasherStatus::Assigned(o) if o.dasher == DriverId(2)));
-        let v = index.get_at(DriverId(2), t0).unwrap();
+        assert!(
+            matches!(&s.status, DasherStatus::Assigned(o) if o.dasher == DriverId::new(2).unwrap())
+        );
+        let v = index.get_at(DriverId::new(2).unwrap(), t0).unwrap();
         assert_eq!((v.attrs.load, v.attrs.status), (2, Status::AVAILABLE));
         assert!(
-            mx.decline_at(&index, &mut b, DriverId(2), t0 + secs(4))
+            mx.decline_at(&index, &mut b, DriverId::new(2).unwrap(), t0 + secs(4))
                 .is_err()
         );
     }
@@ -818,7 +824,7 @@ mod tests {
         let mx = matcher();
         let (mut m, _) = mx.start_at(&index, &orders(3), t0).unwrap();
         let s = mx
-            .decline_at(&index, &mut m, DriverId(1), t0 + secs(1))
+            .decline_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(1))
             .unwrap();
         m.validate();
         assert!(matches!(
@@ -904,7 +910,7 @@ mod tests {
         let (mut m, _) = mx.start_at(&index, &orders(1), t0 + secs(5)).unwrap();
         let before = m.clone();
         assert!(
-            mx.accept_at(&index, &mut m, DriverId(9), t0 + secs(6))
+            mx.accept_at(&index, &mut m, DriverId::new(9).unwrap(), t0 + secs(6))
                 .is_err()
         );
         assert!(mx.tick_at(&index, &mut m, t0).is_err());
@@ -955,7 +961,7 @@ mod tests {
                 if d <= 5_000.0 && v.attrs.rating.hundredths() > 450 && v.attrs.load as usize + k <= 3
                     && v.attrs.status == Status::AVAILABLE {
                     let r = batch_route(&eta, v.attrs.vehicle, Some(v.pos), &os).unwrap();
-                    near.push((d, v.id.0, r.secs));
+                    near.push((d, v.id.get(), r.secs));
                 }
             });
             near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));

@@ -17,7 +17,7 @@
 //! let car = VehicleType::new(0)?;
 //! for i in 0..20u64 {
 //!     let pos = LonLat::new(-73.99 + 0.002 * i as f64, 40.75)?;
-//!     index.upsert_at(DriverId(i), pos, Attrs::available(car, Rating::new(4.8)?), t0)?;
+//!     index.upsert_at(DriverId::new(i)?, pos, Attrs::available(car, Rating::new(4.8)?), t0)?;
 //! }
 //! // Seed defaults: 5 km then 10 km, rating > 4.5, ETA for the 10 nearest,
 //! // offers to the top 3, 30 s to answer.

@@ -333,18 +333,18 @@ fn offer(c: &Ranked<RideCandidate>, expires_at: Instant) -> RideOffer {
 /// let car = VehicleType::new(0)?;
 /// for (i, lon) in [13.400, 13.405, 13.410, 13.415].iter().enumerate() {
 ///     let attrs = Attrs::available(car, Rating::new(4.9)?);
-///     index.upsert_at(DriverId(i as u64), LonLat::new(*lon, 52.52)?, attrs, t0)?;
+///     index.upsert_at(DriverId::new(i as u64)?, LonLat::new(*lon, 52.52)?, attrs, t0)?;
 /// }
 /// let matcher = RideMatcher::new(RideConfig::default(), HaversineEta::default())?;
 /// let req = RideRequest { rider: RiderId(1), pickup: LonLat::new(13.401, 52.52)?, vehicles: VehicleSet::of(&[car]) };
 ///
 /// let (mut m, step) = matcher.start_at(&index, req, t0)?;
 /// assert_eq!(step.offers.len(), 3); // the 3 best ETAs
-/// assert_eq!(step.offers[0].driver, DriverId(0));
+/// assert_eq!(step.offers[0].driver, DriverId::new(0)?);
 ///
-/// let step = matcher.accept_at(&index, &mut m, DriverId(1), t0 + Duration::from_secs(5))?;
-/// assert!(matches!(step.status, RideStatus::Assigned { driver: DriverId(1), .. }));
-/// assert_eq!(index.get_at(DriverId(1), t0)?.attrs.status, Status::BUSY);
+/// let step = matcher.accept_at(&index, &mut m, DriverId::new(1)?, t0 + Duration::from_secs(5))?;
+/// assert!(matches!(step.status, RideStatus::Assigned { driver, .. } if driver == DriverId::new(1)?));
+/// assert_eq!(index.get_at(DriverId::new(1)?, t0)?.attrs.status, Status::BUSY);
 /// # Ok::<(), dispatchkit_matching::MatchingError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -732,7 +732,9 @@ mod tests {
         .unwrap();
         for &(id, km, r, v) in drivers {
             let a = Attrs::available(VehicleType::new(v).unwrap(), rating(r));
-            index.upsert_at(DriverId(id), east(km), a, t0).unwrap();
+            let _ = index
+                .upsert_at(DriverId::new(id).unwrap(), east(km), a, t0)
+                .unwrap();
         }
         index
     }
@@ -750,7 +752,7 @@ mod tests {
     }
 
     fn ids(offers: &[RideOffer]) -> Vec<u64> {
-        offers.iter().map(|o| o.driver.0).collect()
+        offers.iter().map(|o| o.driver.get()).collect()
     }
 
     fn secs(s: u64) -> Duration {
@@ -776,29 +778,37 @@ mod tests {
         assert!(step.offers.windows(2).all(|w| w[0].eta <= w[1].eta));
         assert_eq!(step.offers[0].expires_at, t0 + secs(30));
         let step = mx
-            .accept_at(&index, &mut m, DriverId(1), t0 + secs(10))
+            .accept_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(10))
             .unwrap();
         m.validate();
-        assert_eq!(step.withdrawn, vec![DriverId(3), DriverId(2)]);
+        assert_eq!(
+            step.withdrawn,
+            vec![DriverId::new(3).unwrap(), DriverId::new(2).unwrap()]
+        );
         assert!(matches!(
             step.status,
-            RideStatus::Assigned {
-                driver: DriverId(1),
-                ..
-            }
+            RideStatus::Assigned { driver, .. } if driver == DriverId::from(1u32)
         ));
         assert_eq!(
-            index.get_at(DriverId(1), t0).unwrap().attrs.status,
+            index
+                .get_at(DriverId::new(1).unwrap(), t0)
+                .unwrap()
+                .attrs
+                .status,
             Status::BUSY
         );
         assert_eq!(
-            index.get_at(DriverId(3), t0).unwrap().attrs.status,
+            index
+                .get_at(DriverId::new(3).unwrap(), t0)
+                .unwrap()
+                .attrs
+                .status,
             Status::AVAILABLE
         );
         // The match is over: further events are refused, state unchanged.
         let before = m.clone();
         assert!(matches!(
-            mx.accept_at(&index, &mut m, DriverId(3), t0 + secs(11)),
+            mx.accept_at(&index, &mut m, DriverId::new(3).unwrap(), t0 + secs(11)),
             Err(MatchingError::InvalidEvent { .. })
         ));
         assert!(mx.tick_at(&index, &mut m, t0 + secs(40)).is_err());
@@ -814,28 +824,28 @@ mod tests {
         let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
         assert_eq!(ids(&step.offers), vec![1, 2, 3]);
         let s = mx
-            .decline_at(&index, &mut m, DriverId(2), t0 + secs(1))
+            .decline_at(&index, &mut m, DriverId::new(2).unwrap(), t0 + secs(1))
             .unwrap();
         m.validate();
         assert!(s.offers.is_empty(), "other offers still open");
-        mx.decline_at(&index, &mut m, DriverId(1), t0 + secs(2))
+        mx.decline_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(2))
             .unwrap();
         let s = mx
-            .decline_at(&index, &mut m, DriverId(3), t0 + secs(3))
+            .decline_at(&index, &mut m, DriverId::new(3).unwrap(), t0 + secs(3))
             .unwrap();
         m.validate();
         assert_eq!(ids(&s.offers), vec![4, 5, 6]);
         assert_eq!(s.offers[0].expires_at, t0 + secs(33), "a fresh deadline");
         assert_eq!(m.radius_step(), 0);
         for d in [4, 5, 6] {
-            mx.decline_at(&index, &mut m, DriverId(d), t0 + secs(4))
+            mx.decline_at(&index, &mut m, DriverId::new(d).unwrap(), t0 + secs(4))
                 .unwrap();
             m.validate();
         }
         assert_eq!(ids(&m.open_offers()), vec![7]);
         // Declining the last one within 10 km: nobody left.
         let s = mx
-            .decline_at(&index, &mut m, DriverId(7), t0 + secs(5))
+            .decline_at(&index, &mut m, DriverId::new(7).unwrap(), t0 + secs(5))
             .unwrap();
         m.validate();
         assert_eq!(
@@ -870,7 +880,10 @@ mod tests {
         assert_eq!(s.status, RideStatus::Offering);
         let s = mx.tick_at(&index, &mut m, t0 + secs(30)).unwrap();
         m.validate();
-        assert_eq!(s.withdrawn, vec![DriverId(1), DriverId(2)]);
+        assert_eq!(
+            s.withdrawn,
+            vec![DriverId::new(1).unwrap(), DriverId::new(2).unwrap()]
+        );
         assert_eq!(
             ids(&s.offers),
             vec![3, 4],
@@ -879,13 +892,16 @@ mod tests {
         assert_eq!(m.radius_step(), 1);
         // An accept after the deadline is refused until the timeout is processed.
         assert!(matches!(
-            mx.accept_at(&index, &mut m, DriverId(3), t0 + secs(60)),
+            mx.accept_at(&index, &mut m, DriverId::new(3).unwrap(), t0 + secs(60)),
             Err(MatchingError::InvalidEvent { .. })
         ));
         // Second timeout: the last step is over.
         let s = mx.tick_at(&index, &mut m, t0 + secs(60)).unwrap();
         m.validate();
-        assert_eq!(s.withdrawn, vec![DriverId(3), DriverId(4)]);
+        assert_eq!(
+            s.withdrawn,
+            vec![DriverId::new(3).unwrap(), DriverId::new(4).unwrap()]
+        );
         assert!(matches!(
             s.status,
             RideStatus::Unmatched {
@@ -936,7 +952,12 @@ mod tests {
         );
         assert!(
             index
-                .compare_and_set_status_at(DriverId(5), Status::AVAILABLE, Status::BUSY, t0)
+                .compare_and_set_status_at(
+                    DriverId::new(5).unwrap(),
+                    Status::AVAILABLE,
+                    Status::BUSY,
+                    t0
+                )
                 .unwrap()
         );
         let (_, step) = matcher().start_at(&index, request(1), t0).unwrap();
@@ -971,21 +992,18 @@ mod tests {
         let (mut b, sb) = mx.start_at(&index, request(2), t0).unwrap();
         assert_eq!(ids(&sa.offers), ids(&sb.offers));
         let wa = mx
-            .accept_at(&index, &mut a, DriverId(1), t0 + secs(2))
+            .accept_at(&index, &mut a, DriverId::new(1).unwrap(), t0 + secs(2))
             .unwrap();
         let wb = mx
-            .accept_at(&index, &mut b, DriverId(1), t0 + secs(2))
+            .accept_at(&index, &mut b, DriverId::new(1).unwrap(), t0 + secs(2))
             .unwrap();
         a.validate();
         b.validate();
         assert!(matches!(
             wa.status,
-            RideStatus::Assigned {
-                driver: DriverId(1),
-                ..
-            }
+            RideStatus::Assigned { driver, .. } if driver == DriverId::from(1u32)
         ));
-        assert_eq!(wb.lost_race, Some(DriverId(1)));
+        assert_eq!(wb.lost_race, Some(DriverId::new(1).unwrap()));
         assert_eq!(wb.status, RideStatus::Offering);
         assert_eq!(
             ids(&b.open_offers()),
@@ -994,30 +1012,32 @@ mod tests {
         );
         // b's other drivers accept in turn; 2 wins for b.
         let wb = mx
-            .accept_at(&index, &mut b, DriverId(2), t0 + secs(3))
+            .accept_at(&index, &mut b, DriverId::new(2).unwrap(), t0 + secs(3))
             .unwrap();
         assert!(matches!(
             wb.status,
-            RideStatus::Assigned {
-                driver: DriverId(2),
-                ..
-            }
+            RideStatus::Assigned { driver, .. } if driver == DriverId::from(2u32)
         ));
         // When the lost race was the last open offer, the next candidate is offered.
         let (mut c, sc) = mx.start_at(&index, request(3), t0 + secs(4)).unwrap();
         assert_eq!(ids(&sc.offers), vec![3, 4]);
-        mx.decline_at(&index, &mut c, DriverId(4), t0 + secs(5))
+        mx.decline_at(&index, &mut c, DriverId::new(4).unwrap(), t0 + secs(5))
             .unwrap();
         assert!(
             index
-                .compare_and_set_status_at(DriverId(3), Status::AVAILABLE, Status::BUSY, t0)
+                .compare_and_set_status_at(
+                    DriverId::new(3).unwrap(),
+                    Status::AVAILABLE,
+                    Status::BUSY,
+                    t0
+                )
                 .unwrap()
         );
         let s = mx
-            .accept_at(&index, &mut c, DriverId(3), t0 + secs(6))
+            .accept_at(&index, &mut c, DriverId::new(3).unwrap(), t0 + secs(6))
             .unwrap();
         c.validate();
-        assert_eq!(s.lost_race, Some(DriverId(3)));
+        assert_eq!(s.lost_race, Some(DriverId::new(3).unwrap()));
         assert!(matches!(
             s.status,
             RideStatus::Unmatched {
@@ -1036,15 +1056,18 @@ mod tests {
         let before = m.clone();
         // Unknown driver / not offered.
         assert!(
-            mx.accept_at(&index, &mut m, DriverId(99), t0 + secs(6))
+            mx.accept_at(&index, &mut m, DriverId::new(99).unwrap(), t0 + secs(6))
                 .is_err()
         );
         assert!(
-            mx.decline_at(&index, &mut m, DriverId(99), t0 + secs(6))
+            mx.decline_at(&index, &mut m, DriverId::new(99).unwrap(), t0 + secs(6))
                 .is_err()
         );
         // From the past.
-        assert!(mx.decline_at(&index, &mut m, DriverId(1), t0).is_err());
+        assert!(
+            mx.decline_at(&index, &mut m, DriverId::new(1).unwrap(), t0)
+                .is_err()
+        );
         assert!(mx.tick_at(&index, &mut m, t0).is_err());
         assert_eq!(m, before);
         let bad = [
@@ -1137,7 +1160,7 @@ mod tests {
             let index = fleet(t0, &ds);
             let mx = matcher();
             let req = request(1);
-            let exclude: Vec<DriverId> = exclude.into_iter().map(DriverId).collect();
+            let exclude: Vec<DriverId> = exclude.into_iter().map(|i| DriverId::new(i).unwrap()).collect();
             let got = mx.candidates_at(&index, &req, radius, &exclude, t0).unwrap();
             let eta = HaversineEta::default();
             let mut want: Vec<(f64, f64, u64)> = Vec::new();
@@ -1145,7 +1168,7 @@ mod tests {
                 let d = v.pos.distance_m(req.pickup);
                 if d <= radius * 1000.0 && v.attrs.rating.hundredths() > 450 && v.attrs.vehicle == car()
                     && v.attrs.status == Status::AVAILABLE && !exclude.contains(&v.id) {
-                    want.push((d, eta.pickup_eta_secs(v.pos, req.pickup, v.attrs.vehicle), v.id.0));
+                    want.push((d, eta.pickup_eta_secs(v.pos, req.pickup, v.attrs.vehicle), v.id.get()));
                 }
             });
             // The 10 nearest (the index's COUNT), then ranked by ETA.

@@ -34,9 +34,9 @@ fn riders_racing_for_few_drivers_never_double_book() {
             48.85 + (i / 12) as f64 * 0.0027,
         )
         .unwrap();
-        index
+        let _ = index
             .upsert_at(
-                DriverId(i),
+                DriverId::new(i).unwrap(),
                 pos,
                 Attrs::available(car, Rating::new(4.8).unwrap()),
                 t0,
