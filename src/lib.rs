@@ -19,7 +19,7 @@
 //! let batch: Vec<DriverUpdate> = fleet
 //!     .drivers()
 //!     .iter()
-//!     .map(|d| DriverUpdate::new(DriverId::new(d.id)?, LonLat::try_from(d.position).expect("valid"), t0))
+//!     .map(|d| DriverUpdate::new(DriverId::new(d.id).expect("workload ids are valid"), LonLat::try_from(d.position).expect("valid"), t0))
 //!     .collect();
 //! index.upsert_batch_at(&batch, t0);
 //! let pickup = LonLat::try_from(QueryStream::new(&config, 1)?.next_pickup().point)?;
