@@ -66,6 +66,8 @@ pub struct Cache<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
     policy: Policy,
     admission: Admission,
     ttl: Option<i64>,
+    /// Whether entries get a deadline (a TTL or a time-to-idle).
+    timed: bool,
     negative_ttl: Option<i64>,
     capacity: u64,
     max_entry_weight: u64,
@@ -169,6 +171,7 @@ where
             policy,
             admission,
             ttl,
+            timed: ttl.is_some() || tti.is_some(),
             negative_ttl,
             capacity,
             max_entry_weight: base.min(u64::from(u32::MAX)),
@@ -398,7 +401,9 @@ where
     /// # Errors
     /// [`CacheError::EntryTooHeavy`] when the entry weighs more than
     /// [`max_entry_weight`](Self::max_entry_weight); the cache is unchanged
-    /// (nothing is evicted for it).
+    /// (nothing is evicted for it). [`CacheError::InstantOutOfRange`] (from
+    /// the `_at` forms) when the entry gets a deadline and `now` is more
+    /// than 150 years from the cache's creation.
     #[inline]
     pub fn insert(&self, key: K, value: V) -> Result<(), CacheError> {
         self.insert_inner(key, value, self.ttl, &mut LazyTick::lazy(&self.epoch))
@@ -437,6 +442,15 @@ where
         self.insert_inner(key, value, Some(ttl), &mut LazyTick::at(&self.epoch, now))
     }
 
+    /// Checks that an insert at `now` can set its deadline (see
+    /// [`CacheError::InstantOutOfRange`]).
+    pub(crate) fn check_instant(&self, now: Instant) -> Result<(), CacheError> {
+        if self.timed {
+            LazyTick::at(&self.epoch, now).checked()?;
+        }
+        Ok(())
+    }
+
     #[inline(always)]
     fn insert_inner(
         &self,
@@ -445,6 +459,9 @@ where
         ttl: Option<i64>,
         now: &mut LazyTick<'_>,
     ) -> Result<(), CacheError> {
+        if ttl.is_some() || self.timed {
+            now.checked()?;
+        }
         let weight = self.weigh(&key, &value)?;
         let hash = self.hash(&key);
         self.insert_hashed(hash, key, value, weight, ttl, now);
@@ -736,7 +753,13 @@ where
             guard.armed = false;
             return match result {
                 Ok(v) => {
-                    let weight = self.weigh(key, &v).ok();
+                    // Not cached (but returned) when it cannot be stored:
+                    // too heavy, or loaded at an instant too far away to
+                    // set its deadline at.
+                    let weight = self
+                        .weigh(key, &v)
+                        .ok()
+                        .filter(|_| !self.timed || now.checked().is_ok());
                     self.complete(hash, key, &flight, now, |g, now, out| {
                         if let Some(w) = weight {
                             let dl = self.ttl.map_or(NEVER, |t| deadline(now.get(), t));
@@ -758,7 +781,9 @@ where
                     let e = Arc::new(e);
                     let shared: Arc<dyn Any + Send + Sync> = e.clone();
                     self.complete(hash, key, &flight, now, |g, now, _| {
-                        if let Some(ttl) = self.negative_ttl {
+                        if let Some(ttl) = self.negative_ttl
+                            && now.checked().is_ok()
+                        {
                             let dl = deadline(now.get(), ttl);
                             g.remember_failure(key.clone(), dl, Arc::clone(&shared), now);
                         }

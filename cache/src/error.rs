@@ -48,6 +48,15 @@ pub enum CacheError {
         /// Why that is the limit.
         reason: &'static str,
     },
+    /// An instant too far from the cache's creation (more than 150 years
+    /// either way) to set a deadline at; nothing was stored.
+    #[error("instant {offset_secs} s from the cache's creation is out of range: {reason}")]
+    InstantOutOfRange {
+        /// Seconds from the cache's creation (saturated at ±292 years).
+        offset_secs: i64,
+        /// The limit.
+        reason: &'static str,
+    },
     /// A write-behind / tier setting is out of range.
     #[error("invalid {name} {value}: {reason}")]
     InvalidSetting {
@@ -78,8 +87,30 @@ pub enum CacheError {
         /// The store error that prevented draining.
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
+    /// The write-behind queue is full and every pending write is being
+    /// applied by a concurrent [`flush`](crate::SharedTier::flush): SET
+    /// refuses instead of waiting for it (no tier changed). Retry after the
+    /// flush, or size the queue for the write rate.
+    #[error(
+        "write-behind queue full ({capacity} pending, {in_flight} being flushed); retry after the flush"
+    )]
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+        /// Pending writes a flush is applying now.
+        in_flight: usize,
+    },
+    /// A write-behind write was being applied when its flush unwound (a
+    /// panic outside the store call); it is pending again and the next
+    /// flush retries it. Seen in [`SharedTier::failed_writes`](crate::SharedTier::failed_writes).
+    #[error(
+        "the flush applying this write unwound before recording its result; the write is pending again"
+    )]
+    FlushAbandoned,
     /// `flush` could not apply every pending write; the `failed` ones stay
     /// queued (nothing is dropped) and are retried by the next flush.
+    /// [`SharedTier::failed_writes`](crate::SharedTier::failed_writes) lists
+    /// them with their errors.
     #[error(
         "write-behind flush applied {applied} write(s), {failed} failed and stay queued: {source}"
     )]
@@ -91,4 +122,25 @@ pub enum CacheError {
         /// The first store error.
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The error a [`Store`](crate::Store) call that panicked is reported with
+/// (the source of a [`CacheError::Store`]): the cache catches the panic, so
+/// a faulty store never leaves a write "in flight" or loses it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("the store panicked: {message}")]
+pub struct StorePanic {
+    /// The panic message (or a placeholder when it was not a string).
+    pub message: String,
+}
+
+impl StorePanic {
+    pub(crate) fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_string());
+        Self { message }
+    }
 }

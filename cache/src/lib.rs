@@ -72,7 +72,7 @@ mod write_behind;
 
 pub use builder::{CacheBuilder, MAX_SHARDS};
 pub use cache::{Cache, DefaultHashBuilder};
-pub use error::CacheError;
+pub use error::{CacheError, StorePanic};
 pub use policy::{Admission, Policy};
 pub use stats::{CacheStats, EvictionCause, EvictionListener, Evictions};
 pub use tiered::{SharedTier, Store, TierConfig, TierStats, TieredCache, WriteMode};

@@ -43,6 +43,7 @@ pub type EvictionListener<K, V> = Arc<dyn Fn(&K, &V, EvictionCause) + Send + Syn
 /// Evictions by cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Evictions {
     /// [`EvictionCause::Capacity`].
     pub capacity: u64,
@@ -64,6 +65,7 @@ impl Evictions {
 /// A snapshot of one cache's counters (monotonic since construction).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Lookups that returned a live value.
     pub hits: u64,

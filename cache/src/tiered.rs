@@ -33,11 +33,11 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::CacheError;
 use crate::cache::{Cache, DefaultHashBuilder};
 use crate::stats::CacheStats;
 use crate::weigher::{UnitWeigher, Weigher};
 use crate::write_behind::{Enqueued, Op, Queue};
+use crate::{CacheError, StorePanic};
 
 /// The source of truth behind the cache tiers (a user's database).
 ///
@@ -99,9 +99,12 @@ pub enum WriteMode {
     Through,
     /// SET queues the store write (at most `queue_capacity` distinct pending
     /// keys; repeated writes to a key coalesce into one) and returns;
-    /// [`SharedTier::flush`] applies the queue. When the queue is full the
-    /// SET applies the oldest pending write itself first; if that fails the
-    /// SET is refused with [`CacheError::WriteBehindFull`].
+    /// [`SharedTier::flush`] applies the queue. SET never waits for another
+    /// thread: when the queue is full it applies the oldest queued write
+    /// itself first (at most `store_attempts` store calls); if that fails
+    /// the SET is refused with [`CacheError::WriteBehindFull`], and if every
+    /// pending write is being applied by a concurrent flush, with
+    /// [`CacheError::QueueFull`].
     Behind {
         /// Most distinct keys pending (≥ 1).
         queue_capacity: usize,
@@ -131,6 +134,7 @@ impl Default for TierConfig {
 /// Counters of the tiers as seen from one instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct TierStats {
     /// This instance's L1.
     pub l1: CacheStats,
@@ -330,23 +334,21 @@ where
         self.write_locks[i].lock()
     }
 
-    fn store_error(operation: &'static str, attempts: u32, e: St::Error) -> CacheError {
-        CacheError::Store {
-            operation,
-            attempts,
-            source: Arc::new(e),
-        }
-    }
-
-    /// Applies `op` to the store with up to `store_attempts` tries.
+    /// Applies `op` to the store with up to `store_attempts` tries. A
+    /// store that panics counts as a failed attempt ([`StorePanic`]): the
+    /// cache's state stays consistent and the write is retried or reported.
     fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
         let attempts = self.config.store_attempts;
+        let operation = match op {
+            Op::Put(_) => "put",
+            Op::Delete => "delete",
+        };
         let mut last = None;
         for _ in 0..attempts {
-            let r = match op {
+            let r = catch_store(|| match op {
                 Op::Put(v) => self.store.put(key, v),
                 Op::Delete => self.store.delete(key),
-            };
+            });
             match r {
                 Ok(()) => {
                     match op {
@@ -362,19 +364,22 @@ where
                 }
             }
         }
-        let operation = match op {
-            Op::Put(_) => "put",
-            Op::Delete => "delete",
-        };
         match last {
-            Some(e) => Err(Self::store_error(operation, attempts, e)),
+            Some(source) => Err(CacheError::Store {
+                operation,
+                attempts,
+                source,
+            }),
             None => Ok(()),
         }
     }
 
     /// Applies every write pending when called (writes that arrive meanwhile
     /// stay queued); returns how many were applied. Write-through: `Ok(0)`.
-    /// Concurrent flushes split the queue between them.
+    /// Concurrent flushes split the queue between them. A store that
+    /// errors or panics never loses a write and never wedges the queue: the
+    /// write goes back to pending with its error
+    /// ([`SharedTier::failed_writes`]) and the next flush retries it.
     ///
     /// # Errors
     /// [`CacheError::FlushFailed`] if some writes failed every attempt; they
@@ -388,35 +393,43 @@ where
             let n = q.len();
             q.begin_batch(n)
         };
+        let mut batch = InFlight::new(queue, batch);
         let mut applied = 0;
         let mut failed = 0;
         let mut first_error = None;
-        for (key, op, seq) in batch {
-            let r = self.apply(&key, &op);
-            let ok = r.is_ok();
-            if let Err(e) = r {
-                failed += 1;
-                first_error.get_or_insert(e);
-            } else {
-                applied += 1;
+        while let Some((key, op, _)) = batch.next() {
+            let r = self.apply(key, op);
+            batch.finish(r.as_ref().map(|_| ()));
+            match r {
+                Ok(()) => applied += 1,
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
             }
-            queue.lock().finish(key, seq, ok);
         }
         match first_error {
             None => Ok(applied),
             Some(e) => Err(CacheError::FlushFailed {
                 applied,
                 failed,
-                source: match e {
-                    CacheError::Store { source, .. } => source,
-                    other => Arc::new(other),
-                },
+                source: store_source(e),
             }),
         }
     }
 
-    /// Queues `op` for `key`, draining the oldest pending write itself when
-    /// the queue is full.
+    /// Pending write-behind writes whose last attempt failed, with that
+    /// error (write-through: empty). They stay pending and are retried by
+    /// the next [`flush`](Self::flush) (or a SET that drains the queue).
+    pub fn failed_writes(&self) -> Vec<(K, CacheError)> {
+        self.queue
+            .as_ref()
+            .map_or_else(Vec::new, |q| q.lock().failures())
+    }
+
+    /// Queues `op` for `key`. When the queue is full this call applies the
+    /// oldest queued write itself (at most `store_attempts` store calls);
+    /// it never waits for another thread.
     fn enqueue(&self, queue: &Mutex<Queue<K, V>>, key: &K, op: Op<V>) -> Result<(), CacheError> {
         loop {
             let oldest = {
@@ -427,27 +440,31 @@ where
                         self.counters.coalesced.fetch_add(1, Relaxed);
                         return Ok(());
                     }
-                    Enqueued::Full => q.begin_batch(1),
+                    Enqueued::Full => {
+                        let oldest = q.begin_batch(1);
+                        if oldest.is_empty() {
+                            // Every pending write is being applied by a
+                            // concurrent flush: refuse rather than wait.
+                            return Err(CacheError::QueueFull {
+                                capacity: q.capacity(),
+                                in_flight: q.in_flight(),
+                            });
+                        }
+                        oldest
+                    }
                 }
             };
-            let Some((k, o, seq)) = oldest.into_iter().next() else {
-                // Full of in-flight writes (another thread is flushing).
-                std::thread::yield_now();
+            let capacity = queue.lock().capacity();
+            let mut oldest = InFlight::new(queue, oldest);
+            let Some((k, o, _)) = oldest.next() else {
                 continue;
             };
-            let r = self.apply(&k, &o);
-            let capacity = {
-                let mut q = queue.lock();
-                q.finish(k, seq, r.is_ok());
-                q.capacity()
-            };
+            let r = self.apply(k, o);
+            oldest.finish(r.as_ref().map(|_| ()));
             if let Err(e) = r {
                 return Err(CacheError::WriteBehindFull {
                     capacity,
-                    source: match e {
-                        CacheError::Store { source, .. } => source,
-                        other => Arc::new(other),
-                    },
+                    source: store_source(e),
                 });
             }
         }
@@ -472,12 +489,16 @@ where
             };
         }
         self.counters.gets.fetch_add(1, Relaxed);
-        match self.store.get(key) {
+        match catch_store(|| self.store.get(key)) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Err(Miss::NotFound),
-            Err(e) => {
+            Err(source) => {
                 self.counters.errors.fetch_add(1, Relaxed);
-                Err(Miss::Store(Self::store_error("get", 1, e)))
+                Err(Miss::Store(CacheError::Store {
+                    operation: "get",
+                    attempts: 1,
+                    source,
+                }))
             }
         }
     }
@@ -578,7 +599,10 @@ where
     /// # Errors
     /// Write-through: [`CacheError::Store`] if the store put failed every
     /// attempt. Write-behind: [`CacheError::WriteBehindFull`] if the queue
-    /// was full and draining it failed. Either way no tier was changed.
+    /// was full and draining it failed, [`CacheError::QueueFull`] if it was
+    /// full of writes a concurrent flush is applying. Either way no tier
+    /// was changed. [`CacheError::InstantOutOfRange`] for a `now` the tier
+    /// caches cannot set a deadline at (checked before anything is written).
     pub fn set(&self, key: K, value: V) -> Result<(), CacheError> {
         self.set_at(key, value, Instant::now())
     }
@@ -589,6 +613,8 @@ where
     /// As [`set`](Self::set).
     pub fn set_at(&self, key: K, value: V, now: Instant) -> Result<(), CacheError> {
         let sh = &self.shared;
+        sh.l2.check_instant(now)?;
+        self.l1.check_instant(now)?;
         let _guard = sh.write_lock(&key);
         match &sh.queue {
             None => sh.apply(&key, &Op::Put(value.clone()))?,
@@ -670,6 +696,83 @@ where
             coalesced_writes: c.coalesced.load(Relaxed),
             pending_writes: self.shared.pending_writes(),
             l1_invalidations: c.invalidations.load(Relaxed),
+        }
+    }
+}
+
+/// Calls the user's store, turning its error or its panic into the shared
+/// error source of [`CacheError::Store`].
+fn catch_store<T, E: std::error::Error + Send + Sync + 'static>(
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, Arc<dyn std::error::Error + Send + Sync>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Arc::new(e)),
+        Err(payload) => Err(Arc::new(StorePanic::from_payload(payload.as_ref()))),
+    }
+}
+
+/// The store error inside a [`CacheError::Store`] (or the error itself).
+fn store_source(e: CacheError) -> Arc<dyn std::error::Error + Send + Sync> {
+    match e {
+        CacheError::Store { source, .. } => source,
+        other => Arc::new(other),
+    }
+}
+
+/// Write-behind writes taken out of the queue to be applied: each is
+/// finished with its result, and whatever is not finished when this is
+/// dropped (a panic while applying) goes back to pending, so a key is
+/// never left "in flight" for ever.
+struct InFlight<'a, K: Hash + Eq + Clone, V: Clone> {
+    queue: &'a Mutex<Queue<K, V>>,
+    items: Vec<(K, Op<V>, u64)>,
+    /// Items before this index are finished; `items[next - 1]` is the one
+    /// handed out by the last `next`, unfinished while `open`.
+    next: usize,
+    open: bool,
+}
+
+impl<'a, K: Hash + Eq + Clone, V: Clone> InFlight<'a, K, V> {
+    fn new(queue: &'a Mutex<Queue<K, V>>, items: Vec<(K, Op<V>, u64)>) -> Self {
+        Self {
+            queue,
+            items,
+            next: 0,
+            open: false,
+        }
+    }
+
+    /// The next write to apply.
+    fn next(&mut self) -> Option<(&K, &Op<V>, u64)> {
+        debug_assert!(!self.open, "finish the previous write first");
+        let (k, o, seq) = self.items.get(self.next)?;
+        self.next += 1;
+        self.open = true;
+        Some((k, o, *seq))
+    }
+
+    /// Records the result of the write handed out by `next`.
+    fn finish(&mut self, result: Result<(), &CacheError>) {
+        if let Some((k, _, seq)) = self.items.get(self.next - 1)
+            && self.open
+        {
+            self.open = false;
+            self.queue.lock().finish(k.clone(), *seq, result);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Drop for InFlight<'_, K, V> {
+    fn drop(&mut self) {
+        let from = if self.open { self.next - 1 } else { self.next };
+        if from >= self.items.len() {
+            return;
+        }
+        let abandoned = CacheError::FlushAbandoned;
+        let mut q = self.queue.lock();
+        for (k, _, seq) in self.items.drain(from..) {
+            q.finish(k, seq, Err(&abandoned));
         }
     }
 }

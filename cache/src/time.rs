@@ -17,6 +17,12 @@ pub(crate) const NEVER: i64 = i64::MAX;
 /// (292 years), so deadline arithmetic never overflows.
 pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
 
+/// How far from the cache's creation an instant that sets a deadline may
+/// be (150 years either way): a deadline is that tick plus at most
+/// [`MAX_TTL`], which then stays below the ±292 years of `i64` nanoseconds
+/// instead of saturating (an entry that expired the moment it was stored).
+pub(crate) const MAX_OFFSET: Duration = Duration::from_secs(150 * 365 * 86_400);
+
 /// The epoch of one cache.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Epoch(Instant);
@@ -56,6 +62,24 @@ impl<'a> LazyTick<'a> {
     /// A tick that reads `Instant::now()` the first time it is needed.
     pub(crate) fn lazy(epoch: &'a Epoch) -> Self {
         Self { epoch, at: None }
+    }
+
+    /// The tick, refused when it is too far from the epoch to set a
+    /// deadline at ([`MAX_OFFSET`]).
+    ///
+    /// # Errors
+    /// [`CacheError::InstantOutOfRange`].
+    pub(crate) fn checked(&mut self) -> Result<i64, CacheError> {
+        let t = self.get();
+        // MAX_OFFSET is 4.7e18 ns < i64::MAX.
+        let max = MAX_OFFSET.as_nanos() as i64;
+        if t.unsigned_abs() > max.unsigned_abs() {
+            return Err(CacheError::InstantOutOfRange {
+                offset_secs: t / 1_000_000_000,
+                reason: "an instant that sets a deadline (TTL, time-to-idle) must be within 150 years of the cache's creation",
+            });
+        }
+        Ok(t)
     }
 
     pub(crate) fn get(&mut self) -> i64 {

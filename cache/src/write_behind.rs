@@ -6,10 +6,13 @@
 //! FIFO order and marks them in flight (still visible to readers until the
 //! store has applied them); `finish` removes an applied key unless a newer
 //! write arrived meanwhile, and requeues failed or superseded keys, so a
-//! write is never dropped.
+//! write is never dropped. A failed key keeps its last error until a later
+//! attempt succeeds ([`Queue::failures`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+
+use crate::CacheError;
 
 /// A pending store operation.
 #[derive(Debug, Clone)]
@@ -22,6 +25,8 @@ struct Pending<V> {
     op: Op<V>,
     seq: u64,
     in_flight: bool,
+    /// Why the last attempt to apply this key failed, if it did.
+    last_error: Option<CacheError>,
 }
 
 /// Outcome of enqueueing.
@@ -79,6 +84,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Queue<K, V> {
                 op,
                 seq,
                 in_flight: false,
+                last_error: None,
             },
         );
         self.order.push_back(key.clone());
@@ -108,20 +114,48 @@ impl<K: Hash + Eq + Clone, V: Clone> Queue<K, V> {
     }
 
     /// Records the result of applying `key`'s operation `seq`: applied and
-    /// not superseded → done; otherwise back at the end of the queue.
-    /// Returns whether the key left the queue.
-    pub(crate) fn finish(&mut self, key: K, seq: u64, applied: bool) -> bool {
+    /// not superseded → done; otherwise back at the end of the queue (a
+    /// failure keeps its error). Returns whether the key left the queue.
+    pub(crate) fn finish(&mut self, key: K, seq: u64, result: Result<(), &CacheError>) -> bool {
         let Some(p) = self.map.get_mut(&key) else {
             return false;
         };
         p.in_flight = false;
-        if applied && p.seq == seq {
-            self.map.remove(&key);
-            true
-        } else {
-            self.order.push_back(key);
-            false
+        match result {
+            Ok(()) if p.seq == seq => {
+                self.map.remove(&key);
+                return true;
+            }
+            Ok(()) => p.last_error = None,
+            Err(e) => p.last_error = Some(e.clone()),
         }
+        self.order.push_back(key);
+        false
+    }
+
+    /// Pending keys whose last attempt failed, with its error, in queue
+    /// order (in-flight keys last).
+    pub(crate) fn failures(&self) -> Vec<(K, CacheError)> {
+        let mut out: Vec<(K, CacheError)> = self
+            .order
+            .iter()
+            .filter_map(|k| {
+                let e = self.map.get(k)?.last_error.clone()?;
+                Some((k.clone(), e))
+            })
+            .collect();
+        out.extend(
+            self.map
+                .iter()
+                .filter(|(_, p)| p.in_flight)
+                .filter_map(|(k, p)| Some((k.clone(), p.last_error.clone()?))),
+        );
+        out
+    }
+
+    /// Pending keys being applied by a flush now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.map.len() - self.order.len()
     }
 
     /// Checks that every pending key is queued exactly once or in flight.
