@@ -338,7 +338,7 @@ fn ride(c: &mut Criterion) {
             for _ in 0..CHUNK {
                 let req = w.requests[next % REQUESTS];
                 next += 1;
-                black_box(
+                let _ = black_box(
                     matcher
                         .start_at(&w.index, req, w.t0)
                         .expect("valid request"),

@@ -132,7 +132,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let batch: Vec<Order> = b.orders.iter().map(|&i| orders[i]).collect();
         let (mut m, step) = dashers.start_at(&index, &batch, t0)?;
         let best = &step.offers[0];
-        dashers.accept_at(&index, &mut m, best.dasher, t0 + Duration::from_secs(5))?;
+        let _ = dashers.accept_at(&index, &mut m, best.dasher, t0 + Duration::from_secs(5))?;
         if let DasherStatus::Assigned(o) = m.status() {
             let ids: Vec<u64> = batch.iter().map(|o| o.id.0).collect();
             println!(

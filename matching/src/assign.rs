@@ -14,8 +14,16 @@ use crate::{EtaModel, MatchingError, RideRequest};
 /// assert_eq!((m.get(0, 0), m.get(0, 1)), (None, Some(1.0)));
 /// # Ok::<(), dispatchkit_matching::MatchingError>(())
 /// ```
+///
+/// Deserialising goes through [`CostMatrix::new`] (JSON
+/// `{"rows": 2, "cols": 2, "data": [1.0, null, 2.5, 0.0]}`, `null` = no
+/// edge), so it checks exactly what the constructor checks.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "CostMatrixData", into = "CostMatrixData")
+)]
 pub struct CostMatrix {
     rows: usize,
     cols: usize,
@@ -23,16 +31,59 @@ pub struct CostMatrix {
     data: Vec<f64>,
 }
 
+/// The serialised form of a [`CostMatrix`].
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "CostMatrix", deny_unknown_fields)]
+struct CostMatrixData {
+    rows: usize,
+    cols: usize,
+    data: Vec<Option<f64>>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<CostMatrixData> for CostMatrix {
+    type Error = MatchingError;
+    fn try_from(d: CostMatrixData) -> Result<Self, MatchingError> {
+        CostMatrix::new(d.rows, d.cols, d.data)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<CostMatrix> for CostMatrixData {
+    fn from(m: CostMatrix) -> Self {
+        let data = m.data.iter().map(|v| v.is_finite().then_some(*v)).collect();
+        CostMatrixData {
+            rows: m.rows,
+            cols: m.cols,
+            data,
+        }
+    }
+}
+
 impl CostMatrix {
+    /// Largest number of rows or of columns (2^24).
+    pub const MAX_SIDE: usize = 1 << 24;
+
+    /// Largest number of entries (2^28, 2 GiB of `f64`).
+    pub const MAX_ENTRIES: usize = 1 << 28;
+
+    /// Largest cost an entry may have: `f64::MAX / 2^64`, so that sums over
+    /// any number of entries a computer can hold (totals, the assignment's
+    /// "leave unassigned" penalty) stay finite.
+    pub const MAX_COST: f64 = f64::MAX / 18_446_744_073_709_551_616.0;
+
     /// A matrix from `rows × cols` row-major entries, `None` = no edge.
     /// O(rows · cols).
     ///
     /// # Errors
+    /// [`MatchingError::TooLarge`] for more than [`CostMatrix::MAX_SIDE`] rows or
+    /// columns or more than [`CostMatrix::MAX_ENTRIES`] entries;
     /// [`MatchingError::SizeMismatch`] when `data.len() != rows * cols`;
-    /// [`MatchingError::InvalidDistance`] for a NaN, infinite or negative
-    /// cost.
+    /// [`MatchingError::InvalidDistance`] for a NaN, infinite, negative or
+    /// above-[`CostMatrix::MAX_COST`] cost.
     pub fn new(rows: usize, cols: usize, data: Vec<Option<f64>>) -> Result<Self, MatchingError> {
-        let expected = rows.saturating_mul(cols);
+        let expected = check_shape(rows, cols)?;
         if data.len() != expected {
             return Err(MatchingError::SizeMismatch {
                 what: "cost matrix entries",
@@ -48,25 +99,25 @@ impl CostMatrix {
     /// O(rows · cols) calls.
     ///
     /// # Errors
-    /// [`MatchingError::InvalidDistance`] for a NaN, infinite or negative
-    /// cost.
+    /// As [`CostMatrix::new`] (the sizes are checked before `f` is called
+    /// or anything is allocated).
     pub fn from_fn(
         rows: usize,
         cols: usize,
         mut f: impl FnMut(usize, usize) -> Option<f64>,
     ) -> Result<Self, MatchingError> {
-        let mut data = Vec::with_capacity(rows.saturating_mul(cols));
+        let mut data = Vec::with_capacity(check_shape(rows, cols)?);
         for r in 0..rows {
             for c in 0..cols {
                 match f(r, c) {
                     None => data.push(f64::INFINITY),
-                    Some(v) if v.is_finite() && v >= 0.0 => data.push(v),
+                    Some(v) if (0.0..=Self::MAX_COST).contains(&v) => data.push(v),
                     Some(value) => {
                         return Err(MatchingError::InvalidDistance {
                             from: r,
                             to: c,
                             value,
-                            reason: "an assignment cost must be finite and non-negative",
+                            reason: "an assignment cost must be a number in 0..=MAX_COST (f64::MAX / 2^64)",
                         });
                     }
                 }
@@ -101,9 +152,33 @@ impl CostMatrix {
     }
 }
 
+/// The number of entries of a `rows × cols` matrix, checked against the
+/// limits.
+fn check_shape(rows: usize, cols: usize) -> Result<usize, MatchingError> {
+    for (what, size) in [("cost matrix rows", rows), ("cost matrix columns", cols)] {
+        if size > CostMatrix::MAX_SIDE {
+            return Err(MatchingError::TooLarge {
+                what,
+                size,
+                limit: CostMatrix::MAX_SIDE,
+            });
+        }
+    }
+    let entries = rows.saturating_mul(cols);
+    if entries > CostMatrix::MAX_ENTRIES {
+        return Err(MatchingError::TooLarge {
+            what: "cost matrix entries",
+            size: entries,
+            limit: CostMatrix::MAX_ENTRIES,
+        });
+    }
+    Ok(entries)
+}
+
 /// A set of disjoint (row, column) pairs over existing edges.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[must_use]
 pub struct Assignment {
     /// `(row, column)` pairs, ascending by row; every pair has an edge.
     pub pairs: Vec<(usize, usize)>,

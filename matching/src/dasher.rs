@@ -199,8 +199,11 @@ impl DasherStatus {
     }
 }
 
-/// What an event changed.
+/// What an event changed. It lists the offers to send and withdraw, so
+/// dropping it is a warning.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a step lists offers to send and withdraw"]
+#[non_exhaustive]
 pub struct DasherStep {
     /// New offers to push.
     pub offers: Vec<DasherOffer>,

@@ -114,13 +114,64 @@ const VEHICLE_TYPES: usize = VehicleType::MAX as usize + 1;
 /// assert!((eta.pickup_eta_secs(a, b, bike) - leg.secs - 60.0).abs() < 1e-9);
 /// # Ok::<(), dispatchkit_matching::MatchingError>(())
 /// ```
+///
+/// Deserialising checks what the constructors check (the speed list must
+/// hold one speed per vehicle type, 64).
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "HaversineEtaData", into = "HaversineEtaData")
+)]
 pub struct HaversineEta {
     circuity: f64,
     /// km/h, by vehicle type.
     speed_kmh: Vec<f64>,
     pickup_overhead_secs: f64,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "HaversineEta", deny_unknown_fields)]
+struct HaversineEtaData {
+    circuity: f64,
+    speed_kmh: Vec<f64>,
+    pickup_overhead_secs: f64,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<HaversineEtaData> for HaversineEta {
+    type Error = MatchingError;
+    fn try_from(d: HaversineEtaData) -> Result<Self, MatchingError> {
+        check_circuity(d.circuity)?;
+        check_overhead(d.pickup_overhead_secs)?;
+        if d.speed_kmh.len() != VEHICLE_TYPES {
+            return Err(MatchingError::SizeMismatch {
+                what: "speed_kmh (one per vehicle type)",
+                expected: VEHICLE_TYPES,
+                got: d.speed_kmh.len(),
+            });
+        }
+        for &v in &d.speed_kmh {
+            check_speed(v)?;
+        }
+        Ok(Self {
+            circuity: d.circuity,
+            speed_kmh: d.speed_kmh,
+            pickup_overhead_secs: d.pickup_overhead_secs,
+        })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<HaversineEta> for HaversineEtaData {
+    fn from(m: HaversineEta) -> Self {
+        HaversineEtaData {
+            circuity: m.circuity,
+            speed_kmh: m.speed_kmh,
+            pickup_overhead_secs: m.pickup_overhead_secs,
+        }
+    }
 }
 
 impl Default for HaversineEta {
@@ -134,13 +185,37 @@ impl Default for HaversineEta {
 }
 
 fn check_speed(kmh: f64) -> Result<f64, MatchingError> {
-    if kmh.is_finite() && kmh > 0.0 {
+    if (0.01..=1_000.0).contains(&kmh) {
         Ok(kmh)
     } else {
         Err(MatchingError::param(
             "speed_kmh",
             kmh,
-            "a speed must be a finite number of km/h above zero",
+            "a speed must be a number of km/h in 0.01..=1000",
+        ))
+    }
+}
+
+fn check_circuity(circuity: f64) -> Result<(), MatchingError> {
+    if (1.0..=100.0).contains(&circuity) {
+        Ok(())
+    } else {
+        Err(MatchingError::param(
+            "circuity",
+            circuity,
+            "the circuity factor is road / great-circle distance: a number in 1..=100",
+        ))
+    }
+}
+
+fn check_overhead(secs: f64) -> Result<(), MatchingError> {
+    if (0.0..=86_400.0).contains(&secs) {
+        Ok(())
+    } else {
+        Err(MatchingError::param(
+            "pickup_overhead_secs",
+            secs,
+            "the pickup overhead must be a number of seconds in 0..=86400",
         ))
     }
 }
@@ -150,21 +225,16 @@ impl HaversineEta {
     /// pickup overhead.
     ///
     /// # Errors
-    /// [`MatchingError::InvalidParameter`] when `circuity` is not finite or
-    /// below 1 (no road is shorter than the great circle), or the speed is
-    /// not finite and positive (negative, zero, NaN).
+    /// [`MatchingError::InvalidParameter`] when `circuity` is outside
+    /// 1..=100 (no road is shorter than the great circle) or NaN, the speed
+    /// outside 0.01..=1000 km/h or NaN, or the overhead longer than a day.
     pub fn new(
         circuity: f64,
         speed_kmh: f64,
         pickup_overhead: Duration,
     ) -> Result<Self, MatchingError> {
-        if !(circuity.is_finite() && circuity >= 1.0) {
-            return Err(MatchingError::param(
-                "circuity",
-                circuity,
-                "the circuity factor is road / great-circle distance: finite and at least 1",
-            ));
-        }
+        check_circuity(circuity)?;
+        check_overhead(pickup_overhead.as_secs_f64())?;
         let kmh = check_speed(speed_kmh)?;
         Ok(Self {
             circuity,
@@ -176,8 +246,8 @@ impl HaversineEta {
     /// The same model with `vehicle` driving at `speed_kmh`.
     ///
     /// # Errors
-    /// [`MatchingError::InvalidParameter`] for a speed that is not finite
-    /// and positive.
+    /// [`MatchingError::InvalidParameter`] for a speed outside
+    /// 0.01..=1000 km/h or NaN.
     pub fn with_speed_kmh(
         mut self,
         vehicle: VehicleType,

@@ -227,8 +227,11 @@ impl RideStatus {
     }
 }
 
-/// What an event changed.
+/// What an event changed. It lists the offers to send and withdraw, so
+/// dropping it is a warning.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a step lists offers to send and withdraw"]
+#[non_exhaustive]
 pub struct RideStep {
     /// New offers to send (push notifications).
     pub offers: Vec<RideOffer>,
@@ -828,7 +831,8 @@ mod tests {
             .unwrap();
         m.validate();
         assert!(s.offers.is_empty(), "other offers still open");
-        mx.decline_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(2))
+        let _ = mx
+            .decline_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(2))
             .unwrap();
         let s = mx
             .decline_at(&index, &mut m, DriverId::new(3).unwrap(), t0 + secs(3))
@@ -838,7 +842,8 @@ mod tests {
         assert_eq!(s.offers[0].expires_at, t0 + secs(33), "a fresh deadline");
         assert_eq!(m.radius_step(), 0);
         for d in [4, 5, 6] {
-            mx.decline_at(&index, &mut m, DriverId::new(d).unwrap(), t0 + secs(4))
+            let _ = mx
+                .decline_at(&index, &mut m, DriverId::new(d).unwrap(), t0 + secs(4))
                 .unwrap();
             m.validate();
         }
@@ -1021,7 +1026,8 @@ mod tests {
         // When the lost race was the last open offer, the next candidate is offered.
         let (mut c, sc) = mx.start_at(&index, request(3), t0 + secs(4)).unwrap();
         assert_eq!(ids(&sc.offers), vec![3, 4]);
-        mx.decline_at(&index, &mut c, DriverId::new(4).unwrap(), t0 + secs(5))
+        let _ = mx
+            .decline_at(&index, &mut c, DriverId::new(4).unwrap(), t0 + secs(5))
             .unwrap();
         assert!(
             index
@@ -1210,7 +1216,7 @@ mod tests {
                 if res.is_err() {
                     // Only an expired offer may refuse an accept / decline.
                     prop_assert!(kind < 2 && m.deadline().is_some_and(|d| now >= d));
-                    mx.tick_at(&index, m, now).unwrap();
+                    let _ = mx.tick_at(&index, m, now).unwrap();
                 }
                 m.validate();
             }

@@ -25,7 +25,24 @@ use std::time::{Duration, Instant};
 /// assert_eq!(d.reset_after(), Duration::from_secs(1));
 /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
 /// ```
+///
+/// A dropped decision would silently fail open, so it is `#[must_use]`:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use dispatchkit_ratelimit::{Gcra, Quota, RateLimiter};
+/// let limiter = RateLimiter::new(Gcra::new(Quota::per_second(1).unwrap()));
+/// limiter.check(); // error: unused `Decision` that must be used
+/// ```
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// use dispatchkit_ratelimit::{Gcra, Quota, RateLimiter};
+/// let limiter = RateLimiter::new(Gcra::new(Quota::per_second(1).unwrap()));
+/// assert!(limiter.check().is_allowed());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a dropped decision fails open: check is_allowed()"]
 pub struct Decision {
     pub(crate) allowed: bool,
     pub(crate) from_key_cap: bool,

@@ -106,6 +106,7 @@ pub struct PolicyInfo {
 /// wait when several did), or when allowed the tightest rule (least
 /// remaining).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a dropped decision fails open: check is_allowed()"]
 pub struct PolicyDecision {
     pub(crate) allowed: bool,
     pub(crate) subject: usize,

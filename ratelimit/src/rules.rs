@@ -52,8 +52,11 @@ pub enum AlgorithmKind {
 }
 
 /// A window length, written in rule data as `"second"`, `"minute"`,
-/// `"hour"`, `"day"`, `"week"`, or a number with a unit: `"500ms"`,
-/// `"10s"`, `"15m"`, `"2h"`, `"7d"`.
+/// `"hour"`, `"day"`, `"week"`, or a whole number with a unit: `"250ns"`,
+/// `"40us"`, `"500ms"`, `"10s"`, `"15m"`, `"2h"`, `"7d"`.
+///
+/// Writing one out picks the largest unit that divides it exactly, so
+/// every window reads back as itself (`1.5 ms` is `"1500us"`).
 ///
 /// ```
 /// use dispatchkit_ratelimit::Window;
@@ -62,6 +65,10 @@ pub enum AlgorithmKind {
 /// assert_eq!("hour".parse::<Window>()?.duration(), Duration::from_secs(3600));
 /// assert_eq!("15m".parse::<Window>()?.duration(), Duration::from_secs(900));
 /// assert!("0s".parse::<Window>().is_err());
+/// let w = Window::new(Duration::from_micros(1_500))?;
+/// assert_eq!(w.to_string(), "1500us");
+/// assert_eq!(w.to_string().parse::<Window>()?, w);
+/// assert!(Window::new(Duration::ZERO).is_err());
 /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,10 +76,30 @@ pub enum AlgorithmKind {
 #[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
 pub struct Window(Duration);
 
+/// Units a window is written in, largest first, with their length in ns.
+const UNITS: [(&str, u128); 7] = [
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
 impl Window {
-    /// A window of `d` (non-zero; checked when the rule is compiled).
-    pub fn new(d: Duration) -> Self {
-        Self(d)
+    /// A window of `d`.
+    ///
+    /// # Errors
+    /// [`RateLimitError::InvalidWindow`] for a zero duration.
+    pub fn new(d: Duration) -> Result<Self, RateLimitError> {
+        if d.is_zero() {
+            return Err(RateLimitError::InvalidWindow {
+                value: format!("{d:?}"),
+                reason: "a window must be longer than zero",
+            });
+        }
+        Ok(Self(d))
     }
 
     /// The length.
@@ -99,36 +126,22 @@ impl FromStr for Window {
             t => {
                 let split = t
                     .find(|c: char| !c.is_ascii_digit())
-                    .ok_or_else(|| bad("a number needs a unit: ms, s, m, h or d"))?;
+                    .ok_or_else(|| bad("a number needs a unit: ns, us, ms, s, m, h or d"))?;
                 let (num, unit) = t.split_at(split);
-                let n: u64 = num
+                let n: u128 = num
                     .parse()
                     .map_err(|_| bad("expected a whole number before the unit"))?;
-                let mul = match unit {
-                    "ms" => return Ok(Self(Duration::from_millis(n))).and_then(nonzero(s)),
-                    "s" => 1,
-                    "m" => 60,
-                    "h" => 3_600,
-                    "d" => 86_400,
-                    _ => return Err(bad("unknown unit (use ms, s, m, h or d)")),
-                };
-                secs(n.checked_mul(mul).ok_or_else(|| bad("window too long"))?)
+                let (_, per) = UNITS
+                    .iter()
+                    .find(|(u, _)| *u == unit || (unit == "µs" && *u == "us"))
+                    .ok_or_else(|| bad("unknown unit (use ns, us, ms, s, m, h or d)"))?;
+                let nanos = n.checked_mul(*per).ok_or_else(|| bad("window too long"))?;
+                let whole =
+                    u64::try_from(nanos / 1_000_000_000).map_err(|_| bad("window too long"))?;
+                Duration::new(whole, (nanos % 1_000_000_000) as u32)
             }
         };
-        nonzero(s)(Self(d))
-    }
-}
-
-fn nonzero(s: &str) -> impl FnOnce(Window) -> Result<Window, RateLimitError> + '_ {
-    move |w| {
-        if w.0.is_zero() {
-            Err(RateLimitError::InvalidWindow {
-                value: s.to_string(),
-                reason: "a window must be longer than zero",
-            })
-        } else {
-            Ok(w)
-        }
+        Window::new(d).map_err(|_| bad("a window must be longer than zero"))
     }
 }
 
@@ -148,16 +161,25 @@ impl From<Window> for String {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        match d.as_secs() {
-            1 if d.subsec_nanos() == 0 => f.write_str("second"),
-            60 if d.subsec_nanos() == 0 => f.write_str("minute"),
-            3_600 if d.subsec_nanos() == 0 => f.write_str("hour"),
-            86_400 if d.subsec_nanos() == 0 => f.write_str("day"),
-            604_800 if d.subsec_nanos() == 0 => f.write_str("week"),
-            s if d.subsec_nanos() == 0 => write!(f, "{s}s"),
-            _ => write!(f, "{}ms", d.as_millis()),
+        let nanos = self.0.as_nanos();
+        let name = match nanos {
+            1_000_000_000 => Some("second"),
+            60_000_000_000 => Some("minute"),
+            3_600_000_000_000 => Some("hour"),
+            86_400_000_000_000 => Some("day"),
+            604_800_000_000_000 => Some("week"),
+            _ => None,
+        };
+        if let Some(name) = name {
+            return f.write_str(name);
         }
+        // Exact: the largest unit that divides the length (ns always does).
+        let (unit, per) = UNITS
+            .iter()
+            .find(|(_, per)| nanos.is_multiple_of(*per))
+            .copied()
+            .unwrap_or(("ns", 1));
+        write!(f, "{}{unit}", nanos / per)
     }
 }
 

@@ -35,6 +35,11 @@ impl<D: Distances + ?Sized> Distances for &D {
     }
 }
 
+/// Largest distance an entry may have: `f64::MAX / 2^64`, so that the
+/// length of any tour (and the open-path penalty built from row maxima)
+/// stays finite instead of overflowing to infinity.
+pub const MAX_DISTANCE: f64 = f64::MAX / 18_446_744_073_709_551_616.0;
+
 /// Largest number of stops (dummy end node included) for which the
 /// solvers precompute a dense `n × n` matrix of `f64` (32 MiB at the
 /// limit). Larger instances read [`Distances::dist`] on demand.
@@ -49,22 +54,60 @@ pub const DENSE_LIMIT: usize = 2_048;
 /// assert_eq!(m.dist(0, 2), 9.0);
 /// # Ok::<(), dispatchkit_matching::MatchingError>(())
 /// ```
+///
+/// Deserialising (`{"n": 2, "data": [0, 5, 5, 0]}`) goes through
+/// [`DistanceMatrix::new`].
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "DistanceMatrixData", into = "DistanceMatrixData")
+)]
 pub struct DistanceMatrix {
     n: usize,
     data: Vec<f64>,
 }
 
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "DistanceMatrix", deny_unknown_fields)]
+struct DistanceMatrixData {
+    n: usize,
+    data: Vec<f64>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<DistanceMatrixData> for DistanceMatrix {
+    type Error = MatchingError;
+    fn try_from(d: DistanceMatrixData) -> Result<Self, MatchingError> {
+        DistanceMatrix::new(d.n, d.data)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<DistanceMatrix> for DistanceMatrixData {
+    fn from(m: DistanceMatrix) -> Self {
+        DistanceMatrixData {
+            n: m.n,
+            data: m.data,
+        }
+    }
+}
+
 impl DistanceMatrix {
+    /// Largest `n` of [`DistanceMatrix::from_fn`], which allocates its
+    /// `n × n` entries up front: 16,384 stops, 2 GiB.
+    pub const MAX_STOPS: usize = 1 << 14;
+
     /// A matrix from `n × n` row-major entries. The diagonal is ignored.
     /// O(n²).
     ///
     /// # Errors
     /// [`MatchingError::SizeMismatch`] when `data.len() != n * n`;
-    /// [`MatchingError::InvalidDistance`] for a NaN, infinite or negative
-    /// entry, or when `d(i, j) != d(j, i)`.
-    pub fn new(n: usize, data: Vec<f64>) -> Result<Self, MatchingError> {
+    /// [`MatchingError::InvalidDistance`] for a NaN, infinite, negative or
+    /// above-[`MAX_DISTANCE`] entry, or when `d(i, j) != d(j, i)`. The
+    /// diagonal is ignored (stored as 0).
+    pub fn new(n: usize, mut data: Vec<f64>) -> Result<Self, MatchingError> {
         let expected = n.checked_mul(n).ok_or(MatchingError::TooLarge {
             what: "distance matrix",
             size: n,
@@ -80,6 +123,7 @@ impl DistanceMatrix {
         for i in 0..n {
             for j in 0..n {
                 if i == j {
+                    data[i * n + j] = 0.0;
                     continue;
                 }
                 let v = data[i * n + j];
@@ -100,12 +144,20 @@ impl DistanceMatrix {
     /// The matrix `d(i, j) = f(i, j)` for `i < j`, mirrored. O(n²) calls.
     ///
     /// # Errors
-    /// As [`DistanceMatrix::new`].
+    /// As [`DistanceMatrix::new`]; [`MatchingError::TooLarge`] for `n`
+    /// above [`DistanceMatrix::MAX_STOPS`] (checked before allocating).
     pub fn from_fn(
         n: usize,
         mut f: impl FnMut(usize, usize) -> f64,
     ) -> Result<Self, MatchingError> {
-        let mut data = vec![0.0; n.saturating_mul(n)];
+        if n > Self::MAX_STOPS {
+            return Err(MatchingError::TooLarge {
+                what: "distance matrix stops",
+                size: n,
+                limit: Self::MAX_STOPS,
+            });
+        }
+        let mut data = vec![0.0; n * n];
         for i in 0..n {
             for j in i + 1..n {
                 let v = f(i, j);
@@ -136,14 +188,14 @@ impl Distances for DistanceMatrix {
 }
 
 pub(crate) fn check_distance(from: usize, to: usize, value: f64) -> Result<(), MatchingError> {
-    if value.is_finite() && value >= 0.0 {
+    if (0.0..=MAX_DISTANCE).contains(&value) {
         Ok(())
     } else {
         Err(MatchingError::InvalidDistance {
             from,
             to,
             value,
-            reason: "must be finite and non-negative",
+            reason: "must be a number in 0..=MAX_DISTANCE (f64::MAX / 2^64), so tour lengths cannot overflow",
         })
     }
 }
@@ -178,10 +230,40 @@ pub enum PlanarMetric {
 /// # Ok::<(), dispatchkit_matching::MatchingError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "PlanarPointsData", into = "PlanarPointsData")
+)]
 pub struct PlanarPoints {
     points: Vec<(f64, f64)>,
     metric: PlanarMetric,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "PlanarPoints", deny_unknown_fields)]
+struct PlanarPointsData {
+    points: Vec<(f64, f64)>,
+    metric: PlanarMetric,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<PlanarPointsData> for PlanarPoints {
+    type Error = MatchingError;
+    fn try_from(d: PlanarPointsData) -> Result<Self, MatchingError> {
+        PlanarPoints::new(d.points, d.metric)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<PlanarPoints> for PlanarPointsData {
+    fn from(p: PlanarPoints) -> Self {
+        PlanarPointsData {
+            points: p.points,
+            metric: p.metric,
+        }
+    }
 }
 
 impl PlanarPoints {
@@ -251,9 +333,35 @@ impl Distances for PlanarPoints {
 /// # Ok::<(), dispatchkit_matching::MatchingError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "GeoPointsData", into = "GeoPointsData")
+)]
 pub struct GeoPoints {
     points: Vec<Point<f64>>,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "GeoPoints", deny_unknown_fields)]
+struct GeoPointsData {
+    points: Vec<Point<f64>>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<GeoPointsData> for GeoPoints {
+    type Error = MatchingError;
+    fn try_from(d: GeoPointsData) -> Result<Self, MatchingError> {
+        GeoPoints::new(d.points)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<GeoPoints> for GeoPointsData {
+    fn from(p: GeoPoints) -> Self {
+        GeoPointsData { points: p.points }
+    }
 }
 
 impl GeoPoints {

@@ -45,7 +45,7 @@ mod tsplib;
 
 pub use construct::{Construction, construct};
 pub use distances::{
-    DENSE_LIMIT, DistanceMatrix, Distances, GeoPoints, PlanarMetric, PlanarPoints,
+    DENSE_LIMIT, DistanceMatrix, Distances, GeoPoints, MAX_DISTANCE, PlanarMetric, PlanarPoints,
 };
 pub use held_karp::{HELD_KARP_LIMIT, held_karp};
 pub use local_search::Moves;

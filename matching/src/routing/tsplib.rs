@@ -120,6 +120,22 @@ impl TsplibInstance {
                         raw,
                     ));
                 }
+                // Never allocate from the header alone: the section must
+                // hold a line per node.
+                let lines_left = text
+                    .lines()
+                    .skip(i + 1)
+                    .map(str::trim)
+                    .take_while(|l| *l != "EOF")
+                    .filter(|l| !l.is_empty())
+                    .count();
+                if dim > lines_left {
+                    return Err(MatchingError::tsplib(
+                        line_no,
+                        "DIMENSION is larger than the number of node lines that follow",
+                        &format!("DIMENSION {dim}, {lines_left} lines"),
+                    ));
+                }
                 coords = vec![None; dim];
                 in_coords = true;
                 continue;

@@ -45,7 +45,7 @@ fn table(ls: &[(u32, u64, u32, AlgorithmKind)]) -> (RuleTable, Vec<Model>) {
         .iter()
         .enumerate()
         .map(|(i, &(c, w, b, a))| {
-            Limit::new(c, Window::new(Duration::from_nanos(w)))
+            Limit::new(c, Window::new(Duration::from_nanos(w)).unwrap())
                 .with_burst(b)
                 .with_algorithm(a)
                 .named(&format!("r{i}"))
@@ -111,7 +111,7 @@ proptest! {
     /// Per-user AND per-IP: both charged or neither.
     #[test]
     fn multi_subject_checks_are_atomic(user_limit in 1u32..5, ip_limit in 1u32..5, ops in prop::collection::vec((0u64..40, 0u8..3, 0u8..3), 1..80)) {
-        let hour = Window::new(Duration::from_nanos(1_000));
+        let hour = Window::new(Duration::from_nanos(1_000)).unwrap();
         let t = RuleTable { rules: vec![
             RuleSet { kind: Some(KeyKind::User), limits: vec![Limit::new(user_limit, hour).with_algorithm(AlgorithmKind::SlidingLog)], ..RuleSet::default() },
             RuleSet { kind: Some(KeyKind::Ip), limits: vec![Limit::new(ip_limit, hour).with_algorithm(AlgorithmKind::SlidingLog)], ..RuleSet::default() },
@@ -275,7 +275,7 @@ fn denial_names_the_rule_and_headers_report_it() {
         d.rule().map(|(i, d)| (i.name.as_str(), d.remaining())),
         Some(("burst", 15))
     );
-    lim.check_at(&req, 15, t0).expect("cost");
+    let _ = lim.check_at(&req, 15, t0).expect("cost");
     let d = lim.check_at(&req, 1, t0).expect("cost");
     assert_eq!(d.denied_by(), Some("burst"));
     let h = policy_headers(&d, &ClockMap::new(t0, std::time::UNIX_EPOCH));
@@ -291,7 +291,7 @@ fn named(prefix: &str, ls: &[(u32, u64, u32, AlgorithmKind)]) -> Vec<(String, Li
         .enumerate()
         .map(|(i, &(c, w, b, a))| {
             let name = format!("{prefix}{i}");
-            let limit = Limit::new(c, Window::new(Duration::from_nanos(w)))
+            let limit = Limit::new(c, Window::new(Duration::from_nanos(w)).unwrap())
                 .with_burst(b)
                 .with_algorithm(a)
                 .named(&name);
@@ -435,7 +435,7 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, &(c, w, b))| {
-                Limit::new(c, Window::new(Duration::from_nanos(w)))
+                Limit::new(c, Window::new(Duration::from_nanos(w)).unwrap())
                     .with_burst(b)
                     .named(&format!("r{i}"))
             })
@@ -491,7 +491,7 @@ proptest! {
         ops in prop::collection::vec((prop_oneof![8 => 0u64..40, 1 => 1_000u64..3_000], prop::collection::vec((any::<bool>(), 0u64..3), 1..7)), 1..60),
         small in prop::option::of((1usize..3, 2usize..12)),
     ) {
-        let w = Window::new(Duration::from_nanos(1_000));
+        let w = Window::new(Duration::from_nanos(1_000)).unwrap();
         let t = RuleTable { rules: vec![
             RuleSet { kind: Some(KeyKind::User), limits: vec![Limit::new(user_limit, w)], ..RuleSet::default() },
             RuleSet { kind: Some(KeyKind::Ip), limits: vec![Limit::new(ip_limit, w).with_algorithm(AlgorithmKind::SlidingLog)], ..RuleSet::default() },
@@ -553,7 +553,7 @@ proptest! {
 /// would let the first subject through again.
 #[test]
 fn a_sweep_inside_a_multi_subject_check_keeps_its_subjects() {
-    let hour = Window::new(Duration::from_secs(3_600));
+    let hour = Window::new(Duration::from_secs(3_600)).unwrap();
     let t = RuleTable {
         rules: vec![
             RuleSet {
