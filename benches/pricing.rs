@@ -67,7 +67,7 @@ fn bench_quote(c: &mut Criterion) {
         .map(|i| {
             let d = 800.0 + ((i * 7919) % 25_000) as f64 + 0.37;
             let t = Duration::from_millis(120_000 + ((i * 104_729) % 2_400_000) as u64);
-            let m = Multiplier::from_milli(1_000 + 100 * (i % 8) as u32);
+            let m = Multiplier::from_milli(1_000 + 100 * (i % 8) as u32).unwrap();
             (
                 i % CITIES.len(),
                 i % 3,
@@ -304,7 +304,7 @@ fn bench_order(c: &mut Criterion) {
                 items,
                 d,
                 d / 6 + 300,
-                Multiplier::from_milli(1_000 + 100 * (i % 4) as u32),
+                Multiplier::from_milli(1_000 + 100 * (i % 4) as u32).unwrap(),
                 Money::new(100 * (i as i64 % 6), Currency::USD),
             )
         })

@@ -15,7 +15,8 @@ use dispatchkit::matching::{
     DasherStep, EtaModel, HaversineEta, MatchingError, Order, OrderId, StopKind, batch_orders,
 };
 use dispatchkit::pricing::{
-    Bps, LineItem, OrderRequest, OrderTotal, PricingError, PromoSelection, Rounding, UserId,
+    Bps, LineItem, OrderRequest, OrderTotal, PricingError, PromoSelection, Redemption, Rounding,
+    UserId,
 };
 use dispatchkit::workload::{DeliveryOrder, Fleet, METROS, OrderConfig, OrderStream, ZipfKeys};
 use geo::{Distance, Haversine};
@@ -52,7 +53,7 @@ struct Placed {
     src: DeliveryOrder,
     customer: u64,
     total: Option<OrderTotal>,
-    promo: Option<PromoSelection>,
+    promo: Option<Redemption>,
     state: State,
 }
 
@@ -259,7 +260,7 @@ impl World {
                         orders.report.promos_applied += 1;
                     }
                     Err(PricingError::PromoMinimumNotMet { .. }) => {
-                        book.release(&sel, UserId(customer));
+                        book.release(sel)?;
                         orders.report.promos_refused += 1;
                     }
                     Err(e) => return Err(e.into()),
@@ -428,7 +429,7 @@ impl World {
                     let x = &mut orders.orders[i as usize];
                     x.state = State::Cancelled;
                     orders.report.cancelled_orders += 1;
-                    release_promo(&self.markets, x);
+                    release_promo(&self.markets, x)?;
                 }
                 Ok(())
             }
@@ -541,7 +542,7 @@ impl World {
             let x = &mut orders.orders[i as usize];
             x.state = State::WaitingAtEnd;
             orders.report.waiting_at_end += 1;
-            release_promo(&self.markets, x);
+            release_promo(&self.markets, x)?;
         }
         for batch in &mut orders.batches {
             if batch.matching.take().is_some() {
@@ -550,7 +551,7 @@ impl World {
                     let x = &mut orders.orders[i as usize];
                     x.state = State::UnservedAtEnd;
                     orders.report.unserved_at_end += 1;
-                    release_promo(&self.markets, x);
+                    release_promo(&self.markets, x)?;
                 }
             }
         }
@@ -558,10 +559,9 @@ impl World {
     }
 }
 
-fn release_promo(markets: &crate::markets::Markets, x: &mut Placed) {
+fn release_promo(markets: &crate::markets::Markets, x: &mut Placed) -> Result<(), PricingError> {
     if let (Some(sel), Some(t)) = (x.promo.take(), x.total) {
-        markets
-            .promos(t.total().currency())
-            .release(&sel, UserId(x.customer));
+        markets.promos(t.total().currency()).release(sel)?;
     }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use dispatchkit::matching::{
     RideStatus, RideStep, RiderId, UnmatchedReason,
 };
 use dispatchkit::pricing::{
-    Capture, Fare, Money, PricingError, PromoSelection, Rounding, RouteEstimate, TracePoint,
+    Capture, Fare, Money, PricingError, Redemption, Rounding, RouteEstimate, TracePoint,
     TraceRules, UserId, measure_trace,
 };
 use dispatchkit::workload::{Fleet, METROS, QueryStream, ZipfKeys};
@@ -77,7 +77,7 @@ struct Ride {
     dropoff: Point<f64>,
     requested_ms: u64,
     quote: Option<Fare>,
-    promo: Option<PromoSelection>,
+    promo: Option<Redemption>,
     matching: Option<RideMatch>,
     driver: Option<DriverId>,
     state: State,
@@ -424,9 +424,7 @@ impl World {
                 ride.state = State::Unmatched;
                 ride.matching = None;
                 if let (Some(sel), Some(q)) = (ride.promo.take(), ride.quote) {
-                    self.markets
-                        .promos(q.total().currency())
-                        .release(&sel, UserId(ride.rider));
+                    self.markets.promos(q.total().currency()).release(sel)?;
                 }
                 Ok(())
             }
@@ -491,9 +489,7 @@ impl World {
         self.ledger.book(Kind::Cancellation, &c)?;
         ride.state = State::Cancelled;
         if let Some(sel) = ride.promo.take() {
-            self.markets
-                .promos(fee.currency())
-                .release(&sel, UserId(ride.rider));
+            self.markets.promos(fee.currency()).release(sel)?;
         }
         self.rides.report.cancelled += 1;
         self.release_driver(r, ms)
@@ -566,9 +562,7 @@ impl World {
                 ride.matching = None;
                 self.rides.report.open_at_end += 1;
                 if let (Some(sel), Some(q)) = (ride.promo.take(), ride.quote) {
-                    self.markets
-                        .promos(q.total().currency())
-                        .release(&sel, UserId(ride.rider));
+                    self.markets.promos(q.total().currency()).release(sel)?;
                 }
             }
         }

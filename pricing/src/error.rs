@@ -185,6 +185,22 @@ pub enum PricingError {
         /// Why.
         reason: &'static str,
     },
+    /// A [`Redemption`](crate::Redemption) given back to a promo book
+    /// that did not make it; nothing changed.
+    #[error("redemption of user {user} was made by another promo book")]
+    ForeignRedemption {
+        /// The user of the redemption.
+        user: u64,
+    },
+    /// A deserialised record (fare, order total, capture) whose parts do
+    /// not add up or break an invariant its constructor guarantees.
+    #[error("invalid {what} record: {reason}")]
+    InvalidRecord {
+        /// Which record.
+        what: &'static str,
+        /// The broken invariant.
+        reason: &'static str,
+    },
     /// A promo definition that is malformed.
     #[error("invalid promo `{code}`: {reason}")]
     InvalidPromo {

@@ -82,8 +82,15 @@ pub struct RouteEstimate {
 /// 4. `booking_fee` (never surged, not part of the minimum);
 /// 5. `promo` (negative) on the trip fare of steps 1–3, never below zero;
 /// 6. `total` = the sum of the lines.
+///
+/// Deserialising checks that the lines are non-negative (the promo line
+/// non-positive and at most the trip fare) and sum to the total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "FareData")
+)]
 pub struct Fare {
     currency: Currency,
     rounding: Rounding,
@@ -99,6 +106,52 @@ pub struct Fare {
     promo: i64,
     cancellation: i64,
     total: i64,
+}
+
+/// The serialised form of a [`Fare`], checked on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(rename = "Fare", deny_unknown_fields)]
+struct FareData {
+    currency: Currency,
+    rounding: Rounding,
+    multiplier: Multiplier,
+    distance_m: u64,
+    duration_ms: u64,
+    base: i64,
+    distance: i64,
+    time: i64,
+    surge: i64,
+    minimum: i64,
+    booking_fee: i64,
+    promo: i64,
+    cancellation: i64,
+    total: i64,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<FareData> for Fare {
+    type Error = PricingError;
+    fn try_from(d: FareData) -> Result<Self, PricingError> {
+        let f = Fare {
+            currency: d.currency,
+            rounding: d.rounding,
+            multiplier: d.multiplier,
+            distance_m: d.distance_m,
+            duration_ms: d.duration_ms,
+            base: d.base,
+            distance: d.distance,
+            time: d.time,
+            surge: d.surge,
+            minimum: d.minimum,
+            booking_fee: d.booking_fee,
+            promo: d.promo,
+            cancellation: d.cancellation,
+            total: d.total,
+        };
+        f.check()?;
+        Ok(f)
+    }
 }
 
 impl Fare {
@@ -185,15 +238,53 @@ impl Fare {
         Ok(self)
     }
 
-    /// Checks that the lines sum to the total and the fare is not negative.
+    /// Checks the invariants (what deserialising checks).
+    ///
+    /// # Errors
+    /// [`PricingError::InvalidRecord`] naming the broken one.
+    pub(crate) fn check(&self) -> Result<(), PricingError> {
+        let bad = |reason| {
+            Err(PricingError::InvalidRecord {
+                what: "fare",
+                reason,
+            })
+        };
+        let charges = [
+            self.base,
+            self.distance,
+            self.time,
+            self.surge,
+            self.minimum,
+            self.booking_fee,
+            self.cancellation,
+        ];
+        if charges.iter().any(|&v| v < 0) || self.promo > 0 {
+            return bad("charge lines cannot be negative, nor the promo line positive");
+        }
+        let sum = |v: &[i64]| v.iter().try_fold(0_i64, |a, &x| a.checked_add(x));
+        let trip = sum(&charges[..5]);
+        let total = sum(&charges).and_then(|t| t.checked_add(self.promo));
+        let (Some(trip), Some(total)) = (trip, total) else {
+            return bad("the lines overflow");
+        };
+        if total != self.total {
+            return bad("the lines must sum to the total");
+        }
+        if -self.promo > trip {
+            return bad("a promo cannot exceed the trip fare");
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants; panics with the broken one.
     /// For tests (public so that integration tests can call it).
     #[doc(hidden)]
     pub fn validate(&self) {
+        if let Err(e) = self.check() {
+            panic!("{e}");
+        }
         let sum: i64 = self.lines().map(|l| l.amount.minor()).sum();
-        assert_eq!(sum, self.total, "lines must sum to the total");
-        assert!(self.total >= 0, "a fare is never negative");
-        assert!(self.minimum >= 0 && self.promo <= 0);
-        assert!(-self.promo <= self.trip_fare().minor());
+        assert_eq!(sum, self.total, "the receipt lines sum to the total");
     }
 }
 
@@ -230,7 +321,7 @@ impl RateCard {
     ///     rounding: Rounding::HalfEven,
     /// })?;
     /// let route = RouteEstimate { distance_m: 8_000.0, duration: Duration::from_secs(20 * 60) };
-    /// let fare = card.quote(&route, Multiplier::from_milli(1_500))?;
+    /// let fare = card.quote(&route, Multiplier::from_milli(1_500)?)?;
     /// // (250 + 800 + 600) × 1.5 = 2475, + 275 booking fee.
     /// assert_eq!(fare.total(), Money::new(2_750, Currency::USD));
     /// # Ok::<(), PricingError>(())

@@ -91,7 +91,7 @@ pub use order::{
     DasherPay, DeliveryPricing, DeliveryPricingSpec, DistanceTier, LineItem, OrderRequest,
     OrderTotal, ServiceFee, SmallOrderFee, TaxRule,
 };
-pub use promo::{Promo, PromoBook, PromoKind, PromoSelection, Stacking, UserId};
+pub use promo::{Promo, PromoBook, PromoKind, PromoSelection, Redemption, Stacking, UserId};
 pub use rate::{Bps, Multiplier};
 pub use ratecard::{DistanceRate, RateBook, RateCard, RateCardSpec};
 pub use rounding::Rounding;

@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(m.mul_bps(Bps(150), Rounding::Down).unwrap().minor(), 3);
         // 0.05 × 1.5 = 7.5 ¢: half-even 8, half-up 8; 0.03 × 1.5 = 4.5: 4 vs 5.
         let m3 = Money::new(3, USD);
-        let x = Multiplier::from_milli(1500);
+        let x = Multiplier::from_milli(1500).unwrap();
         assert_eq!(m3.mul_multiplier(x, Rounding::HalfEven).unwrap().minor(), 4);
         assert_eq!(m3.mul_multiplier(x, Rounding::HalfUp).unwrap().minor(), 5);
         assert_eq!(

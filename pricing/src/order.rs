@@ -383,8 +383,15 @@ impl From<DeliveryPricing> for DeliveryPricingSpec {
 
 /// A priced delivery order: the customer's receipt and what the split
 /// needs. `Copy`; the receipt lines sum exactly to the total.
+///
+/// Deserialising checks the same invariants (no negative part, the lines
+/// sum to the total, discounts and commission within what they reduce).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "OrderTotalData")
+)]
 pub struct OrderTotal {
     currency: Currency,
     subtotal: i64,
@@ -398,6 +405,48 @@ pub struct OrderTotal {
     total: i64,
     commission: i64,
     dasher_pay: i64,
+}
+
+/// The serialised form of an [`OrderTotal`], checked on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(rename = "OrderTotal", deny_unknown_fields)]
+struct OrderTotalData {
+    currency: Currency,
+    subtotal: i64,
+    discount: i64,
+    delivery_fee: i64,
+    delivery_discount: i64,
+    service_fee: i64,
+    small_order_fee: i64,
+    tax: i64,
+    tip: i64,
+    total: i64,
+    commission: i64,
+    dasher_pay: i64,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<OrderTotalData> for OrderTotal {
+    type Error = PricingError;
+    fn try_from(d: OrderTotalData) -> Result<Self, PricingError> {
+        let t = OrderTotal {
+            currency: d.currency,
+            subtotal: d.subtotal,
+            discount: d.discount,
+            delivery_fee: d.delivery_fee,
+            delivery_discount: d.delivery_discount,
+            service_fee: d.service_fee,
+            small_order_fee: d.small_order_fee,
+            tax: d.tax,
+            tip: d.tip,
+            total: d.total,
+            commission: d.commission,
+            dasher_pay: d.dasher_pay,
+        };
+        t.check()?;
+        Ok(t)
+    }
 }
 
 impl OrderTotal {
@@ -500,13 +549,18 @@ impl OrderTotal {
         Capture::new(amount, self.restaurant_due(), self.dasher_pay(), self.tip())
     }
 
-    /// Checks that the lines sum to the total and no part is negative.
-    /// For tests (public so that integration tests can call it).
-    #[doc(hidden)]
-    pub fn validate(&self) {
-        let sum: i64 = self.lines().map(|(_, m)| m.minor()).sum();
-        assert_eq!(sum, self.total);
-        for v in [
+    /// Checks the invariants (what deserialising checks).
+    ///
+    /// # Errors
+    /// [`PricingError::InvalidRecord`] naming the broken one.
+    pub(crate) fn check(&self) -> Result<(), PricingError> {
+        let bad = |reason| {
+            Err(PricingError::InvalidRecord {
+                what: "order total",
+                reason,
+            })
+        };
+        let parts = [
             self.subtotal,
             self.discount,
             self.delivery_fee,
@@ -518,12 +572,41 @@ impl OrderTotal {
             self.total,
             self.commission,
             self.dasher_pay,
-        ] {
-            assert!(v >= 0);
+        ];
+        if parts.iter().any(|&v| v < 0) {
+            return bad("no part of an order total is negative");
         }
-        assert!(self.discount <= self.subtotal);
-        assert!(self.delivery_discount <= self.delivery_fee);
-        assert!(self.commission <= self.subtotal);
+        if self.discount > self.subtotal
+            || self.delivery_discount > self.delivery_fee
+            || self.commission > self.subtotal
+        {
+            return bad("discounts and commission cannot exceed what they reduce");
+        }
+        // Non-negative parts: the differences cannot overflow.
+        let lines = [
+            self.subtotal - self.discount,
+            self.delivery_fee - self.delivery_discount,
+            self.service_fee,
+            self.small_order_fee,
+            self.tax,
+            self.tip,
+        ];
+        let sum = lines.iter().try_fold(0_i64, |a, &v| a.checked_add(v));
+        if sum != Some(self.total) {
+            return bad("the lines must sum to the total");
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants; panics with the broken one.
+    /// For tests (public so that integration tests can call it).
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        if let Err(e) = self.check() {
+            panic!("{e}");
+        }
+        let sum: i64 = self.lines().map(|(_, m)| m.minor()).sum();
+        assert_eq!(sum, self.total, "the receipt lines sum to the total");
     }
 }
 

@@ -133,6 +133,60 @@ pub struct PromoSelection {
     promos: Vec<Promo>,
 }
 
+/// Proof that [`PromoBook::redeem_at`] counted one use of each promo of a
+/// selection for one user: what [`PromoBook::release`] takes to give the
+/// uses back. It cannot be copied or made from a checked selection, and
+/// release consumes it, so a use is given back at most once and only after
+/// it was counted (a selection from [`PromoBook::check_at`] was never
+/// counted; releasing it would let a user redeem a once-only promo again
+/// and again).
+///
+/// It dereferences to its [`PromoSelection`] for pricing.
+///
+/// ```compile_fail
+/// # use std::time::Instant;
+/// # use dispatchkit_pricing::*;
+/// # let book = PromoBook::new();
+/// let checked = book.check_at(&[], UserId(1), Instant::now()).unwrap();
+/// book.release(checked); // a checked selection is not a Redemption
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "release() a redemption whose purchase is cancelled, or keep it"]
+pub struct Redemption {
+    selection: PromoSelection,
+    user: UserId,
+    book: u64,
+}
+
+impl Redemption {
+    /// The redeemed promos.
+    pub fn selection(&self) -> &PromoSelection {
+        &self.selection
+    }
+
+    /// Who redeemed them.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// The selection, keeping the uses counted for good (the purchase went
+    /// through).
+    pub fn into_selection(self) -> PromoSelection {
+        self.selection
+    }
+}
+
+impl std::ops::Deref for Redemption {
+    type Target = PromoSelection;
+
+    fn deref(&self) -> &PromoSelection {
+        &self.selection
+    }
+}
+
+/// Ids of promo books, so a redemption is released only to its own book.
+static NEXT_BOOK: AtomicU64 = AtomicU64::new(1);
+
 /// Discounts a [`PromoSelection`] gives on one purchase (both `>= 0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Discounts {
@@ -229,20 +283,35 @@ impl PromoSelection {
 /// book.insert(p)?;
 ///
 /// let alice = UserId(1);
-/// book.redeem_at(&["WELCOME"], alice, t0)?;
+/// let first = book.redeem_at(&["WELCOME"], alice, t0)?;
 /// assert!(matches!(book.redeem_at(&["WELCOME"], alice, t0), Err(PricingError::PromoUsageExceeded { .. })));
+/// book.release(first)?; // the order was cancelled: the use is given back
+/// let _kept = book.redeem_at(&["WELCOME"], alice, t0)?;
 /// assert!(matches!(
 ///     book.check_at(&["WELCOME"], UserId(2), t0 + Duration::from_secs(7200)),
 ///     Err(PricingError::PromoExpired { .. })
 /// ));
 /// # Ok::<(), PricingError>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PromoBook {
     promos: Vec<Promo>,
     by_code: FxHashMap<String, u32>,
     uses: Mutex<FxHashMap<(u32, UserId), u32>>,
     lock_waits: AtomicU64,
+    id: u64,
+}
+
+impl Default for PromoBook {
+    fn default() -> Self {
+        Self {
+            promos: Vec::new(),
+            by_code: FxHashMap::default(),
+            uses: Mutex::default(),
+            lock_waits: AtomicU64::new(0),
+            id: NEXT_BOOK.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 impl PromoBook {
@@ -333,7 +402,8 @@ impl PromoBook {
 
     /// Validates `codes` like [`PromoBook::check_at`] and counts one use of
     /// each for `user`, atomically: concurrent calls never exceed a limit.
-    /// Nothing is counted on error.
+    /// Nothing is counted on error. The [`Redemption`] is what
+    /// [`PromoBook::release`] takes back if the purchase is cancelled.
     ///
     /// # Errors
     /// As [`PromoBook::check_at`].
@@ -342,7 +412,7 @@ impl PromoBook {
         codes: &[&str],
         user: UserId,
         now: Instant,
-    ) -> Result<PromoSelection, PricingError> {
+    ) -> Result<Redemption, PricingError> {
         let idx = self.resolve(codes, now)?;
         let mut uses = self.lock();
         self.check_limits(&idx, user, &uses)?;
@@ -350,28 +420,44 @@ impl PromoBook {
             *uses.entry((i, user)).or_insert(0) += 1;
         }
         drop(uses);
-        Ok(self.selection(&idx))
+        Ok(Redemption {
+            selection: self.selection(&idx),
+            user,
+            book: self.id,
+        })
     }
 
     /// [`PromoBook::redeem_at`] with `Instant::now()`.
     ///
     /// # Errors
     /// As [`PromoBook::redeem_at`].
-    pub fn redeem(&self, codes: &[&str], user: UserId) -> Result<PromoSelection, PricingError> {
+    pub fn redeem(&self, codes: &[&str], user: UserId) -> Result<Redemption, PricingError> {
         self.redeem_at(codes, user, Instant::now())
     }
 
-    /// Gives back one use of each promo of `selection` (an order that was
-    /// cancelled before capture). Counts never go below zero.
-    pub fn release(&self, selection: &PromoSelection, user: UserId) {
+    /// Gives back the uses a [`Redemption`] counted (an order that was
+    /// cancelled before capture), consuming it.
+    ///
+    /// # Errors
+    /// [`PricingError::ForeignRedemption`] for a redemption made by another
+    /// book; nothing changes.
+    pub fn release(&self, redemption: Redemption) -> Result<(), PricingError> {
+        if redemption.book != self.id {
+            return Err(PricingError::ForeignRedemption {
+                user: redemption.user.0,
+            });
+        }
         let mut uses = self.lock();
-        for p in &selection.promos {
+        for p in &redemption.selection.promos {
             if let Some(&i) = self.by_code.get(&p.code)
-                && let Some(n) = uses.get_mut(&(i, user))
+                && let Some(n) = uses.get_mut(&(i, redemption.user))
             {
+                // Counted by the redemption, so never below zero.
+                debug_assert!(*n > 0);
                 *n = n.saturating_sub(1);
             }
         }
+        Ok(())
     }
 
     fn resolve(&self, codes: &[&str], now: Instant) -> Result<Vec<u32>, PricingError> {
@@ -597,7 +683,7 @@ mod tests {
         p.expires_at = Some(t0 + Duration::from_secs(60));
         b.insert(p).unwrap();
         let u = UserId(9);
-        b.redeem_at(&["ONCE"], u, t0).unwrap();
+        let _ = b.redeem_at(&["ONCE"], u, t0).unwrap();
         let sel = b.redeem_at(&["ONCE"], u, t0).unwrap();
         b.validate();
         assert_eq!(
@@ -610,7 +696,18 @@ mod tests {
             })
         );
         assert_eq!(b.uses("ONCE", u), 2);
-        b.release(&sel, u);
+        b.release(sel).unwrap();
+        assert_eq!(b.uses("ONCE", u), 1);
+        // Another book's redemption is refused.
+        let mut other = PromoBook::new();
+        other
+            .insert(Promo::new("ONCE", PromoKind::FixedOff { off: usd(100) }))
+            .unwrap();
+        let foreign = other.redeem_at(&["ONCE"], u, t0).unwrap();
+        assert!(matches!(
+            b.release(foreign),
+            Err(PricingError::ForeignRedemption { user: 9 })
+        ));
         assert_eq!(b.uses("ONCE", u), 1);
         assert!(b.check_at(&["ONCE"], UserId(10), t0).is_ok());
         assert_eq!(
@@ -661,7 +758,8 @@ mod tests {
     enum Op {
         Check(Vec<usize>, u64, u64),
         Redeem(Vec<usize>, u64, u64),
-        Release(Vec<usize>, u64),
+        /// Releases the redemption at this index (modulo the held ones).
+        Release(usize),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -669,7 +767,7 @@ mod tests {
         prop_oneof![
             (codes(), 0_u64..3, 0_u64..120).prop_map(|(c, u, t)| Op::Check(c, u, t)),
             (codes(), 0_u64..3, 0_u64..120).prop_map(|(c, u, t)| Op::Redeem(c, u, t)),
-            (codes(), 0_u64..3).prop_map(|(c, u)| Op::Release(c, u)),
+            (0_usize..8).prop_map(Op::Release),
         ]
     }
 
@@ -711,7 +809,7 @@ mod tests {
         Ok(())
     }
 
-    fn kind_of(r: &Result<PromoSelection, PricingError>) -> Result<(), &'static str> {
+    fn kind_of<T>(r: &Result<T, PricingError>) -> Result<(), &'static str> {
         match r {
             Ok(_) => Ok(()),
             Err(PricingError::PromoExpired { .. }) => Err("expired"),
@@ -750,6 +848,7 @@ mod tests {
                 b.insert(p).unwrap();
             }
             let mut uses: std::collections::HashMap<(usize, u64), u32> = Default::default();
+            let mut held: Vec<(Vec<usize>, u64, Redemption)> = Vec::new();
             for op in ops {
                 match op {
                     Op::Check(codes, user, t) => {
@@ -764,20 +863,20 @@ mod tests {
                         let want = model_check(&b, &uses, &codes, user, now, &limits, &expiry);
                         let got = b.redeem_at(&names, UserId(user), now);
                         prop_assert_eq!(kind_of(&got), want);
-                        if want.is_ok() {
+                        if let Ok(r) = got {
                             for &c in &codes {
                                 *uses.entry((c, user)).or_insert(0) += 1;
                             }
+                            held.push((codes, user, r));
                         }
                     }
-                    Op::Release(codes, user) => {
-                        let sel = PromoSelection {
-                            promos: codes.iter().map(|&c| b.get(CODES[c]).unwrap().clone()).collect(),
-                        };
-                        b.release(&sel, UserId(user));
-                        for &c in &codes {
-                            if let Some(n) = uses.get_mut(&(c, user)) {
-                                *n = n.saturating_sub(1);
+                    Op::Release(k) => {
+                        if !held.is_empty() {
+                            let (codes, user, r) = held.swap_remove(k % held.len());
+                            b.release(r).unwrap();
+                            for &c in &codes {
+                                let n = uses.get_mut(&(c, user)).expect("counted");
+                                *n -= 1;
                             }
                         }
                     }

@@ -51,9 +51,11 @@ impl Split {
 
 /// A captured payment, its split and the refunds made against it.
 ///
-/// Invariants (checked by `validate` in tests): the split sums exactly to
-/// the captured amount and no part is negative; refunds per party never
-/// exceed that party's part, so the refunds never exceed the capture.
+/// Invariants: the split sums exactly to the captured amount and no part
+/// is negative; refunds per party never exceed that party's part, so the
+/// refunds never exceed the capture. Deserialising checks them all
+/// (a tampered `refunded` could otherwise take a refund from the wrong
+/// party).
 ///
 /// ```
 /// use dispatchkit_pricing::{Capture, Currency, Money, PricingError};
@@ -69,12 +71,42 @@ impl Split {
 /// # Ok::<(), PricingError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "CaptureData")
+)]
 pub struct Capture {
     captured: Money,
     split: Split,
     refunded: Split,
     shortfall: Money,
+}
+
+/// The serialised form of a [`Capture`], checked on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(rename = "Capture", deny_unknown_fields)]
+struct CaptureData {
+    captured: Money,
+    split: Split,
+    refunded: Split,
+    shortfall: Money,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<CaptureData> for Capture {
+    type Error = PricingError;
+    fn try_from(d: CaptureData) -> Result<Self, PricingError> {
+        let c = Capture {
+            captured: d.captured,
+            split: d.split,
+            refunded: d.refunded,
+            shortfall: d.shortfall,
+        };
+        c.check()?;
+        Ok(c)
+    }
 }
 
 impl Capture {
@@ -216,19 +248,55 @@ impl Capture {
         parts
     }
 
-    /// Checks the invariants.
+    /// Checks the invariants (what deserialising checks).
+    ///
+    /// # Errors
+    /// [`PricingError::InvalidRecord`] naming the broken one.
+    pub(crate) fn check(&self) -> Result<(), PricingError> {
+        let bad = |reason| {
+            Err(PricingError::InvalidRecord {
+                what: "capture",
+                reason,
+            })
+        };
+        let cur = self.captured.currency();
+        let all = [
+            self.split.restaurant,
+            self.split.dasher,
+            self.split.platform,
+            self.refunded.restaurant,
+            self.refunded.dasher,
+            self.refunded.platform,
+            self.shortfall,
+        ];
+        if all.iter().any(|m| m.currency() != cur) {
+            return bad("every amount must be in the captured currency");
+        }
+        let s = self.split.minors();
+        let r = self.refunded.minors();
+        if s.iter().any(|&v| v < 0) || self.captured.minor() < 0 {
+            return bad("the capture and its parts cannot be negative");
+        }
+        let sum = s.iter().try_fold(0_i64, |a, &v| a.checked_add(v));
+        if sum != Some(self.captured.minor()) {
+            return bad("the split must sum exactly to the captured amount");
+        }
+        if (0..3).any(|i| !(0..=s[i]).contains(&r[i])) {
+            return bad("a party's refunds must be within 0..=its part");
+        }
+        if self.shortfall.minor() < 0 {
+            return bad("the shortfall cannot be negative");
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants; panics with the broken one.
     /// For tests (public so that integration tests can call it).
     #[doc(hidden)]
     pub fn validate(&self) {
-        let s = self.split.minors();
-        let r = self.refunded.minors();
-        assert_eq!(self.split.total(), self.captured, "split sums to capture");
-        for i in 0..3 {
-            assert!(s[i] >= 0, "part {i} negative");
-            assert!((0..=s[i]).contains(&r[i]), "refund {i} out of 0..=part");
+        if let Err(e) = self.check() {
+            panic!("{e}");
         }
-        assert!(self.shortfall.minor() >= 0);
-        assert!(self.refundable().minor() >= 0);
     }
 }
 

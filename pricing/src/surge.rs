@@ -287,7 +287,7 @@ struct EngineState {
 /// engine.recompute_at(&drivers, t0);
 /// // Curve: 1.0 + (3.0 − 1.2) = 2.8x; 70 % own excess + 30 % neighbours' (none):
 /// // 1.0 + 0.7 × 1.8 = 2.26 → 2.2x; bounded to +0.5x per recompute → 1.5x now.
-/// assert_eq!(engine.multiplier_at(here)?, Multiplier::from_milli(1_500));
+/// assert_eq!(engine.multiplier_at(here)?, Multiplier::from_milli(1_500)?);
 /// let hot = engine.snapshot().hottest(1);
 /// assert_eq!(hot[0].1.ratio_milli, 3_000);
 /// # Ok::<(), PricingError>(())
@@ -759,7 +759,7 @@ impl SurgeEngine {
                 .min(cap);
             if m > 1_000 {
                 next.insert(c, m as u32);
-                cells.entry(c).or_insert(blank).multiplier = Multiplier::from_milli(m as u32);
+                cells.entry(c).or_insert(blank).multiplier = Multiplier::within_bounds(m as u32);
             }
         }
         *prev = next;

@@ -16,9 +16,10 @@ use crate::{Multiplier, PricingError};
 ///
 /// let c = SurgeCurve::default(); // 1.2 threshold, slope 1, step 0.1, cap 3.0, emergency 1.5
 /// assert_eq!(c.multiplier(1_200, false), Multiplier::ONE);
-/// assert_eq!(c.multiplier(2_000, false), Multiplier::from_milli(1_800));
-/// assert_eq!(c.multiplier(9_000, false), Multiplier::from_milli(3_000));
-/// assert_eq!(c.multiplier(9_000, true), Multiplier::from_milli(1_500));
+/// assert_eq!(c.multiplier(2_000, false), Multiplier::from_milli(1_800)?);
+/// assert_eq!(c.multiplier(9_000, false), Multiplier::from_milli(3_000)?);
+/// assert_eq!(c.multiplier(9_000, true), Multiplier::from_milli(1_500)?);
+/// # Ok::<(), dispatchkit_pricing::PricingError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -42,8 +43,8 @@ impl Default for SurgeCurve {
             threshold_milli: 1_200,
             slope_milli: 1_000,
             step_milli: 100,
-            cap: Multiplier::from_milli(3_000),
-            emergency_cap: Multiplier::from_milli(1_500),
+            cap: Multiplier::within_bounds(3_000),
+            emergency_cap: Multiplier::within_bounds(1_500),
         }
     }
 }
@@ -115,7 +116,7 @@ impl SurgeCurve {
             .min(u128::from(u32::MAX)) as u64;
         let m = self.quantise(1_000 + rise);
         let cap = u64::from(self.effective_cap(emergency).milli());
-        Multiplier::from_milli(m.min(cap) as u32)
+        Multiplier::within_bounds(m.min(cap) as u32)
     }
 }
 
@@ -131,18 +132,16 @@ mod tests {
         let bad = [
             SurgeCurve { step_milli: 0, ..c },
             SurgeCurve {
-                cap: Multiplier::from_milli(950),
+                cap: Multiplier::from_milli(2_050).unwrap(),
                 ..c
             },
             SurgeCurve {
-                cap: Multiplier::from_milli(2_050),
-                ..c
-            },
-            SurgeCurve {
-                emergency_cap: Multiplier::from_milli(3_100),
+                emergency_cap: Multiplier::from_milli(3_100).unwrap(),
                 ..c
             },
         ];
+        // A cap below 1.0x cannot even be made.
+        assert!(Multiplier::from_milli(950).is_err());
         for b in bad {
             assert!(
                 matches!(b.validate(), Err(PricingError::InvalidConfig { .. })),
@@ -157,7 +156,10 @@ mod tests {
         // Ratio 1.25: 0.05 above threshold → +0.05x → rounds down to 1.0.
         assert_eq!(c.multiplier(1_250, false), Multiplier::ONE);
         // Ratio 1.35: +0.15x → 1.1x.
-        assert_eq!(c.multiplier(1_350, false), Multiplier::from_milli(1_100));
+        assert_eq!(
+            c.multiplier(1_350, false),
+            Multiplier::from_milli(1_100).unwrap()
+        );
         // Steeper slope: 2.0 per ratio unit, ratio 2.0 → +1.6x → 2.6x.
         let steep = SurgeCurve {
             slope_milli: 2_000,
@@ -165,7 +167,7 @@ mod tests {
         };
         assert_eq!(
             steep.multiplier(2_000, false),
-            Multiplier::from_milli(2_600)
+            Multiplier::from_milli(2_600).unwrap()
         );
         assert_eq!(c.multiplier(u64::MAX, false), c.cap);
     }
@@ -180,14 +182,16 @@ mod tests {
     fn curve() -> impl Strategy<Value = SurgeCurve> {
         (0_u32..5_000, 1_u32..5_000, 1_u32..500, 0_u32..40, 0_u32..40).prop_map(
             |(threshold, slope, step, cap_steps, em_steps)| {
+                // Caps stay within Multiplier::MAX (10x).
+                let cap_steps = cap_steps.min(9_000 / step);
                 let cap = 1_000 + cap_steps * step;
                 let em = 1_000 + em_steps.min(cap_steps) * step;
                 SurgeCurve {
                     threshold_milli: threshold,
                     slope_milli: slope,
                     step_milli: step,
-                    cap: Multiplier::from_milli(cap),
-                    emergency_cap: Multiplier::from_milli(em),
+                    cap: Multiplier::from_milli(cap).unwrap(),
+                    emergency_cap: Multiplier::from_milli(em).unwrap(),
                 }
             },
         )

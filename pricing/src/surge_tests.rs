@@ -116,7 +116,7 @@ impl Twin {
                         ratio_milli: 0,
                         multiplier: Multiplier::ONE,
                     })
-                    .multiplier = Multiplier::from_milli(m as u32);
+                    .multiplier = Multiplier::from_milli(m as u32).unwrap();
             }
         }
         self.prev = next;
@@ -192,8 +192,8 @@ fn config() -> impl Strategy<Value = SurgeConfig> {
                         threshold_milli: 1_000,
                         slope_milli: 1_500,
                         step_milli: step,
-                        cap: Multiplier::from_milli(1_000 + 20 * step),
-                        emergency_cap: Multiplier::from_milli(1_000 + 4 * step),
+                        cap: Multiplier::from_milli(1_000 + 20 * step).unwrap(),
+                        emergency_cap: Multiplier::from_milli(1_000 + 4 * step).unwrap(),
                     },
                     smoothing_k: k,
                     neighbour_weight: Bps(w),
@@ -429,10 +429,10 @@ fn requests_leave_the_window_and_hottest_is_ordered_like_zrevrange() {
     assert_eq!(hot[2].1.ratio_milli, 3_000);
     assert!(u64::from(hot[1].0) > u64::from(hot[2].0));
     // 6.0: 1.0 + 4.8 → capped at 3.0x.
-    assert_eq!(hot[0].1.multiplier, Multiplier::from_milli(3_000));
+    assert_eq!(hot[0].1.multiplier, Multiplier::from_milli(3_000).unwrap());
     assert_eq!(
         engine.multiplier_at(a).unwrap(),
-        Multiplier::from_milli(3_000)
+        Multiplier::from_milli(3_000).unwrap()
     );
     let hist = map.distribution();
     assert_eq!(hist.values().sum::<usize>(), map.len());
@@ -444,7 +444,7 @@ fn requests_leave_the_window_and_hottest_is_ordered_like_zrevrange() {
     // Without demand the multiplier decays by max_change per recompute.
     assert_eq!(
         engine.multiplier_at(a).unwrap(),
-        Multiplier::from_milli(1_000)
+        Multiplier::from_milli(1_000).unwrap()
     );
     engine.validate();
 }
@@ -465,14 +465,14 @@ fn emergency_caps_immediately() {
     engine.recompute_at(&vec![p], t);
     assert_eq!(
         engine.multiplier_at(p).unwrap(),
-        Multiplier::from_milli(3_000)
+        Multiplier::from_milli(3_000).unwrap()
     );
     engine.set_emergency(true);
     assert!(engine.emergency());
     engine.recompute_at(&vec![p], t);
     assert_eq!(
         engine.multiplier_at(p).unwrap(),
-        Multiplier::from_milli(1_500)
+        Multiplier::from_milli(1_500).unwrap()
     );
     assert!(engine.snapshot().emergency());
     engine.validate();
@@ -516,7 +516,9 @@ fn concurrent_records_lookups_and_recomputes() {
                             );
                             e.record_request_at(p, t).unwrap();
                             let m = e.multiplier_at(p).unwrap();
-                            assert!(m >= Multiplier::ONE && m <= Multiplier::from_milli(3_000));
+                            assert!(
+                                m >= Multiplier::ONE && m <= Multiplier::from_milli(3_000).unwrap()
+                            );
                         }
                     })
                 })

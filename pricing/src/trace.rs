@@ -41,6 +41,22 @@ pub struct TraceRules {
     pub jitter_m: f64,
 }
 
+impl TraceRules {
+    /// Checks the bounds (see [`measure_trace`]).
+    ///
+    /// # Errors
+    /// The reason, for [`PricingError::InvalidTrace`].
+    fn check(&self) -> Result<(), &'static str> {
+        let speed_ok = self.max_speed_mps > 0.0 && self.max_speed_mps <= 340.0;
+        let jitter_ok = (0.0..=10_000.0).contains(&self.jitter_m);
+        if speed_ok && jitter_ok {
+            Ok(())
+        } else {
+            Err("rules need max_speed_mps in (0, 340] and jitter_m in 0..=10000")
+        }
+    }
+}
+
 impl Default for TraceRules {
     fn default() -> Self {
         Self {
@@ -73,9 +89,16 @@ pub struct TraceSummary {
 ///    −90..=90, and no fix is earlier than the one before it;
 /// 3. the first fix is accepted (it is the pickup); every later fix is
 ///    accepted unless it is implausible under `rules` (see [`TraceRules`]);
-/// 4. if more than half of the fixes are rejected the trace is refused —
-///    the first fix itself is probably the outlier, and the caller should
-///    fall back to the upfront quote.
+/// 4. unless **more than half** of the fixes are accepted (the first
+///    included) the trace is refused: with too few believable fixes the
+///    first fix itself may be the outlier, and nothing reliable was
+///    measured. A 2-fix trace therefore needs both fixes. The caller then
+///    charges the upfront quote ([`RateCard::quote`](crate::RateCard::quote)),
+///    as the seed's fare service does when the trip trace is unusable.
+///
+/// `rules` are bounded too: `max_speed_mps` in (0, 340] (the speed of
+/// sound; nothing on a road is faster) and `jitter_m` in 0..=10,000, so a
+/// rule cannot accept a 1,000 km jump.
 ///
 /// ```
 /// use std::time::Duration;
@@ -96,8 +119,8 @@ pub struct TraceSummary {
 /// ```
 ///
 /// # Errors
-/// [`PricingError::InvalidTrace`] for fewer than two fixes, more than half
-/// rejected, or bad rules; [`PricingError::InvalidGpsPoint`] naming the
+/// [`PricingError::InvalidTrace`] for fewer than two fixes, half or more
+/// of them rejected, or bad rules; [`PricingError::InvalidGpsPoint`] naming the
 /// index and coordinates of a NaN, infinite or out-of-range fix or a fix
 /// earlier than its predecessor.
 pub fn measure_trace(
@@ -109,14 +132,7 @@ pub fn measure_trace(
         rejected,
         reason,
     };
-    let speed_ok = rules.max_speed_mps.is_finite() && rules.max_speed_mps > 0.0;
-    let jitter_ok = rules.jitter_m.is_finite() && rules.jitter_m >= 0.0;
-    if !(speed_ok && jitter_ok) {
-        return Err(refuse(
-            0,
-            "rules need a finite max_speed_mps > 0 and a finite jitter_m >= 0",
-        ));
-    }
+    rules.check().map_err(|reason| refuse(0, reason))?;
     if points.len() < 2 {
         return Err(refuse(0, "a trace needs at least two points"));
     }
@@ -152,10 +168,11 @@ pub fn measure_trace(
             last = *p;
         }
     }
-    if rejected * 2 > points.len() {
+    let accepted = points.len() - rejected;
+    if accepted * 2 <= points.len() {
         return Err(refuse(
             rejected,
-            "more than half of the points are implausible jumps",
+            "half or more of the points are implausible jumps: charge the upfront quote",
         ));
     }
     Ok(TraceSummary {

@@ -63,7 +63,7 @@ proptest! {
         booking in 0_i64..500,
         metres in 0_u64..200_000,
         ms in 0_u64..10_800_000,
-        surge in 500_u32..5_000,
+        surge in 1_000_u32..=10_000,
     ) {
         let spec = RateCardSpec {
             currency: Currency::USD,
@@ -75,7 +75,7 @@ proptest! {
             cancellation_fee: 0,
             rounding: Rounding::HalfEven,
         };
-        let fare = RateCard::new(spec).unwrap().price(metres, ms, Multiplier::from_milli(surge)).unwrap();
+        let fare = RateCard::new(spec).unwrap().price(metres, ms, Multiplier::from_milli(surge).unwrap()).unwrap();
         fare.validate();
         let (m, t) = (i128::from(metres), i128::from(ms));
         let dist = if per_mile {
@@ -125,7 +125,7 @@ proptest! {
             distance_m,
             duration_s,
             jurisdiction: "x",
-            surge: Multiplier::from_milli(surge),
+            surge: Multiplier::from_milli(surge).unwrap(),
             tip: Money::new(tip, Currency::USD),
         };
         let t = pricing.price(&order, &PromoSelection::none()).unwrap();
@@ -173,7 +173,7 @@ fn out_of_range_is_an_error_not_a_panic() {
         Err(PricingError::Overflow { .. })
     ));
     assert!(matches!(
-        card.price(0, 0, Multiplier::from_milli(2_000)),
+        card.price(0, 0, Multiplier::from_milli(2_000).unwrap()),
         Err(PricingError::Overflow { .. })
     ));
 }

@@ -69,7 +69,9 @@ fn upfront_quote_five_miles_eighteen_minutes() {
     assert_eq!(f.total(), usd(1_815));
 
     // Surge 1.5× at request time: surge line = 1 540 × 0.5 = 770.
-    let f = card.quote(&route, Multiplier::from_milli(1_500)).unwrap();
+    let f = card
+        .quote(&route, Multiplier::from_milli(1_500).unwrap())
+        .unwrap();
     f.validate();
     assert_eq!(f.component(Surge), usd(770));
     assert_eq!(f.total(), usd(1_540 + 770 + 275));
@@ -100,7 +102,9 @@ fn minimum_fare_applies_after_surge_and_before_the_booking_fee() {
     );
     assert_eq!(f.total(), usd(1_075));
     // 1.25×: 415 × 0.25 = 103.75 → 104; 519 → +281; the rider still pays 10.75.
-    let f = card.quote(&route, Multiplier::from_milli(1_250)).unwrap();
+    let f = card
+        .quote(&route, Multiplier::from_milli(1_250).unwrap())
+        .unwrap();
     f.validate();
     assert_eq!(
         (f.component(Surge), f.component(MinimumFare)),
@@ -131,7 +135,7 @@ fn promo_on_a_ride_is_capped_and_never_touches_the_booking_fee() {
     };
     // Trip fare 2 310 at 1.5×: 20 % = 462, capped at 300; 2 585 − 300 = 2 285.
     let f = card
-        .quote(&route, Multiplier::from_milli(1_500))
+        .quote(&route, Multiplier::from_milli(1_500).unwrap())
         .unwrap()
         .with_promos(&sel)
         .unwrap();
@@ -186,7 +190,7 @@ fn final_fare_from_a_gps_trace_with_a_jump() {
         .final_fare(
             &trace,
             &TraceRules::default(),
-            Multiplier::from_milli(1_200),
+            Multiplier::from_milli(1_200).unwrap(),
         )
         .unwrap();
     f.validate();
@@ -387,7 +391,7 @@ fn delivery_order_with_stacked_promos_and_a_short_capture() {
         distance_m: 3_200,
         duration_s: 1_200,
         jurisdiction: "wa",
-        surge: Multiplier::from_milli(1_200),
+        surge: Multiplier::from_milli(1_200).unwrap(),
         tip: usd(400),
     };
     let sel = promo_book()
@@ -592,7 +596,7 @@ fn bad_order_inputs_are_typed_errors() {
     once.per_user_limit = Some(1);
     once.expires_at = Some(t0 + Duration::from_secs(10));
     b.insert(once).unwrap();
-    b.redeem_at(&["ONCE"], UserId(3), t0).unwrap();
+    let _ = b.redeem_at(&["ONCE"], UserId(3), t0).unwrap();
     assert!(matches!(
         b.redeem_at(&["ONCE"], UserId(3), t0),
         Err(PricingError::PromoUsageExceeded {
