@@ -111,15 +111,67 @@ pub enum WriteMode {
     },
 }
 
-/// Settings of a [`SharedTier`].
+/// Settings of a [`SharedTier`]. Deserialising runs
+/// [`TierConfig::validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "TierConfigData")
+)]
 pub struct TierConfig {
     /// Write-through (default) or write-behind.
     pub write_mode: WriteMode,
     /// Tries per store write before it is reported (default 3, ≥ 1).
     /// Retries are immediate; call `flush` again later for a backoff.
     pub store_attempts: u32,
+}
+
+/// The wire form of a [`TierConfig`], before its check.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(rename = "TierConfig", deny_unknown_fields)]
+struct TierConfigData {
+    write_mode: WriteMode,
+    store_attempts: u32,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<TierConfigData> for TierConfig {
+    type Error = CacheError;
+    fn try_from(d: TierConfigData) -> Result<Self, CacheError> {
+        let c = TierConfig {
+            write_mode: d.write_mode,
+            store_attempts: d.store_attempts,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+impl TierConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidSetting`] for `store_attempts == 0` or a
+    /// write-behind `queue_capacity == 0`.
+    pub fn validate(&self) -> Result<(), CacheError> {
+        if self.store_attempts == 0 {
+            return Err(CacheError::InvalidSetting {
+                name: "store_attempts",
+                value: 0,
+                reason: "a store write needs at least one attempt",
+            });
+        }
+        if self.write_mode == (WriteMode::Behind { queue_capacity: 0 }) {
+            return Err(CacheError::InvalidSetting {
+                name: "queue_capacity",
+                value: 0,
+                reason: "a write-behind queue must hold at least one write",
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for TierConfig {
@@ -254,22 +306,9 @@ where
         store: St,
         config: TierConfig,
     ) -> Result<Arc<Self>, CacheError> {
-        if config.store_attempts == 0 {
-            return Err(CacheError::InvalidSetting {
-                name: "store_attempts",
-                value: 0,
-                reason: "a store write needs at least one attempt",
-            });
-        }
+        config.validate()?;
         let queue = match config.write_mode {
             WriteMode::Through => None,
-            WriteMode::Behind { queue_capacity: 0 } => {
-                return Err(CacheError::InvalidSetting {
-                    name: "queue_capacity",
-                    value: 0,
-                    reason: "a write-behind queue must hold at least one write",
-                });
-            }
             WriteMode::Behind { queue_capacity } => Some(Mutex::new(Queue::new(queue_capacity))),
         };
         Ok(Arc::new(Self {

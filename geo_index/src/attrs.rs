@@ -201,8 +201,14 @@ impl From<Rating> for u16 {
 
 /// Compact per-driver attributes that filters test inside the search walk.
 /// Packed into 23 bits of the driver's slot.
+///
+/// Deserialising runs [`Attrs::validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "attrs_serde::Unchecked")
+)]
 pub struct Attrs {
     /// Availability.
     pub status: Status,
@@ -213,6 +219,18 @@ pub struct Attrs {
     /// Orders or riders in hand, 0..=[`Attrs::MAX_LOAD`].
     pub load: u8,
 }
+
+crate::deserialize_checked!(
+    attrs_serde,
+    Attrs {
+        status: Status,
+        vehicle: VehicleType,
+        rating: Rating,
+        load: u8,
+    },
+    Attrs::validate,
+    GeoError
+);
 
 impl Default for Attrs {
     /// Available, vehicle type 0, rating 5.00, load 0.

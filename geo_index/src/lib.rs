@@ -87,6 +87,7 @@
 
 mod attrs;
 mod batch;
+mod checked_serde;
 mod coord;
 mod dir;
 mod error;

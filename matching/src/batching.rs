@@ -26,7 +26,11 @@ use crate::eta::EtaModel;
 /// (with the pickup overhead): the seed's "balance efficiency vs customer
 /// wait time".
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "batching_config_serde::Unchecked")
+)]
 pub struct BatchingConfig {
     /// Largest batch.
     pub max_orders: usize,
@@ -41,6 +45,20 @@ pub struct BatchingConfig {
     /// Vehicle type for the ETA model.
     pub vehicle: VehicleType,
 }
+
+dispatchkit_geo_index::deserialize_checked!(
+    batching_config_serde,
+    BatchingConfig {
+        max_orders: usize,
+        slack: Duration,
+        slack_ratio: f64,
+        max_pickup_gap_m: f64,
+        neighbours: usize,
+        vehicle: VehicleType,
+    },
+    BatchingConfig::validate,
+    MatchingError
+);
 
 impl Default for BatchingConfig {
     fn default() -> Self {

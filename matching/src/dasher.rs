@@ -68,7 +68,11 @@ impl Earnings {
 /// when it has `eligible_status` and `load + k ≤ max_orders`; accepting
 /// adds `k` to the load and moves the dasher to `full_status` once full.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "dasher_config_serde::Unchecked")
+)]
 pub struct DasherConfig {
     /// Search radii around the restaurant, km, strictly increasing.
     pub radius_steps_km: Vec<f64>,
@@ -91,6 +95,24 @@ pub struct DasherConfig {
     /// Status of a dasher carrying `max_orders`.
     pub full_status: Status,
 }
+
+dispatchkit_geo_index::deserialize_checked!(
+    dasher_config_serde,
+    DasherConfig {
+        radius_steps_km: Vec<f64>,
+        min_rating: Rating,
+        max_orders: u8,
+        vehicles: VehicleSet,
+        candidates: usize,
+        offers_per_round: usize,
+        offer_timeout: Duration,
+        earnings: Earnings,
+        eligible_status: Status,
+        full_status: Status,
+    },
+    DasherConfig::validate,
+    MatchingError
+);
 
 impl Default for DasherConfig {
     fn default() -> Self {

@@ -41,7 +41,11 @@ pub struct RideRequest {
 /// `min_rating` and drive a vehicle type in the request's set; an accept
 /// moves the driver from `eligible_status` to `assigned_status` atomically.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "ride_config_serde::Unchecked")
+)]
 pub struct RideConfig {
     /// Search radii, km, strictly increasing; a timeout moves to the next.
     pub radius_steps_km: Vec<f64>,
@@ -58,6 +62,21 @@ pub struct RideConfig {
     /// Status an accepting driver is moved to.
     pub assigned_status: Status,
 }
+
+dispatchkit_geo_index::deserialize_checked!(
+    ride_config_serde,
+    RideConfig {
+        radius_steps_km: Vec<f64>,
+        min_rating: Rating,
+        candidates: usize,
+        offers_per_round: usize,
+        offer_timeout: Duration,
+        eligible_status: Status,
+        assigned_status: Status,
+    },
+    RideConfig::validate,
+    MatchingError
+);
 
 impl Default for RideConfig {
     fn default() -> Self {

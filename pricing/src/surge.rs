@@ -18,7 +18,11 @@ use crate::{Bps, Multiplier, PricingError, SupplySource, SurgeCurve};
 
 /// Parameters of a [`SurgeEngine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "surge_config_serde::Unchecked")
+)]
 pub struct SurgeConfig {
     /// H3 resolution of the zones (default 7: ≈ 5 km² cells).
     pub resolution: Resolution,
@@ -39,6 +43,22 @@ pub struct SurgeConfig {
     /// beyond it new areas are located by `h3o` directly).
     pub max_tiles: usize,
 }
+
+dispatchkit_geo_index::deserialize_checked!(
+    surge_config_serde,
+    SurgeConfig {
+        resolution: Resolution,
+        window: Duration,
+        curve: SurgeCurve,
+        smoothing_k: u32,
+        neighbour_weight: Bps,
+        max_change_milli: u32,
+        threads: usize,
+        max_tiles: usize,
+    },
+    SurgeConfig::validate,
+    PricingError
+);
 
 impl Default for SurgeConfig {
     fn default() -> Self {

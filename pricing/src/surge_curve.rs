@@ -22,7 +22,11 @@ use crate::{Multiplier, PricingError};
 /// # Ok::<(), dispatchkit_pricing::PricingError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "surge_curve_serde::Unchecked")
+)]
 pub struct SurgeCurve {
     /// Ratio (thousandths) at or below which there is no surge.
     pub threshold_milli: u32,
@@ -36,6 +40,19 @@ pub struct SurgeCurve {
     /// Highest multiplier while an emergency is declared (`<= cap`).
     pub emergency_cap: Multiplier,
 }
+
+dispatchkit_geo_index::deserialize_checked!(
+    surge_curve_serde,
+    SurgeCurve {
+        threshold_milli: u32,
+        slope_milli: u32,
+        step_milli: u32,
+        cap: Multiplier,
+        emergency_cap: Multiplier,
+    },
+    SurgeCurve::validate,
+    PricingError
+);
 
 impl Default for SurgeCurve {
     fn default() -> Self {

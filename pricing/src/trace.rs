@@ -32,7 +32,11 @@ impl TracePoint {
 /// noise: `distance > jitter_m + max_speed_mps × Δt`. Implausible fixes are
 /// dropped and the next fix is measured from the last accepted one.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "trace_rules_serde::Unchecked")
+)]
 pub struct TraceRules {
     /// Highest believable speed, m/s (default 55 ≈ 200 km/h).
     pub max_speed_mps: f64,
@@ -41,11 +45,30 @@ pub struct TraceRules {
     pub jitter_m: f64,
 }
 
+dispatchkit_geo_index::deserialize_checked!(
+    trace_rules_serde,
+    TraceRules {
+        max_speed_mps: f64,
+        jitter_m: f64,
+    },
+    TraceRules::validate,
+    PricingError
+);
+
 impl TraceRules {
-    /// Checks the bounds (see [`measure_trace`]).
+    /// Checks the bounds: `max_speed_mps` in (0, 340], `jitter_m` in
+    /// 0..=10,000 (see [`measure_trace`]).
     ///
     /// # Errors
-    /// The reason, for [`PricingError::InvalidTrace`].
+    /// [`PricingError::InvalidTrace`] naming the bounds.
+    pub fn validate(&self) -> Result<(), PricingError> {
+        self.check().map_err(|reason| PricingError::InvalidTrace {
+            points: 0,
+            rejected: 0,
+            reason,
+        })
+    }
+
     fn check(&self) -> Result<(), &'static str> {
         let speed_ok = self.max_speed_mps > 0.0 && self.max_speed_mps <= 340.0;
         let jitter_ok = (0.0..=10_000.0).contains(&self.jitter_m);

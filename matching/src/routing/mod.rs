@@ -49,6 +49,6 @@ pub use distances::{
 };
 pub use held_karp::{HELD_KARP_LIMIT, held_karp};
 pub use local_search::Moves;
-pub use route::{Route, RouteShape, route_length};
+pub use route::{MAX_STOPS, Route, RouteShape, route_length};
 pub use solve::{Solution, SolveOptions, improve, solve};
 pub use tsplib::{TsplibInstance, parse_tour};

@@ -59,14 +59,23 @@ impl RouteShape {
     /// Checks the shape against `n` stops.
     ///
     /// # Errors
-    /// [`MatchingError::Empty`] for `n == 0`; [`MatchingError::UnknownId`]
-    /// for an endpoint `>= n`; [`MatchingError::InvalidParameter`] when
-    /// `start == end` on more than one stop (that is a closed tour).
+    /// [`MatchingError::Empty`] for `n == 0`; [`MatchingError::TooLarge`]
+    /// above [`MAX_STOPS`] (the solvers' set-up is O(n²));
+    /// [`MatchingError::UnknownId`] for an endpoint `>= n`;
+    /// [`MatchingError::InvalidParameter`] when `start == end` on more than
+    /// one stop (that is a closed tour).
     pub fn check(&self, n: usize) -> Result<(), MatchingError> {
         if n == 0 {
             return Err(MatchingError::Empty {
                 what: "stops",
                 reason: "a route needs at least one stop",
+            });
+        }
+        if n > MAX_STOPS {
+            return Err(MatchingError::TooLarge {
+                what: "stops of a route",
+                size: n,
+                limit: MAX_STOPS,
             });
         }
         if let Self::Open { start, end } = *self {
@@ -92,6 +101,11 @@ impl RouteShape {
         Ok(())
     }
 }
+
+/// Largest number of stops a route may have (2^20): the solvers check
+/// every distance up front, O(n²), and size their tables by `n`, so a
+/// [`Distances`] reporting a larger `len()` is refused before any of that.
+pub const MAX_STOPS: usize = 1 << 20;
 
 /// A route: the stops in visiting order and its length.
 #[derive(Debug, Clone, PartialEq)]

@@ -26,7 +26,11 @@ use crate::routing::{Construction, Distances, Moves, Route, RouteShape, held_kar
 /// options and the seed only (deterministic); with a budget, of how many
 /// kicks fit in it as well.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "solve_options_serde::Unchecked")
+)]
 pub struct SolveOptions {
     /// Largest instance solved exactly by Held–Karp.
     pub exact_up_to: usize,
@@ -43,6 +47,21 @@ pub struct SolveOptions {
     /// Seed of the kicks.
     pub seed: u64,
 }
+
+dispatchkit_geo_index::deserialize_checked!(
+    solve_options_serde,
+    SolveOptions {
+        exact_up_to: usize,
+        construction: Construction,
+        neighbours: usize,
+        moves: Moves,
+        max_iterations: u64,
+        time_budget: Option<Duration>,
+        seed: u64,
+    },
+    SolveOptions::check,
+    MatchingError
+);
 
 impl Default for SolveOptions {
     fn default() -> Self {
