@@ -68,11 +68,18 @@ impl LonLat {
             redis_bits(lon, LON_LIMIT),
             |q| redis_bits(dequantise(q, LON_STEP, 180.0), LON_LIMIT),
         );
-        let lat_q = in_cell(
-            quantise((lat + 90.0) / LAT_STEP),
-            redis_bits(lat, LAT_LIMIT),
-            |q| redis_bits(dequantise(q, LAT_STEP, 90.0), LAT_LIMIT),
-        );
+        let mut lat_q = quantise((lat + 90.0) / LAT_STEP);
+        // The stored latitude stays within the Redis range too (a step
+        // centre can fall half a step outside it at the limits).
+        while dequantise(lat_q, LAT_STEP, 90.0) < -LAT_LIMIT {
+            lat_q += 1;
+        }
+        while dequantise(lat_q, LAT_STEP, 90.0) > LAT_LIMIT {
+            lat_q -= 1;
+        }
+        let lat_q = in_cell(lat_q, redis_bits(lat, LAT_LIMIT), |q| {
+            redis_bits(dequantise(q, LAT_STEP, 90.0), LAT_LIMIT)
+        });
         Ok(Self { lon_q, lat_q })
     }
 

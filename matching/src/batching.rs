@@ -102,11 +102,11 @@ impl BatchingConfig {
                 "must be finite and non-negative",
             ));
         }
-        if !(self.max_pickup_gap_m.is_finite() && self.max_pickup_gap_m > 0.0) {
+        if !(1.0..=20_037_508.0).contains(&self.max_pickup_gap_m) {
             return Err(MatchingError::param(
                 "max_pickup_gap_m",
                 self.max_pickup_gap_m,
-                "must be finite and positive",
+                "must be a number of metres in 1..=20037508 (half the equator)",
             ));
         }
         Ok(())
@@ -360,7 +360,10 @@ fn candidate_neighbours(orders: &[Order], config: &BatchingConfig) -> Vec<Vec<us
         let (x, y) = key(o);
         for dx in -1..=1 {
             for dy in -1..=1 {
-                for &j in grid.get(&(x + dx, y + dy)).map_or(&[][..], |v| v) {
+                for &j in grid
+                    .get(&(x.saturating_add(dx), y.saturating_add(dy)))
+                    .map_or(&[][..], |v| v)
+                {
                     if j == i {
                         continue;
                     }

@@ -377,7 +377,7 @@ impl<E: EtaModel> DasherMatcher<E> {
     ) -> Result<Vec<DasherOffer>, MatchingError> {
         let k = self.check_batch(orders)?;
         let mut v = self.search(index, orders, k, radius_km, exclude, now)?;
-        let expires_at = now + self.config.offer_timeout;
+        let expires_at = crate::offers::offer_deadline(now, self.config.offer_timeout)?;
         for c in &mut v {
             c.payload.expires_at = expires_at;
         }
@@ -428,8 +428,8 @@ impl<E: EtaModel> DasherMatcher<E> {
                     dasher: h.id,
                     earnings_cents: self.config.earnings.pay_cents(orders.len(), route.metres),
                     metres: route.metres,
-                    duration: Duration::from_secs_f64(route.secs),
-                    first_pickup: Duration::from_secs_f64(first),
+                    duration: crate::eta::saturating_secs(route.secs),
+                    first_pickup: crate::eta::saturating_secs(first),
                     route,
                     expires_at: now,
                 },

@@ -86,6 +86,13 @@ impl<E: EtaModel + ?Sized> EtaModel for std::sync::Arc<E> {
     }
 }
 
+/// Seconds as a `Duration`, saturating: NaN and negative give zero,
+/// values beyond `Duration::MAX` give `Duration::MAX` (a user's
+/// [`EtaModel`] may return anything; reports must not panic on it).
+pub(crate) fn saturating_secs(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX)
+}
+
 /// Number of vehicle types (`VehicleType` is 0..=63).
 const VEHICLE_TYPES: usize = VehicleType::MAX as usize + 1;
 
@@ -269,7 +276,7 @@ impl HaversineEta {
 
     /// The pickup overhead.
     pub fn pickup_overhead(&self) -> Duration {
-        Duration::from_secs_f64(self.pickup_overhead_secs)
+        saturating_secs(self.pickup_overhead_secs)
     }
 }
 

@@ -110,7 +110,7 @@ impl<P: Clone> Rounds<P> {
             round.reverse();
             self.offered.extend(round.iter().map(|c| c.driver));
             self.open = round.clone();
-            self.deadline = Some(now + rules.timeout);
+            self.deadline = Some(offer_deadline(now, rules.timeout)?);
             return Ok(round);
         }
         Ok(Vec::new())
@@ -249,4 +249,18 @@ impl<P: Clone> Rounds<P> {
             assert!(self.open.is_empty(), "a finished match has no open offers");
         }
     }
+}
+
+/// When offers made at `now` expire.
+///
+/// # Errors
+/// [`MatchingError::InvalidParameter`] when `now + timeout` is beyond what
+/// `Instant` can represent (a fabricated far-future `now`).
+pub(crate) fn offer_deadline(now: Instant, timeout: Duration) -> Result<Instant, MatchingError> {
+    now.checked_add(timeout)
+        .ok_or(MatchingError::InvalidParameter {
+            name: "now",
+            value: timeout.as_secs_f64(),
+            reason: "now + offer_timeout is beyond the range of Instant",
+        })
 }

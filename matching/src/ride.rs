@@ -100,7 +100,7 @@ impl RideConfig {
     /// [`MatchingError::InvalidParameter`] for a radius that is not finite
     /// and positive or not above the previous one, `candidates == 0`
     /// (k = 0), `offers_per_round == 0` or above `candidates`, a zero
-    /// timeout, `min_rating` of 5.00 (nobody is rated above it), or equal
+    /// timeout or one above a day, `min_rating` of 5.00 (nobody is rated above it), or equal
     /// eligible and assigned statuses (a claim would change nothing).
     pub fn validate(&self) -> Result<(), MatchingError> {
         if self.eligible_status == self.assigned_status {
@@ -156,15 +156,19 @@ pub(crate) fn check_counts(
             "must be between 1 and `candidates`",
         ));
     }
-    if timeout.is_zero() {
+    if timeout.is_zero() || timeout > MAX_OFFER_TIMEOUT {
         return Err(MatchingError::param(
             "offer_timeout",
-            0.0,
-            "must be above zero",
+            timeout.as_secs_f64(),
+            "must be above zero and at most a day",
         ));
     }
     Ok(())
 }
+
+/// The longest an offer may stay open (a day): deadlines are `now +
+/// timeout`, which must stay representable.
+const MAX_OFFER_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// The inclusive index filter rating for "strictly above `r`".
 pub(crate) fn strict_rating(r: Rating) -> Result<Rating, MatchingError> {
@@ -332,7 +336,7 @@ impl RideMatch {
 fn offer(c: &Ranked<RideCandidate>, expires_at: Instant) -> RideOffer {
     RideOffer {
         driver: c.driver,
-        eta: Duration::from_secs_f64(c.payload.eta_secs),
+        eta: crate::eta::saturating_secs(c.payload.eta_secs),
         distance_m: c.payload.distance_m,
         expires_at,
     }
@@ -421,7 +425,7 @@ impl<E: EtaModel> RideMatcher<E> {
         now: Instant,
     ) -> Result<Vec<RideOffer>, MatchingError> {
         let ranked = self.search(index, req, radius_km, exclude, now)?;
-        let expires_at = now + self.config.offer_timeout;
+        let expires_at = crate::offers::offer_deadline(now, self.config.offer_timeout)?;
         Ok(ranked.iter().map(|c| offer(c, expires_at)).collect())
     }
 
@@ -607,7 +611,7 @@ impl<E: EtaModel> RideMatcher<E> {
             next.rounds.deadline = None;
             next.status = RideStatus::Assigned {
                 driver,
-                eta: Duration::from_secs_f64(eta),
+                eta: crate::eta::saturating_secs(eta),
             };
             let step = self.step(&next, &[], withdrawn, None);
             *m = next;

@@ -156,6 +156,13 @@ pub struct DeliveryPricing {
     taxes: FxHashMap<String, TaxRule>,
 }
 
+impl PartialEq for DeliveryPricing {
+    /// Equal specs price alike (the tax map is derived from the spec).
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
 impl DeliveryPricing {
     /// Validates `spec`.
     ///

@@ -47,6 +47,10 @@ fn base() -> Instant {
     })
 }
 
+/// The latest time a limiter tells apart from its origin, 2^62 ns (about
+/// 146 years): later instants read as this one.
+pub(crate) const MAX_ELAPSED: u64 = 1 << 62;
+
 /// A limiter's time origin: the `Instant` and its offset from the base.
 #[derive(Clone, Copy)]
 pub(crate) struct Origin {
@@ -62,13 +66,14 @@ impl Origin {
         }
     }
 
-    /// Nanoseconds from the origin to `now`; an earlier `now` gives 0. The
-    /// count from the base saturates 584 years after it, so a `now` more
-    /// than about 448 years after the origin reads as that. A pure
-    /// function of the origin and `now` (memoised per thread).
+    /// Nanoseconds from the origin to `now`; an earlier `now` gives 0, and
+    /// a `now` more than [`MAX_ELAPSED`] (2^62 ns, 146 years) after the
+    /// origin reads as that, so that a time plus two spans of at most
+    /// 2^62 ns ([`MAX_SPAN`](crate::MAX_SPAN)) never overflows `u64`. A
+    /// pure function of the origin and `now` (memoised per thread).
     #[inline]
     pub(crate) fn nanos_to(&self, now: Instant) -> u64 {
-        base_nanos(now).saturating_sub(self.ns)
+        base_nanos(now).saturating_sub(self.ns).min(MAX_ELAPSED)
     }
 }
 

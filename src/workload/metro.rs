@@ -84,12 +84,23 @@ impl Default for MetroConfig {
 }
 
 impl MetroConfig {
+    /// The most drivers a fleet may have (checked before anything is
+    /// allocated): 100 million, 3.2 GB of drivers.
+    pub const MAX_DRIVERS: usize = 100_000_000;
+
     /// Checks the parameters.
     ///
     /// # Errors
     /// [`WorkloadError::InvalidParameter`] when `sigma_m` is not a finite
-    /// number above zero.
+    /// number above zero or `drivers` is above [`MetroConfig::MAX_DRIVERS`].
     pub fn validate(&self) -> Result<(), WorkloadError> {
+        if self.drivers > Self::MAX_DRIVERS {
+            return Err(WorkloadError::InvalidParameter {
+                name: "drivers",
+                value: self.drivers as f64,
+                reason: "at most MetroConfig::MAX_DRIVERS (100,000,000) drivers",
+            });
+        }
         check_positive_metres("sigma_m", self.sigma_m).map(|_| ())
     }
 
