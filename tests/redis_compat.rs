@@ -64,15 +64,23 @@ fn redis_search(con: &mut redis::Connection, q: &Search, c: LonLat) -> Vec<(u64,
         .collect()
 }
 
-#[test]
-fn geosearch_agrees_with_redis_server() {
+/// A fresh server and a connection to it; `None` (with a note) where
+/// redis-server is missing outside CI.
+fn connect() -> Option<(redis_server::RedisServer, redis::Connection)> {
     let Some(server) = redis_server::RedisServer::start() else {
         eprintln!("note: redis-server not available; Redis comparison skipped");
+        return None;
+    };
+    let con = server.connection().expect("connect");
+    Some((server, con))
+}
+
+#[test]
+fn geosearch_agrees_with_redis_server() {
+    let Some((_server, mut con)) = connect() else {
         return;
     };
-    let mut con = server.connection().expect("connect");
-    let t0 = Instant::now();
-    let index = GeoIndex::new();
+    let (t0, index) = (Instant::now(), GeoIndex::new());
 
     // 20k drivers of the metro workload plus clusters on the antimeridian
     // and at the latitude limit.
@@ -236,13 +244,10 @@ fn geosearch_agrees_with_redis_server() {
 /// compared with a real server, FROMMEMBER and FROMLONLAT.
 #[test]
 fn case_14_zero_and_infinite_shapes_agree_with_redis() {
-    let Some(server) = redis_server::RedisServer::start() else {
-        eprintln!("note: redis-server not available; Redis comparison skipped");
+    let Some((_server, mut con)) = connect() else {
         return;
     };
-    let mut con = server.connection().expect("connect");
-    let t0 = Instant::now();
-    let index = GeoIndex::new();
+    let (t0, index) = (Instant::now(), GeoIndex::new());
     let base = (13.361389, 38.115556);
     // Duplicates, same-cell neighbours (1e-7 degree ≈ 1 cm), cells next
     // door (1e-5 degree ≈ 1 m) and far members.

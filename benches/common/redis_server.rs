@@ -39,6 +39,12 @@ impl RedisServer {
         let child = match child {
             Ok(c) => c,
             Err(e) => {
+                // CI installs redis-server: there a missing server is a
+                // failure, never a silent skip.
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "redis-server is required under CI=true: {e}"
+                );
                 eprintln!("note: redis-server not started ({e}); the Redis peer is skipped");
                 return None;
             }
@@ -53,6 +59,10 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server did not answer within 10 s under CI=true"
+        );
         eprintln!("note: redis-server did not answer within 10 s; the Redis peer is skipped");
         None
     }

@@ -69,7 +69,11 @@
 //! never lost and never seen twice. See `index.rs` for the locking protocol.
 //!
 //! Times are milliseconds on the index's own timeline (1 ms resolution,
-//! 34.8 years of range). Driver ids are `u64`; `u64::MAX` is reserved.
+//! 34.8 years of range); an update dated more than
+//! [`IndexConfig::max_future_skew`] (default 5 s) after the processing time
+//! is refused, so a bad phone clock cannot freeze a driver. Driver ids are
+//! `u64` except `u64::MAX`, which the index reserves: [`DriverId::new`]
+//! (and its `Deserialize`) refuses it, so no call can meet it.
 //!
 //! # Features
 //!

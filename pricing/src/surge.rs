@@ -258,6 +258,7 @@ impl SurgeMap {
 
 /// What one [`SurgeEngine::recompute_at`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct RecomputeStats {
     /// Version of the published map.
     pub version: u64,

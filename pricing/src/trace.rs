@@ -92,6 +92,7 @@ impl Default for TraceRules {
 /// What [`measure_trace`] found.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct TraceSummary {
     /// Haversine length of the accepted fixes, metres.
     pub distance_m: f64,
