@@ -129,30 +129,27 @@ impl GeoIndex {
         items.clear();
         items.reserve(updates.len());
         // Updates of one batch usually share their time: convert and check
-        // it once.
-        let mut last_at: Option<(Instant, Result<u64, GeoError>)> = None;
+        // it once (an accepted time only; a refused one is rare).
+        let mut last_at: Option<(Instant, u64)> = None;
         for (i, u) in updates.iter().enumerate() {
-            let at_ms = match &last_at {
-                Some((at, r)) if *at == u.at => r.clone(),
-                _ => {
-                    let r = self.update_ms(u.at, now_ms);
-                    last_at = Some((u.at, r.clone()));
-                    r
-                }
+            let at_ms = match last_at {
+                Some((at, ms)) if at == u.at => ms,
+                _ => match self.update_ms(u.at, now_ms) {
+                    Ok(ms) => {
+                        last_at = Some((u.at, ms));
+                        ms
+                    }
+                    Err(e) => {
+                        report.rejected.push((i, e));
+                        continue;
+                    }
+                },
             };
             let plain = u.attrs.is_none() && u.ttl.is_none();
-            let checked = match at_ms {
-                Ok(ms) if plain => Ok(ms),
-                Ok(ms) => self.prepare_with(u, now_ms, ms).map(|_| ms),
-                Err(e) => Err(e),
-            };
-            let at_ms = match checked {
-                Ok(ms) => ms,
-                Err(e) => {
-                    report.rejected.push((i, e));
-                    continue;
-                }
-            };
+            if !plain && let Err(e) = self.prepare_with(u, now_ms, at_ms) {
+                report.rejected.push((i, e));
+                continue;
+            }
             let (cx, cy) = cell_xy(u.pos);
             let (lon_q, lat_q) = u.pos.raw();
             items.push(Item {

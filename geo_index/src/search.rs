@@ -562,10 +562,13 @@ impl GeoIndex {
         now: Instant,
         mut pred: impl FnMut(&DriverView) -> bool,
     ) -> Result<Vec<Hit>, GeoError> {
-        let mut verdicts: HashMap<u64, bool, RandomState> = HashMap::default();
         let mut round = *q;
         round.count = q.count.map(|k| k.max(16));
-        let mut views: HashMap<u64, DriverView, RandomState> = HashMap::default();
+        // Views of the candidates as the walk saw them, by id; verdicts of
+        // earlier rounds (only kept when a round needs a successor).
+        let mut views: Vec<DriverView> = Vec::new();
+        let mut verdicts: Vec<(DriverId, bool)> = Vec::new();
+        let mut judged: HashMap<DriverId, bool, RandomState> = HashMap::default();
         let mut hits = Vec::new();
         loop {
             views.clear();
@@ -573,21 +576,23 @@ impl GeoIndex {
                 &round,
                 now,
                 |shard: &Shard, slot: &Slot| {
-                    views.insert(slot.id, self.view(shard, slot));
+                    views.push(self.view(shard, slot));
                     true
                 },
                 &mut hits,
             )?;
             // No lock is held from here on.
+            views.sort_unstable_by_key(|v| v.id);
             let exhausted = round.count.is_none_or(|k| hits.len() < k);
             let mut out = Vec::new();
             for h in &hits {
-                let id = h.id.get();
-                let pass = match verdicts.get(&id) {
+                let pass = match judged.get(&h.id) {
                     Some(&v) => v,
                     None => {
-                        let v = views.get(&id).is_some_and(&mut pred);
-                        verdicts.insert(id, v);
+                        let v = views
+                            .binary_search_by_key(&h.id, |v| v.id)
+                            .is_ok_and(|i| pred(&views[i]));
+                        verdicts.push((h.id, v));
                         v
                     }
                 };
@@ -601,6 +606,7 @@ impl GeoIndex {
             if exhausted {
                 return Ok(out);
             }
+            judged.extend(verdicts.drain(..));
             round.count = round.count.map(|k| k.saturating_mul(4));
         }
     }
