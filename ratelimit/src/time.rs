@@ -23,7 +23,7 @@ fn base_nanos(now: Instant) -> u64 {
         {
             return ns;
         }
-        let ns = duration_nanos(now.saturating_duration_since(base()));
+        let ns = duration_nanos(now.saturating_duration_since(base())).min(MAX_ELAPSED);
         last.set(Some((now, ns)));
         ns
     })
@@ -47,9 +47,10 @@ fn base() -> Instant {
     })
 }
 
-/// The latest time a limiter tells apart from its origin, 2^62 ns (about
-/// 146 years): later instants read as this one.
-pub(crate) const MAX_ELAPSED: u64 = 1 << 62;
+/// The latest time the base tells apart, 2^63 − 1 ns after it: later
+/// instants read as this one (saturated once per conversion, in the memo,
+/// not on every check).
+pub(crate) const MAX_ELAPSED: u64 = (1 << 63) - 1;
 
 /// A limiter's time origin: the `Instant` and its offset from the base.
 #[derive(Clone, Copy)]
@@ -66,14 +67,15 @@ impl Origin {
         }
     }
 
-    /// Nanoseconds from the origin to `now`; an earlier `now` gives 0, and
-    /// a `now` more than [`MAX_ELAPSED`] (2^62 ns, 146 years) after the
-    /// origin reads as that, so that a time plus two spans of at most
-    /// 2^62 ns ([`MAX_SPAN`](crate::MAX_SPAN)) never overflows `u64`. A
+    /// Nanoseconds from the origin to `now`; an earlier `now` gives 0. Times
+    /// from the base saturate at [`MAX_ELAPSED`] (2^63 − 1 ns, 292 years;
+    /// the base is 136 years before first use, so an instant about 156
+    /// years after that reads as that), which keeps a time plus two spans
+    /// of at most 2^62 ns ([`MAX_SPAN`](crate::MAX_SPAN)) within `u64`. A
     /// pure function of the origin and `now` (memoised per thread).
     #[inline]
     pub(crate) fn nanos_to(&self, now: Instant) -> u64 {
-        base_nanos(now).saturating_sub(self.ns).min(MAX_ELAPSED)
+        base_nanos(now).saturating_sub(self.ns)
     }
 }
 
