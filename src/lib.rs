@@ -7,22 +7,20 @@
 //! use dispatchkit::cache::Cache;
 //! use dispatchkit::geo::{DriverId, DriverUpdate, Filter, GeoIndex, LonLat, Search, Unit};
 //! use dispatchkit::ratelimit::{Gcra, KeyedRateLimiter, Quota};
-//! use dispatchkit::workload::{Fleet, MetroConfig, QueryStream};
 //!
 //! let t0 = Instant::now();
-//! // The reference workload: drivers in 20 real metros, pickups where they are.
-//! let config = MetroConfig { drivers: 20_000, ..MetroConfig::default() };
-//! let fleet = Fleet::generate(&config)?;
-//!
-//! // geo: index the fleet (one batch), find the 5 nearest drivers to a pickup.
+//! // geo: index 1,000 drivers around Seattle (one batch), find the 5
+//! // nearest to a pickup.
 //! let index = GeoIndex::new();
-//! let batch: Vec<DriverUpdate> = fleet
-//!     .drivers()
-//!     .iter()
-//!     .map(|d| DriverUpdate::new(DriverId::new(d.id).expect("workload ids are valid"), LonLat::try_from(d.position).expect("valid"), t0))
-//!     .collect();
-//! index.upsert_batch_at(&batch, t0);
-//! let pickup = LonLat::try_from(QueryStream::new(&config, 1)?.next_pickup().point)?;
+//! let batch = (0..1_000u32)
+//!     .map(|i| {
+//!         let pos = LonLat::new(-122.40 + f64::from(i % 40) * 0.004, 47.55 + f64::from(i / 40) * 0.004)?;
+//!         Ok(DriverUpdate::new(DriverId::from(i), pos, t0))
+//!     })
+//!     .collect::<Result<Vec<_>, dispatchkit::geo::GeoError>>()?;
+//! let report = index.upsert_batch_at(&batch, t0);
+//! assert_eq!(report.inserted, 1_000);
+//! let pickup = LonLat::new(-122.33, 47.61)?;
 //! let q = Search::radius(pickup, 5.0, Unit::Kilometers).count(5).filter(Filter::available());
 //! let nearest = index.search_at(&q, t0)?;
 //! assert!(nearest.windows(2).all(|w| w[0].distance <= w[1].distance));
@@ -49,13 +47,15 @@
 //! | [`cache`] | `dispatchkit-cache` | L1 app cache + L2 ElastiCache + L3 DynamoDB |
 //! | [`matching`] | `dispatchkit-matching` | the Step Functions matching workflow, dasher batching, TSP |
 //! | [`pricing`] | `dispatchkit-pricing` | the fare Lambda, `surge:{city}`, fees and payment splits |
-//! | [`workload`] | (this crate) | the seeded reference workload used by benches, examples and tests |
+//! | `workload` | (this crate, feature `workload`) | the seeded reference workload used by benches, examples and tests |
 //!
 //! # Features
 //!
 //! | feature | default | what it enables |
 //! |---|---|---|
-//! | `serde` | off | `Serialize` / `Deserialize` on public data types of every module |
+//! | `geo`, `ratelimit`, `cache`, `matching`, `pricing` | on | one module each (`matching` and `pricing` turn `geo` on); `default-features = false, features = ["ratelimit"]` builds only the limiter and what it needs |
+//! | `workload` | off | the seeded reference workload (`rand`, `rand_distr`); the benches, examples and tests turn it on |
+//! | `serde` | off | `Serialize` / `Deserialize` on public data types of every enabled module, through the same checks as the constructors |
 //!
 //! The code map is
 //! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md);
@@ -66,10 +66,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "cache")]
 pub use dispatchkit_cache as cache;
+#[cfg(feature = "geo")]
 pub use dispatchkit_geo_index as geo;
+#[cfg(feature = "matching")]
 pub use dispatchkit_matching as matching;
+#[cfg(feature = "pricing")]
 pub use dispatchkit_pricing as pricing;
+#[cfg(feature = "ratelimit")]
 pub use dispatchkit_ratelimit as ratelimit;
 
+#[cfg(feature = "workload")]
 pub mod workload;

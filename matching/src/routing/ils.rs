@@ -5,9 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use rand::{RngExt, SeedableRng};
-use rand_pcg::Pcg64Mcg;
-
 use crate::routing::Distances;
 use crate::routing::local_search::{ArrayTour, LocalSearch};
 use crate::routing::neighbours::Neighbours;
@@ -18,6 +15,27 @@ const KICK_SEGMENT: usize = 50;
 
 /// Read the clock once per this many iterations.
 const CLOCK_EVERY: u64 = 32;
+
+/// Where the kicks land: SplitMix64 (Steele, Lea & Flood 2014) seeded by
+/// [`SolveOptions::seed`](crate::routing::SolveOptions::seed). Choosing
+/// kick positions needs no more than that, and a generator crate would put
+/// `rand` into every build that depends on dispatchkit.
+struct Kicks(u64);
+
+impl Kicks {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` by multiply-shift (bias below n / 2^64).
+    fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
+}
 
 /// What the ILS loop did.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +73,7 @@ pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
     }
     let open = p.real() != n;
     let lmax = KICK_SEGMENT.min((n - 2) / 2).max(1);
-    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    let mut rng = Kicks(seed);
     let mut saved = t.clone();
     let mut buf = Vec::with_capacity(2 * lmax);
     while stats.iterations < max_iterations {
@@ -66,9 +84,9 @@ pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
         }
         stats.iterations += 1;
         saved.copy_from(t);
-        let p0 = rng.random_range(0..n);
-        let l1 = rng.random_range(1..=lmax);
-        let l2 = rng.random_range(1..=lmax);
+        let p0 = rng.below(n);
+        let l1 = 1 + rng.below(lmax);
+        let l2 = 1 + rng.below(lmax);
         let [a, b, c, d, e, f] = t.double_bridge(p0, l1, l2, &mut buf);
         let kick = (p.d(a, d) + p.d(e, b) + p.d(c, f)) - (p.d(a, b) + p.d(c, d) + p.d(e, f));
         for x in [a, b, c, d, e, f] {
@@ -101,4 +119,28 @@ pub(crate) fn deadline(start: Instant, budget: Option<Duration>) -> Option<Insta
             .checked_add(b)
             .unwrap_or(start + Duration::from_secs(86_400 * 365))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kicks;
+
+    #[test]
+    fn kicks_are_seeded_uniform_and_in_range() {
+        let mut a = Kicks(7);
+        let mut b = Kicks(7);
+        let mut counts = [0u32; 5];
+        for _ in 0..50_000 {
+            let x = a.below(5);
+            assert_eq!(x, b.below(5), "same seed, same kicks");
+            counts[x] += 1;
+        }
+        // Each of 5 values within 5 % of 10,000.
+        assert!(
+            counts.iter().all(|&c| c.abs_diff(10_000) < 500),
+            "{counts:?}"
+        );
+        assert_ne!(Kicks(1).next(), Kicks(2).next());
+        assert_eq!(Kicks(3).below(1), 0);
+    }
 }
