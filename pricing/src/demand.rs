@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use h3o::CellIndex;
 
-use crate::hash::FxHashMap;
+use crate::hash::FastMap;
 
 /// Exact sliding window: every request is kept until it leaves the window,
 /// and per-cell counts are maintained incrementally. A request recorded at
@@ -14,7 +14,7 @@ use crate::hash::FxHashMap;
 pub(crate) struct DemandWindow {
     window: Duration,
     events: VecDeque<(Instant, CellIndex)>,
-    counts: FxHashMap<CellIndex, u32>,
+    counts: FastMap<CellIndex, u32>,
 }
 
 impl DemandWindow {
@@ -22,7 +22,7 @@ impl DemandWindow {
         Self {
             window,
             events: VecDeque::new(),
-            counts: FxHashMap::default(),
+            counts: FastMap::default(),
         }
     }
 
@@ -54,7 +54,7 @@ impl DemandWindow {
         }
     }
 
-    pub(crate) fn counts(&self) -> &FxHashMap<CellIndex, u32> {
+    pub(crate) fn counts(&self) -> &FastMap<CellIndex, u32> {
         &self.counts
     }
 
@@ -65,7 +65,7 @@ impl DemandWindow {
     /// Checks that the counts are the tally of the events, and the events
     /// are in time order.
     pub(crate) fn validate(&self) {
-        let mut tally: FxHashMap<CellIndex, u32> = FxHashMap::default();
+        let mut tally: FastMap<CellIndex, u32> = FastMap::default();
         for (i, &(at, c)) in self.events.iter().enumerate() {
             *tally.entry(c).or_insert(0) += 1;
             if i > 0 {

@@ -39,7 +39,7 @@
 
 use h3o::{CellIndex, LatLng, Resolution};
 
-use crate::hash::FxHashMap;
+use crate::hash::FastMap;
 
 /// Cells remembered per tile.
 pub(crate) const TILE_CANDIDATES: usize = 6;
@@ -200,7 +200,7 @@ const SUPER_LEN: usize = 1 << (2 * SUPER_BITS);
 /// (the geo index walks its cells in no spatial order).
 #[derive(Debug, Clone, Default)]
 struct TileDir {
-    super_of: FxHashMap<u64, u32>,
+    super_of: FastMap<u64, u32>,
     supers: Vec<Box<[u32]>>,
     len: usize,
 }
@@ -305,7 +305,7 @@ pub(crate) struct Locator {
     tiles: Vec<Tile>,
     tile_keys: Vec<u64>,
     cells: Vec<CellGeom>,
-    slot_of: FxHashMap<CellIndex, u32>,
+    slot_of: FastMap<CellIndex, u32>,
     max_tiles: usize,
 }
 
@@ -320,7 +320,7 @@ impl Locator {
             tiles: Vec::new(),
             tile_keys: Vec::new(),
             cells: Vec::new(),
-            slot_of: FxHashMap::default(),
+            slot_of: FastMap::default(),
             max_tiles,
         }
     }

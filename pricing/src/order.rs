@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::hash::FxHashMap;
+use crate::hash::FastMap;
 use crate::rounding::mul_div_round;
 use crate::{Bps, Capture, Currency, Money, Multiplier, PricingError, PromoSelection, Rounding};
 
@@ -153,7 +153,7 @@ pub struct OrderRequest<'a> {
 )]
 pub struct DeliveryPricing {
     spec: DeliveryPricingSpec,
-    taxes: FxHashMap<String, TaxRule>,
+    taxes: FastMap<String, TaxRule>,
 }
 
 impl PartialEq for DeliveryPricing {

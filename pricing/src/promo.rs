@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::hash::FxHashMap;
+use crate::hash::FastMap;
 use crate::{Bps, Money, PricingError, Rounding};
 
 /// A customer, for per-user promo limits.
@@ -296,8 +296,8 @@ impl PromoSelection {
 #[derive(Debug)]
 pub struct PromoBook {
     promos: Vec<Promo>,
-    by_code: FxHashMap<String, u32>,
-    uses: Mutex<FxHashMap<(u32, UserId), u32>>,
+    by_code: FastMap<String, u32>,
+    uses: Mutex<FastMap<(u32, UserId), u32>>,
     lock_waits: AtomicU64,
     id: u64,
 }
@@ -306,7 +306,7 @@ impl Default for PromoBook {
     fn default() -> Self {
         Self {
             promos: Vec::new(),
-            by_code: FxHashMap::default(),
+            by_code: FastMap::default(),
             uses: Mutex::default(),
             lock_waits: AtomicU64::new(0),
             id: NEXT_BOOK.fetch_add(1, Ordering::Relaxed),
@@ -361,7 +361,7 @@ impl PromoBook {
         self.lock_waits.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> parking_lot::MutexGuard<'_, FxHashMap<(u32, UserId), u32>> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, FastMap<(u32, UserId), u32>> {
         match self.uses.try_lock() {
             Some(g) => g,
             None => {
@@ -506,7 +506,7 @@ impl PromoBook {
         &self,
         idx: &[u32],
         user: UserId,
-        uses: &FxHashMap<(u32, UserId), u32>,
+        uses: &FastMap<(u32, UserId), u32>,
     ) -> Result<(), PricingError> {
         for &i in idx {
             let p = &self.promos[i as usize];

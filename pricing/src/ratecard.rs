@@ -1,6 +1,6 @@
 //! Rate cards per city and vehicle type.
 
-use crate::hash::FxHashMap;
+use crate::hash::FastMap;
 use crate::rounding::mul_div_round;
 use crate::{Currency, Money, PricingError, Rounding};
 
@@ -226,7 +226,7 @@ impl From<RateCard> for RateCardSpec {
     serde(transparent)
 )]
 pub struct RateBook {
-    cities: FxHashMap<String, FxHashMap<String, RateCard>>,
+    cities: FastMap<String, FastMap<String, RateCard>>,
 }
 
 impl RateBook {
@@ -275,7 +275,7 @@ impl RateBook {
 
     /// Number of cards.
     pub fn len(&self) -> usize {
-        self.cities.values().map(FxHashMap::len).sum()
+        self.cities.values().map(FastMap::len).sum()
     }
 
     /// `true` without cards.

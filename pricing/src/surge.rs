@@ -12,7 +12,7 @@ use h3o::{CellIndex, LatLng, Resolution};
 use parking_lot::{Mutex, RwLock};
 
 use crate::demand::DemandWindow;
-use crate::hash::FxHashMap;
+use crate::hash::FastMap;
 use crate::locator::{BLOCK, Cursor, DEFAULT_MAX_TILES, Located, Locator, NO_SLOT};
 use crate::{Bps, Multiplier, PricingError, SupplySource, SurgeCurve};
 
@@ -152,7 +152,7 @@ pub struct SurgeMap {
     computed_at: Option<Instant>,
     emergency: bool,
     cap: Multiplier,
-    cells: FxHashMap<CellIndex, CellSurge>,
+    cells: FastMap<CellIndex, CellSurge>,
 }
 
 impl SurgeMap {
@@ -163,7 +163,7 @@ impl SurgeMap {
             computed_at: None,
             emergency: false,
             cap,
-            cells: FxHashMap::default(),
+            cells: FastMap::default(),
         }
     }
 
@@ -281,7 +281,7 @@ struct EngineState {
     locator: Locator,
     /// Published multipliers above 1.0 (thousandths): the time-smoothing
     /// baseline of the next recompute.
-    prev: FxHashMap<CellIndex, u32>,
+    prev: FastMap<CellIndex, u32>,
     version: u64,
 }
 
@@ -349,7 +349,7 @@ const PARALLEL_MIN: usize = 131_072;
 /// Per-thread result of locating drivers.
 struct Pass {
     by_slot: Vec<u32>,
-    extra: FxHashMap<CellIndex, u32>,
+    extra: FastMap<CellIndex, u32>,
     learner: Locator,
     skipped: usize,
     fast: usize,
@@ -359,7 +359,7 @@ impl Pass {
     fn new(loc: &Locator) -> Self {
         Self {
             by_slot: vec![0; loc.slots()],
-            extra: FxHashMap::default(),
+            extra: FastMap::default(),
             learner: loc.learner(),
             skipped: 0,
             fast: 0,
@@ -505,7 +505,7 @@ impl SurgeEngine {
             demand: Mutex::new(DemandWindow::new(config.window)),
             state: Mutex::new(EngineState {
                 locator: Locator::new(config.resolution, config.max_tiles),
-                prev: FxHashMap::default(),
+                prev: FastMap::default(),
                 version: 0,
             }),
             published: RwLock::new(Arc::new(SurgeMap::empty(
@@ -671,14 +671,14 @@ impl SurgeEngine {
         locator: &mut Locator,
         supply: &S,
         now: Instant,
-    ) -> (FxHashMap<CellIndex, u32>, usize, usize, usize) {
+    ) -> (FastMap<CellIndex, u32>, usize, usize, usize) {
         let threads = if supply.size_hint() < PARALLEL_MIN {
             1
         } else {
             self.config.threads
         };
         let passes = scan(locator, supply, now, threads);
-        let mut counts: FxHashMap<CellIndex, u32> = FxHashMap::default();
+        let mut counts: FastMap<CellIndex, u32> = FastMap::default();
         let mut by_slot = vec![0_u32; locator.slots()];
         let (mut drivers, mut skipped, mut fast) = (0, 0, 0);
         for p in &passes {
@@ -706,9 +706,9 @@ impl SurgeEngine {
 
     fn build_map(
         &self,
-        supply: &FxHashMap<CellIndex, u32>,
-        demand: &FxHashMap<CellIndex, u32>,
-        prev: &mut FxHashMap<CellIndex, u32>,
+        supply: &FastMap<CellIndex, u32>,
+        demand: &FastMap<CellIndex, u32>,
+        prev: &mut FastMap<CellIndex, u32>,
         emergency: bool,
         version: u64,
         now: Instant,
@@ -716,7 +716,7 @@ impl SurgeEngine {
         let cfg = &self.config;
         let curve = &cfg.curve;
         let cap = u64::from(curve.effective_cap(emergency).milli());
-        let mut cells: FxHashMap<CellIndex, CellSurge> = FxHashMap::default();
+        let mut cells: FastMap<CellIndex, CellSurge> = FastMap::default();
         let blank = CellSurge {
             demand: 0,
             supply: 0,
@@ -729,7 +729,7 @@ impl SurgeEngine {
         for (&c, &n) in demand {
             cells.entry(c).or_insert(blank).demand = n;
         }
-        let mut excess: FxHashMap<CellIndex, u64> = FxHashMap::default();
+        let mut excess: FastMap<CellIndex, u64> = FastMap::default();
         for (&c, s) in cells.iter_mut() {
             s.ratio_milli = u64::from(s.demand) * 1_000 / u64::from(s.supply.max(1));
             let raw = curve.multiplier(s.ratio_milli, emergency).milli();
@@ -737,12 +737,12 @@ impl SurgeEngine {
                 excess.insert(c, u64::from(raw) - 1_000);
             }
         }
-        let mut target: FxHashMap<CellIndex, u64> = FxHashMap::default();
+        let mut target: FastMap<CellIndex, u64> = FastMap::default();
         let k = cfg.smoothing_k;
         let w = u64::from(cfg.neighbour_weight.0);
         if k > 0 && w > 0 {
             let ring = 3 * u64::from(k) * (u64::from(k) + 1);
-            let mut nb: FxHashMap<CellIndex, u64> = FxHashMap::default();
+            let mut nb: FastMap<CellIndex, u64> = FastMap::default();
             for (&c, &e) in &excess {
                 for n in c.grid_disk_safe(k) {
                     if n != c {
@@ -768,7 +768,7 @@ impl SurgeEngine {
             target.extend(excess.iter().map(|(&c, &e)| (c, (1_000 + e).min(cap))));
         }
         let delta = u64::from(cfg.max_change_milli);
-        let mut next: FxHashMap<CellIndex, u32> = FxHashMap::default();
+        let mut next: FastMap<CellIndex, u32> = FastMap::default();
         let mut keys: Vec<CellIndex> = target.keys().chain(prev.keys()).copied().collect();
         keys.sort_unstable();
         keys.dedup();
