@@ -121,13 +121,41 @@ impl Decision {
     /// Time until the state is back to full (nothing used); zero when it is
     /// full. `X-RateLimit-Reset` is this instant.
     pub fn reset_after(&self) -> Duration {
-        Duration::from_nanos(self.reset_at().saturating_sub(self.now))
+        Duration::from_nanos(self.reset_at_ns().saturating_sub(self.now))
     }
 
     /// The instant of [`reset_after`](Self::reset_after), in nanoseconds
     /// since the origin.
-    pub(crate) fn reset_at(&self) -> u64 {
+    pub(crate) fn reset_at_ns(&self) -> u64 {
         self.detail.reset_at(self.t_eff)
+    }
+
+    /// The instant the state is back to full: [`at`](Self::at) plus
+    /// [`reset_after`](Self::reset_after) (`None` only past the range of
+    /// `Instant`, for a fabricated far-future `now`).
+    pub fn reset_at(&self) -> Option<Instant> {
+        self.at.checked_add(self.reset_after())
+    }
+
+    /// On denial, the instant from which the same cost would be granted if
+    /// nothing else is charged meanwhile: [`at`](Self::at) plus
+    /// [`retry_after`](Self::retry_after). `None` when allowed (or past the
+    /// range of `Instant`).
+    ///
+    /// ```
+    /// use dispatchkit_ratelimit::{Gcra, Quota, RateLimiter};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let t0 = Instant::now();
+    /// let lim = RateLimiter::new_at(Gcra::new(Quota::with_period(Duration::from_secs(2))?), t0);
+    /// assert_eq!(lim.check_at(t0).retry_at(), None);
+    /// let d = lim.check_at(t0);
+    /// assert_eq!(d.retry_at(), Some(t0 + Duration::from_secs(2)));
+    /// assert_eq!(d.reset_at(), Some(t0 + Duration::from_secs(2)));
+    /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+    /// ```
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_after().and_then(|d| self.at.checked_add(d))
     }
 
     /// On denial, the time after which the same cost would be granted if
@@ -137,13 +165,13 @@ impl Decision {
             return None;
         }
         Some(Duration::from_nanos(
-            self.retry_at().saturating_sub(self.now),
+            self.retry_at_ns().saturating_sub(self.now),
         ))
     }
 
     /// The effective time from which the same cost fits (for a denial, the
     /// instant of [`retry_after`](Self::retry_after)).
-    pub(crate) fn retry_at(&self) -> u64 {
+    pub(crate) fn retry_at_ns(&self) -> u64 {
         self.detail.retry_at(self.limit, self.t_eff, self.cost)
     }
 

@@ -138,6 +138,14 @@ impl<A: Algorithm> RateLimiter<A> {
         self.alg.check_cell(&self.cell.0, t, now, 1, false)
     }
 
+    /// [`peek_n_at`](Self::peek_n_at) with `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`check_n_at`](Self::check_n_at).
+    pub fn peek_n(&self, cost: u32) -> Result<Decision, RateLimitError> {
+        self.peek_n_at(cost, Instant::now())
+    }
+
     /// Like [`peek_at`](Self::peek_at) for `cost` units.
     ///
     /// # Errors

@@ -204,6 +204,19 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
         Ok(self.run(key, cost, now, true))
     }
 
+    /// [`peek_at`](Self::peek_at) with `Instant::now()`.
+    pub fn peek(&self, key: &K) -> Decision {
+        self.peek_at(key, Instant::now())
+    }
+
+    /// [`peek_n_at`](Self::peek_n_at) with `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`check_n_at`](Self::check_n_at).
+    pub fn peek_n(&self, key: &K, cost: u32) -> Result<Decision, RateLimitError> {
+        self.peek_n_at(key, cost, Instant::now())
+    }
+
     /// Whether one unit of `key` would be granted at `now`, consuming
     /// nothing and creating no state.
     pub fn peek_at(&self, key: &K, now: Instant) -> Decision {

@@ -715,7 +715,7 @@ fn tighter(b: &PolicyDecision, a: &PolicyDecision, t: u64) -> bool {
         d.decision().map(|d| {
             (
                 d.remaining(),
-                std::cmp::Reverse(d.reset_at().saturating_sub(t)),
+                std::cmp::Reverse(d.reset_at_ns().saturating_sub(t)),
             )
         })
     };
@@ -724,7 +724,7 @@ fn tighter(b: &PolicyDecision, a: &PolicyDecision, t: u64) -> bool {
 
 /// Whether denial `b` reports a longer wait than denial `a`.
 fn waits_longer(b: &PolicyDecision, a: &PolicyDecision, t: u64) -> bool {
-    let wait = |d: &PolicyDecision| d.decision().map(|d| d.retry_at().saturating_sub(t));
+    let wait = |d: &PolicyDecision| d.decision().map(|d| d.retry_at_ns().saturating_sub(t));
     wait(b) > wait(a)
 }
 

@@ -68,7 +68,21 @@ impl Quota {
         Ok(q)
     }
 
-    /// `limit` units per second. # Errors: as [`Quota::new`].
+    /// One unit per `period`, burst 1 (governor's `Quota::with_period`);
+    /// raise the burst with [`Quota::with_burst`].
+    ///
+    /// # Errors
+    /// As [`Quota::new`] with a limit of 1.
+    pub fn with_period(period: Duration) -> Result<Self, RateLimitError> {
+        Self::new(1, period)
+    }
+
+    /// `limit` units per second.
+    ///
+    /// The token bucket spaces units by `period / limit` **rounded up** to
+    /// the nanosecond (`per_second(3)`: 333,333,334 ns, where governor
+    /// rounds down to 333,333,333): rounding may only make the rate a hair
+    /// slower, never grant a unit more than `limit` per `period`.
     ///
     /// # Errors
     /// As [`Quota::new`].

@@ -269,3 +269,31 @@ fn rules_load_from_the_seeds_data() {
         .is_err()
     );
 }
+
+#[test]
+fn every_limiter_offers_the_same_peek_and_check_forms() {
+    // Issue 15 (14): peek / peek_n without `_at` on both limiter types, and
+    // the absolute retry_at / reset_at next to the relative forms.
+    let q = Quota::with_period(Duration::from_millis(500))
+        .unwrap()
+        .with_burst(2)
+        .unwrap();
+    assert_eq!((q.limit(), q.burst()), (1, 2));
+    let direct = RateLimiter::new(Gcra::new(q));
+    let keyed = KeyedRateLimiter::<&str, _>::new(Gcra::new(q));
+    assert!(direct.peek().is_allowed() && direct.peek_n(2).unwrap().is_allowed());
+    assert!(keyed.peek(&"k").is_allowed() && keyed.peek_n(&"k", 2).unwrap().is_allowed());
+    assert!(matches!(
+        direct.peek_n(3),
+        Err(RateLimitError::InsufficientCapacity { .. })
+    ));
+    assert!(keyed.peek_n(&"k", 0).is_err());
+    assert!(keyed.is_empty(), "a peek creates no state");
+    let t0 = Instant::now();
+    let lim = RateLimiter::new_at(Gcra::new(q), t0);
+    assert!(lim.check_n_at(2, t0).unwrap().is_allowed());
+    let d = lim.check_at(t0);
+    assert_eq!(d.retry_after(), Some(Duration::from_millis(500)));
+    assert_eq!(d.retry_at(), Some(t0 + Duration::from_millis(500)));
+    assert_eq!(d.reset_at(), Some(t0 + d.reset_after()));
+}
