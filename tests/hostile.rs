@@ -321,7 +321,7 @@ fn every_geo_type_survives_hostile_json() {
     fuzz("SnapshotDriver", snapshot.drivers.clone(), |_| {});
     fuzz("Snapshot", vec![snapshot.clone()], |s: &Snapshot| {
         if let Ok(ix) = GeoIndex::restore_at(s, IndexConfig::default(), t) {
-            ix.validate();
+            ix.check_invariants();
             let _ = ix.search_at(&Search::radius(ll(13.4, 52.52), 50.0, Unit::Kilometers), t);
         }
     });
@@ -339,7 +339,7 @@ fn every_geo_type_survives_hostile_json() {
         }],
         |_| {},
     );
-    index.validate();
+    index.check_invariants();
 }
 
 #[test]
@@ -727,21 +727,21 @@ fn every_pricing_type_survives_hostile_json() {
     });
     let total = order(&pricing).unwrap();
     fuzz("OrderTotal", vec![total], |t| {
-        t.validate();
+        t.check_invariants();
         if let Ok(mut c) = t.capture() {
             let _ = c.refund(usd(100));
-            c.validate();
+            c.check_invariants();
         }
     });
     let mut capture = Capture::new(usd(3_699), usd(2_000), usd(600), usd(300)).unwrap();
     let _ = capture.refund(usd(1_000)).unwrap();
     fuzz("Split", vec![capture.split()], |_| {});
     fuzz("Capture", vec![capture], |c| {
-        c.validate();
+        c.check_invariants();
         let mut c = *c;
         let _ = c.refund(usd(1));
         let _ = c.refund_all();
-        c.validate();
+        c.check_invariants();
     });
     fuzz("SurgeCurve", vec![SurgeCurve::default()], |c| {
         for r in [0, 1_000, 5_000, u64::MAX] {
@@ -777,7 +777,7 @@ fn every_pricing_type_survives_hostile_json() {
     fuzz("RouteEstimate", vec![route], |r| {
         let card = RateCard::new(card()).unwrap();
         if let Ok(f) = card.quote(r, Multiplier::MAX) {
-            f.validate();
+            f.check_invariants();
         }
     });
     fuzz("DistanceRate", vec![DistanceRate::PerKm(100)], |_| {});
@@ -790,7 +790,7 @@ fn every_pricing_type_survives_hostile_json() {
         .quote(&route, Multiplier::from_milli(1_500).unwrap())
         .unwrap();
     fuzz("Fare", vec![fare, rc.cancellation()], |f| {
-        f.validate();
+        f.check_invariants();
         let _ = f.with_promos(&PromoSelection::none());
         let _ = f.to_string();
     });
@@ -928,7 +928,7 @@ proptest! {
             let _ = index.remove_at(id, now);
             let _ = index.purge_expired_at(now);
         }
-        index.validate();
+        index.check_invariants();
     }
 
     /// Limiters under arbitrary quotas, costs and instants.
@@ -980,7 +980,7 @@ proptest! {
                 let _ = c.get_or_load_at(&1_000, now, || 5);
                 let _ = c.insert_with_ttl_at(7, 7, Duration::from_nanos(ttl_ns), now);
             }
-            c.validate();
+            c.check_invariants();
         }
         let config = TierConfig { write_mode: WriteMode::Behind { queue_capacity: queue }, store_attempts: (queue % 4) as u32 };
         if let Ok(tier) = SharedTier::new(Cache::new(16).unwrap(), Nothing, config) {
@@ -991,7 +991,7 @@ proptest! {
                 let _ = a.get_at(&(k as u64), now);
             }
             let _ = tier.flush();
-            tier.validate();
+            tier.check_invariants();
         }
     }
 
@@ -1014,14 +1014,14 @@ proptest! {
         if let Ok(m) = Multiplier::from_milli(milli) {
             let route = RouteEstimate { distance_m: metres, duration: Duration::from_secs(secs) };
             if let Ok(f) = card.quote(&route, m) {
-                f.validate();
+                f.check_invariants();
             }
             let trace: Vec<TracePoint> = fixes
                 .iter()
                 .map(|&(lon, lat, t)| TracePoint::new(lon, lat, Duration::from_millis(t)))
                 .collect();
             if let Ok(f) = card.final_fare(&trace, &TraceRules::default(), m) {
-                f.validate();
+                f.check_invariants();
             }
         }
     }

@@ -62,7 +62,7 @@ fn surge_counts_over_the_reference_fleet_equal_brute_force() {
     let mut now = t0;
     for round in 0..3 {
         let stats = engine.recompute_at(&index, now);
-        engine.validate();
+        engine.check_invariants();
         let mut want_supply: BTreeMap<CellIndex, u32> = BTreeMap::new();
         index.for_each_at(now, |v| {
             if v.attrs.status == Status::AVAILABLE {

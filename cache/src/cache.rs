@@ -886,7 +886,7 @@ where
     /// slab, weights within capacity); panics on the first violation.
     /// O(n). For tests.
     #[doc(hidden)]
-    pub fn validate(&self) {
+    pub fn check_invariants(&self) {
         let mut cap = 0;
         for s in self.shards.iter() {
             let g = s.0.read();

@@ -559,10 +559,10 @@ where
 
     /// Checks the write-behind queue's invariants. For tests.
     #[doc(hidden)]
-    pub fn validate(&self) {
-        self.l2.validate();
+    pub fn check_invariants(&self) {
+        self.l2.check_invariants();
         if let Some(q) = &self.queue {
-            q.lock().validate();
+            q.lock().check_invariants();
         }
     }
 }

@@ -159,7 +159,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Queue<K, V> {
     }
 
     /// Checks that every pending key is queued exactly once or in flight.
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         let mut queued: HashMap<&K, usize, foldhash::fast::RandomState> = HashMap::default();
         for k in &self.order {
             *queued.entry(k).or_default() += 1;

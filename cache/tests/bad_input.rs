@@ -96,7 +96,7 @@ fn bad_per_entry_ttl_leaves_the_cache_unchanged() {
     assert_eq!(c.get_at(&2, now), None);
     assert_eq!(c.len(), 1);
     assert_eq!(c.stats().inserts, 1);
-    c.validate();
+    c.check_invariants();
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn an_entry_heavier_than_the_capacity_is_refused_without_evicting() {
     // Exactly the capacity fits (and evicts the rest for it).
     c.insert(7, vec![0; 100]).unwrap();
     assert_eq!(c.weight(), 100);
-    c.validate();
+    c.check_invariants();
 }
 
 #[test]

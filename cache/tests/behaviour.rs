@@ -103,7 +103,7 @@ fn purge_reclaims_expired_entries_and_eviction_end_reclaims_as_expired() {
             .filter(|e| e.2 == EvictionCause::Expired)
             .all(|e| e.0 < 14)
     );
-    c.validate();
+    c.check_invariants();
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn writes_reclaim_expired_entries_in_a_cache_that_never_fills() {
     assert_eq!(c.len(), 300, "the 100 expired entries were reclaimed");
     assert_eq!(c.stats().evictions.expired, 100);
     assert_eq!(c.stats().evictions.capacity, 0);
-    c.validate();
+    c.check_invariants();
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn negative_caching_remembers_failures_for_their_own_ttl() {
     // A negative entry is never returned by get.
     assert!(c.try_get_or_load_at(&8, t0, failing).is_err());
     assert_eq!(c.get_at(&8, t0), None);
-    c.validate();
+    c.check_invariants();
 }
 
 #[test]
@@ -315,7 +315,7 @@ fn a_panicking_loader_does_not_wedge_the_key() {
     }));
     assert!(r.is_err());
     assert_eq!(c.get_or_load(&1, || 3), 3);
-    c.validate();
+    c.check_invariants();
 }
 
 /// One-hit scans must not flush the hot set (S3-FIFO's small queue
@@ -349,7 +349,7 @@ fn scans_do_not_flush_the_hot_set() {
                 scan += 1;
             }
         }
-        c.validate();
+        c.check_invariants();
         hits as f64 / gets as f64
     }
     for admission in [Admission::AdmitAll, Admission::TinyLfu] {

@@ -86,7 +86,7 @@ fn cache_ratio(trace: &[u64], cache: &Cache<u64, u64>) -> f64 {
             cache.insert(k, k).expect("unit weight fits");
         }
     }
-    cache.validate();
+    cache.check_invariants();
     assert!(cache.len() as u64 <= cache.capacity());
     let s = cache.stats();
     assert_eq!(s.hits as usize, hits);
@@ -150,6 +150,6 @@ fn exact_lru_policy_equals_the_twin() {
                 "request {i} (key {k}) differs at cap {cap}"
             );
         }
-        cache.validate();
+        cache.check_invariants();
     }
 }

@@ -131,7 +131,7 @@ fn case_02_a_panicking_store_never_wedges_the_queue() {
         t.store().data.lock().unwrap().get(&2).map(String::as_str),
         Some("second")
     );
-    t.validate();
+    t.check_invariants();
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn case_02_a_full_queue_of_in_flight_writes_is_a_typed_error() {
         "a refused SET wrote"
     );
     assert_eq!(tier.l2().get(&2), None, "a refused SET changed a tier");
-    tier.validate();
+    tier.check_invariants();
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn case_06_every_accepted_write_reaches_the_store_or_is_reported() {
         assert_eq!(data.get(&1).map(String::as_str), Some("kept"));
         assert_eq!(data.get(&2).map(String::as_str), Some("also kept"));
         assert!(tier.failed_writes().is_empty());
-        tier.validate();
+        tier.check_invariants();
     }
 }
 

@@ -255,7 +255,7 @@ fn check_lru<W: Weigher<u8, Val>>(
             Op::Advance(ms) => now += Duration::from_millis(ms),
             Op::Purge => prop_assert_eq!(c.purge_expired_at(now), m.purge(now)),
         }
-        c.validate();
+        c.check_invariants();
         prop_assert_eq!(c.len(), m.list.len(), "step {} {:?}", step, o);
         prop_assert_eq!(c.weight(), m.weight());
         prop_assert!(c.weight() <= cap);
@@ -359,7 +359,7 @@ proptest! {
                     c.purge_expired_at(now);
                 }
             }
-            c.validate();
+            c.check_invariants();
             prop_assert!(c.len() as u64 <= cap);
         }
     }
@@ -439,7 +439,7 @@ proptest! {
                     truth.purge(now);
                 }
             }
-            c.validate();
+            c.check_invariants();
             prop_assert!(c.weight() <= cap, "weight {} > {}", c.weight(), cap);
             prop_assert!(c.len() as u64 <= cap);
             prop_assert_eq!(events.lock().unwrap().len() as u64, c.stats().evictions.total());

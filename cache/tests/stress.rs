@@ -104,8 +104,8 @@ fn capacity_in_entries_and_bytes_is_never_exceeded() {
         }
         done.store(true, SeqCst);
     });
-    by_count.validate();
-    by_bytes.validate();
+    by_count.check_invariants();
+    by_bytes.check_invariants();
     let (sc, sb) = (by_count.stats(), by_bytes.stats());
     eprintln!(
         "overlapping ops {}, lock waits {} + {}, monitor checks {}",
@@ -182,7 +182,7 @@ fn single_flight_runs_the_loader_once_per_key_per_miss_wave() {
         WAVES * (THREADS as u64 - 1),
         "every other caller waited"
     );
-    cache.validate();
+    cache.check_invariants();
 }
 
 /// A store that fails every `fail_every`-th call, counting calls.
@@ -311,7 +311,7 @@ fn write_behind_loses_no_write_after_flush() {
         rounds += 1;
         assert!(rounds < 100, "writes stuck in the queue");
     }
-    shared.validate();
+    shared.check_invariants();
     let data = shared.store().data.lock().unwrap().clone();
     let mut keys = 0;
     for l in &last {
@@ -406,7 +406,7 @@ fn no_instance_reads_older_than_an_acknowledged_write() {
     assert!(reads.load(SeqCst) > 1000);
     assert!(overlap.overlapped.load(SeqCst) > 0);
     assert!(st.l1_invalidations > 0);
-    shared.validate();
+    shared.check_invariants();
 }
 
 /// Hit and miss counts stay exact when many threads read at once and

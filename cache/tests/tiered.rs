@@ -136,7 +136,7 @@ fn get_walks_l1_l2_l3_and_fills_upward() {
     assert_eq!(sh.store().gets.load(SeqCst), 1);
     assert_eq!(a.stats().l2.hits, 2);
     assert_eq!(a.stats().store_gets, 1);
-    sh.validate();
+    sh.check_invariants();
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn write_behind_coalesces_reads_pending_and_flushes() {
     assert_eq!(sh.store().value(1).as_deref(), Some("v4"));
     assert_eq!(sh.pending_writes(), 0);
     assert_eq!(sh.flush().unwrap(), 0);
-    sh.validate();
+    sh.check_invariants();
 }
 
 #[test]

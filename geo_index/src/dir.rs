@@ -180,7 +180,7 @@ impl Table {
     }
 
     /// Checks that every key is reachable from its home bucket.
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         let mut n = 0;
         for (i, e) in self.entries.iter().enumerate() {
             if e.key != EMPTY {
@@ -255,8 +255,8 @@ impl Directory {
         self.table.read().len()
     }
 
-    pub(crate) fn validate(&self) {
-        self.table.read().validate();
+    pub(crate) fn check_invariants(&self) {
+        self.table.read().check_invariants();
     }
 }
 
@@ -301,10 +301,10 @@ mod tests {
                 }
             }
             if step % 997 == 0 {
-                t.validate();
+                t.check_invariants();
             }
         }
-        t.validate();
+        t.check_invariants();
         assert_eq!(t.len(), model.len());
         for id in 0..3000 {
             assert_eq!(t.get(id), model.get(&id).copied());

@@ -1145,11 +1145,11 @@ impl GeoIndex {
     /// free lists, counts, directory ↔ slots agreement); panics with a
     /// description if one is broken. For tests; O(n), takes every lock.
     #[doc(hidden)]
-    pub fn validate(&self) {
+    pub fn check_invariants(&self) {
         let guards: Vec<_> = (0..self.shards.len()).map(|s| self.read_shard(s)).collect();
         let mut stored = 0;
         for (s, shard) in guards.iter().enumerate() {
-            shard.validate(s, self.mask);
+            shard.check_invariants(s, self.mask);
             for (c, cell) in shard.cells.iter().enumerate() {
                 for (i, slot) in cell.slots.iter().enumerate().filter(|(_, s)| !s.is_free()) {
                     stored += 1;
@@ -1176,7 +1176,7 @@ impl GeoIndex {
             self.dir.len(),
             "directory holds drivers that are not stored"
         );
-        self.dir.validate();
+        self.dir.check_invariants();
     }
 }
 

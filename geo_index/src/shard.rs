@@ -366,7 +366,7 @@ impl Shard {
 
     /// Checks the shard's invariants; panics with a description if one is
     /// broken. For tests.
-    pub(crate) fn validate(&self, shard: usize, mask: usize) {
+    pub(crate) fn check_invariants(&self, shard: usize, mask: usize) {
         let mut occupied = 0;
         assert_eq!(
             self.cells.len(),

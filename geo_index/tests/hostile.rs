@@ -91,7 +91,7 @@ fn case_01_reserved_id_is_unrepresentable_and_reads_return() {
         .upsert_at(DriverId::MAX, ll(0.0, 0.0), Attrs::default(), t0)
         .unwrap();
     assert_eq!(index.get_at(DriverId::MAX, t0).unwrap().id, DriverId::MAX);
-    index.validate();
+    index.check_invariants();
 }
 
 #[test]
@@ -288,7 +288,7 @@ fn case_16_concurrent_fence_replacement_leaves_one_shape() {
         let r = index.upsert_batch_at(&[DriverUpdate::new(d, ll(lon, 50.0), t)], t);
         assert!(r.events.is_empty(), "orphaned tiles: {:?}", r.events);
     }
-    index.validate();
+    index.check_invariants();
 }
 
 #[test]
@@ -350,7 +350,7 @@ fn case_17_move_never_resurrects_a_removed_driver() {
         moved > 0 && refused > 0,
         "no interleaving: {moved} moved, {refused} refused"
     );
-    index.validate();
+    index.check_invariants();
 }
 
 #[test]
@@ -405,5 +405,5 @@ fn case_18_callbacks_may_call_into_the_index() {
     // Every driver was claimed exactly once, three per search.
     assert_eq!(claimed, 200);
     assert!(index.stats().lock_contentions > 0, "no contention happened");
-    index.validate();
+    index.check_invariants();
 }

@@ -596,7 +596,7 @@ fn run(ops: Vec<Op>, shards: usize) {
                 }
             }
         }
-        index.validate();
+        index.check_invariants();
         assert_eq!(
             index.live_len_at(at(now)),
             twin.drivers.values().filter(|d| twin.live(d, now)).count()
@@ -683,7 +683,7 @@ fn dense_case(
         .collect();
     let r = index.upsert_batch_at(&batch, t0 + Duration::from_millis(now));
     assert_eq!(r.inserted, n);
-    index.validate();
+    index.check_invariants();
     let t = t0 + Duration::from_millis(now);
     for (dx, dy, k, r_km, f, u) in queries {
         let c = place(dx, dy);

@@ -431,7 +431,7 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
         Err(GeoError::InvalidFence(_))
     ));
     assert_eq!(index.remove_fence(77), Err(GeoError::UnknownFence(77)));
-    index.validate();
+    index.check_invariants();
 }
 
 #[test]
@@ -485,7 +485,7 @@ fn expiry_default_override_and_purge() {
     assert_eq!(index.purge_expired_at(t0 + Duration::from_secs(31)), 1);
     assert_eq!(index.len(), 1);
     assert_eq!(index.purge_expired_at(t0 + Duration::from_secs(31)), 0);
-    index.validate();
+    index.check_invariants();
 }
 
 #[test]
@@ -522,7 +522,7 @@ fn the_amortised_sweep_reclaims_without_a_purge_call() {
     }
     assert_eq!(purged, 4_900);
     assert_eq!(index.len(), 100);
-    index.validate();
+    index.check_invariants();
 }
 
 #[test]
@@ -694,7 +694,7 @@ fn snapshot_round_trips_through_json() {
     assert_eq!(back, snap);
     let later = Instant::now() + Duration::from_secs(5);
     let rebuilt = GeoIndex::restore_at(&back, IndexConfig::default(), later).unwrap();
-    rebuilt.validate();
+    rebuilt.check_invariants();
     assert_eq!(rebuilt.snapshot_at(later), snap);
     let q = Search::radius(ll(-74.0, 40.7), 3.0, Unit::Kilometers).count(50);
     let a: Vec<_> = index
@@ -751,7 +751,7 @@ proptest! {
         for chunk in shuffled.chunks(7) {
             let _ = any_order.upsert_batch_at(chunk, now);
         }
-        any_order.validate();
+        any_order.check_invariants();
         prop_assert_eq!(in_order.snapshot_at(now), any_order.snapshot_at(now));
     }
 }

@@ -111,7 +111,7 @@ fn no_driver_lost_or_duplicated_while_moving_across_shards() {
         });
     });
 
-    index.validate();
+    index.check_invariants();
     let now = t0 + Duration::from_millis(BATCHES);
     for i in 0..DRIVERS {
         assert_eq!(

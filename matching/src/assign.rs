@@ -212,9 +212,8 @@ impl Assignment {
     /// Checks the invariants against the matrix it was computed from:
     /// pairs disjoint, over existing edges, sorted; the unassigned lists
     /// are exactly the rest; `total_cost` is the sum.
-    #[cfg(any(test, fuzzing))]
     #[doc(hidden)]
-    pub fn validate(&self, m: &CostMatrix) {
+    pub fn check_invariants(&self, m: &CostMatrix) {
         let mut row_used = vec![false; m.rows];
         let mut col_used = vec![false; m.cols];
         let mut total = 0.0;
@@ -332,7 +331,7 @@ fn solve_with_fallback(m: &CostMatrix, fallback: f64) -> Assignment {
     }
     let sol = assign_rows(&g);
     #[cfg(test)]
-    sol.validate(&g);
+    sol.check_invariants(&g);
     let pairs = (0..m.rows)
         .filter_map(|r| {
             let c = sol.row_col[r] as usize;
@@ -578,7 +577,7 @@ mod tests {
         #[test]
         fn optimal_matches_brute_force(m in matrix()) {
             let a = assign_optimal(&m);
-            a.validate(&m);
+            a.check_invariants(&m);
             let (k, cost) = brute_force(&m);
             prop_assert_eq!(a.pairs.len(), k);
             prop_assert!((a.total_cost - cost).abs() <= 1e-9 * (1.0 + cost), "jv {} brute force {}", a.total_cost, cost);
@@ -589,7 +588,7 @@ mod tests {
         #[test]
         fn penalized_matches_brute_force(m in matrix(), penalty in 0.0..1500.0f64) {
             let a = assign_optimal_penalized(&m, penalty).unwrap();
-            a.validate(&m);
+            a.check_invariants(&m);
             let obj = |a: &Assignment| a.total_cost + penalty * a.unassigned_rows.len() as f64;
             let want = brute_force_penalized(&m, penalty);
             prop_assert!((obj(&a) - want).abs() <= 1e-9 * (1.0 + want), "got {} want {}", obj(&a), want);
@@ -602,7 +601,7 @@ mod tests {
         #[test]
         fn greedy_is_valid_and_never_better(m in matrix()) {
             let g = assign_greedy(&m);
-            g.validate(&m);
+            g.check_invariants(&m);
             let o = assign_optimal(&m);
             prop_assert!(g.pairs.len() <= o.pairs.len());
             if g.pairs.len() == o.pairs.len() {
@@ -640,11 +639,11 @@ mod tests {
     fn empty_and_edgeless_matrices() {
         let m = CostMatrix::new(0, 3, vec![]).unwrap();
         let a = assign_optimal(&m);
-        a.validate(&m);
+        a.check_invariants(&m);
         assert_eq!(a.unassigned_cols, vec![0, 1, 2]);
         let m = CostMatrix::new(2, 2, vec![None; 4]).unwrap();
         let a = assign_optimal(&m);
-        a.validate(&m);
+        a.check_invariants(&m);
         assert_eq!(a.unassigned_rows, vec![0, 1]);
         assert_eq!(assign_greedy(&m), a);
     }
@@ -661,9 +660,9 @@ mod tests {
         })
         .unwrap();
         let o = assign_optimal(&m);
-        o.validate(&m);
+        o.check_invariants(&m);
         let g = assign_greedy(&m);
-        g.validate(&m);
+        g.check_invariants(&m);
         assert_eq!(o.pairs.len(), 200);
         assert!(g.pairs.len() < o.pairs.len() || o.total_cost <= g.total_cost);
         // Check optimality against the LP dual: no other 200-pair matching

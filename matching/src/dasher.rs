@@ -275,10 +275,9 @@ impl DasherMatch {
     }
 
     /// Checks the invariants.
-    #[cfg(any(test, fuzzing))]
     #[doc(hidden)]
-    pub fn validate(&self) {
-        self.rounds.validate(!self.status.is_final());
+    pub fn check_invariants(&self) {
+        self.rounds.check_invariants(!self.status.is_final());
         for c in &self.rounds.open {
             assert_eq!(c.payload.dasher, c.driver);
             assert_eq!(Some(c.payload.expires_at), self.rounds.deadline);
@@ -749,7 +748,7 @@ mod tests {
         let ds: Vec<_> = (1..=8).map(|i| (i, -0.3 * i as f64, 4.8, 0, 0)).collect();
         let index = fleet(t0, &ds);
         let (mut m, step) = matcher().start_at(&index, &orders(2), t0).unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(ids(&step.offers), vec![1, 2, 3, 4, 5]);
         for w in step.offers.windows(2) {
             assert!(w[0].duration <= w[1].duration);
@@ -763,11 +762,11 @@ mod tests {
         assert_eq!(o.route.stops.len(), 4);
         // 20 s timeout: the next dashers, never those already offered.
         let s = matcher().tick_at(&index, &mut m, t0 + secs(20)).unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(s.withdrawn.len(), 5);
         assert_eq!(ids(&s.offers), vec![6, 7, 8]);
         let s = matcher().tick_at(&index, &mut m, t0 + secs(40)).unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(
             s.status,
             DasherStatus::Unmatched {
@@ -814,7 +813,7 @@ mod tests {
         let s = mx
             .accept_at(&index, &mut a, DriverId::new(1).unwrap(), t0 + secs(1))
             .unwrap();
-        a.validate();
+        a.check_invariants();
         assert!(
             matches!(&s.status, DasherStatus::Assigned(o) if o.dasher == DriverId::new(1).unwrap())
         );
@@ -825,7 +824,7 @@ mod tests {
         let s = mx
             .accept_at(&index, &mut b, DriverId::new(1).unwrap(), t0 + secs(2))
             .unwrap();
-        b.validate();
+        b.check_invariants();
         assert_eq!(s.lost_race, Some(DriverId::new(1).unwrap()));
         assert_eq!(s.status, DasherStatus::Offering);
         let s = mx
@@ -851,7 +850,7 @@ mod tests {
         let s = mx
             .decline_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(1))
             .unwrap();
-        m.validate();
+        m.check_invariants();
         assert!(matches!(
             s.status,
             DasherStatus::Unmatched {
@@ -861,7 +860,7 @@ mod tests {
         ));
         let empty = fleet(t0, &[]);
         let (m, s) = mx.start_at(&empty, &orders(1), t0).unwrap();
-        m.validate();
+        m.check_invariants();
         assert!(matches!(
             s.status,
             DasherStatus::Unmatched {

@@ -219,8 +219,7 @@ impl<P: Clone> Rounds<P> {
     /// Invariants: open offers and queue hold distinct drivers; every open
     /// offer was offered; nothing queued was offered; a deadline exactly
     /// when offers are open.
-    #[cfg(any(test, fuzzing))]
-    pub(crate) fn validate(&self, active: bool) {
+    pub(crate) fn check_invariants(&self, active: bool) {
         let mut seen = self.offered.clone();
         seen.sort();
         let before = seen.len();

@@ -323,10 +323,9 @@ impl RideMatch {
 
     /// Checks the invariants (see `Rounds::validate`) and that the status
     /// agrees with the open offers.
-    #[cfg(any(test, fuzzing))]
     #[doc(hidden)]
-    pub fn validate(&self) {
-        self.rounds.validate(!self.status.is_final());
+    pub fn check_invariants(&self) {
+        self.rounds.check_invariants(!self.status.is_final());
         if let RideStatus::Assigned { driver, .. } = self.status {
             assert!(self.rounds.offered.contains(&driver));
         }
@@ -799,14 +798,14 @@ mod tests {
         );
         let mx = matcher();
         let (mut m, step) = mx.start_at(&index, request(1), t0).unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(ids(&step.offers), vec![3, 1, 2], "top 3 by ETA");
         assert!(step.offers.windows(2).all(|w| w[0].eta <= w[1].eta));
         assert_eq!(step.offers[0].expires_at, t0 + secs(30));
         let step = mx
             .accept_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(10))
             .unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(
             step.withdrawn,
             vec![DriverId::new(3).unwrap(), DriverId::new(2).unwrap()]
@@ -852,7 +851,7 @@ mod tests {
         let s = mx
             .decline_at(&index, &mut m, DriverId::new(2).unwrap(), t0 + secs(1))
             .unwrap();
-        m.validate();
+        m.check_invariants();
         assert!(s.offers.is_empty(), "other offers still open");
         let _ = mx
             .decline_at(&index, &mut m, DriverId::new(1).unwrap(), t0 + secs(2))
@@ -860,7 +859,7 @@ mod tests {
         let s = mx
             .decline_at(&index, &mut m, DriverId::new(3).unwrap(), t0 + secs(3))
             .unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(ids(&s.offers), vec![4, 5, 6]);
         assert_eq!(s.offers[0].expires_at, t0 + secs(33), "a fresh deadline");
         assert_eq!(m.radius_step(), 0);
@@ -868,14 +867,14 @@ mod tests {
             let _ = mx
                 .decline_at(&index, &mut m, DriverId::new(d).unwrap(), t0 + secs(4))
                 .unwrap();
-            m.validate();
+            m.check_invariants();
         }
         assert_eq!(ids(&m.open_offers()), vec![7]);
         // Declining the last one within 10 km: nobody left.
         let s = mx
             .decline_at(&index, &mut m, DriverId::new(7).unwrap(), t0 + secs(5))
             .unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(
             s.status,
             RideStatus::Unmatched {
@@ -907,7 +906,7 @@ mod tests {
         assert!(s.offers.is_empty() && s.withdrawn.is_empty());
         assert_eq!(s.status, RideStatus::Offering);
         let s = mx.tick_at(&index, &mut m, t0 + secs(30)).unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(
             s.withdrawn,
             vec![DriverId::new(1).unwrap(), DriverId::new(2).unwrap()]
@@ -925,7 +924,7 @@ mod tests {
         ));
         // Second timeout: the last step is over.
         let s = mx.tick_at(&index, &mut m, t0 + secs(60)).unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(
             s.withdrawn,
             vec![DriverId::new(3).unwrap(), DriverId::new(4).unwrap()]
@@ -946,7 +945,7 @@ mod tests {
         let t0 = Instant::now();
         let index = fleet(t0, &[(1, 12.0, 4.9, 0)]);
         let (m, step) = matcher().start_at(&index, request(1), t0).unwrap();
-        m.validate();
+        m.check_invariants();
         assert_eq!(
             step.status,
             RideStatus::Unmatched {
@@ -1025,8 +1024,8 @@ mod tests {
         let wb = mx
             .accept_at(&index, &mut b, DriverId::new(1).unwrap(), t0 + secs(2))
             .unwrap();
-        a.validate();
-        b.validate();
+        a.check_invariants();
+        b.check_invariants();
         assert!(matches!(
             wa.status,
             RideStatus::Assigned { driver, .. } if driver == DriverId::from(1u32)
@@ -1065,7 +1064,7 @@ mod tests {
         let s = mx
             .accept_at(&index, &mut c, DriverId::new(3).unwrap(), t0 + secs(6))
             .unwrap();
-        c.validate();
+        c.check_invariants();
         assert_eq!(s.lost_race, Some(DriverId::new(3).unwrap()));
         assert!(matches!(
             s.status,
@@ -1241,7 +1240,7 @@ mod tests {
                     prop_assert!(kind < 2 && m.deadline().is_some_and(|d| now >= d));
                     let _ = mx.tick_at(&index, m, now).unwrap();
                 }
-                m.validate();
+                m.check_invariants();
             }
             let assigned: Vec<DriverId> = ms.iter().filter_map(|m| match m.status() {
                 RideStatus::Assigned { driver, .. } => Some(driver),

@@ -293,7 +293,7 @@ impl Solution {
     /// The optimality certificate: every row matched to a distinct column
     /// over one of its edges, column potentials ≤ 0 and 0 on unmatched
     /// columns, reduced costs ≥ 0 everywhere and 0 on matched edges.
-    pub(crate) fn validate(&self, g: &Sparse) {
+    pub(crate) fn check_invariants(&self, g: &Sparse) {
         let mut used = vec![false; g.n_cols];
         for i in 0..g.rows() {
             let (cols, costs) = g.edges(i);
@@ -429,7 +429,7 @@ mod tests {
                 n_cols: n,
             };
             let sol = assign_rows(&g);
-            sol.validate(&g);
+            sol.check_invariants(&g);
             let xs = sol.row_col;
             let mut seen = vec![false; n];
             for &j in &xs {

@@ -107,5 +107,5 @@ fn riders_racing_for_few_drivers_never_double_book() {
         "{} assigned, {unmatched} unmatched, {lost} lost races",
         all.len()
     );
-    index.validate();
+    index.check_invariants();
 }

@@ -64,7 +64,7 @@ impl DemandWindow {
 
     /// Checks that the counts are the tally of the events, and the events
     /// are in time order.
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         let mut tally: FastMap<CellIndex, u32> = FastMap::default();
         for (i, &(at, c)) in self.events.iter().enumerate() {
             *tally.entry(c).or_insert(0) += 1;

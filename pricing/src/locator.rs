@@ -590,7 +590,7 @@ impl Locator {
 
     /// Checks the tables: slots and the cell map agree, tile candidates are
     /// valid and distinct, every interior sub-bucket passes its corner test.
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         assert_eq!(self.slot_of.len(), self.cells.len());
         for (i, g) in self.cells.iter().enumerate() {
             assert_eq!(self.slot_of[&g.cell], i as u32);
@@ -696,7 +696,7 @@ mod tests {
                     );
                 }
                 loc.absorb(&learner);
-                loc.validate();
+                loc.check_invariants();
             }
             assert!(loc.slots() > 0);
         }
@@ -745,7 +745,7 @@ mod tests {
                 }
                 loc.absorb(&learner);
             }
-            loc.validate();
+            loc.check_invariants();
         }
     }
 }

@@ -608,7 +608,7 @@ impl OrderTotal {
     /// Checks the invariants; panics with the broken one.
     /// For tests (public so that integration tests can call it).
     #[doc(hidden)]
-    pub fn validate(&self) {
+    pub fn check_invariants(&self) {
         if let Err(e) = self.check() {
             panic!("{e}");
         }

@@ -536,9 +536,8 @@ impl PromoBook {
 
     /// Checks the book's invariants: every code maps to its promo, every
     /// promo is valid, no count exceeds its limit.
-    #[cfg(any(test, fuzzing))]
     #[doc(hidden)]
-    pub fn validate(&self) {
+    pub fn check_invariants(&self) {
         assert_eq!(self.by_code.len(), self.promos.len());
         for (code, &i) in &self.by_code {
             assert_eq!(&self.promos[i as usize].code, code);
@@ -592,7 +591,7 @@ mod tests {
         );
         pct2.stacking = Stacking::Stackable;
         b.insert(pct2).unwrap();
-        b.validate();
+        b.check_invariants();
         b
     }
 
@@ -671,7 +670,7 @@ mod tests {
             b.insert(Promo::new("A", PromoKind::FreeDelivery)),
             Err(PricingError::InvalidPromo { .. })
         ));
-        b.validate();
+        b.check_invariants();
     }
 
     #[test]
@@ -685,7 +684,7 @@ mod tests {
         let u = UserId(9);
         let _ = b.redeem_at(&["ONCE"], u, t0).unwrap();
         let sel = b.redeem_at(&["ONCE"], u, t0).unwrap();
-        b.validate();
+        b.check_invariants();
         assert_eq!(
             b.redeem_at(&["ONCE"], u, t0),
             Err(PricingError::PromoUsageExceeded {
@@ -881,7 +880,7 @@ mod tests {
                         }
                     }
                 }
-                b.validate();
+                b.check_invariants();
                 for (c, code) in CODES.iter().enumerate() {
                     for user in 0..3 {
                         prop_assert_eq!(
@@ -924,7 +923,7 @@ mod tests {
             });
             assert_eq!(wins.load(Ordering::Relaxed), 500);
             assert_eq!(b.uses("HOT", user), 500);
-            b.validate();
+            b.check_invariants();
             if b.lock_waits() > 0 {
                 return;
             }

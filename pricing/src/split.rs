@@ -293,7 +293,7 @@ impl Capture {
     /// Checks the invariants; panics with the broken one.
     /// For tests (public so that integration tests can call it).
     #[doc(hidden)]
-    pub fn validate(&self) {
+    pub fn check_invariants(&self) {
         if let Err(e) = self.check() {
             panic!("{e}");
         }
@@ -313,7 +313,7 @@ mod tests {
     fn a_short_capture_never_goes_negative() {
         // $10 captured, $20 owed to the restaurant, $6 pay, $3 tip.
         let c = Capture::new(usd(1_000), usd(2_000), usd(600), usd(300)).unwrap();
-        c.validate();
+        c.check_invariants();
         let s = c.split();
         // Tip first (300), then 700 split 2000:600 → 538.46 / 161.54.
         assert_eq!(
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(c.shortfall(), usd(2_900 - 1_000));
         let tiny = Capture::new(usd(100), usd(2_000), usd(600), usd(300)).unwrap();
         assert_eq!(tiny.split().dasher, usd(100));
-        tiny.validate();
+        tiny.check_invariants();
     }
 
     #[test]
@@ -357,7 +357,7 @@ mod tests {
         c.refund_all();
         assert_eq!(c.refundable(), usd(0));
         assert!(c.refund(usd(1)).is_err());
-        c.validate();
+        c.check_invariants();
     }
 
     fn cases() -> u32 {
@@ -388,7 +388,7 @@ mod tests {
             refunds in proptest::collection::vec(0_u32..=10_000, 0..6),
         ) {
             let mut c = Capture::new(usd(captured), usd(restaurant), usd(pay), usd(tip)).unwrap();
-            c.validate();
+            c.check_invariants();
             let s = c.split();
             prop_assert_eq!(s.total(), usd(captured));
             let mut refunded = 0_i64;
@@ -405,13 +405,13 @@ mod tests {
                     Err(PricingError::RefundExceedsCapture { .. }) => prop_assert!(ask > left),
                     Err(e) => prop_assert!(false, "unexpected {e}"),
                 }
-                c.validate();
+                c.check_invariants();
                 prop_assert!(refunded <= captured);
             }
             let last = c.refund_all();
             prop_assert_eq!(last.total().minor(), captured - refunded);
             prop_assert_eq!(c.refunded().total(), usd(captured));
-            c.validate();
+            c.check_invariants();
         }
     }
 }

@@ -800,10 +800,10 @@ impl SurgeEngine {
     /// time-smoothing baseline. Panics with a description otherwise. For
     /// tests (public so that integration tests can call it); O(state).
     #[doc(hidden)]
-    pub fn validate(&self) {
-        self.demand.lock().validate();
+    pub fn check_invariants(&self) {
+        self.demand.lock().check_invariants();
         let st = self.state.lock();
-        st.locator.validate();
+        st.locator.check_invariants();
         let map = self.snapshot();
         assert_eq!(map.version, st.version);
         let step = self.config.curve.step_milli;

@@ -239,7 +239,7 @@ proptest! {
             let drivers = cluster(lon, lat, &st.drivers);
             engine.set_emergency(st.emergency);
             let stats = engine.recompute_at(&drivers, now);
-            engine.validate();
+            engine.check_invariants();
             let map = engine.snapshot();
             let got = as_btree(&map);
             let want = twin.recompute(&cfg, &drivers, now, st.emergency);
@@ -303,7 +303,7 @@ fn supply_counts_equal_brute_force() {
         let t = Instant::now();
         for round in 0..3 {
             let stats = engine.recompute_at(&pts, t);
-            engine.validate();
+            engine.check_invariants();
             let got: BTreeMap<CellIndex, u32> = engine
                 .snapshot()
                 .iter()
@@ -354,7 +354,7 @@ fn invalid_positions_and_configs_are_typed_errors() {
     assert_eq!((stats.drivers, stats.skipped), (1, 1));
     // Nothing of the refused requests was recorded.
     assert_eq!(stats.requests, 0);
-    engine.validate();
+    engine.check_invariants();
     let d = SurgeConfig::default();
     let bad = [
         SurgeConfig {
@@ -446,7 +446,7 @@ fn requests_leave_the_window_and_hottest_is_ordered_like_zrevrange() {
         engine.multiplier_at(a).unwrap(),
         Multiplier::from_milli(1_000).unwrap()
     );
-    engine.validate();
+    engine.check_invariants();
 }
 
 #[test]
@@ -475,7 +475,7 @@ fn emergency_caps_immediately() {
         Multiplier::from_milli(1_500).unwrap()
     );
     assert!(engine.snapshot().emergency());
-    engine.validate();
+    engine.check_invariants();
 }
 
 /// Requests are recorded and multipliers read from several threads while
@@ -535,7 +535,7 @@ fn concurrent_records_lookups_and_recomputes() {
             engine.snapshot().totals().0,
             3 * per_thread as u64 * (round as u64 + 1)
         );
-        engine.validate();
+        engine.check_invariants();
         if engine.lock_waits() > 0 {
             return;
         }

@@ -76,7 +76,7 @@ proptest! {
             rounding: Rounding::HalfEven,
         };
         let fare = RateCard::new(spec).unwrap().price(metres, ms, Multiplier::from_milli(surge).unwrap()).unwrap();
-        fare.validate();
+        fare.check_invariants();
         let (m, t) = (i128::from(metres), i128::from(ms));
         let dist = if per_mile {
             rhe(i128::from(per_unit) * m * 1000, 1_609_344)
@@ -129,7 +129,7 @@ proptest! {
             tip: Money::new(tip, Currency::USD),
         };
         let t = pricing.price(&order, &PromoSelection::none()).unwrap();
-        t.validate();
+        t.check_invariants();
         let sub: i128 = prices.iter().map(|&(p, q)| i128::from(p) * i128::from(q)).sum();
         let tier = if distance_m <= 2_000 { 199 } else if distance_m <= 5_000 { 399 } else { 599 };
         let delivery = rhe(tier * i128::from(surge), 1000);
@@ -144,7 +144,7 @@ proptest! {
         let pay = 300 + rhe(60 * i128::from(distance_m), 1000) + rhe(10 * i128::from(duration_s), 60);
         prop_assert_eq!(i128::from(t.dasher_pay().minor()), pay);
         let c = t.capture().unwrap();
-        c.validate();
+        c.check_invariants();
         let s = c.split();
         prop_assert_eq!(s.total(), t.total());
         // When the capture covers everything owed, each party gets exactly it.

@@ -57,7 +57,7 @@ fn upfront_quote_five_miles_eighteen_minutes() {
         duration: minutes(18),
     };
     let f = card.quote(&route, Multiplier::ONE).unwrap();
-    f.validate();
+    f.check_invariants();
     // distance: 150 × 8 047 000 / 1 609 344 = 750.03 → 750
     // time: 30 × 18 = 540
     // 250 + 750 + 540 = 1 540 ≥ 800; + 275 booking fee = 1 815
@@ -72,7 +72,7 @@ fn upfront_quote_five_miles_eighteen_minutes() {
     let f = card
         .quote(&route, Multiplier::from_milli(1_500).unwrap())
         .unwrap();
-    f.validate();
+    f.check_invariants();
     assert_eq!(f.component(Surge), usd(770));
     assert_eq!(f.total(), usd(1_540 + 770 + 275));
     assert_eq!(f.trip_fare(), usd(2_310));
@@ -105,7 +105,7 @@ fn minimum_fare_applies_after_surge_and_before_the_booking_fee() {
     let f = card
         .quote(&route, Multiplier::from_milli(1_250).unwrap())
         .unwrap();
-    f.validate();
+    f.check_invariants();
     assert_eq!(
         (f.component(Surge), f.component(MinimumFare)),
         (usd(104), usd(281))
@@ -139,7 +139,7 @@ fn promo_on_a_ride_is_capped_and_never_touches_the_booking_fee() {
         .unwrap()
         .with_promos(&sel)
         .unwrap();
-    f.validate();
+    f.check_invariants();
     assert_eq!(f.component(FareComponent::Promo), usd(-300));
     assert_eq!(f.total(), usd(2_285));
     // Applying again replaces, it does not stack.
@@ -193,7 +193,7 @@ fn final_fare_from_a_gps_trace_with_a_jump() {
             Multiplier::from_milli(1_200).unwrap(),
         )
         .unwrap();
-    f.validate();
+    f.check_invariants();
     // 9 × 1 000.756 = 9 006.8 → 9 007 m; 150 × 9 007 000 / 1 609 344 = 839.50 → 840
     // time 9 min: 270; 250 + 840 + 270 = 1 360; surge 20 %: 272; + 275 = 1 907
     assert_eq!(f.distance_m(), 9_007);
@@ -215,7 +215,7 @@ fn final_fare_from_a_gps_trace_with_a_jump() {
 #[test]
 fn cancellation_is_one_line() {
     let f = book().card("seattle", "economy").unwrap().cancellation();
-    f.validate();
+    f.check_invariants();
     assert_eq!(lines(&f), [(FareComponent::CancellationFee, 500)]);
 }
 
@@ -398,7 +398,7 @@ fn delivery_order_with_stacked_promos_and_a_short_capture() {
         .check_at(&["SAVE20", "FREEDEL"], UserId(1), Instant::now())
         .unwrap();
     let t = market().price(&order, &sel).unwrap();
-    t.validate();
+    t.check_invariants();
     // subtotal 2 × 8.75 + 4.50 = 22.00
     // delivery 3.99 × 1.2 = 4.788 → 4.79, waived by FREEDEL
     // service 15 % × 22.00 = 3.30; no small-order fee
@@ -426,7 +426,7 @@ fn delivery_order_with_stacked_promos_and_a_short_capture() {
     // tip first, then 23.04 split 1 760 : 692 → 1 653.76 / 650.24 →
     // 1 654 / 650 (largest remainder), platform 0, shortfall 1.48.
     let c = t.capture().unwrap();
-    c.validate();
+    c.check_invariants();
     let s = c.split();
     assert_eq!(
         (s.restaurant, s.dasher, s.platform),
@@ -450,7 +450,7 @@ fn small_order_split_and_refunds() {
         tip: usd(0),
     };
     let t = market().price(&order, &PromoSelection::none()).unwrap();
-    t.validate();
+    t.check_invariants();
     // 9.50 + 1.99 + service max(2.00, 15 % × 9.50 = 1.425 → 1.42) = 2.00
     // + small-order 2.50 (9.50 < 12.00), no tax = 15.99
     assert_eq!(
@@ -474,7 +474,7 @@ fn small_order_split_and_refunds() {
     // 237.65 / 168.86 / 93.50 → floors 237 + 168 + 93 = 498, the 2 left
     // go to the largest remainders (dasher .86, restaurant .65).
     let r = c.refund(usd(500)).unwrap();
-    c.validate();
+    c.check_invariants();
     assert_eq!(
         (r.restaurant, r.dasher, r.platform),
         (usd(238), usd(169), usd(93))
@@ -488,7 +488,7 @@ fn small_order_split_and_refunds() {
         })
     );
     let rest = c.refund_all();
-    c.validate();
+    c.check_invariants();
     assert_eq!(
         (rest.restaurant, rest.dasher, rest.platform),
         (usd(522), usd(371), usd(206))

@@ -164,7 +164,7 @@ impl<A: Algorithm> RateLimiter<A> {
 
     /// Panics if the state breaks an invariant (tests and fuzzing only).
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         self.alg.validate_cell(&self.cell.0);
     }
 }

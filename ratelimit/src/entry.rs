@@ -260,7 +260,7 @@ impl Entry {
     /// Panics if the entry does not match its set's layout or a rule's state
     /// breaks an invariant.
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn validate(&self, set: &CompiledSet) {
+    pub(crate) fn check_invariants(&self, set: &CompiledSet) {
         match &self.spill {
             None => assert!(set.inline, "inline entry for a spilled set"),
             Some(s) => {
@@ -271,7 +271,7 @@ impl Entry {
         }
         let st = self.states();
         for r in &set.rules {
-            r.alg.validate(r.slot, &st, self.seen);
+            r.alg.check_invariants(r.slot, &st, self.seen);
         }
     }
 }

@@ -294,7 +294,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
 
     /// Panics if the table or any state breaks an invariant.
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         self.store
             .validate(|k| self.store.hash(k), |_, _, c| self.alg.validate_cell(c));
     }

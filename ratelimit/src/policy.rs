@@ -679,14 +679,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
 
     /// Panics if the table or any state breaks an invariant.
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         self.store.validate(
             |k| self.store.hash(&(k.1, &k.2)),
             |extra, k, e| {
                 let set = extra
                     .by_id(k.0)
                     .expect("every stored key's set is in its shard's table");
-                e.validate(set);
+                e.check_invariants(set);
             },
         );
     }

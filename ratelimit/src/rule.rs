@@ -211,7 +211,7 @@ impl RuleAlg {
     }
 
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn validate(&self, slot: Slot, st: &States<'_>, seen: u64) {
+    pub(crate) fn check_invariants(&self, slot: Slot, st: &States<'_>, seen: u64) {
         read!(self, slot, st, |a, s| a.validate_state(s, seen))
     }
 }

@@ -173,7 +173,7 @@ impl ArrayTour {
     }
 
     #[cfg(test)]
-    pub(crate) fn validate(&self) {
+    pub(crate) fn check_invariants(&self) {
         let n = self.n();
         let mut seen = vec![false; n];
         for (i, &c) in self.tour.iter().enumerate() {
@@ -392,7 +392,7 @@ mod tests {
                 for b in 0..n {
                     let mut t = ArrayTour::new((0..n).collect());
                     t.reverse(a, b);
-                    t.validate();
+                    t.check_invariants();
                     // Reference: reverse the forward path a..b literally.
                     let mut r: Vec<u32> = (0..n).collect();
                     let len = ((b + n - a) % n + 1) as usize;
@@ -423,7 +423,7 @@ mod tests {
                                 continue;
                             }
                             t.move_segment(u, v, l as usize, x, y, rev);
-                            t.validate();
+                            t.check_invariants();
                             let mut expect = seg.clone();
                             if rev {
                                 expect.reverse();
@@ -446,7 +446,7 @@ mod tests {
         let mut t = ArrayTour::new((0..10).collect());
         let mut buf = Vec::new();
         let ends = t.double_bridge(8, 2, 3, &mut buf);
-        t.validate();
+        t.check_invariants();
         // A = ..8, B = 9 0, C = 1 2 3, D = 4..
         assert_eq!(ends, [8, 9, 0, 1, 3, 4]);
         let mut c = 8;
@@ -563,7 +563,7 @@ mod tests {
                         }
                     }
                 }
-                t.validate();
+                t.check_invariants();
                 prop_assert_eq!(cyc(&t), cyc(&ArrayTour::new(naive.clone())));
             }
         }
@@ -582,7 +582,7 @@ mod tests {
             let mut ls = LocalSearch::new(p.n(), Moves { two_opt, or_opt }, 1e-9);
             ls.push_all(&t);
             let gain = ls.run(&p, &nb, &mut t);
-            t.validate();
+            t.check_invariants();
             let after = p.tour_length(&t.tour);
             prop_assert!((before + gain - after).abs() < 1e-6 * (1.0 + before));
             prop_assert!(after <= before);
@@ -590,7 +590,7 @@ mod tests {
             // second pass may still find moves: it must report them exactly.
             ls.push_all(&t);
             let again = ls.run(&p, &nb, &mut t);
-            t.validate();
+            t.check_invariants();
             prop_assert!((after + again - p.tour_length(&t.tour)).abs() < 1e-6 * (1.0 + before));
         }
     }

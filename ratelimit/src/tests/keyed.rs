@@ -55,7 +55,7 @@ fn run<A: Algorithm>(
             "remaining of key {key} at {now}"
         );
         assert!(lim.len() <= lim.max_keys());
-        lim.validate();
+        lim.check_invariants();
     }
 }
 
@@ -126,7 +126,7 @@ fn full_keys_are_dropped_without_any_cleanup_call() {
         lens[2] <= 2 * wave as usize,
         "old full keys not dropped: {lens:?}"
     );
-    lim.validate();
+    lim.check_invariants();
 }
 
 #[test]

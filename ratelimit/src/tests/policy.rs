@@ -104,7 +104,7 @@ proptest! {
                 let i: usize = name[1..].parse().expect("rule name");
                 prop_assert!(!fits[i], "{} reported but it fits", name);
             }
-            lim.validate();
+            lim.check_invariants();
         }
     }
 
@@ -144,7 +144,7 @@ proptest! {
                 };
                 prop_assert!(denies, "reported subject {} did not deny", d.subject());
             }
-            lim.validate();
+            lim.check_invariants();
         }
     }
 }
@@ -245,7 +245,7 @@ fn rule_changes_keep_the_state_of_unchanged_rules() {
         .is_err()
     );
     assert!(lim.check_at(&req, 400, t0).expect("cost").is_allowed());
-    lim.validate();
+    lim.check_invariants();
 }
 
 #[test]
@@ -391,7 +391,7 @@ proptest! {
         for &(s, cost, peek) in &ops1 {
             now = (now + s).max(0);
             step(&lim, &mut models, &mut seen, now as u64, cost, peek, t0)?;
-            lim.validate();
+            lim.check_invariants();
         }
         // Keep some limits (with their models), add new ones, reorder.
         let mut next: Vec<_> = models
@@ -414,11 +414,11 @@ proptest! {
         next.rotate_left(rotate % n);
         let mut models = next;
         lim.set_table(&table(&models)).expect("table");
-        lim.validate();
+        lim.check_invariants();
         for &(s, cost, peek) in &ops2 {
             now = (now + s).max(0);
             step(&lim, &mut models, &mut seen, now as u64, cost, peek, t0)?;
-            lim.validate();
+            lim.check_invariants();
         }
     }
 
@@ -461,7 +461,7 @@ proptest! {
             };
             prop_assert_eq!(da, db);
             prop_assert_eq!(&a, &b);
-            a.validate(fast);
+            a.check_invariants(fast);
         }
     }
 
@@ -524,7 +524,7 @@ proptest! {
                 // Refused at the cap: denied, nothing charged.
                 prop_assert!(!d.is_allowed());
                 prop_assert!(lim.len() <= cfg.max_keys);
-                lim.validate();
+                lim.check_invariants();
                 continue;
             }
             let fits = |kk: &(KeyKind, u64)| {
@@ -543,7 +543,7 @@ proptest! {
                     m.check(now, 1, true);
                 }
             }
-            lim.validate();
+            lim.check_invariants();
         }
     }
 }
@@ -605,7 +605,7 @@ fn a_sweep_inside_a_multi_subject_check_keeps_its_subjects() {
             .expect("check")
             .is_allowed()
     );
-    lim.validate();
+    lim.check_invariants();
     // User 2 was charged: its hourly unit is used.
     let d = lim
         .check_all_at(&subjects(&2, &3), 1, later)
