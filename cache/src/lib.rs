@@ -78,3 +78,25 @@ pub use stats::{CacheStats, EvictionCause, EvictionListener, Evictions};
 pub use tiered::{SharedTier, Store, TierConfig, TierStats, TieredCache, WriteMode};
 pub use time::MAX_TTL;
 pub use weigher::{UnitWeigher, Weigher};
+
+// Shared across threads by design (documented as `Send + Sync`): checked
+// at compile time, over a store that is itself `Send + Sync`.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    struct Db;
+    impl Store<u64, String> for Db {
+        type Error = std::io::Error;
+        fn get(&self, _: &u64) -> Result<Option<String>, Self::Error> {
+            Ok(None)
+        }
+        fn put(&self, _: &u64, _: &String) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn delete(&self, _: &u64) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+    send_sync::<Cache<u64, String>>();
+    send_sync::<SharedTier<u64, String, Db>>();
+    send_sync::<TieredCache<u64, String, Db>>();
+};

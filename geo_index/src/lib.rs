@@ -115,3 +115,12 @@ pub use index::{
 };
 pub use search::{Center, Hit, Order, Search, Shape};
 pub use snapshot::{Snapshot, SnapshotDriver};
+
+// Shared across threads by design (documented as `Send + Sync`): checked
+// at compile time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<GeoIndex>();
+    send_sync::<Search>();
+    send_sync::<Snapshot>();
+};

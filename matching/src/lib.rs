@@ -95,3 +95,13 @@ pub use ride::{
     RideConfig, RideMatch, RideMatcher, RideOffer, RideRequest, RideStatus, RideStep, RiderId,
     UnmatchedReason,
 };
+
+// Shared across threads by design (documented as `Send + Sync`): checked
+// at compile time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<RideMatcher<HaversineEta>>();
+    send_sync::<DasherMatcher<HaversineEta>>();
+    send_sync::<CostMatrix>();
+    send_sync::<routing::DistanceMatrix>();
+};

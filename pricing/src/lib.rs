@@ -107,3 +107,14 @@ pub use h3o::{CellIndex, Resolution};
 /// The `h3o` crate this crate is built against (cells, resolutions,
 /// `LatLng`), so callers use the same version.
 pub use h3o;
+
+// Shared across threads by design (documented as `Send + Sync`): checked
+// at compile time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<SurgeEngine>();
+    send_sync::<PromoBook>();
+    send_sync::<RateBook>();
+    send_sync::<RateCard>();
+    send_sync::<DeliveryPricing>();
+};

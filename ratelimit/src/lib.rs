@@ -111,3 +111,17 @@ pub use quota::{MAX_SPAN, Quota};
 pub use rules::{AlgorithmKind, KeyKind, Limit, RuleSet, RuleTable, Tier, Window};
 pub use sliding_counter::SlidingCounter;
 pub use sliding_log::SlidingLog;
+
+// Shared across threads by design (documented as `Send + Sync`): checked
+// at compile time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<RateLimiter<Gcra>>();
+    send_sync::<RateLimiter<FixedWindow>>();
+    send_sync::<RateLimiter<SlidingLog>>();
+    send_sync::<RateLimiter<SlidingCounter>>();
+    send_sync::<KeyedRateLimiter<u64, Gcra>>();
+    send_sync::<KeyedRateLimiter<String, SlidingLog>>();
+    send_sync::<PolicyLimiter<u64>>();
+    send_sync::<RuleTable>();
+};
