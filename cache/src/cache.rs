@@ -124,7 +124,10 @@ where
     W: Weigher<K, V>,
     S: BuildHasher,
 {
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the builder's settings, passed once from CacheBuilder::build"
+    )]
     pub(crate) fn from_parts(
         capacity: u64,
         weigher: W,

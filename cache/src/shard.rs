@@ -651,7 +651,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Inserts or replaces `key`. `weight <= capacity` is the caller's
     /// check; the entry is present on return and the weight is within the
     /// capacity.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a hot insert path: the entry's parts, its deadline, the clock, the hasher and the eviction sink, without building a struct per call"
+    )]
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,
@@ -718,7 +721,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Replaces the value of live entry `i` (S3-FIFO: in place, one
     /// frequency point; LRU: moved to the most recent end).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a hot insert path: the entry's parts, its deadline, the clock, the hasher and the eviction sink, without building a struct per call"
+    )]
     #[inline]
     fn replace<S: BuildHasher>(
         &mut self,

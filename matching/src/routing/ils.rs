@@ -47,7 +47,10 @@ pub(crate) struct IlsStats {
 /// Runs the local search to a local optimum, then kicks and re-optimises
 /// until `max_iterations` or `deadline`, keeping a kicked tour when it is
 /// no longer than the current one. Returns the final (best) tour length.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the loop's inputs are distinct (problem, neighbours, search state, tour, limits, seed, tolerance) and it has one caller"
+)]
 pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
     p: &Problem<'_, D>,
     nb: &Neighbours,
