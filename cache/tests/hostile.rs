@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use dispatchkit_cache::{Cache, CacheError, SharedTier, Store, StorePanic, TierConfig, WriteMode};
+use dispatchkit_test_support::within;
 
 #[derive(Debug)]
 struct Down;
@@ -72,15 +73,6 @@ fn behind(capacity: usize, attempts: u32) -> Tier {
         store_attempts: attempts,
     };
     SharedTier::new(Cache::new(100).unwrap(), Faulty::default(), config).unwrap()
-}
-
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("the call did not return in time (hang)")
 }
 
 fn quiet_panics() {

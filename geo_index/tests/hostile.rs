@@ -3,7 +3,7 @@
 //! hang runs under a deadline.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, mpsc};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,16 +14,8 @@ use dispatchkit_geo_index::{
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-/// Runs `f` on its own thread and fails the test if it has not returned
-/// within `secs` seconds (a hang is a failure, not a stuck test run).
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("the call did not return in time (hang)")
-}
+use dispatchkit_test_support::cases;
+use dispatchkit_test_support::within;
 
 fn ll(lon: f64, lat: f64) -> LonLat {
     LonLat::new(lon, lat).unwrap()
@@ -201,13 +193,6 @@ fn case_12_future_updates_and_malformed_snapshots_are_refused() {
     assert!(matches!(e, GeoError::InvalidValue { .. }), "{e}");
     let e = with(&|s: &mut Snapshot| s.default_ttl_ms = 0);
     assert!(matches!(e, GeoError::InvalidValue { .. }), "{e}");
-}
-
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 proptest! {

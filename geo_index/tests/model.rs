@@ -605,10 +605,7 @@ fn run(ops: Vec<Op>, shards: usize) {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000)
+    dispatchkit_test_support::cases(1_000)
 }
 
 proptest! {

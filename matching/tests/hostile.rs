@@ -3,8 +3,6 @@
 //! that skipped the constructors (5, 10). Every call that could hang or
 //! abort runs under a deadline on its own thread.
 
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use dispatchkit_geo_index::{LonLat, VehicleType};
@@ -15,15 +13,7 @@ use dispatchkit_matching::routing::{
 use dispatchkit_matching::{
     CostMatrix, EtaModel, HaversineEta, MatchingError, assign_greedy, assign_optimal,
 };
-
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("the call did not return in time (hang)")
-}
+use dispatchkit_test_support::within;
 
 #[test]
 fn case_04_tsplib_dimension_is_checked_against_the_lines_present() {

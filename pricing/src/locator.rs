@@ -703,10 +703,7 @@ mod tests {
     }
 
     fn cases() -> u32 {
-        std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(10_000)
+        dispatchkit_test_support::cases(10_000)
     }
 
     proptest! {

@@ -142,10 +142,7 @@ fn cluster(lon: f64, lat: f64, offsets: &[(f64, f64)]) -> Vec<Point<f64>> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000)
+    dispatchkit_test_support::cases(10_000)
 }
 
 #[derive(Debug, Clone)]

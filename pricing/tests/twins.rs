@@ -27,10 +27,7 @@ fn rhe(n: i128, d: i128) -> i128 {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000)
+    dispatchkit_test_support::cases(10_000)
 }
 
 fn config() -> ProptestConfig {

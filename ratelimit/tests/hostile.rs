@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use dispatchkit_ratelimit::{KeyKind, Limit, RateLimitError, RuleSet, RuleTable, Window};
+use dispatchkit_test_support::cases;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -45,13 +46,6 @@ fn case_09_windows_serialise_exactly() {
         "40µs".parse::<Window>().unwrap().duration(),
         Duration::from_micros(40)
     );
-}
-
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 fn window() -> impl Strategy<Value = Window> {

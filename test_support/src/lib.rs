@@ -1,0 +1,47 @@
+//! Helpers shared by the tests of every dispatchkit crate (a dev-dependency
+//! only; not published).
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// Property-test cases: `PROPTEST_CASES` from the environment, else
+/// `default` (a long run sets it; the default keeps `cargo test` quick).
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `f` on its own thread and panics if it has not returned within
+/// `secs` seconds: a hang is a test failure, not a stuck test run.
+pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("the call did not return in time (hang)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_returns_and_cases_defaults() {
+        assert_eq!(within(5, || 7), 7);
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            assert_eq!(cases(12), 12);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "hang")]
+    fn within_fails_a_hang() {
+        within(0, || thread::sleep(Duration::from_millis(200)));
+    }
+}
