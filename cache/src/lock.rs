@@ -3,8 +3,8 @@
 //!
 //! A read takes the shared lock (one atomic on the lock word); a write the
 //! exclusive one. A big-reader lock (per-thread reader slots) was measured
-//! as well and was not faster on 2 cores: its reads cost more and its
-//! writes lock every slot.
+//! as well (the `cache_zipf_*` benches) and was not faster: its reads cost
+//! more and its writes lock every slot.
 
 use std::ops::{Deref, DerefMut};
 

@@ -5,9 +5,9 @@
 //! overlaps the misses too, but a load that misses holds its place in the
 //! reorder buffer until the line arrives, so only as many misses overlap
 //! as the loop's instructions fit behind it. A prefetch retires at once, so
-//! the misses of the next items overlap the work on this one: `geo_update`
-//! on one thread went from 10.2 to 13.5 M updates/s on the same machine in
-//! back-to-back runs (see the README).
+//! the misses of the next items overlap the work on this one. The
+//! `geo_update` bench measures it (its figures live in the README's
+//! performance table, not here).
 
 /// Asks the CPU to bring the line holding `p` into L1. `p` may dangle or be
 /// out of bounds: nothing is read through it.

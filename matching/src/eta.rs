@@ -98,7 +98,7 @@ const VEHICLE_TYPES: usize = VehicleType::MAX as usize + 1;
 
 /// The default ETA model: great-circle (haversine, the geo index's sphere)
 /// distance × a road circuity factor ÷ a speed per vehicle type, plus a
-/// fixed overhead at each pickup. O(1) per leg (one haversine, ~30 ns).
+/// fixed overhead at each pickup. O(1) per leg (one haversine).
 ///
 /// | parameter | default | meaning |
 /// |---|---|---|

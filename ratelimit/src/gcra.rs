@@ -169,9 +169,9 @@ thread_local! {
     /// The (cell address, TAT) a direct limiter's check on this thread last
     /// saw or wrote: on one thread the TAT of a limiter only this thread
     /// uses is exactly that, so its next grant can go straight to the CAS
-    /// without loading the TAT first (`ratelimit_direct`: 5.4 → 4.6 ns per
-    /// check on one thread, 4.2 → 4.1 ns on two). A hint only: the CAS
-    /// checks it.
+    /// without loading the TAT first, which saves the dependent load on the
+    /// hot path (the `ratelimit_direct` bench measures it). A hint only: the
+    /// CAS checks it.
     static LAST_DIRECT: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
 }
 
@@ -202,12 +202,11 @@ fn count_write() {
 /// Two threads granting from one hot state otherwise move its cache line
 /// back and forth on every grant (a load to share it, the CAS to own it,
 /// each a cross-core transfer), and each CAS is likely to fail again. A
-/// thread that lost waits `FIRST_SPINS` spin-loop hints (about 0.6 µs on the
-/// bench machine, 9 ns a hint), doubling up to `MAX_SPINS` on further
-/// losses in the same check, so the winner keeps the line for a run of
-/// grants. `ratelimit_direct` on two threads (25 % grants): 17.9 ns per
-/// check without back-off, 4.5 ns with it; one thread never loses a race,
-/// so it never waits.
+/// thread that lost waits `FIRST_SPINS` spin-loop hints, doubling up to
+/// `MAX_SPINS` on further losses in the same check, so the winner keeps the
+/// line for a run of grants (the two-thread `ratelimit_direct` bench
+/// measures what that buys); one thread never loses a race, so it never
+/// waits.
 struct Backoff {
     spins: u32,
 }

@@ -1,7 +1,13 @@
-//! Exact, lock-free rate limiters for public APIs: the seed's Redis
-//! `INCR` + TTL (fixed window) and sorted-set (sliding log) limiters,
-//! in-process, at nanoseconds per decision, plus GCRA and the sliding-window
-//! counter, multi-rule policies and standard headers.
+//! Exact rate limiters for public APIs: the seed's Redis `INCR` + TTL
+//! (fixed window) and sorted-set (sliding log) limiters, in-process, at
+//! nanoseconds per decision, plus GCRA and the sliding-window counter,
+//! multi-rule policies and standard headers.
+//!
+//! What is lock-free: a GCRA decision on a limiter's state (one CAS on
+//! its theoretical arrival time). The window algorithms take a short
+//! per-state lock; a keyed limiter finds a key's state under its shard's
+//! read lock (a write lock only to insert a new key or sweep), and a policy
+//! locks the states of one request's rules in a fixed order.
 //!
 //! ```
 //! use dispatchkit_ratelimit::{ClockMap, Gcra, KeyedRateLimiter, Quota, legacy_headers};
