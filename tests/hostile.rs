@@ -667,10 +667,20 @@ fn card() -> RateCardSpec {
 fn every_pricing_type_survives_hostile_json() {
     let usd = |m| Money::new(m, Currency::USD);
     fuzz("Rounding", vec![Rounding::HalfEven, Rounding::Up], |_| {});
-    fuzz("Currency", vec![Currency::USD, Currency::JPY], |_| {});
+    let points = Currency::new("PTS", 0).unwrap();
+    fuzz(
+        "Currency",
+        vec![Currency::USD, Currency::JPY, points],
+        |_| {},
+    );
     fuzz(
         "Money",
-        vec![usd(1_234), usd(-5), Money::new(7, Currency::JPY)],
+        vec![
+            usd(1_234),
+            usd(-5),
+            Money::new(7, Currency::JPY),
+            Money::new(9, points),
+        ],
         |m| {
             let _ = m.checked_add(*m);
             let _ = m.mul_bps(Bps(12_345), Rounding::HalfEven);

@@ -24,68 +24,6 @@ pub struct Currency {
     digits: u8,
 }
 
-/// `(code, minor digits)` of the currencies [`Currency::from_code`] knows:
-/// every currency of the reference metros plus the common 0- and 3-digit
-/// ones.
-const KNOWN: &[(&str, u8)] = &[
-    ("AED", 2),
-    ("ARS", 2),
-    ("AUD", 2),
-    ("BHD", 3),
-    ("BIF", 0),
-    ("BRL", 2),
-    ("CAD", 2),
-    ("CHF", 2),
-    ("CLP", 0),
-    ("CNY", 2),
-    ("COP", 2),
-    ("CZK", 2),
-    ("DJF", 0),
-    ("DKK", 2),
-    ("EGP", 2),
-    ("EUR", 2),
-    ("GBP", 2),
-    ("GNF", 0),
-    ("HKD", 2),
-    ("IDR", 2),
-    ("ILS", 2),
-    ("INR", 2),
-    ("IQD", 3),
-    ("ISK", 0),
-    ("JOD", 3),
-    ("JPY", 0),
-    ("KES", 2),
-    ("KMF", 0),
-    ("KRW", 0),
-    ("KWD", 3),
-    ("LYD", 3),
-    ("MXN", 2),
-    ("MYR", 2),
-    ("NGN", 2),
-    ("NOK", 2),
-    ("NZD", 2),
-    ("OMR", 3),
-    ("PHP", 2),
-    ("PLN", 2),
-    ("PYG", 0),
-    ("RWF", 0),
-    ("SAR", 2),
-    ("SEK", 2),
-    ("SGD", 2),
-    ("THB", 2),
-    ("TND", 3),
-    ("TRY", 2),
-    ("TWD", 2),
-    ("UGX", 0),
-    ("USD", 2),
-    ("VND", 0),
-    ("VUV", 0),
-    ("XAF", 0),
-    ("XOF", 0),
-    ("XPF", 0),
-    ("ZAR", 2),
-];
-
 const fn cur(code: &[u8; 3], digits: u8) -> Currency {
     Currency {
         code: *code,
@@ -115,27 +53,31 @@ impl Currency {
     /// unit; ISO 4217 uses at most 4, CLF).
     pub const MAX_DIGITS: u8 = 4;
 
-    /// The known ISO 4217 currency with this code (exact, upper case).
-    /// O(log n) over a table of 56 codes.
+    /// The ISO 4217 currency with this code (exact, upper case), with its
+    /// minor digits from the `iso_currency` crate's copy of the ISO list
+    /// (every active code, funds included).
     ///
     /// # Errors
-    /// [`PricingError::UnknownCurrency`] for a code not in the table (use
-    /// [`Currency::new`] to define it).
+    /// [`PricingError::UnknownCurrency`] for a code ISO 4217 does not list,
+    /// or one without a minor unit (gold, SDRs, testing codes): use
+    /// [`Currency::new`] to define it.
     pub fn from_code(code: &str) -> Result<Self, PricingError> {
-        KNOWN
-            .binary_search_by(|(c, _)| c.cmp(&code))
-            .map(|i| {
-                let (c, d) = KNOWN[i];
-                let b = c.as_bytes();
-                cur(&[b[0], b[1], b[2]], d)
-            })
-            .map_err(|_| PricingError::UnknownCurrency {
-                code: code.to_string(),
-            })
+        let unknown = || PricingError::UnknownCurrency {
+            code: code.to_string(),
+        };
+        let iso = iso_currency::Currency::from_code(code).ok_or_else(unknown)?;
+        let digits = iso
+            .exponent()
+            .and_then(|e| u8::try_from(e).ok())
+            .filter(|&d| d <= Self::MAX_DIGITS)
+            .ok_or_else(unknown)?;
+        let b = code.as_bytes();
+        Ok(cur(&[b[0], b[1], b[2]], digits))
     }
 
-    /// A currency defined by its code and minor digits, for codes the table
-    /// of [`Currency::from_code`] lacks.
+    /// A currency defined by its code and minor digits, for codes ISO 4217
+    /// lacks (a loyalty currency, a test code). It serialises as
+    /// `"CODE:digits"`, so it reads back as itself.
     ///
     /// # Errors
     /// [`PricingError::InvalidCurrency`] when the code is not three ASCII
@@ -198,18 +140,42 @@ impl std::str::FromStr for Currency {
     }
 }
 
+impl Currency {
+    /// Whether this is the ISO 4217 currency of its code (else one defined
+    /// with [`Currency::new`]).
+    pub fn is_iso(&self) -> bool {
+        Self::from_code(self.code()).is_ok_and(|c| c == *self)
+    }
+}
+
+/// The wire form: the code for an ISO currency (`"USD"`), `"CODE:digits"`
+/// for one defined with [`Currency::new`] (`"PTS:0"`).
 #[cfg(feature = "serde")]
 impl serde::Serialize for Currency {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.code())
+        if self.is_iso() {
+            s.serialize_str(self.code())
+        } else {
+            s.collect_str(&format_args!("{}:{}", self.code(), self.digits))
+        }
     }
 }
 
 #[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for Currency {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let code = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_code(&code).map_err(serde::de::Error::custom)
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let parsed = match text.split_once(':') {
+            None => Self::from_code(&text),
+            Some((code, digits)) => match digits.parse::<u8>() {
+                Ok(d) => Self::new(code, d),
+                Err(_) => Err(PricingError::InvalidCurrency {
+                    code: text.to_string(),
+                    reason: "expected CODE or CODE:digits",
+                }),
+            },
+        };
+        parsed.map_err(serde::de::Error::custom)
     }
 }
 
@@ -218,8 +184,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_is_sorted_and_unique() {
-        assert!(KNOWN.windows(2).all(|w| w[0].0 < w[1].0));
+    fn the_constants_are_the_iso_currencies() {
+        for c in [
+            Currency::USD,
+            Currency::EUR,
+            Currency::GBP,
+            Currency::JPY,
+            Currency::BHD,
+            Currency::KWD,
+            Currency::INR,
+            Currency::BRL,
+        ] {
+            assert_eq!(Currency::from_code(c.code()), Ok(c));
+            assert!(c.is_iso());
+        }
+        // Funds and 4-digit units come from the ISO list; gold has no
+        // minor unit.
+        assert_eq!(Currency::from_code("CLF").unwrap().digits(), 4);
+        assert!(Currency::from_code("XAU").is_err());
+        assert!(!Currency::new("PTS", 0).unwrap().is_iso());
     }
 
     #[test]
