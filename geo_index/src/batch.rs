@@ -28,11 +28,40 @@ use std::time::Instant;
 
 use foldhash::fast::RandomState;
 
+use crate::fence::FenceEvent;
 use crate::grid::{cell_key, cell_xy, shard_of};
-use crate::index::Applied;
 use crate::prefetch::prefetch;
 use crate::shard::{Loc, Shard, Slot, pack_meta};
-use crate::{BatchReport, DriverId, DriverUpdate, GeoError, GeoIndex, Upsert};
+use crate::write::Applied;
+use crate::{DriverId, DriverUpdate, GeoError, GeoIndex, Upsert};
+
+/// The outcome of [`GeoIndex::upsert_batch_at`]. Rejected updates are only
+/// reported here, so dropping it is a warning:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # use std::time::Instant;
+/// # use dispatchkit_geo_index::GeoIndex;
+/// let index = GeoIndex::new();
+/// index.upsert_batch_at(&[], Instant::now());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use = "rejected updates are only reported here"]
+#[non_exhaustive]
+pub struct BatchReport {
+    /// New drivers.
+    pub inserted: usize,
+    /// Drivers moved (or re-attributed).
+    pub moved: usize,
+    /// Updates ignored as older than the stored state.
+    pub stale: usize,
+    /// Updates refused, by index in the batch, with the reason.
+    pub rejected: Vec<(usize, GeoError)>,
+    /// Geofence transitions the batch caused.
+    pub events: Vec<FenceEvent>,
+    /// Expired drivers the amortised sweep reclaimed while applying it.
+    pub purged: usize,
+}
 
 /// How many items ahead the directory lookups and the apply loop prefetch
 /// (a miss takes about as long as applying 16 updates).

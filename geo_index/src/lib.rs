@@ -89,31 +89,38 @@
 //! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md).
 #![warn(missing_debug_implementations)]
 
+mod area;
 mod attrs;
 mod batch;
 mod checked_serde;
 mod coord;
 mod dir;
+mod driver;
 mod error;
+mod expiry;
 mod fence;
+mod fence_registry;
 mod grid;
 mod index;
 mod prefetch;
+mod query;
+mod read;
 mod search;
 mod shard;
 mod snapshot;
 mod time;
+mod write;
 
 pub use attrs::{Attrs, Filter, Rating, Status, VehicleSet, VehicleType};
+pub use batch::BatchReport;
 pub use coord::{
     EARTH_RADIUS_M, LAT_LIMIT, LON_LIMIT, LonLat, REDIS_HAVERSINE, Unit, haversine_m, redis_geohash,
 };
+pub use driver::{DriverId, DriverUpdate, DriverView, Upsert};
 pub use error::GeoError;
 pub use fence::{Fence, FenceEvent, FenceEventKind};
-pub use index::{
-    BatchReport, DriverId, DriverUpdate, DriverView, GeoIndex, IndexConfig, IndexStats, Upsert,
-};
-pub use search::{Center, Hit, Order, Search, Shape};
+pub use index::{GeoIndex, IndexConfig, IndexStats};
+pub use query::{Center, Hit, Order, Search, Shape};
 pub use snapshot::{Snapshot, SnapshotDriver};
 
 // Shared across threads by design (documented as `Send + Sync`): checked

@@ -1,0 +1,290 @@
+//! Reads and in-place changes of one driver (lookups, attribute updates,
+//! atomic status claims, removal) and whole-index scans.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use crate::shard::{Loc, Shard, Slot};
+use crate::{Attrs, DriverId, DriverView, GeoError, GeoIndex, LonLat, Status, Unit, haversine_m};
+
+impl GeoIndex {
+    // ---- reads and attribute changes -----------------------------------
+
+    /// Runs `f` on the driver's shard (write-locked) and slot location,
+    /// retrying if the driver moves meanwhile; `None` if it is not stored.
+    fn with_driver_mut<R>(
+        &self,
+        id: DriverId,
+        mut f: impl FnMut(&mut Shard, usize, Loc) -> R,
+    ) -> Option<R> {
+        loop {
+            let l = self.dir.get(id.get())?;
+            let s = l.shard as usize;
+            let mut shard = self.write_shard(s);
+            if shard.slot_of(l.cell, l.slot, id.get()).is_some() {
+                return Some(f(&mut shard, s, l));
+            }
+            drop(shard);
+            self.retries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Runs `f` on the driver's slot under a read lock; `None` if it is not
+    /// stored.
+    fn with_driver<R>(&self, id: DriverId, mut f: impl FnMut(&Shard, &Slot) -> R) -> Option<R> {
+        loop {
+            let l = self.dir.get(id.get())?;
+            let shard = self.read_shard(l.shard as usize);
+            if let Some(slot) = shard.slot_of(l.cell, l.slot, id.get()) {
+                return Some(f(&shard, slot));
+            }
+            drop(shard);
+            self.retries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The driver as stored (`GEOPOS` plus attributes and times).
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] when it is not in the index or has
+    /// expired at `now`.
+    pub fn get_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        let now_ms = self.clock.ms(now);
+        self.with_driver(id, |shard, slot| {
+            self.is_live(shard, slot, now_ms)
+                .then(|| self.view(shard, slot))
+        })
+        .flatten()
+        .ok_or(GeoError::UnknownDriver(id))
+    }
+
+    /// The driver's position (`GEOPOS`).
+    ///
+    /// # Errors
+    /// As [`GeoIndex::get_at`].
+    pub fn position_at(&self, id: DriverId, now: Instant) -> Result<LonLat, GeoError> {
+        self.get_at(id, now).map(|v| v.pos)
+    }
+
+    /// Distance between two drivers in `unit` (`GEODIST`).
+    ///
+    /// # Errors
+    /// As [`GeoIndex::get_at`], for either driver.
+    pub fn distance_at(
+        &self,
+        a: DriverId,
+        b: DriverId,
+        unit: Unit,
+        now: Instant,
+    ) -> Result<f64, GeoError> {
+        let (pa, pb) = (self.position_at(a, now)?, self.position_at(b, now)?);
+        Ok(haversine_m(pa, pb) / unit.metres())
+    }
+
+    /// Replaces a live driver's attributes without moving it or refreshing
+    /// its update time.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] (absent or expired),
+    /// [`GeoError::InvalidAttribute`] for a load above 7.
+    pub fn set_attrs_at(&self, id: DriverId, attrs: Attrs, now: Instant) -> Result<(), GeoError> {
+        self.update_attrs_at(id, |a| *a = attrs, now).map(|_| ())
+    }
+
+    /// [`GeoIndex::set_attrs_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::set_attrs_at`].
+    pub fn set_attrs(&self, id: DriverId, attrs: Attrs) -> Result<(), GeoError> {
+        self.set_attrs_at(id, attrs, Instant::now())
+    }
+
+    /// Changes a live driver's attributes in place with `f`, atomically
+    /// with respect to every other operation on the index; returns the new
+    /// attributes. If `f` produces invalid attributes nothing changes.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] (absent or expired),
+    /// [`GeoError::InvalidAttribute`] if `f` sets a load above 7.
+    pub fn update_attrs_at(
+        &self,
+        id: DriverId,
+        mut f: impl FnMut(&mut Attrs),
+        now: Instant,
+    ) -> Result<Attrs, GeoError> {
+        let now_ms = self.clock.ms(now);
+        self.with_driver_mut(id, |shard, _, l| {
+            let slot = shard.cells[l.cell as usize].slots[l.slot as usize];
+            if !self.is_live(shard, &slot, now_ms) {
+                return Err(GeoError::UnknownDriver(id));
+            }
+            let mut a = Attrs::unpack(slot.attrs());
+            f(&mut a);
+            a.validate()?;
+            shard.slot_mut(l.cell, l.slot).set_attrs(a.pack());
+            Ok(a)
+        })
+        .unwrap_or(Err(GeoError::UnknownDriver(id)))
+    }
+
+    /// [`GeoIndex::update_attrs_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::update_attrs_at`].
+    pub fn update_attrs(&self, id: DriverId, f: impl FnMut(&mut Attrs)) -> Result<Attrs, GeoError> {
+        self.update_attrs_at(id, f, Instant::now())
+    }
+
+    /// Sets the status to `new` if it is `expected`, atomically: of two
+    /// callers racing to claim one available driver exactly one gets
+    /// `Ok(true)`.
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] (absent or expired).
+    pub fn compare_and_set_status_at(
+        &self,
+        id: DriverId,
+        expected: Status,
+        new: Status,
+        now: Instant,
+    ) -> Result<bool, GeoError> {
+        let mut won = false;
+        self.update_attrs_at(
+            id,
+            |a| {
+                won = a.status == expected;
+                if won {
+                    a.status = new;
+                }
+            },
+            now,
+        )?;
+        Ok(won)
+    }
+
+    /// [`GeoIndex::compare_and_set_status_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::compare_and_set_status_at`].
+    pub fn compare_and_set_status(
+        &self,
+        id: DriverId,
+        expected: Status,
+        new: Status,
+    ) -> Result<bool, GeoError> {
+        self.compare_and_set_status_at(id, expected, new, Instant::now())
+    }
+
+    /// Removes a driver visible at `now` and returns it (`ZREM`). An expired
+    /// driver counts as absent: its slot is reclaimed and the result is
+    /// [`GeoError::UnknownDriver`].
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] when it is absent or expired.
+    pub fn remove_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        let now_ms = self.clock.ms(now);
+        self.with_driver_mut(id, |shard, _, l| {
+            let slot = shard.cells[l.cell as usize].slots[l.slot as usize];
+            let view = self.view(shard, &slot);
+            let live = self.is_live(shard, &slot, now_ms);
+            shard.free(l.cell, l.slot);
+            shard.ttl.remove(&id.get());
+            self.dir.remove(id.get());
+            live.then_some(view)
+        })
+        .flatten()
+        .ok_or(GeoError::UnknownDriver(id))
+    }
+
+    /// [`GeoIndex::remove_at`] at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`GeoIndex::remove_at`].
+    pub fn remove(&self, id: DriverId) -> Result<DriverView, GeoError> {
+        self.remove_at(id, Instant::now())
+    }
+
+    /// Drivers stored, including expired ones not yet purged. O(shards).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len())
+            .map(|s| self.read_shard(s).occupied)
+            .sum()
+    }
+
+    /// Whether no driver is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drivers visible at `now`. O(n).
+    pub fn live_len_at(&self, now: Instant) -> usize {
+        let now_ms = self.clock.ms(now);
+        (0..self.shards.len())
+            .map(|s| {
+                let shard = self.read_shard(s);
+                shard
+                    .cells
+                    .iter()
+                    .flat_map(|c| &c.slots)
+                    .filter(|slot| !slot.is_free() && self.is_live(&shard, slot, now_ms))
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Calls `f` for every driver visible at `now`, shard by shard. Each
+    /// shard's drivers are copied out under its read lock and `f` runs
+    /// after the lock is released, so `f` may call into the index (a
+    /// driver that moves meanwhile may be seen twice or not at all, as with
+    /// any scan that is not a snapshot; [`GeoIndex::snapshot_at`] is one).
+    pub fn for_each_at(&self, now: Instant, mut f: impl FnMut(&DriverView)) {
+        let now_ms = self.clock.ms(now);
+        let mut buf = Vec::new();
+        for s in 0..self.shards.len() {
+            {
+                let shard = self.read_shard(s);
+                for cell in &shard.cells {
+                    for slot in cell.slots.iter().filter(|s| !s.is_free()) {
+                        if self.is_live(&shard, slot, now_ms) {
+                            buf.push(self.view(&shard, slot));
+                        }
+                    }
+                }
+            }
+            buf.drain(..).for_each(|v| f(&v));
+        }
+    }
+
+    /// Calls `f(id, position, attributes)` for every driver visible at `now`
+    /// that passes `filter`: [`GeoIndex::for_each_at`] without building
+    /// views (no `Instant` arithmetic per driver), for whole-fleet scans such
+    /// as surge supply counts. Shard by shard; as with
+    /// [`GeoIndex::for_each_at`], `f` runs with no lock held.
+    pub fn for_each_matching_at(
+        &self,
+        now: Instant,
+        filter: &crate::Filter,
+        mut f: impl FnMut(DriverId, LonLat, Attrs),
+    ) {
+        let now_ms = self.clock.ms(now);
+        let mut buf = Vec::new();
+        for s in 0..self.shards.len() {
+            {
+                let shard = self.read_shard(s);
+                for cell in &shard.cells {
+                    for slot in &cell.slots {
+                        if !slot.is_free()
+                            && filter.matches_packed(slot.attrs())
+                            && self.is_live(&shard, slot, now_ms)
+                        {
+                            buf.push((slot.id, slot.pos(), slot.attrs()));
+                        }
+                    }
+                }
+            }
+            for (id, pos, attrs) in buf.drain(..) {
+                f(DriverId::stored(id), pos, Attrs::unpack(attrs));
+            }
+        }
+    }
+}
