@@ -31,7 +31,7 @@ impl GeoIndex {
 
     /// Registers a geofence under `id` (replacing one with the same id).
     /// Updates that take a driver into or out of it report a
-    /// [`FenceEvent`].
+    /// [`FenceEvent`](crate::FenceEvent).
     ///
     /// # Errors
     /// [`GeoError::InvalidValue`] for a bad circle radius,
