@@ -279,7 +279,7 @@ impl Detail {
                 idx,
                 prev,
                 curr,
-            } => crate::sliding_counter::earliest_fit(window, limit, idx, prev, curr, t_eff, cost),
+            } => crate::counter_estimate::earliest_fit(window, limit, idx, prev, curr, t_eff, cost),
             Detail::Eager { next_at, .. } => next_at,
         }
     }

@@ -78,6 +78,7 @@
 
 mod algorithm;
 mod compiled;
+mod counter_estimate;
 mod decision;
 mod direct;
 mod entry;
