@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::decision::Decision;
-use crate::policy::{PolicyDecision, PolicyInfo, RuleName};
+use crate::policy::decision::{PolicyDecision, PolicyInfo, RuleName};
 
 /// A mapping from `Instant`s to wall-clock time, supplied by the caller so
 /// that header formatting never reads a clock itself: the pair

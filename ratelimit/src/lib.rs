@@ -77,11 +77,9 @@
 #![warn(missing_debug_implementations)]
 
 mod algorithm;
-mod compiled;
 mod counter_estimate;
 mod decision;
 mod direct;
-mod entry;
 mod error;
 mod fixed_window;
 mod gcra;
@@ -89,8 +87,6 @@ mod headers;
 mod keyed;
 mod policy;
 mod quota;
-mod rule;
-mod rules;
 mod sliding_counter;
 mod sliding_log;
 mod store;
@@ -111,11 +107,13 @@ pub use headers::{
     ClockMap, legacy_headers, policy_headers, ratelimit_header, ratelimit_policy_header,
 };
 pub use keyed::{DefaultHasher, FailMode, KeyedConfig, KeyedRateLimiter};
+pub use policy::rules::{AlgorithmKind, KeyKind, Limit, RuleSet, RuleTable, Tier, Window};
 pub use policy::{
     MAX_LIMITS, MAX_NAME, PolicyDecision, PolicyInfo, PolicyLimiter, Request, RuleName,
 };
 pub use quota::{MAX_SPAN, Quota};
-pub use rules::{AlgorithmKind, KeyKind, Limit, RuleSet, RuleTable, Tier, Window};
+// The policy subsystem's modules by their short names inside the crate.
+use policy::{compiled, entry, rule, rules};
 pub use sliding_counter::SlidingCounter;
 pub use sliding_log::SlidingLog;
 

@@ -5,16 +5,12 @@ use std::cmp::{Ordering, Reverse};
 use std::time::Instant;
 
 use crate::algorithm::Algorithm;
-use crate::compiled::CompiledSet;
+use crate::compiled::{CompiledSet, INLINE_WORDS};
 use crate::decision::Decision;
 use crate::gcra::Gcra;
-use crate::policy::PolicyDecision;
+use crate::policy::decision::PolicyDecision;
 use crate::rule::{States, StatesMut};
 use crate::sliding_log::LogState;
-
-/// Packed state words held inline in an entry: three token buckets (the
-/// seed's second + hour + day), or a window counter and a bucket.
-pub(crate) const INLINE_WORDS: usize = 3;
 
 /// One (rule set, key)'s state: 40 bytes held next to its key in the
 /// shard's table, with every rule's state inline when the set is inline,

@@ -4,11 +4,14 @@
 use hashbrown::HashMap;
 
 use crate::RateLimitError;
-use crate::entry::INLINE_WORDS;
 use crate::gcra::Gcra;
-use crate::policy::{MAX_LIMITS, PolicyInfo, RuleName};
+use crate::policy::decision::{MAX_LIMITS, PolicyInfo, RuleName};
 use crate::rule::{RuleAlg, Slot};
 use crate::rules::{AlgorithmKind, KeyKind, RuleTable, Tier};
+
+/// Packed state words held inline in an entry: three token buckets (the
+/// seed's second + hour + day), or a window counter and a bucket.
+pub(crate) const INLINE_WORDS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledRule {
