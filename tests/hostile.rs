@@ -824,6 +824,94 @@ fn every_pricing_type_survives_hostile_json() {
     );
 }
 
+/// Every struct with public fields and a check deserialises through that
+/// check: the defaults load, and one invalid field makes each refuse.
+#[test]
+fn configs_with_public_fields_refuse_invalid_json() {
+    fn refuses<T: Serialize + DeserializeOwned + Debug>(
+        name: &str,
+        valid: T,
+        field: &[&str],
+        bad: Value,
+    ) {
+        let mut v = serde_json::to_value(&valid).unwrap();
+        assert!(
+            serde_json::from_value::<T>(v.clone()).is_ok(),
+            "{name}: defaults load"
+        );
+        let mut at = &mut v;
+        for f in &field[..field.len() - 1] {
+            at = &mut at[*f];
+        }
+        at[field[field.len() - 1]] = bad.clone();
+        assert!(
+            serde_json::from_value::<T>(v).is_err(),
+            "{name}: {field:?} = {bad} was accepted"
+        );
+    }
+    refuses("Attrs", Attrs::default(), &["load"], json!(9));
+    refuses(
+        "RideConfig",
+        RideConfig::default(),
+        &["candidates"],
+        json!(0),
+    );
+    refuses(
+        "RideConfig",
+        RideConfig::default(),
+        &["radius_steps_km"],
+        json!([10.0, 5.0]),
+    );
+    refuses(
+        "DasherConfig",
+        DasherConfig::default(),
+        &["offers_per_round"],
+        json!(0),
+    );
+    refuses(
+        "BatchingConfig",
+        BatchingConfig::default(),
+        &["max_orders"],
+        json!(0),
+    );
+    refuses(
+        "BatchingConfig",
+        BatchingConfig::default(),
+        &["max_pickup_gap_m"],
+        json!(5e-324),
+    );
+    refuses(
+        "SolveOptions",
+        SolveOptions::default(),
+        &["neighbours"],
+        json!(0),
+    );
+    refuses(
+        "SurgeCurve",
+        SurgeCurve::default(),
+        &["step_milli"],
+        json!(0),
+    );
+    refuses(
+        "SurgeConfig",
+        SurgeConfig::default(),
+        &["curve", "step_milli"],
+        json!(0),
+    );
+    refuses(
+        "TraceRules",
+        TraceRules::default(),
+        &["max_speed_mps"],
+        json!(1e9),
+    );
+    refuses(
+        "TierConfig",
+        TierConfig::default(),
+        &["store_attempts"],
+        json!(0),
+    );
+}
+
 #[test]
 fn every_workload_config_survives_hostile_json() {
     fuzz(

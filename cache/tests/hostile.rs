@@ -10,16 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dispatchkit_cache::{Cache, CacheError, SharedTier, Store, StorePanic, TierConfig, WriteMode};
+use dispatchkit_test_support::Down;
 use dispatchkit_test_support::within;
-
-#[derive(Debug)]
-struct Down;
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("store down")
-    }
-}
-impl std::error::Error for Down {}
 
 /// A store that panics on the next `panics` puts, errors on the next
 /// `errors` puts, and can hold puts at a barrier.

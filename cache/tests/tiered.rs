@@ -7,15 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dispatchkit_cache::{Cache, CacheError, SharedTier, Store, TierConfig, TieredCache, WriteMode};
-
-#[derive(Debug)]
-struct Down;
-impl std::fmt::Display for Down {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("store down")
-    }
-}
-impl std::error::Error for Down {}
+use dispatchkit_test_support::Down;
 
 /// A fake database: counts calls, fails the next `fail_next` calls, and
 /// can hold `get`s at a gate.

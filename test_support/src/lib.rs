@@ -27,6 +27,18 @@ pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'stat
         .expect("the call did not return in time (hang)")
 }
 
+/// The error of a test double that is down ("store down").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Down;
+
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("store down")
+    }
+}
+
+impl std::error::Error for Down {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
