@@ -893,7 +893,7 @@ where
         let mut cap = 0;
         for s in self.shards.iter() {
             let g = s.0.read();
-            g.validate(&self.hasher);
+            g.check_invariants(&self.hasher);
             cap += g.capacity();
         }
         assert_eq!(cap, self.capacity, "shard capacities do not add up");
