@@ -122,7 +122,8 @@ impl<S: Default> LockedCell<S> {
     }
 }
 
-/// `check_cell` for every lock-based algorithm.
+/// `check_cell` of the window algorithms: a [`Plain`] state machine under
+/// a mutex.
 pub(crate) fn locked_check<P: Plain>(
     alg: &P,
     cell: &LockedCell<P::State>,
@@ -169,6 +170,45 @@ pub(crate) fn locked_validate<P: Plain>(alg: &P, cell: &LockedCell<P::State>) {
     let g = cell.inner.lock();
     alg.validate_state(&g.state, g.seen);
 }
+
+/// The one skeleton of the window algorithms ([`FixedWindow`](crate::FixedWindow),
+/// [`SlidingLog`](crate::SlidingLog), [`SlidingCounter`](crate::SlidingCounter)):
+/// `windowed!(Algorithm, State)` makes an algorithm whose counting rule is
+/// its [`Plain`] impl a sealed algorithm over a [`LockedCell`]. (A macro,
+/// not a blanket impl: the public `Sealed::Cell` would name the
+/// crate-private `Plain::State`.)
+macro_rules! windowed {
+    ($alg:ty, $state:ty) => {
+        impl $crate::algorithm::sealed::Sealed for $alg {
+            type Cell = $crate::algorithm::LockedCell<$state>;
+
+            fn new_cell(&self, floor: u64) -> Self::Cell {
+                $crate::algorithm::LockedCell::new(floor)
+            }
+
+            fn check_cell(
+                &self,
+                cell: &Self::Cell,
+                now: u64,
+                at: std::time::Instant,
+                cost: u32,
+                consume: bool,
+            ) -> $crate::decision::Decision {
+                $crate::algorithm::locked_check(self, cell, now, at, cost, consume)
+            }
+
+            fn idle_cell(&self, cell: &mut Self::Cell) -> (u64, u64) {
+                $crate::algorithm::locked_idle(self, cell)
+            }
+
+            #[cfg(any(test, fuzzing))]
+            fn validate_cell(&self, cell: &Self::Cell) {
+                $crate::algorithm::locked_validate(self, cell);
+            }
+        }
+    };
+}
+pub(crate) use windowed;
 
 /// A decision that did not come from any state: the key table was full.
 pub(crate) fn cap_decision(

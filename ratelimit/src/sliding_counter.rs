@@ -1,11 +1,9 @@
 //! Sliding-window counter: the previous window's count weighted by its
 //! overlap with the sliding window, plus the current window's count.
 
-use std::time::Instant;
-
-use crate::algorithm::{Algorithm, LockedCell, Plain, locked_check, locked_idle, sealed};
+use crate::algorithm::{Algorithm, LockedCell, Plain, windowed};
 use crate::counter_estimate::fits_counts;
-use crate::decision::{Decision, Detail};
+use crate::decision::Detail;
 use crate::quota::Quota;
 
 /// Sliding-window counter (the approximation large CDNs use): two counters
@@ -179,30 +177,4 @@ impl Plain for SlidingCounter {
     }
 }
 
-impl sealed::Sealed for SlidingCounter {
-    type Cell = LockedCell<CounterState>;
-
-    fn new_cell(&self, floor: u64) -> Self::Cell {
-        LockedCell::new(floor)
-    }
-
-    fn check_cell(
-        &self,
-        cell: &Self::Cell,
-        now: u64,
-        at: Instant,
-        cost: u32,
-        consume: bool,
-    ) -> Decision {
-        locked_check(self, cell, now, at, cost, consume)
-    }
-
-    fn idle_cell(&self, cell: &mut Self::Cell) -> (u64, u64) {
-        locked_idle(self, cell)
-    }
-
-    #[cfg(any(test, fuzzing))]
-    fn validate_cell(&self, cell: &Self::Cell) {
-        crate::algorithm::locked_validate(self, cell);
-    }
-}
+windowed!(SlidingCounter, CounterState);

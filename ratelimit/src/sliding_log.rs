@@ -2,10 +2,9 @@
 //! `ZCARD`) of grant times.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
-use crate::algorithm::{Algorithm, LockedCell, Plain, locked_check, locked_idle, sealed};
-use crate::decision::{Decision, Detail};
+use crate::algorithm::{Algorithm, LockedCell, Plain, windowed};
+use crate::decision::Detail;
 use crate::quota::Quota;
 
 /// Exact sliding log: at most `quota.limit()` units in **every** window
@@ -181,30 +180,4 @@ impl Plain for SlidingLog {
     }
 }
 
-impl sealed::Sealed for SlidingLog {
-    type Cell = LockedCell<LogState>;
-
-    fn new_cell(&self, floor: u64) -> Self::Cell {
-        LockedCell::new(floor)
-    }
-
-    fn check_cell(
-        &self,
-        cell: &Self::Cell,
-        now: u64,
-        at: Instant,
-        cost: u32,
-        consume: bool,
-    ) -> Decision {
-        locked_check(self, cell, now, at, cost, consume)
-    }
-
-    fn idle_cell(&self, cell: &mut Self::Cell) -> (u64, u64) {
-        locked_idle(self, cell)
-    }
-
-    #[cfg(any(test, fuzzing))]
-    fn validate_cell(&self, cell: &Self::Cell) {
-        crate::algorithm::locked_validate(self, cell);
-    }
-}
+windowed!(SlidingLog, LogState);
