@@ -1,13 +1,14 @@
 use std::time::{Duration, Instant};
 
 use dispatchkit_geo_index::{
-    Attrs, DriverId, Filter, GeoError, GeoIndex, Hit, Rating, Search, Status, Unit, VehicleSet,
+    Attrs, DriverId, Filter, GeoError, GeoIndex, Rating, Search, Status, Unit, VehicleSet,
 };
 
 use crate::MatchingError;
 use crate::batch_route::{BatchRoute, MAX_BATCH, Order, batch_route};
 use crate::eta::EtaModel;
-use crate::offers::{OnTimeout, Ranked, RoundRules, Rounds, rank};
+use crate::machine::{Machine, MatchStatus, Offered, Outcome, check_radius, search_excluding};
+use crate::offers::{OnTimeout, Ranked, RoundRules, rank};
 use crate::ride::{check_counts, check_steps, strict_rating};
 
 /// What a dasher is paid for a batch, in integer minor units (cents):
@@ -207,6 +208,13 @@ pub enum DasherStatus {
 }
 
 impl DasherStatus {
+    /// Whether the match is over.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Offering)
+    }
+}
+
+impl MatchStatus for DasherStatus {
     fn name(&self) -> &'static str {
         match self {
             Self::Offering => "offering",
@@ -214,10 +222,8 @@ impl DasherStatus {
             Self::Unmatched { .. } => "unmatched",
         }
     }
-
-    /// Whether the match is over.
-    pub fn is_final(&self) -> bool {
-        !matches!(self, Self::Offering)
+    fn is_final(&self) -> bool {
+        DasherStatus::is_final(self)
     }
 }
 
@@ -244,8 +250,7 @@ pub struct DasherStep {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DasherMatch {
     orders: Vec<Order>,
-    rounds: Rounds<DasherOffer>,
-    status: DasherStatus,
+    machine: Machine<DasherOffer, DasherStatus>,
 }
 
 impl DasherMatch {
@@ -256,31 +261,120 @@ impl DasherMatch {
 
     /// The current status.
     pub fn status(&self) -> &DasherStatus {
-        &self.status
+        &self.machine.status
     }
 
     /// Open offers, best first.
     pub fn open_offers(&self) -> Vec<DasherOffer> {
-        self.rounds.open.iter().map(|c| c.payload.clone()).collect()
+        stamped(&self.machine.rounds.open, self.machine.expires_at())
     }
 
     /// When the open offers lapse.
     pub fn deadline(&self) -> Option<Instant> {
-        self.rounds.deadline
+        self.machine.rounds.deadline
     }
 
     /// Every dasher offered so far.
     pub fn offered(&self) -> &[DriverId] {
-        &self.rounds.offered
+        &self.machine.rounds.offered
     }
 
-    /// Checks the invariants.
+    /// Checks the invariants; panics on a violation.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
-        self.rounds.check_invariants(!self.status.is_final());
-        for c in &self.rounds.open {
+        self.machine.check_invariants();
+        for c in &self.machine.rounds.open {
             assert_eq!(c.payload.dasher, c.driver);
-            assert_eq!(Some(c.payload.expires_at), self.rounds.deadline);
+        }
+        if let DasherStatus::Assigned(o) = &self.machine.status {
+            assert!(self.machine.rounds.offered.contains(&o.dasher));
+        }
+    }
+}
+
+/// The offers of `ranked`, each lapsing at `expires_at`.
+fn stamped(ranked: &[Ranked<DasherOffer>], expires_at: Instant) -> Vec<DasherOffer> {
+    ranked
+        .iter()
+        .map(|c| DasherOffer {
+            expires_at,
+            ..c.payload.clone()
+        })
+        .collect()
+}
+
+/// A batch offered for one event: the matcher, the index and the orders.
+struct Batch<'a, E> {
+    matcher: &'a DasherMatcher<E>,
+    index: &'a GeoIndex,
+    orders: &'a [Order],
+}
+
+impl<E: EtaModel> Offered for Batch<'_, E> {
+    type Payload = DasherOffer;
+    type Status = DasherStatus;
+
+    fn rules(&self) -> RoundRules<'_> {
+        let c = &self.matcher.config;
+        RoundRules {
+            radius_steps_km: &c.radius_steps_km,
+            per_round: c.offers_per_round,
+            timeout: c.offer_timeout,
+            on_timeout: OnTimeout::NextCandidates,
+        }
+    }
+
+    fn search(
+        &self,
+        radius_km: f64,
+        exclude: &[DriverId],
+        now: Instant,
+    ) -> Result<Vec<Ranked<DasherOffer>>, MatchingError> {
+        self.matcher
+            .search(self.index, self.orders, radius_km, exclude, now)
+    }
+
+    fn claim(&self, dasher: DriverId, now: Instant) -> Result<bool, MatchingError> {
+        // `orders` passed `check_batch` at start: at most MAX_BATCH.
+        let k = self.orders.len() as u8;
+        let c = &self.matcher.config;
+        let (max, eligible, full) = (c.max_orders, c.eligible_status, c.full_status);
+        let mut won = false;
+        let claim = self.index.update_attrs_at(
+            dasher,
+            |a| {
+                won = a.status == eligible && a.load + k <= max;
+                if won {
+                    a.load += k;
+                    if a.load >= max {
+                        a.status = full;
+                    }
+                }
+            },
+            now,
+        );
+        match claim {
+            Ok(_) => Ok(won),
+            Err(GeoError::UnknownDriver(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn assigned(&self, offer: &Ranked<DasherOffer>, expires_at: Instant) -> DasherStatus {
+        DasherStatus::Assigned(Box::new(DasherOffer {
+            expires_at,
+            ..offer.payload.clone()
+        }))
+    }
+
+    fn unmatched(&self, found_any: bool, offers_made: usize) -> DasherStatus {
+        DasherStatus::Unmatched {
+            reason: if found_any {
+                DasherUnmatched::NobodyAccepted
+            } else {
+                DasherUnmatched::NoDashersInRange
+            },
+            offers_made,
         }
     }
 }
@@ -374,8 +468,8 @@ impl<E: EtaModel> DasherMatcher<E> {
         exclude: &[DriverId],
         now: Instant,
     ) -> Result<Vec<DasherOffer>, MatchingError> {
-        let k = self.check_batch(orders)?;
-        let mut v = self.search(index, orders, k, radius_km, exclude, now)?;
+        self.check_batch(orders)?;
+        let mut v = self.search(index, orders, radius_km, exclude, now)?;
         let expires_at = crate::offers::offer_deadline(now, self.config.offer_timeout)?;
         for c in &mut v {
             c.payload.expires_at = expires_at;
@@ -387,18 +481,13 @@ impl<E: EtaModel> DasherMatcher<E> {
         &self,
         index: &GeoIndex,
         orders: &[Order],
-        k: u8,
         radius_km: f64,
         exclude: &[DriverId],
         now: Instant,
     ) -> Result<Vec<Ranked<DasherOffer>>, MatchingError> {
-        if !(radius_km.is_finite() && radius_km > 0.0) {
-            return Err(MatchingError::param(
-                "radius_km",
-                radius_km,
-                "must be finite and positive",
-            ));
-        }
+        check_radius(radius_km)?;
+        // `orders` passed `check_batch`: at most MAX_BATCH.
+        let k = orders.len() as u8;
         let r = strict_rating(self.config.min_rating)?;
         let filter = Filter::new()
             .status(self.config.eligible_status)
@@ -408,11 +497,7 @@ impl<E: EtaModel> DasherMatcher<E> {
         let q = Search::radius(orders[0].pickup, radius_km, Unit::Kilometers)
             .count(self.config.candidates)
             .filter(filter);
-        let hits: Vec<Hit> = if exclude.is_empty() {
-            index.search_at(&q, now)?
-        } else {
-            index.search_where_at(&q, now, |v| !exclude.contains(&v.id))?
-        };
+        let hits = search_excluding(index, &q, exclude, now)?;
         let mut out = Vec::with_capacity(hits.len());
         for h in hits {
             // An unusable ETA leg makes this dasher ineligible.
@@ -438,45 +523,20 @@ impl<E: EtaModel> DasherMatcher<E> {
         Ok(out)
     }
 
-    fn rules(&self) -> RoundRules<'_> {
-        RoundRules {
-            radius_steps_km: &self.config.radius_steps_km,
-            per_round: self.config.offers_per_round,
-            timeout: self.config.offer_timeout,
-            on_timeout: OnTimeout::NextCandidates,
+    fn batch<'a>(&'a self, index: &'a GeoIndex, orders: &'a [Order]) -> Batch<'a, E> {
+        Batch {
+            matcher: self,
+            index,
+            orders,
         }
     }
 
-    /// Stamps the round's deadline on new offers, closes the match when
-    /// nothing is left, and builds the step.
-    fn settle(
-        &self,
-        m: &mut DasherMatch,
-        mut offers: Vec<Ranked<DasherOffer>>,
-        withdrawn: Vec<DriverId>,
-        lost_race: Option<DriverId>,
-    ) -> DasherStep {
-        if let Some(d) = m.rounds.deadline {
-            for c in offers.iter_mut().chain(m.rounds.open.iter_mut()) {
-                c.payload.expires_at = d;
-            }
-        }
-        if offers.is_empty() && m.rounds.open.is_empty() && !m.status.is_final() {
-            m.status = DasherStatus::Unmatched {
-                reason: if m.rounds.found_any {
-                    DasherUnmatched::NobodyAccepted
-                } else {
-                    DasherUnmatched::NoDashersInRange
-                },
-                offers_made: m.rounds.offered.len(),
-            };
-            m.rounds.deadline = None;
-        }
+    fn step(m: &DasherMatch, out: Outcome<DasherOffer>) -> DasherStep {
         DasherStep {
-            offers: offers.into_iter().map(|c| c.payload).collect(),
-            withdrawn,
-            lost_race,
-            status: m.status.clone(),
+            offers: stamped(&out.offers, m.machine.expires_at()),
+            withdrawn: out.withdrawn,
+            lost_race: out.lost_race,
+            status: m.machine.status.clone(),
         }
     }
 
@@ -492,15 +552,14 @@ impl<E: EtaModel> DasherMatcher<E> {
         orders: &[Order],
         now: Instant,
     ) -> Result<(DasherMatch, DasherStep), MatchingError> {
-        let k = self.check_batch(orders)?;
-        let mut m = DasherMatch {
+        self.check_batch(orders)?;
+        let batch = self.batch(index, orders);
+        let (machine, out) = Machine::start(&batch, DasherStatus::Offering, now)?;
+        let m = DasherMatch {
             orders: orders.to_vec(),
-            rounds: Rounds::new(now),
-            status: DasherStatus::Offering,
+            machine,
         };
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, orders, k, r, ex, now);
-        let offers = m.rounds.next_round(now, &self.rules(), &mut search)?;
-        let step = self.settle(&mut m, offers, Vec::new(), None);
+        let step = Self::step(&m, out);
         Ok((m, step))
     }
 
@@ -533,63 +592,10 @@ impl<E: EtaModel> DasherMatcher<E> {
         dasher: DriverId,
         now: Instant,
     ) -> Result<DasherStep, MatchingError> {
-        m.rounds.check_event(
-            "accept",
-            m.status.name(),
-            m.status.is_final(),
-            Some(dasher),
-            now,
-        )?;
-        let k = m.orders.len() as u8;
-        let max = self.config.max_orders;
-        let (eligible, full) = (self.config.eligible_status, self.config.full_status);
-        let mut won = false;
-        let claim = index.update_attrs_at(
-            dasher,
-            |a| {
-                won = a.status == eligible && a.load + k <= max;
-                if won {
-                    a.load += k;
-                    if a.load >= max {
-                        a.status = full;
-                    }
-                }
-            },
-            now,
-        );
-        match claim {
-            Ok(_) | Err(GeoError::UnknownDriver(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let won = won && claim.is_ok();
-        let mut next = m.clone();
-        next.rounds.last_event = now;
-        if won {
-            let offer = next.rounds.open_offer(dasher).map(|c| c.payload.clone());
-            let withdrawn = next
-                .rounds
-                .open
-                .drain(..)
-                .map(|c| c.driver)
-                .filter(|&d| d != dasher)
-                .collect();
-            next.rounds.queue.clear();
-            next.rounds.deadline = None;
-            if let Some(o) = offer {
-                next.status = DasherStatus::Assigned(Box::new(o));
-            }
-            let step = self.settle(&mut next, Vec::new(), withdrawn, None);
-            *m = next;
-            return Ok(step);
-        }
-        let orders = next.orders.clone();
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &orders, k, r, ex, now);
-        let offers = next
-            .rounds
-            .close_offer(dasher, now, &self.rules(), &mut search)?;
-        let step = self.settle(&mut next, offers, Vec::new(), Some(dasher));
-        *m = next;
-        Ok(step)
+        let out = m
+            .machine
+            .accept(&self.batch(index, &m.orders), dasher, now)?;
+        Ok(Self::step(m, out))
     }
 
     /// [`DasherMatcher::accept_at`] at `Instant::now()`.
@@ -617,24 +623,10 @@ impl<E: EtaModel> DasherMatcher<E> {
         dasher: DriverId,
         now: Instant,
     ) -> Result<DasherStep, MatchingError> {
-        m.rounds.check_event(
-            "decline",
-            m.status.name(),
-            m.status.is_final(),
-            Some(dasher),
-            now,
-        )?;
-        let mut next = m.clone();
-        next.rounds.last_event = now;
-        let orders = next.orders.clone();
-        let k = orders.len() as u8;
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &orders, k, r, ex, now);
-        let offers = next
-            .rounds
-            .close_offer(dasher, now, &self.rules(), &mut search)?;
-        let step = self.settle(&mut next, offers, Vec::new(), None);
-        *m = next;
-        Ok(step)
+        let out = m
+            .machine
+            .decline(&self.batch(index, &m.orders), dasher, now)?;
+        Ok(Self::step(m, out))
     }
 
     /// [`DasherMatcher::decline_at`] at `Instant::now()`.
@@ -663,21 +655,8 @@ impl<E: EtaModel> DasherMatcher<E> {
         m: &mut DasherMatch,
         now: Instant,
     ) -> Result<DasherStep, MatchingError> {
-        m.rounds
-            .check_event("tick", m.status.name(), m.status.is_final(), None, now)?;
-        if !m.rounds.expired(now) {
-            m.rounds.last_event = now;
-            return Ok(self.settle(m, Vec::new(), Vec::new(), None));
-        }
-        let mut next = m.clone();
-        next.rounds.last_event = now;
-        let orders = next.orders.clone();
-        let k = orders.len() as u8;
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &orders, k, r, ex, now);
-        let (withdrawn, offers) = next.rounds.time_out(now, &self.rules(), &mut search)?;
-        let step = self.settle(&mut next, offers, withdrawn, None);
-        *m = next;
-        Ok(step)
+        let out = m.machine.tick(&self.batch(index, &m.orders), now)?;
+        Ok(Self::step(m, out))
     }
 
     /// [`DasherMatcher::tick_at`] at `Instant::now()`.

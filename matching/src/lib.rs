@@ -74,6 +74,7 @@ mod dasher;
 mod error;
 mod eta;
 mod geodesy;
+mod machine;
 mod offers;
 mod ride;
 pub mod routing;

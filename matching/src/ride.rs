@@ -1,12 +1,13 @@
 use std::time::{Duration, Instant};
 
 use dispatchkit_geo_index::{
-    DriverId, Filter, GeoError, GeoIndex, Hit, LonLat, Rating, Search, Status, Unit, VehicleSet,
+    DriverId, Filter, GeoError, GeoIndex, LonLat, Rating, Search, Status, Unit, VehicleSet,
 };
 
 use crate::MatchingError;
 use crate::eta::EtaModel;
-use crate::offers::{OnTimeout, Ranked, RoundRules, Rounds, rank};
+use crate::machine::{Machine, MatchStatus, Offered, Outcome, check_radius, search_excluding};
+use crate::offers::{OnTimeout, Ranked, RoundRules, rank};
 
 /// A rider's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -236,6 +237,13 @@ pub enum RideStatus {
 }
 
 impl RideStatus {
+    /// Whether the match is over.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Offering)
+    }
+}
+
+impl MatchStatus for RideStatus {
     fn name(&self) -> &'static str {
         match self {
             Self::Offering => "offering",
@@ -243,10 +251,8 @@ impl RideStatus {
             Self::Unmatched { .. } => "unmatched",
         }
     }
-
-    /// Whether the match is over.
-    pub fn is_final(&self) -> bool {
-        !matches!(self, Self::Offering)
+    fn is_final(&self) -> bool {
+        RideStatus::is_final(self)
     }
 }
 
@@ -280,8 +286,7 @@ pub struct RideStep {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RideMatch {
     request: RideRequest,
-    rounds: Rounds<RideCandidate>,
-    status: RideStatus,
+    machine: Machine<RideCandidate, RideStatus>,
 }
 
 impl RideMatch {
@@ -292,13 +297,14 @@ impl RideMatch {
 
     /// The current status.
     pub fn status(&self) -> RideStatus {
-        self.status
+        self.machine.status
     }
 
     /// Open offers, best ETA first.
     pub fn open_offers(&self) -> Vec<RideOffer> {
-        let expires_at = self.rounds.deadline.unwrap_or(self.rounds.last_event);
-        self.rounds
+        let expires_at = self.machine.expires_at();
+        self.machine
+            .rounds
             .open
             .iter()
             .map(|c| offer(c, expires_at))
@@ -307,27 +313,27 @@ impl RideMatch {
 
     /// When the open offers lapse (`None` once the match is over).
     pub fn deadline(&self) -> Option<Instant> {
-        self.rounds.deadline
+        self.machine.rounds.deadline
     }
 
     /// Every driver offered this ride so far, in offer order.
     pub fn offered(&self) -> &[DriverId] {
-        &self.rounds.offered
+        &self.machine.rounds.offered
     }
 
     /// Index of the current radius step in `RideConfig::radius_steps_km`
     /// (equal to its length once every step is exhausted).
     pub fn radius_step(&self) -> usize {
-        self.rounds.step
+        self.machine.rounds.step
     }
 
-    /// Checks the invariants (see `Rounds::validate`) and that the status
-    /// agrees with the open offers.
+    /// Checks the invariants of the rounds and that the status agrees with
+    /// the open offers; panics on a violation.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
-        self.rounds.check_invariants(!self.status.is_final());
-        if let RideStatus::Assigned { driver, .. } = self.status {
-            assert!(self.rounds.offered.contains(&driver));
+        self.machine.check_invariants();
+        if let RideStatus::Assigned { driver, .. } = self.machine.status {
+            assert!(self.machine.rounds.offered.contains(&driver));
         }
     }
 }
@@ -338,6 +344,72 @@ fn offer(c: &Ranked<RideCandidate>, expires_at: Instant) -> RideOffer {
         eta: crate::eta::saturating_secs(c.payload.eta_secs),
         distance_m: c.payload.distance_m,
         expires_at,
+    }
+}
+
+/// A ride offered for one event: the matcher, the index and the request.
+struct Ride<'a, E> {
+    matcher: &'a RideMatcher<E>,
+    index: &'a GeoIndex,
+    request: RideRequest,
+}
+
+impl<E: EtaModel> Offered for Ride<'_, E> {
+    type Payload = RideCandidate;
+    type Status = RideStatus;
+
+    fn rules(&self) -> RoundRules<'_> {
+        let c = &self.matcher.config;
+        RoundRules {
+            radius_steps_km: &c.radius_steps_km,
+            per_round: c.offers_per_round,
+            timeout: c.offer_timeout,
+            on_timeout: OnTimeout::ExpandRadius,
+        }
+    }
+
+    fn search(
+        &self,
+        radius_km: f64,
+        exclude: &[DriverId],
+        now: Instant,
+    ) -> Result<Vec<Ranked<RideCandidate>>, MatchingError> {
+        self.matcher
+            .search(self.index, &self.request, radius_km, exclude, now)
+    }
+
+    fn claim(&self, driver: DriverId, now: Instant) -> Result<bool, MatchingError> {
+        let c = &self.matcher.config;
+        match self.index.compare_and_set_status_at(
+            driver,
+            c.eligible_status,
+            c.assigned_status,
+            now,
+        ) {
+            Ok(won) => Ok(won),
+            Err(GeoError::UnknownDriver(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn assigned(&self, offer: &Ranked<RideCandidate>, _: Instant) -> RideStatus {
+        RideStatus::Assigned {
+            driver: offer.driver,
+            eta: crate::eta::saturating_secs(offer.payload.eta_secs),
+        }
+    }
+
+    fn unmatched(&self, found_any: bool, offers_made: usize) -> RideStatus {
+        let steps = &self.matcher.config.radius_steps_km;
+        RideStatus::Unmatched {
+            reason: if found_any {
+                UnmatchedReason::NobodyAccepted
+            } else {
+                UnmatchedReason::NoDriversInRange
+            },
+            offers_made,
+            radius_km: steps[steps.len() - 1],
+        }
     }
 }
 
@@ -436,21 +508,11 @@ impl<E: EtaModel> RideMatcher<E> {
         exclude: &[DriverId],
         now: Instant,
     ) -> Result<Vec<Ranked<RideCandidate>>, MatchingError> {
-        if !(radius_km.is_finite() && radius_km > 0.0) {
-            return Err(MatchingError::param(
-                "radius_km",
-                radius_km,
-                "must be finite and positive",
-            ));
-        }
+        check_radius(radius_km)?;
         let q = Search::radius(req.pickup, radius_km, Unit::Kilometers)
             .count(self.config.candidates)
             .filter(self.filter(req));
-        let hits: Vec<Hit> = if exclude.is_empty() {
-            index.search_at(&q, now)?
-        } else {
-            index.search_where_at(&q, now, |v| !exclude.contains(&v.id))?
-        };
+        let hits = search_excluding(index, &q, exclude, now)?;
         let mut out = Vec::with_capacity(hits.len());
         for h in hits {
             let eta = self.eta.pickup_eta_secs(h.pos, req.pickup, h.attrs.vehicle);
@@ -469,44 +531,21 @@ impl<E: EtaModel> RideMatcher<E> {
         Ok(out)
     }
 
-    fn rules(&self) -> RoundRules<'_> {
-        RoundRules {
-            radius_steps_km: &self.config.radius_steps_km,
-            per_round: self.config.offers_per_round,
-            timeout: self.config.offer_timeout,
-            on_timeout: OnTimeout::ExpandRadius,
+    fn ride<'a>(&'a self, index: &'a GeoIndex, request: RideRequest) -> Ride<'a, E> {
+        Ride {
+            matcher: self,
+            index,
+            request,
         }
     }
 
-    fn finish_if_exhausted(&self, m: &mut RideMatch, offers: &[Ranked<RideCandidate>]) {
-        if offers.is_empty() && m.rounds.open.is_empty() {
-            let last = self.config.radius_steps_km.len() - 1;
-            m.status = RideStatus::Unmatched {
-                reason: if m.rounds.found_any {
-                    UnmatchedReason::NobodyAccepted
-                } else {
-                    UnmatchedReason::NoDriversInRange
-                },
-                offers_made: m.rounds.offered.len(),
-                radius_km: self.config.radius_steps_km[last],
-            };
-            m.rounds.deadline = None;
-        }
-    }
-
-    fn step(
-        &self,
-        m: &RideMatch,
-        offers: &[Ranked<RideCandidate>],
-        withdrawn: Vec<DriverId>,
-        lost_race: Option<DriverId>,
-    ) -> RideStep {
-        let expires_at = m.rounds.deadline.unwrap_or(m.rounds.last_event);
+    fn step(m: &RideMatch, out: Outcome<RideCandidate>) -> RideStep {
+        let expires_at = m.machine.expires_at();
         RideStep {
-            offers: offers.iter().map(|c| offer(c, expires_at)).collect(),
-            withdrawn,
-            lost_race,
-            status: m.status,
+            offers: out.offers.iter().map(|c| offer(c, expires_at)).collect(),
+            withdrawn: out.withdrawn,
+            lost_race: out.lost_race,
+            status: m.machine.status,
         }
     }
 
@@ -523,15 +562,10 @@ impl<E: EtaModel> RideMatcher<E> {
         request: RideRequest,
         now: Instant,
     ) -> Result<(RideMatch, RideStep), MatchingError> {
-        let mut m = RideMatch {
-            request,
-            rounds: Rounds::new(now),
-            status: RideStatus::Offering,
-        };
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &request, r, ex, now);
-        let offers = m.rounds.next_round(now, &self.rules(), &mut search)?;
-        self.finish_if_exhausted(&mut m, &offers);
-        let step = self.step(&m, &offers, Vec::new(), None);
+        let ride = self.ride(index, request);
+        let (machine, out) = Machine::start(&ride, RideStatus::Offering, now)?;
+        let m = RideMatch { request, machine };
+        let step = Self::step(&m, out);
         Ok((m, step))
     }
 
@@ -545,22 +579,6 @@ impl<E: EtaModel> RideMatcher<E> {
         request: RideRequest,
     ) -> Result<(RideMatch, RideStep), MatchingError> {
         self.start_at(index, request, Instant::now())
-    }
-
-    fn check_open(
-        &self,
-        m: &RideMatch,
-        event: &'static str,
-        driver: DriverId,
-        now: Instant,
-    ) -> Result<(), MatchingError> {
-        m.rounds.check_event(
-            event,
-            m.status.name(),
-            m.status.is_final(),
-            Some(driver),
-            now,
-        )
     }
 
     /// States 3–4: `driver` accepts. The driver is claimed atomically
@@ -581,50 +599,10 @@ impl<E: EtaModel> RideMatcher<E> {
         driver: DriverId,
         now: Instant,
     ) -> Result<RideStep, MatchingError> {
-        self.check_open(m, "accept", driver, now)?;
-        let won = match index.compare_and_set_status_at(
-            driver,
-            self.config.eligible_status,
-            self.config.assigned_status,
-            now,
-        ) {
-            Ok(won) => won,
-            Err(GeoError::UnknownDriver(_)) => false,
-            Err(e) => return Err(e.into()),
-        };
-        let mut next = m.clone();
-        next.rounds.last_event = now;
-        if won {
-            let eta = next
-                .rounds
-                .open_offer(driver)
-                .map_or(0.0, |c| c.payload.eta_secs);
-            let withdrawn = next
-                .rounds
-                .open
-                .drain(..)
-                .map(|c| c.driver)
-                .filter(|&d| d != driver)
-                .collect();
-            next.rounds.queue.clear();
-            next.rounds.deadline = None;
-            next.status = RideStatus::Assigned {
-                driver,
-                eta: crate::eta::saturating_secs(eta),
-            };
-            let step = self.step(&next, &[], withdrawn, None);
-            *m = next;
-            return Ok(step);
-        }
-        let req = next.request;
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
-        let offers = next
-            .rounds
-            .close_offer(driver, now, &self.rules(), &mut search)?;
-        self.finish_if_exhausted(&mut next, &offers);
-        let step = self.step(&next, &offers, Vec::new(), Some(driver));
-        *m = next;
-        Ok(step)
+        let out = m
+            .machine
+            .accept(&self.ride(index, m.request), driver, now)?;
+        Ok(Self::step(m, out))
     }
 
     /// [`RideMatcher::accept_at`] at `Instant::now()`.
@@ -654,18 +632,10 @@ impl<E: EtaModel> RideMatcher<E> {
         driver: DriverId,
         now: Instant,
     ) -> Result<RideStep, MatchingError> {
-        self.check_open(m, "decline", driver, now)?;
-        let mut next = m.clone();
-        next.rounds.last_event = now;
-        let req = next.request;
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
-        let offers = next
-            .rounds
-            .close_offer(driver, now, &self.rules(), &mut search)?;
-        self.finish_if_exhausted(&mut next, &offers);
-        let step = self.step(&next, &offers, Vec::new(), None);
-        *m = next;
-        Ok(step)
+        let out = m
+            .machine
+            .decline(&self.ride(index, m.request), driver, now)?;
+        Ok(Self::step(m, out))
     }
 
     /// [`RideMatcher::decline_at`] at `Instant::now()`.
@@ -696,21 +666,8 @@ impl<E: EtaModel> RideMatcher<E> {
         m: &mut RideMatch,
         now: Instant,
     ) -> Result<RideStep, MatchingError> {
-        m.rounds
-            .check_event("tick", m.status.name(), m.status.is_final(), None, now)?;
-        if !m.rounds.expired(now) {
-            m.rounds.last_event = now;
-            return Ok(self.step(m, &[], Vec::new(), None));
-        }
-        let mut next = m.clone();
-        next.rounds.last_event = now;
-        let req = next.request;
-        let mut search = |r: f64, ex: &[DriverId]| self.search(index, &req, r, ex, now);
-        let (withdrawn, offers) = next.rounds.time_out(now, &self.rules(), &mut search)?;
-        self.finish_if_exhausted(&mut next, &offers);
-        let step = self.step(&next, &offers, withdrawn, None);
-        *m = next;
-        Ok(step)
+        let out = m.machine.tick(&self.ride(index, m.request), now)?;
+        Ok(Self::step(m, out))
     }
 
     /// [`RideMatcher::tick_at`] at `Instant::now()`.

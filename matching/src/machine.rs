@@ -1,0 +1,264 @@
+//! The offer state machine shared by ride and dasher matching.
+//!
+//! A match offers what it offers (a ride, a batch) in rounds
+//! ([`Rounds`]) and moves on four events: start, accept, decline and the
+//! clock. The machine is the same for both; what differs is behind
+//! [`Offered`]: how candidates are searched and ranked, how a driver is
+//! claimed atomically in the index, and what the final statuses say.
+//!
+//! ```text
+//!   start ──► Offering ──accept (claim won)──► Assigned
+//!              │  ▲ decline / lost race: next candidates
+//!              │  └ timeout: per `OnTimeout` (wider radius / next candidates)
+//!              └──nobody left after the last step──► Unmatched
+//! ```
+//!
+//! Every event is checked first ([`Rounds::check_event`]) and applied to a
+//! copy, so an event that fails (a refused event, an index error) leaves
+//! the match unchanged.
+
+use std::time::Instant;
+
+use dispatchkit_geo_index::{DriverId, GeoIndex, Hit, Search};
+
+use crate::MatchingError;
+use crate::offers::{Ranked, RoundRules, Rounds};
+
+/// The status of a match, as the machine needs to see it.
+pub(crate) trait MatchStatus: Clone {
+    /// The state's name in [`MatchingError::InvalidEvent`].
+    fn name(&self) -> &'static str;
+    /// Whether the match is over.
+    fn is_final(&self) -> bool;
+}
+
+/// What is offered: the domain half of the machine, for one match and one
+/// event (it borrows the matcher, the index and the match's subject).
+pub(crate) trait Offered {
+    /// What a ranked candidate carries.
+    type Payload: Clone;
+    /// The match's status.
+    type Status: MatchStatus;
+
+    /// The round parameters.
+    fn rules(&self) -> RoundRules<'_>;
+    /// Eligible candidates within `radius_km`, not in `exclude`, ranked.
+    fn search(
+        &self,
+        radius_km: f64,
+        exclude: &[DriverId],
+        now: Instant,
+    ) -> Result<Vec<Ranked<Self::Payload>>, MatchingError>;
+    /// Claims `driver` atomically in the index; false when the race is
+    /// lost (claimed meanwhile, offline, gone).
+    fn claim(&self, driver: DriverId, now: Instant) -> Result<bool, MatchingError>;
+    /// The status after `offer` (open until `expires_at`) was accepted and
+    /// claimed.
+    fn assigned(&self, offer: &Ranked<Self::Payload>, expires_at: Instant) -> Self::Status;
+    /// The status when nobody is left.
+    fn unmatched(&self, found_any: bool, offers_made: usize) -> Self::Status;
+}
+
+/// What an event changed (the caller turns it into its public step).
+pub(crate) struct Outcome<P> {
+    pub(crate) offers: Vec<Ranked<P>>,
+    pub(crate) withdrawn: Vec<DriverId>,
+    pub(crate) lost_race: Option<DriverId>,
+}
+
+impl<P> Outcome<P> {
+    fn new(offers: Vec<Ranked<P>>, withdrawn: Vec<DriverId>, lost_race: Option<DriverId>) -> Self {
+        Self {
+            offers,
+            withdrawn,
+            lost_race,
+        }
+    }
+}
+
+/// One match's rounds and status.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Machine<P, S> {
+    pub(crate) rounds: Rounds<P>,
+    pub(crate) status: S,
+}
+
+impl<P: Clone, S: MatchStatus> Machine<P, S> {
+    /// Starts at `now` with status `offering`: opens the first round
+    /// (possibly `Unmatched` at once).
+    pub(crate) fn start<O>(
+        o: &O,
+        offering: S,
+        now: Instant,
+    ) -> Result<(Self, Outcome<P>), MatchingError>
+    where
+        O: Offered<Payload = P, Status = S>,
+    {
+        let mut m = Self {
+            rounds: Rounds::new(now),
+            status: offering,
+        };
+        let mut search = |r: f64, ex: &[DriverId]| o.search(r, ex, now);
+        let offers = m.rounds.next_round(now, &o.rules(), &mut search)?;
+        let out = m.settle(o, offers, Vec::new(), None);
+        Ok((m, out))
+    }
+
+    /// `driver` accepts: if the claim wins the match is assigned and the
+    /// other open offers withdrawn; otherwise the offer is dropped (a lost
+    /// race) and matching goes on.
+    pub(crate) fn accept<O>(
+        &mut self,
+        o: &O,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<Outcome<P>, MatchingError>
+    where
+        O: Offered<Payload = P, Status = S>,
+    {
+        self.check_event("accept", Some(driver), now)?;
+        let won = o.claim(driver, now)?;
+        let mut next = self.clone();
+        next.rounds.last_event = now;
+        if won {
+            let expires_at = next.rounds.deadline.unwrap_or(now);
+            if let Some(c) = next.rounds.open_offer(driver) {
+                next.status = o.assigned(c, expires_at);
+            }
+            let withdrawn = next
+                .rounds
+                .open
+                .drain(..)
+                .map(|c| c.driver)
+                .filter(|&d| d != driver)
+                .collect();
+            next.rounds.queue.clear();
+            next.rounds.deadline = None;
+            *self = next;
+            return Ok(Outcome::new(Vec::new(), withdrawn, None));
+        }
+        let mut search = |r: f64, ex: &[DriverId]| o.search(r, ex, now);
+        let offers = next
+            .rounds
+            .close_offer(driver, now, &o.rules(), &mut search)?;
+        let out = next.settle(o, offers, Vec::new(), Some(driver));
+        *self = next;
+        Ok(out)
+    }
+
+    /// `driver` declines; when it held the last open offer the next round
+    /// opens.
+    pub(crate) fn decline<O>(
+        &mut self,
+        o: &O,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<Outcome<P>, MatchingError>
+    where
+        O: Offered<Payload = P, Status = S>,
+    {
+        self.check_event("decline", Some(driver), now)?;
+        let mut next = self.clone();
+        next.rounds.last_event = now;
+        let mut search = |r: f64, ex: &[DriverId]| o.search(r, ex, now);
+        let offers = next
+            .rounds
+            .close_offer(driver, now, &o.rules(), &mut search)?;
+        let out = next.settle(o, offers, Vec::new(), None);
+        *self = next;
+        Ok(out)
+    }
+
+    /// The clock: at or after the deadline the open offers are withdrawn
+    /// and the next round opens per the rules' `on_timeout`; before it
+    /// nothing changes.
+    pub(crate) fn tick<O>(&mut self, o: &O, now: Instant) -> Result<Outcome<P>, MatchingError>
+    where
+        O: Offered<Payload = P, Status = S>,
+    {
+        self.check_event("tick", None, now)?;
+        if !self.rounds.expired(now) {
+            self.rounds.last_event = now;
+            return Ok(Outcome::new(Vec::new(), Vec::new(), None));
+        }
+        let mut next = self.clone();
+        next.rounds.last_event = now;
+        let mut search = |r: f64, ex: &[DriverId]| o.search(r, ex, now);
+        let (withdrawn, offers) = next.rounds.time_out(now, &o.rules(), &mut search)?;
+        let out = next.settle(o, offers, withdrawn, None);
+        *self = next;
+        Ok(out)
+    }
+
+    /// When the open offers lapse; the last event's time once none are
+    /// open.
+    pub(crate) fn expires_at(&self) -> Instant {
+        self.rounds.deadline.unwrap_or(self.rounds.last_event)
+    }
+
+    fn check_event(
+        &self,
+        event: &'static str,
+        driver: Option<DriverId>,
+        now: Instant,
+    ) -> Result<(), MatchingError> {
+        self.rounds.check_event(
+            event,
+            self.status.name(),
+            self.status.is_final(),
+            driver,
+            now,
+        )
+    }
+
+    /// Closes the match when nothing is open and nothing new was offered.
+    fn settle<O>(
+        &mut self,
+        o: &O,
+        offers: Vec<Ranked<P>>,
+        withdrawn: Vec<DriverId>,
+        lost_race: Option<DriverId>,
+    ) -> Outcome<P>
+    where
+        O: Offered<Payload = P, Status = S>,
+    {
+        if offers.is_empty() && self.rounds.open.is_empty() && !self.status.is_final() {
+            self.status = o.unmatched(self.rounds.found_any, self.rounds.offered.len());
+            self.rounds.deadline = None;
+        }
+        Outcome::new(offers, withdrawn, lost_race)
+    }
+
+    /// The rounds' invariants, with the status's finality.
+    pub(crate) fn check_invariants(&self) {
+        self.rounds.check_invariants(!self.status.is_final());
+    }
+}
+
+/// Checks a search radius (finite and positive, km).
+pub(crate) fn check_radius(radius_km: f64) -> Result<(), MatchingError> {
+    if radius_km.is_finite() && radius_km > 0.0 {
+        Ok(())
+    } else {
+        Err(MatchingError::param(
+            "radius_km",
+            radius_km,
+            "must be finite and positive",
+        ))
+    }
+}
+
+/// Runs `q` at `now`, skipping the drivers in `exclude` inside the search
+/// (so `COUNT` counts only drivers not excluded).
+pub(crate) fn search_excluding(
+    index: &GeoIndex,
+    q: &Search,
+    exclude: &[DriverId],
+    now: Instant,
+) -> Result<Vec<Hit>, MatchingError> {
+    Ok(if exclude.is_empty() {
+        index.search_at(q, now)?
+    } else {
+        index.search_where_at(q, now, |v| !exclude.contains(&v.id))?
+    })
+}
