@@ -21,6 +21,7 @@ mod fleet;
 mod ledger;
 mod map;
 mod markets;
+mod offers;
 mod orders;
 mod policy;
 mod report;

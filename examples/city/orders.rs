@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use dispatchkit::geo::{DriverId, GeoError, Status};
 use dispatchkit::matching::{
     BatchingConfig, DasherConfig, DasherMatch, DasherMatcher, DasherOffer, DasherStatus,
-    DasherStep, EtaModel, HaversineEta, MatchingError, Order, OrderId, StopKind, batch_orders,
+    DasherStep, EtaModel, HaversineEta, Order, OrderId, StopKind, batch_orders,
 };
 use dispatchkit::pricing::{
     Bps, LineItem, OrderRequest, OrderTotal, PricingError, PromoSelection, Redemption, Rounding,
@@ -25,6 +25,7 @@ use crate::args::Options;
 use crate::fleet::{courier_vehicles, lonlat, vehicle};
 use crate::ledger::Kind;
 use crate::markets::{ORDER_PROMOS, local};
+use crate::offers;
 use crate::policy::ORDERS;
 use crate::report::{self, Latencies, Stage};
 use crate::sim::{Event, World};
@@ -349,44 +350,28 @@ impl World {
     ) -> Result<(), Box<dyn std::error::Error>> {
         let now = self.at(ms);
         let orders = &mut self.orders;
-        let Some(m) = orders.batches[b as usize].matching.as_mut() else {
+        let m = orders.batches[b as usize].matching.as_mut();
+        let index = &self.drivers.index;
+        let latency = &mut orders.match_latency;
+        let Some(step) = offers::answer(&orders.matcher, index, m, dasher, accept, now, latency)?
+        else {
             return Ok(());
         };
-        let t = Instant::now();
-        let step = if accept {
-            orders
-                .matcher
-                .accept_at(&self.drivers.index, m, DriverId::new(dasher).unwrap(), now)
-        } else {
-            orders
-                .matcher
-                .decline_at(&self.drivers.index, m, DriverId::new(dasher).unwrap(), now)
-        };
-        match step {
-            Ok(step) => {
-                orders.match_latency.record(t.elapsed());
-                if !accept {
-                    orders.report.dasher_declines += 1;
-                }
-                self.dasher_step(b, step, ms)
-            }
-            Err(MatchingError::InvalidEvent { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+        if !accept {
+            orders.report.dasher_declines += 1;
         }
+        self.dasher_step(b, step, ms)
     }
 
     pub fn dasher_deadline(&mut self, b: u32, ms: u64) -> Result<(), Box<dyn std::error::Error>> {
         let now = self.at(ms);
         let orders = &mut self.orders;
-        let Some(m) = orders.batches[b as usize].matching.as_mut() else {
+        let m = orders.batches[b as usize].matching.as_mut();
+        let index = &self.drivers.index;
+        let latency = &mut orders.match_latency;
+        let Some(step) = offers::deadline(&orders.matcher, index, m, now, latency)? else {
             return Ok(());
         };
-        if m.deadline() != Some(now) {
-            return Ok(());
-        }
-        let t = Instant::now();
-        let step = orders.matcher.tick_at(&self.drivers.index, m, now)?;
-        orders.match_latency.record(t.elapsed());
         orders.report.dasher_timeouts += 1;
         self.dasher_step(b, step, ms)
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use dispatchkit::geo::{DriverId, GeoError, Status, VehicleSet};
 use dispatchkit::matching::{
-    EtaModel, HaversineEta, MatchingError, RideConfig, RideMatch, RideMatcher, RideRequest,
-    RideStatus, RideStep, RiderId, UnmatchedReason,
+    EtaModel, HaversineEta, RideConfig, RideMatch, RideMatcher, RideRequest, RideStatus, RideStep,
+    RiderId, UnmatchedReason,
 };
 use dispatchkit::pricing::{
     Capture, Fare, Money, PricingError, Redemption, Rounding, RouteEstimate, TracePoint,
@@ -22,6 +22,7 @@ use crate::args::Options;
 use crate::fleet::{lonlat, vehicle};
 use crate::ledger::Kind;
 use crate::markets::DRIVER_SHARE;
+use crate::offers;
 use crate::policy::RIDES;
 use crate::report::{self, Latencies, Stage};
 use crate::sim::{Event, World};
@@ -340,45 +341,28 @@ impl World {
     ) -> Result<(), Box<dyn std::error::Error>> {
         let now = self.at(ms);
         let rides = &mut self.rides;
-        let Some(m) = rides.rides[r as usize].matching.as_mut() else {
+        let m = rides.rides[r as usize].matching.as_mut();
+        let index = &self.drivers.index;
+        let latency = &mut rides.match_latency;
+        let Some(step) = offers::answer(&rides.matcher, index, m, driver, accept, now, latency)?
+        else {
             return Ok(());
         };
-        let t = Instant::now();
-        let step = if accept {
-            rides
-                .matcher
-                .accept_at(&self.drivers.index, m, DriverId::new(driver).unwrap(), now)
-        } else {
-            rides
-                .matcher
-                .decline_at(&self.drivers.index, m, DriverId::new(driver).unwrap(), now)
-        };
-        match step {
-            Ok(step) => {
-                rides.match_latency.record(t.elapsed());
-                if !accept {
-                    rides.report.declines += 1;
-                }
-                self.ride_step(r, step, ms)
-            }
-            // The offer was withdrawn or lapsed before the answer came.
-            Err(MatchingError::InvalidEvent { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+        if !accept {
+            rides.report.declines += 1;
         }
+        self.ride_step(r, step, ms)
     }
 
     pub fn ride_deadline(&mut self, r: u32, ms: u64) -> Result<(), Box<dyn std::error::Error>> {
         let now = self.at(ms);
         let rides = &mut self.rides;
-        let Some(m) = rides.rides[r as usize].matching.as_mut() else {
+        let m = rides.rides[r as usize].matching.as_mut();
+        let index = &self.drivers.index;
+        let latency = &mut rides.match_latency;
+        let Some(step) = offers::deadline(&rides.matcher, index, m, now, latency)? else {
             return Ok(());
         };
-        if m.deadline() != Some(now) {
-            return Ok(()); // a later round replaced this deadline
-        }
-        let t = Instant::now();
-        let step = rides.matcher.tick_at(&self.drivers.index, m, now)?;
-        rides.match_latency.record(t.elapsed());
         rides.report.timeouts += 1;
         self.ride_step(r, step, ms)
     }
