@@ -16,6 +16,8 @@ mod ledger;
 mod map;
 #[path = "../examples/city/markets.rs"]
 mod markets;
+#[path = "../examples/city/offers.rs"]
+mod offers;
 #[path = "../examples/city/orders.rs"]
 mod orders;
 #[path = "../examples/city/policy.rs"]

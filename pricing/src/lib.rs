@@ -81,6 +81,7 @@ mod split;
 mod supply;
 mod surge;
 mod surge_curve;
+mod surge_map;
 mod trace;
 
 pub use currency::Currency;
@@ -97,8 +98,9 @@ pub use ratecard::{DistanceRate, RateBook, RateCard, RateCardSpec};
 pub use rounding::Rounding;
 pub use split::{Capture, Split};
 pub use supply::SupplySource;
-pub use surge::{CellSurge, RecomputeStats, SurgeConfig, SurgeEngine, SurgeMap};
+pub use surge::{RecomputeStats, SurgeConfig, SurgeEngine};
 pub use surge_curve::SurgeCurve;
+pub use surge_map::{CellSurge, SurgeMap};
 pub use trace::{TracePoint, TraceRules, TraceSummary, measure_trace};
 
 /// The `h3o` types that appear in this crate's API.

@@ -7,6 +7,7 @@ use geo::Point;
 use proptest::prelude::*;
 
 use super::*;
+use h3o::LatLng;
 
 fn h3(p: Point<f64>, res: Resolution) -> CellIndex {
     LatLng::new(p.y(), p.x()).unwrap().to_cell(res)

@@ -1,0 +1,301 @@
+//! `get_or_load` and its fallible and timed forms: single-flight loads
+//! through the shards' flight tables (the flight itself is `crate::load`),
+//! with negative caching of failures.
+
+use std::any::Any;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use super::{Cache, Out};
+use crate::load::{Flight, Outcome};
+use crate::shard::Shard;
+use crate::time::{LazyTick, NEVER, deadline};
+use crate::weigher::Weigher;
+
+impl<K, V, W, S> Cache<K, V, W, S>
+where
+    K: Hash + Eq,
+    W: Weigher<K, V>,
+    S: BuildHasher,
+{
+    /// The live value of `key`, or the value `loader` produces for it,
+    /// inserted with the default TTL. Concurrent callers that miss on the
+    /// same key run ONE loader (the first); the others block until it
+    /// returns and get its value (single-flight, counted in
+    /// [`CacheStats::load_waits`]). A loader result that is too heavy to
+    /// cache is still returned. If the leader panics, a waiter retries.
+    ///
+    /// ```
+    /// use dispatchkit_cache::Cache;
+    ///
+    /// let cache = Cache::<u64, String>::new(100)?;
+    /// let v = cache.get_or_load(&7, || "loaded".to_string());
+    /// assert_eq!(v, "loaded");
+    /// assert_eq!(cache.get_or_load(&7, || unreachable!()), "loaded");
+    /// assert_eq!(cache.stats().loads, 1);
+    /// # Ok::<(), dispatchkit_cache::CacheError>(())
+    /// ```
+    pub fn get_or_load(&self, key: &K, loader: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+        V: Clone,
+    {
+        match self.load_inner::<std::convert::Infallible>(
+            key,
+            &mut LazyTick::lazy(&self.epoch),
+            || Ok(loader()),
+        ) {
+            Ok(v) => v,
+            Err(e) => match *e {},
+        }
+    }
+
+    /// [`get_or_load`](Self::get_or_load) at time `now`.
+    pub fn get_or_load_at(&self, key: &K, now: Instant, loader: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+        V: Clone,
+    {
+        match self.load_inner::<std::convert::Infallible>(
+            key,
+            &mut LazyTick::at(&self.epoch, now),
+            || Ok(loader()),
+        ) {
+            Ok(v) => v,
+            Err(e) => match *e {},
+        }
+    }
+
+    /// Like [`get_or_load`](Self::get_or_load) with a fallible loader. An
+    /// error is returned (shared, as `Arc<E>`, with every caller that waited
+    /// for this load) and is **not cached**, unless the cache was built with
+    /// [`negative_ttl`](CacheBuilder::negative_ttl): then calls within that
+    /// TTL get the same error without loading
+    /// ([`CacheStats::negative_hits`]). A write or remove of the key forgets
+    /// the failure.
+    ///
+    /// # Errors
+    /// The loader's error (this call's, the awaited leader's, or a
+    /// negatively cached one).
+    ///
+    /// ```
+    /// use dispatchkit_cache::Cache;
+    ///
+    /// let cache = Cache::<u64, u64>::new(100)?;
+    /// let r = cache.try_get_or_load(&1, || Err::<u64, _>("store down"));
+    /// assert_eq!(r.unwrap_err().as_ref(), &"store down");
+    /// // Not cached: the next call loads again.
+    /// assert_eq!(cache.try_get_or_load(&1, || Ok::<_, &str>(5)), Ok(5));
+    /// # Ok::<(), dispatchkit_cache::CacheError>(())
+    /// ```
+    pub fn try_get_or_load<E>(
+        &self,
+        key: &K,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        self.load_inner(key, &mut LazyTick::lazy(&self.epoch), loader)
+    }
+
+    /// [`try_get_or_load`](Self::try_get_or_load) at time `now`.
+    ///
+    /// # Errors
+    /// As [`try_get_or_load`](Self::try_get_or_load).
+    pub fn try_get_or_load_at<E>(
+        &self,
+        key: &K,
+        now: Instant,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        self.load_inner(key, &mut LazyTick::at(&self.epoch, now), loader)
+    }
+
+    fn load_inner<E>(
+        &self,
+        key: &K,
+        now: &mut LazyTick<'_>,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        if let Some(v) = self.with_value(key, now, V::clone) {
+            return Ok(v);
+        }
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        let mut loader = Some(loader);
+        loop {
+            // Under the write lock: re-check, then join or start a flight.
+            let (flight, leader) = {
+                let mut out = self.removed();
+                let mut g = self.lock(shard);
+                if let Some(v) = g.get_exclusive(hash, key, now, &mut out) {
+                    let v = v.clone();
+                    drop(g);
+                    self.finish(out);
+                    return Ok(v);
+                }
+                if let Some(neg) = g.negative(key, now)
+                    && let Ok(e) = Arc::clone(&neg.error).downcast::<E>()
+                {
+                    drop(g);
+                    self.finish(out);
+                    self.counters.local().negative_hits.fetch_add(1, Relaxed);
+                    return Err(e);
+                }
+                let r = match g.flight(key) {
+                    Some(f) => {
+                        f.join();
+                        (Arc::clone(f), false)
+                    }
+                    None => {
+                        let f = Arc::new(Flight::new());
+                        g.start_flight(key.clone(), Arc::clone(&f));
+                        (f, true)
+                    }
+                };
+                drop(g);
+                self.finish(out);
+                r
+            };
+            if !leader {
+                self.counters.local().load_waits.fetch_add(1, Relaxed);
+                match flight.wait() {
+                    Outcome::Value(v) => return Ok(v),
+                    Outcome::Failed(e) => {
+                        if let Ok(e) = e.downcast::<E>() {
+                            return Err(e);
+                        }
+                    }
+                    Outcome::Running | Outcome::Abandoned => {}
+                }
+                continue;
+            }
+            let Some(load) = loader.take() else {
+                // Unreachable: a caller leads at most once (it returns).
+                continue;
+            };
+            let mut guard = LeaderGuard {
+                cache: self,
+                hash,
+                key,
+                flight: &flight,
+                armed: true,
+            };
+            let t0 = Instant::now();
+            let result = load();
+            let nanos = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let s = self.counters.local();
+            s.loads.fetch_add(1, Relaxed);
+            s.load_nanos.fetch_add(nanos, Relaxed);
+            guard.armed = false;
+            return match result {
+                Ok(v) => {
+                    // Not cached (but returned) when it cannot be stored:
+                    // too heavy, or loaded at an instant too far away to
+                    // set its deadline at.
+                    let weight = self
+                        .weigh(key, &v)
+                        .ok()
+                        .filter(|_| !self.timed || now.checked().is_ok());
+                    self.complete(hash, key, &flight, now, |g, now, out| {
+                        if let Some(w) = weight {
+                            let dl = self.ttl.map_or(NEVER, |t| deadline(now.get(), t));
+                            g.insert(hash, key.clone(), v.clone(), w, dl, now, &self.hasher, out);
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    flight.publish(if flight.has_waiters() {
+                        Outcome::Value(v.clone())
+                    } else {
+                        Outcome::Abandoned
+                    });
+                    Ok(v)
+                }
+                Err(e) => {
+                    s.load_failures.fetch_add(1, Relaxed);
+                    let e = Arc::new(e);
+                    let shared: Arc<dyn Any + Send + Sync> = e.clone();
+                    self.complete(hash, key, &flight, now, |g, now, _| {
+                        if let Some(ttl) = self.negative_ttl
+                            && now.checked().is_ok()
+                        {
+                            let dl = deadline(now.get(), ttl);
+                            g.remember_failure(key.clone(), dl, Arc::clone(&shared), now);
+                        }
+                        false
+                    });
+                    flight.publish(Outcome::Failed(shared));
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    /// Unmaps the leader's flight and, if it was still current (no write
+    /// or remove of the key meanwhile), applies `fill` under the same lock.
+    fn complete(
+        &self,
+        hash: u64,
+        key: &K,
+        flight: &Arc<Flight<V>>,
+        now: &mut LazyTick<'_>,
+        fill: impl FnOnce(&mut Shard<K, V>, &mut LazyTick<'_>, &mut Out<K, V>) -> bool,
+    ) where
+        V: Clone,
+    {
+        let mut out = self.removed();
+        let filled = {
+            let mut g = self.lock(self.shard(hash));
+            if g.end_flight(key, flight) {
+                fill(&mut *g, now, &mut out)
+            } else {
+                false
+            }
+        };
+        if filled {
+            self.counters.local().inserts.fetch_add(1, Relaxed);
+        }
+        self.finish(out);
+    }
+}
+
+/// Publishes `Abandoned` and unmaps the flight if the loader panics.
+struct LeaderGuard<'a, K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> {
+    cache: &'a Cache<K, V, W, S>,
+    hash: u64,
+    key: &'a K,
+    flight: &'a Arc<Flight<V>>,
+    armed: bool,
+}
+
+impl<K: Hash + Eq, V: Clone, W: Weigher<K, V>, S: BuildHasher> Drop
+    for LeaderGuard<'_, K, V, W, S>
+{
+    fn drop(&mut self) {
+        if self.armed {
+            {
+                self.cache
+                    .lock(self.cache.shard(self.hash))
+                    .end_flight(self.key, self.flight);
+            }
+            self.flight.publish(Outcome::Abandoned);
+        }
+    }
+}
