@@ -20,6 +20,9 @@
 //! 1,000,000 entries (`cap::Cap` counting allocator; bytes allocated per
 //! entry minus the 16 bytes of key and value).
 
+#[path = "common/notes.rs"]
+mod notes;
+
 use std::alloc::System;
 use std::hint::black_box;
 use std::io::Read;
@@ -360,20 +363,35 @@ const CACHES: [(&str, MakePeer); 5] = [
 
 fn report() {
     let long = zipf_keys(UNIVERSE, 1.0, 1_000_000, 8).expect("valid Zipf parameters");
-    println!("hit ratio, Zipf 1.0 over 1M keys, capacity 100k, 90% get (1 thread, 1M ops):");
+    notes::line(
+        "cache",
+        "hit ratio, Zipf 1.0 over 1M keys, capacity 100k, 90% get (1 thread, 1M ops):",
+    );
     for (name, make) in CACHES {
-        println!("  {name:<22} {:.4}", mix_ratio(&*make(CAPACITY), &long));
+        notes::line(
+            "cache",
+            &format!("  {name:<22} {:.4}", mix_ratio(&*make(CAPACITY), &long)),
+        );
     }
     let trace = oltp();
     for cap in [1000u64, 2000] {
-        println!("hit ratio, ARC OLTP trace, capacity {cap} (demand fill):");
+        notes::line(
+            "cache",
+            &format!("hit ratio, ARC OLTP trace, capacity {cap} (demand fill):"),
+        );
         for (name, make) in CACHES {
-            println!("  {name:<22} {:.4}", demand_ratio(&*make(cap), &trace));
+            notes::line(
+                "cache",
+                &format!("  {name:<22} {:.4}", demand_ratio(&*make(cap), &trace)),
+            );
         }
     }
     const N: u64 = 1_000_000;
-    println!("memory overhead per entry at 1M u64->u64 entries (bytes beyond key+value):");
+    notes::line(
+        "cache",
+        "memory overhead per entry at 1M u64->u64 entries (bytes beyond key+value):",
+    );
     for (name, make) in CACHES {
-        println!("  {name:<22} {:.1}", overhead(make, N));
+        notes::line("cache", &format!("  {name:<22} {:.1}", overhead(make, N)));
     }
 }

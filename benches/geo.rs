@@ -17,6 +17,9 @@
 
 mod common;
 
+#[path = "common/notes.rs"]
+mod notes;
+
 use std::alloc::System;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -92,11 +95,14 @@ fn world() -> World {
         assert_eq!(r.inserted, chunk.len());
     }
     let bytes = ALLOC.allocated() - before;
-    println!(
-        "geo_index memory: {} bytes for {} drivers = {:.1} bytes/driver",
-        bytes,
-        DRIVERS,
-        bytes as f64 / DRIVERS as f64
+    notes::line(
+        "geo",
+        &format!(
+            "geo_index memory: {} bytes for {} drivers = {:.1} bytes/driver",
+            bytes,
+            DRIVERS,
+            bytes as f64 / DRIVERS as f64
+        ),
     );
     let mut stream = fleet
         .update_stream(&UpdateConfig::default())

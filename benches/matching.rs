@@ -25,6 +25,9 @@
 //! All single-threaded (`1t`); elements are solves, riders, requests and
 //! routes respectively.
 
+#[path = "common/notes.rs"]
+mod notes;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -111,13 +114,19 @@ fn print_gap_table() {
     if gaps.is_empty() {
         return;
     }
-    println!(
-        "\nTSP gap table (iterated local search, {} s budget per solve, 1 core)",
-        TSP_BUDGET.as_secs_f64()
+    notes::line(
+        "matching",
+        &format!(
+            "\nTSP gap table (iterated local search, {} s budget per solve, 1 core)",
+            TSP_BUDGET.as_secs_f64()
+        ),
     );
-    println!(
-        "{:<10} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>6}",
-        "instance", "n", "optimum", "found", "worst", "gap %", "worst %", "time s", "runs"
+    notes::line(
+        "matching",
+        &format!(
+            "{:<10} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>6}",
+            "instance", "n", "optimum", "found", "worst", "gap %", "worst %", "time s", "runs"
+        ),
     );
     let (mut sum, mut worst_all) = (0.0, 0.0f64);
     for ((_, name), (n, opt, runs)) in gaps.iter() {
@@ -128,16 +137,22 @@ fn print_gap_table() {
         let wgap = (worst / opt - 1.0) * 100.0;
         sum += gap;
         worst_all = worst_all.max(wgap);
-        println!(
-            "{name:<10} {n:>5} {opt:>9} {mean:>9.1} {worst:>9} {gap:>8.2} {wgap:>8.2} {time:>7.3} {:>6}",
-            runs.len()
+        notes::line(
+            "matching",
+            &format!(
+                "{name:<10} {n:>5} {opt:>9} {mean:>9.1} {worst:>9} {gap:>8.2} {wgap:>8.2} {time:>7.3} {:>6}",
+                runs.len()
+            ),
         );
     }
-    println!(
-        "mean gap {:.2} % over {} instances; worst single run {:.2} %",
-        sum / gaps.len() as f64,
-        gaps.len(),
-        worst_all
+    notes::line(
+        "matching",
+        &format!(
+            "mean gap {:.2} % over {} instances; worst single run {:.2} %",
+            sum / gaps.len() as f64,
+            gaps.len(),
+            worst_all
+        ),
     );
 }
 
@@ -175,15 +190,18 @@ fn assign(c: &mut Criterion) {
         .collect();
     let costs = eta_costs(&HaversineEta::default(), &riders, &drivers, 5.0).expect("valid radius");
     let (o, gr) = (assign_optimal(&costs), assign_greedy(&costs));
-    println!(
-        "assignment {N}x{N} (pickup ETA, 5 km radius, {} edges): exact {} riders, total ETA {:.0} s (mean {:.1} s); greedy {} riders, total {:.0} s (mean {:.1} s)",
-        costs.edges(),
-        o.pairs.len(),
-        o.total_cost,
-        o.total_cost / o.pairs.len().max(1) as f64,
-        gr.pairs.len(),
-        gr.total_cost,
-        gr.total_cost / gr.pairs.len().max(1) as f64,
+    notes::line(
+        "matching",
+        &format!(
+            "assignment {N}x{N} (pickup ETA, 5 km radius, {} edges): exact {} riders, total ETA {:.0} s (mean {:.1} s); greedy {} riders, total {:.0} s (mean {:.1} s)",
+            costs.edges(),
+            o.pairs.len(),
+            o.total_cost,
+            o.total_cost / o.pairs.len().max(1) as f64,
+            gr.pairs.len(),
+            gr.total_cost,
+            gr.total_cost / gr.pairs.len().max(1) as f64,
+        ),
     );
     assert!(o.pairs.len() >= gr.pairs.len());
     if o.pairs.len() == gr.pairs.len() {
@@ -196,12 +214,15 @@ fn assign(c: &mut Criterion) {
     let obj = |a: &dispatchkit::matching::Assignment| {
         a.total_cost + penalty * a.unassigned_rows.len() as f64
     };
-    println!(
-        "  with unserved riders at {penalty:.0} s: exact {:.0} s ({} riders) vs greedy {:.0} s ({} riders)",
-        obj(&p),
-        p.pairs.len(),
-        obj(&gr),
-        gr.pairs.len()
+    notes::line(
+        "matching",
+        &format!(
+            "  with unserved riders at {penalty:.0} s: exact {:.0} s ({} riders) vs greedy {:.0} s ({} riders)",
+            obj(&p),
+            p.pairs.len(),
+            obj(&gr),
+            gr.pairs.len()
+        ),
     );
     assert!(obj(&p) <= obj(&gr) + 1e-6, "exact above greedy");
     let mut g = c.benchmark_group("matching_assign_1000x1000");
