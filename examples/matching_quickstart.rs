@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use dispatchkit::geo::{Attrs, DriverId, GeoIndex, LonLat, Rating, VehicleSet, VehicleType};
 use dispatchkit::matching::routing::{GeoPoints, RouteShape, SolveOptions, solve};
 use dispatchkit::matching::{
-    BatchingConfig, DasherConfig, DasherMatcher, DasherStatus, DriverSpot, HaversineEta, Order,
-    OrderId, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId, assign_greedy,
-    assign_optimal, batch_orders, eta_costs,
+    BatchingConfig, DasherConfig, DasherMatcher, DasherStatus, DriverSpot, HaversineEta,
+    OfferMatcher, Order, OrderId, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId,
+    assign_greedy, assign_optimal, batch_orders, eta_costs,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

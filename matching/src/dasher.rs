@@ -7,7 +7,9 @@ use dispatchkit_geo_index::{
 use crate::MatchingError;
 use crate::batch_route::{BatchRoute, MAX_BATCH, Order, batch_route};
 use crate::eta::EtaModel;
-use crate::machine::{Machine, MatchStatus, Offered, Outcome, check_radius, search_excluding};
+use crate::machine::{
+    Machine, MatchStatus, OfferMatcher, OfferStep, Offered, Outcome, check_radius, search_excluding,
+};
 use crate::offers::{OnTimeout, Ranked, RoundRules, rank};
 use crate::ride::{check_counts, check_steps, strict_rating};
 
@@ -227,22 +229,8 @@ impl MatchStatus for DasherStatus {
     }
 }
 
-/// What an event changed. It lists the offers to send and withdraw, so
-/// dropping it is a warning.
-#[derive(Debug, Clone, PartialEq)]
-#[must_use = "a step lists offers to send and withdraw"]
-#[non_exhaustive]
-pub struct DasherStep {
-    /// New offers to push.
-    pub offers: Vec<DasherOffer>,
-    /// Dashers whose offer was withdrawn.
-    pub withdrawn: Vec<DriverId>,
-    /// A dasher who accepted but could no longer take the batch (claimed
-    /// by another batch meanwhile, or offline).
-    pub lost_race: Option<DriverId>,
-    /// The status after the event.
-    pub status: DasherStatus,
-}
+/// What an event changed ([`OfferStep`] of DasherOffers).
+pub type DasherStep = OfferStep<DasherOffer, DasherStatus>;
 
 /// One batch's dasher-matching state machine (seed example 5, step 3,
 /// states 1–4): offers to the best `offers_per_round` dashers by time to
@@ -386,7 +374,7 @@ impl<E: EtaModel> Offered for Batch<'_, E> {
 /// ```
 /// use std::time::{Duration, Instant};
 /// use dispatchkit_geo_index::{Attrs, DriverId, GeoIndex, LonLat, Rating, VehicleType};
-/// use dispatchkit_matching::{DasherConfig, DasherMatcher, DasherStatus, HaversineEta, Order, OrderId};
+/// use dispatchkit_matching::{DasherConfig, DasherMatcher, DasherStatus, HaversineEta, OfferMatcher, Order, OrderId};
 ///
 /// let index = GeoIndex::new();
 /// let t0 = Instant::now();
@@ -574,18 +562,14 @@ impl<E: EtaModel> DasherMatcher<E> {
     ) -> Result<(DasherMatch, DasherStep), MatchingError> {
         self.start_at(index, orders, Instant::now())
     }
+}
 
-    /// `dasher` accepts: claimed atomically if still available with room
-    /// for the batch (load += batch size, busy when full); otherwise the
-    /// race is lost and the next dashers are offered when no offer is
-    /// left open.
-    ///
-    /// # Errors
-    /// [`MatchingError::InvalidEvent`] (state unchanged) when the match is
-    /// over, the dasher has no open offer, the offer expired, or `now` is
-    /// older than the previous event; [`MatchingError::Geo`] if the index
-    /// fails.
-    pub fn accept_at(
+impl<E: EtaModel> OfferMatcher for DasherMatcher<E> {
+    type Match = DasherMatch;
+    type Offer = DasherOffer;
+    type Status = DasherStatus;
+
+    fn accept_at(
         &self,
         index: &GeoIndex,
         m: &mut DasherMatch,
@@ -598,25 +582,7 @@ impl<E: EtaModel> DasherMatcher<E> {
         Ok(Self::step(m, out))
     }
 
-    /// [`DasherMatcher::accept_at`] at `Instant::now()`.
-    ///
-    /// # Errors
-    /// As [`DasherMatcher::accept_at`].
-    pub fn accept(
-        &self,
-        index: &GeoIndex,
-        m: &mut DasherMatch,
-        dasher: DriverId,
-    ) -> Result<DasherStep, MatchingError> {
-        self.accept_at(index, m, dasher, Instant::now())
-    }
-
-    /// `dasher` declines; when no offer is left open the next dashers are
-    /// offered.
-    ///
-    /// # Errors
-    /// As [`DasherMatcher::accept_at`].
-    pub fn decline_at(
+    fn decline_at(
         &self,
         index: &GeoIndex,
         m: &mut DasherMatch,
@@ -629,27 +595,11 @@ impl<E: EtaModel> DasherMatcher<E> {
         Ok(Self::step(m, out))
     }
 
-    /// [`DasherMatcher::decline_at`] at `Instant::now()`.
-    ///
-    /// # Errors
-    /// As [`DasherMatcher::decline_at`].
-    pub fn decline(
-        &self,
-        index: &GeoIndex,
-        m: &mut DasherMatch,
-        dasher: DriverId,
-    ) -> Result<DasherStep, MatchingError> {
-        self.decline_at(index, m, dasher, Instant::now())
+    fn deadline(m: &DasherMatch) -> Option<Instant> {
+        m.deadline()
     }
 
-    /// The clock: after the 20 s deadline the open offers are withdrawn and
-    /// the next dashers (not offered yet) get the batch; when nobody is
-    /// left within the last radius the match gives up.
-    ///
-    /// # Errors
-    /// [`MatchingError::InvalidEvent`] when the match is over or `now` is
-    /// older than the previous event.
-    pub fn tick_at(
+    fn tick_at(
         &self,
         index: &GeoIndex,
         m: &mut DasherMatch,
@@ -657,14 +607,6 @@ impl<E: EtaModel> DasherMatcher<E> {
     ) -> Result<DasherStep, MatchingError> {
         let out = m.machine.tick(&self.batch(index, &m.orders), now)?;
         Ok(Self::step(m, out))
-    }
-
-    /// [`DasherMatcher::tick_at`] at `Instant::now()`.
-    ///
-    /// # Errors
-    /// As [`DasherMatcher::tick_at`].
-    pub fn tick(&self, index: &GeoIndex, m: &mut DasherMatch) -> Result<DasherStep, MatchingError> {
-        self.tick_at(index, m, Instant::now())
     }
 }
 

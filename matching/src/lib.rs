@@ -9,7 +9,7 @@
 //! use dispatchkit_geo_index::{
 //!     Attrs, DriverId, GeoIndex, IndexConfig, LonLat, Rating, VehicleSet, VehicleType,
 //! };
-//! use dispatchkit_matching::{HaversineEta, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId};
+//! use dispatchkit_matching::{HaversineEta, OfferMatcher, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId};
 //!
 //! // Drivers stay online for 2 min without a location update.
 //! let index = GeoIndex::with_config(IndexConfig { default_ttl: Duration::from_secs(120), ..IndexConfig::default() })?;
@@ -92,6 +92,7 @@ pub use dasher::{
 };
 pub use error::MatchingError;
 pub use eta::{EtaModel, HaversineEta, Leg};
+pub use machine::{OfferMatcher, OfferStep};
 pub use ride::{
     RideConfig, RideMatch, RideMatcher, RideOffer, RideRequest, RideStatus, RideStep, RiderId,
     UnmatchedReason,

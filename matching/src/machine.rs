@@ -24,6 +24,130 @@ use dispatchkit_geo_index::{DriverId, GeoIndex, Hit, Search};
 use crate::MatchingError;
 use crate::offers::{Ranked, RoundRules, Rounds};
 
+/// What an event changed. It lists the offers to send and withdraw, so
+/// dropping it is a warning.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "a step lists offers to send and withdraw"]
+#[non_exhaustive]
+pub struct OfferStep<O, S> {
+    /// New offers to send (push notifications).
+    pub offers: Vec<O>,
+    /// Drivers whose open offer was withdrawn (timed out, or the match went
+    /// to someone else).
+    pub withdrawn: Vec<DriverId>,
+    /// A driver who accepted but could no longer be claimed (claimed by
+    /// another match meanwhile, or offline): the race was lost and matching
+    /// went on.
+    pub lost_race: Option<DriverId>,
+    /// The status after the event.
+    pub status: S,
+}
+
+/// The events every offer matcher ([`RideMatcher`](crate::RideMatcher),
+/// [`DasherMatcher`](crate::DasherMatcher)) takes after it has started a
+/// match: a driver's answer and the clock. Code that drives offers (a push
+/// service, a simulation) can be written once over this trait.
+///
+/// Every event is checked first and applied to a copy: an event that
+/// returns an error leaves the match unchanged.
+pub trait OfferMatcher {
+    /// One match's state.
+    type Match;
+    /// What one offer carries.
+    type Offer;
+    /// Where a match stands.
+    type Status;
+
+    /// `driver` accepts at `now`. The driver is claimed atomically in the
+    /// index: if the claim wins, the match is assigned and the other open
+    /// offers are withdrawn; if it loses (the driver was just claimed
+    /// elsewhere, or went offline) the offer is dropped (`lost_race`) and
+    /// matching goes on with the next candidates.
+    ///
+    /// # Errors
+    /// [`MatchingError::InvalidEvent`] (state unchanged) when the match is
+    /// over, the driver has no open offer, the offer has expired, or `now`
+    /// is older than the previous event; [`MatchingError::Geo`] if the
+    /// index fails.
+    fn accept_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut Self::Match,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError>;
+
+    /// `driver` declines at `now`; when it held the last open offer of the
+    /// round the next candidates are offered.
+    ///
+    /// # Errors
+    /// As [`accept_at`](Self::accept_at).
+    fn decline_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut Self::Match,
+        driver: DriverId,
+        now: Instant,
+    ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError>;
+
+    /// The clock: at or after the round's deadline the open offers are
+    /// withdrawn and the next round opens (what it offers is the matcher's
+    /// rule); before the deadline nothing changes.
+    ///
+    /// # Errors
+    /// [`MatchingError::InvalidEvent`] when the match is over or `now` is
+    /// older than the previous event; [`MatchingError::Geo`] if the index
+    /// fails.
+    fn tick_at(
+        &self,
+        index: &GeoIndex,
+        m: &mut Self::Match,
+        now: Instant,
+    ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError>;
+
+    /// When the open offers of `m` lapse (`None` once it is over): when to
+    /// call [`tick_at`](Self::tick_at).
+    fn deadline(m: &Self::Match) -> Option<Instant>;
+
+    /// [`accept_at`](Self::accept_at) at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`accept_at`](Self::accept_at).
+    fn accept(
+        &self,
+        index: &GeoIndex,
+        m: &mut Self::Match,
+        driver: DriverId,
+    ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError> {
+        self.accept_at(index, m, driver, Instant::now())
+    }
+
+    /// [`decline_at`](Self::decline_at) at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`accept_at`](Self::accept_at).
+    fn decline(
+        &self,
+        index: &GeoIndex,
+        m: &mut Self::Match,
+        driver: DriverId,
+    ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError> {
+        self.decline_at(index, m, driver, Instant::now())
+    }
+
+    /// [`tick_at`](Self::tick_at) at `Instant::now()`.
+    ///
+    /// # Errors
+    /// As [`tick_at`](Self::tick_at).
+    fn tick(
+        &self,
+        index: &GeoIndex,
+        m: &mut Self::Match,
+    ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError> {
+        self.tick_at(index, m, Instant::now())
+    }
+}
+
 /// The status of a match, as the machine needs to see it.
 pub(crate) trait MatchStatus: Clone {
     /// The state's name in [`MatchingError::InvalidEvent`].

@@ -6,7 +6,9 @@ use dispatchkit_geo_index::{
 
 use crate::MatchingError;
 use crate::eta::EtaModel;
-use crate::machine::{Machine, MatchStatus, Offered, Outcome, check_radius, search_excluding};
+use crate::machine::{
+    Machine, MatchStatus, OfferMatcher, OfferStep, Offered, Outcome, check_radius, search_excluding,
+};
 use crate::offers::{OnTimeout, Ranked, RoundRules, rank};
 
 /// A rider's id.
@@ -256,23 +258,8 @@ impl MatchStatus for RideStatus {
     }
 }
 
-/// What an event changed. It lists the offers to send and withdraw, so
-/// dropping it is a warning.
-#[derive(Debug, Clone, PartialEq)]
-#[must_use = "a step lists offers to send and withdraw"]
-#[non_exhaustive]
-pub struct RideStep {
-    /// New offers to send (push notifications).
-    pub offers: Vec<RideOffer>,
-    /// Drivers whose open offer was withdrawn (timed out, or the ride went
-    /// to someone else).
-    pub withdrawn: Vec<DriverId>,
-    /// A driver who accepted but had already been claimed by another rider
-    /// (or went offline): the race was lost and matching went on.
-    pub lost_race: Option<DriverId>,
-    /// The status after the event.
-    pub status: RideStatus,
-}
+/// What an event changed ([`OfferStep`] of RideOffers).
+pub type RideStep = OfferStep<RideOffer, RideStatus>;
 
 /// One ride request's matching state machine (the seed's Step Functions
 /// states 1–4), driven by [`RideMatcher`] events that carry `now`.
@@ -423,7 +410,7 @@ impl<E: EtaModel> Offered for Ride<'_, E> {
 /// ```
 /// use std::time::{Duration, Instant};
 /// use dispatchkit_geo_index::{Attrs, DriverId, GeoIndex, LonLat, Rating, Status, VehicleSet, VehicleType};
-/// use dispatchkit_matching::{HaversineEta, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId};
+/// use dispatchkit_matching::{HaversineEta, OfferMatcher, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId};
 ///
 /// let index = GeoIndex::new();
 /// let t0 = Instant::now();
@@ -580,19 +567,14 @@ impl<E: EtaModel> RideMatcher<E> {
     ) -> Result<(RideMatch, RideStep), MatchingError> {
         self.start_at(index, request, Instant::now())
     }
+}
 
-    /// States 3–4: `driver` accepts. The driver is claimed atomically
-    /// (`AVAILABLE → BUSY` in the index): if the claim wins the ride is
-    /// assigned and the other open offers are withdrawn; if it loses (the
-    /// driver was just claimed by another rider, or went offline) the
-    /// offer is dropped and matching goes on with the next candidates.
-    ///
-    /// # Errors
-    /// [`MatchingError::InvalidEvent`] (state unchanged) when the match is
-    /// over, the driver has no open offer, the offer has expired, or `now`
-    /// is older than the previous event; [`MatchingError::Geo`] if the
-    /// index fails.
-    pub fn accept_at(
+impl<E: EtaModel> OfferMatcher for RideMatcher<E> {
+    type Match = RideMatch;
+    type Offer = RideOffer;
+    type Status = RideStatus;
+
+    fn accept_at(
         &self,
         index: &GeoIndex,
         m: &mut RideMatch,
@@ -605,27 +587,7 @@ impl<E: EtaModel> RideMatcher<E> {
         Ok(Self::step(m, out))
     }
 
-    /// [`RideMatcher::accept_at`] at `Instant::now()`.
-    ///
-    /// # Errors
-    /// As [`RideMatcher::accept_at`].
-    pub fn accept(
-        &self,
-        index: &GeoIndex,
-        m: &mut RideMatch,
-        driver: DriverId,
-    ) -> Result<RideStep, MatchingError> {
-        self.accept_at(index, m, driver, Instant::now())
-    }
-
-    /// `driver` declines. When it was the last open offer of the round,
-    /// the next candidates at the same radius are offered (searching again
-    /// when the ranked list is used up, widening the radius when nobody is
-    /// left, giving up after the last radius).
-    ///
-    /// # Errors
-    /// As [`RideMatcher::accept_at`].
-    pub fn decline_at(
+    fn decline_at(
         &self,
         index: &GeoIndex,
         m: &mut RideMatch,
@@ -638,29 +600,11 @@ impl<E: EtaModel> RideMatcher<E> {
         Ok(Self::step(m, out))
     }
 
-    /// [`RideMatcher::decline_at`] at `Instant::now()`.
-    ///
-    /// # Errors
-    /// As [`RideMatcher::decline_at`].
-    pub fn decline(
-        &self,
-        index: &GeoIndex,
-        m: &mut RideMatch,
-        driver: DriverId,
-    ) -> Result<RideStep, MatchingError> {
-        self.decline_at(index, m, driver, Instant::now())
+    fn deadline(m: &RideMatch) -> Option<Instant> {
+        m.deadline()
     }
 
-    /// The clock: at or after the round's deadline the open offers are
-    /// withdrawn and the search moves to the next radius step, offering
-    /// only drivers not offered yet; after the last step the match gives
-    /// up. Before the deadline nothing changes.
-    ///
-    /// # Errors
-    /// [`MatchingError::InvalidEvent`] when the match is over or `now` is
-    /// older than the previous event; [`MatchingError::Geo`] if the index
-    /// fails.
-    pub fn tick_at(
+    fn tick_at(
         &self,
         index: &GeoIndex,
         m: &mut RideMatch,
@@ -668,14 +612,6 @@ impl<E: EtaModel> RideMatcher<E> {
     ) -> Result<RideStep, MatchingError> {
         let out = m.machine.tick(&self.ride(index, m.request), now)?;
         Ok(Self::step(m, out))
-    }
-
-    /// [`RideMatcher::tick_at`] at `Instant::now()`.
-    ///
-    /// # Errors
-    /// As [`RideMatcher::tick_at`].
-    pub fn tick(&self, index: &GeoIndex, m: &mut RideMatch) -> Result<RideStep, MatchingError> {
-        self.tick_at(index, m, Instant::now())
     }
 }
 

@@ -9,7 +9,7 @@ use dispatchkit_geo_index::{
     Attrs, DriverId, GeoIndex, IndexConfig, LonLat, Rating, Status, VehicleSet, VehicleType,
 };
 use dispatchkit_matching::{
-    HaversineEta, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId,
+    HaversineEta, OfferMatcher, RideConfig, RideMatcher, RideRequest, RideStatus, RiderId,
 };
 
 const THREADS: usize = 4;
