@@ -252,7 +252,7 @@ impl RstarPeer {
 // ---------------------------------------------------------------- Redis peer
 
 struct RedisPeer {
-    _server: common::redis_server::RedisServer,
+    _server: dispatchkit_test_support::redis_server::RedisServer,
     con: redis::Connection,
 }
 
@@ -260,7 +260,7 @@ impl RedisPeer {
     /// Loads every driver into `drivers` and the available ones into
     /// `drivers:available`.
     fn new(w: &World) -> Option<Self> {
-        let server = common::redis_server::RedisServer::start()?;
+        let server = dispatchkit_test_support::redis_server::RedisServer::start()?;
         let mut con = server.connection().ok()?;
         for chunk in w.fleet.drivers().chunks(10_000) {
             let mut all = redis::cmd("GEOADD");

@@ -8,8 +8,7 @@
 //! either side; everything else must agree: the member sets, the order,
 //! distances within 0.5 m, and the 52-bit hashes.
 
-#[path = "../benches/common/redis_server.rs"]
-mod redis_server;
+use dispatchkit_test_support::redis_server;
 
 use std::collections::HashMap;
 use std::time::Instant;

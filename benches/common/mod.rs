@@ -1,9 +1,7 @@
-//! Helpers shared by the bench binaries: two-thread timing, a local
-//! `redis-server` for the Redis peers.
+//! Helpers shared by the bench binaries: two-thread timing (the local
+//! `redis-server` is `dispatchkit_test_support::redis_server`).
 
 #![allow(dead_code, reason = "each bench binary uses a subset")]
-
-pub mod redis_server;
 
 use std::time::{Duration, Instant};
 

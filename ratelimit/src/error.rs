@@ -59,6 +59,16 @@ pub enum RateLimitError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A remote backend (Redis) could not answer: refused, timed out,
+    /// `BUSY`, `READONLY` during a failover, or a reply that made no sense.
+    /// Nothing was decided; map it to `503` (or fail open if you choose).
+    #[error("the {backend} backend is unavailable: {reason}")]
+    Unavailable {
+        /// Which backend (`"redis"`).
+        backend: &'static str,
+        /// What the client reported.
+        reason: String,
+    },
     /// Two subjects of one multi-subject check resolve to the same state.
     #[error("subjects {first} and {second} resolve to the same limiter state")]
     DuplicateSubject {

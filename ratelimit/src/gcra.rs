@@ -60,6 +60,16 @@ impl Gcra {
         }
     }
 
+    /// The emission interval `T`, ns.
+    pub(crate) fn interval_ns(&self) -> u64 {
+        self.t
+    }
+
+    /// The tolerance `τ = (burst − 1)·T`, ns.
+    pub(crate) fn tolerance_ns(&self) -> u64 {
+        self.tau
+    }
+
     /// Whether `cost` fits a bucket whose TAT is `tat` at time `t_eff`.
     #[inline]
     pub(crate) fn fits_tat(&self, tat: u64, t_eff: u64, cost: u32) -> bool {

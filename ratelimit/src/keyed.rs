@@ -173,14 +173,22 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     }
 
     /// [`check_at`](Self::check_at) with `Instant::now()`.
-    pub fn check(&self, key: &K) -> Decision {
+    pub fn check<Q>(&self, key: &Q) -> Decision
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.check_at(key, Instant::now())
     }
 
     /// Checks and, if granted, consumes one unit of `key`'s quota at `now`.
     /// Amortised O(1).
     #[inline]
-    pub fn check_at(&self, key: &K, now: Instant) -> Decision {
+    pub fn check_at<Q>(&self, key: &Q, now: Instant) -> Decision
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.run(key, 1, now, true)
     }
 
@@ -188,7 +196,11 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     ///
     /// # Errors
     /// As [`check_n_at`](Self::check_n_at).
-    pub fn check_n(&self, key: &K, cost: u32) -> Result<Decision, RateLimitError> {
+    pub fn check_n<Q>(&self, key: &Q, cost: u32) -> Result<Decision, RateLimitError>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.check_n_at(key, cost, Instant::now())
     }
 
@@ -199,13 +211,26 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     /// [`RateLimitError::InvalidCost`] for `cost == 0`;
     /// [`RateLimitError::InsufficientCapacity`] when `cost` can never fit.
     /// No state is created or changed.
-    pub fn check_n_at(&self, key: &K, cost: u32, now: Instant) -> Result<Decision, RateLimitError> {
+    pub fn check_n_at<Q>(
+        &self,
+        key: &Q,
+        cost: u32,
+        now: Instant,
+    ) -> Result<Decision, RateLimitError>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         check_cost(&self.alg, cost)?;
         Ok(self.run(key, cost, now, true))
     }
 
     /// [`peek_at`](Self::peek_at) with `Instant::now()`.
-    pub fn peek(&self, key: &K) -> Decision {
+    pub fn peek<Q>(&self, key: &Q) -> Decision
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.peek_at(key, Instant::now())
     }
 
@@ -213,13 +238,21 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     ///
     /// # Errors
     /// As [`check_n_at`](Self::check_n_at).
-    pub fn peek_n(&self, key: &K, cost: u32) -> Result<Decision, RateLimitError> {
+    pub fn peek_n<Q>(&self, key: &Q, cost: u32) -> Result<Decision, RateLimitError>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.peek_n_at(key, cost, Instant::now())
     }
 
     /// Whether one unit of `key` would be granted at `now`, consuming
     /// nothing and creating no state.
-    pub fn peek_at(&self, key: &K, now: Instant) -> Decision {
+    pub fn peek_at<Q>(&self, key: &Q, now: Instant) -> Decision
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.run(key, 1, now, false)
     }
 
@@ -227,7 +260,11 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     ///
     /// # Errors
     /// As [`check_n_at`](Self::check_n_at).
-    pub fn peek_n_at(&self, key: &K, cost: u32, now: Instant) -> Result<Decision, RateLimitError> {
+    pub fn peek_n_at<Q>(&self, key: &Q, cost: u32, now: Instant) -> Result<Decision, RateLimitError>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         check_cost(&self.alg, cost)?;
         Ok(self.run(key, cost, now, false))
     }
@@ -249,13 +286,17 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
     }
 
     #[inline]
-    fn run(&self, key: &K, cost: u32, now: Instant, consume: bool) -> Decision {
+    pub(crate) fn run<Q>(&self, key: &Q, cost: u32, now: Instant, consume: bool) -> Decision
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let t = self.origin.nanos_to(now);
         let h = self.store.hash(key);
         let shard = self.store.shard(h);
         let floor = {
             let g = shard.read();
-            if let Some((_, cell)) = g.table.find(h, |(k, _)| k == key) {
+            if let Some((_, cell)) = g.table.find(h, |(k, _)| k.borrow() == key) {
                 return self.alg.check_cell(cell, t, now, cost, consume);
             }
             g.floor
@@ -267,14 +308,14 @@ impl<K: Hash + Eq + Clone, A: Algorithm, S: BuildHasher> KeyedRateLimiter<K, A, 
                 .check_cell(&self.alg.new_cell(floor), t, now, cost, false);
         }
         let mut g = shard.write();
-        if let Some((_, cell)) = g.table.find(h, |(k, _)| k == key) {
+        if let Some((_, cell)) = g.table.find(h, |(k, _)| k.borrow() == key) {
             return self.alg.check_cell(cell, t, now, cost, true);
         }
         let alg = &self.alg;
         match self.store.insert_locked(
             &mut g,
             h,
-            key,
+            &key.to_owned(),
             t,
             |_, floor| alg.new_cell(floor),
             |_, _, c| alg.idle_cell(c),

@@ -77,6 +77,7 @@
 #![warn(missing_debug_implementations)]
 
 mod algorithm;
+mod backend;
 mod counter_estimate;
 mod decision;
 mod direct;
@@ -85,6 +86,8 @@ mod fixed_window;
 mod gcra;
 mod headers;
 mod keyed;
+#[cfg(feature = "redis")]
+mod on_redis;
 mod policy;
 mod quota;
 mod sliding_counter;
@@ -96,6 +99,7 @@ mod time;
 mod tests;
 
 pub use algorithm::Algorithm;
+pub use backend::KeyedLimit;
 pub use decision::Decision;
 pub use direct::RateLimiter;
 pub use error::RateLimitError;
@@ -107,6 +111,8 @@ pub use headers::{
     ClockMap, legacy_headers, policy_headers, ratelimit_header, ratelimit_policy_header,
 };
 pub use keyed::{DefaultHasher, FailMode, KeyedConfig, KeyedRateLimiter};
+#[cfg(feature = "redis")]
+pub use on_redis::{RedisAlgorithm, RedisConfig, RedisKey, RedisRateLimiter};
 pub use policy::rules::{AlgorithmKind, KeyKind, Limit, RuleSet, RuleTable, Tier, Window};
 pub use policy::{
     MAX_LIMITS, MAX_NAME, PolicyDecision, PolicyInfo, PolicyLimiter, Request, RuleName,

@@ -70,6 +70,19 @@ pub struct LogState {
     sum: u32,
 }
 
+impl LogState {
+    /// A log of `entries` (time order, one per time), as the Redis backend
+    /// reads it back.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_entries(entries: Vec<(u64, u32)>) -> Self {
+        let sum = entries.iter().map(|&(_, c)| c).sum();
+        Self {
+            entries: entries.into(),
+            sum,
+        }
+    }
+}
+
 impl Algorithm for SlidingLog {
     fn quota(&self) -> Quota {
         self.quota

@@ -3,6 +3,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "redis")]
+pub mod redis_server;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! A throwaway `redis-server` on a free loopback port, for the Redis peers
-//! of benches and the Redis-semantics tests. `None` (with a note on stderr)
+//! of benches and every test that needs a real server. `None` (with a note on stderr)
 //! when `redis-server` is not on PATH.
 
 use std::net::TcpListener;
@@ -67,9 +67,19 @@ impl RedisServer {
         None
     }
 
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
     /// A new connection.
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+        redis::Client::open(self.url())?.get_connection()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
