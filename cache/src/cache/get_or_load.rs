@@ -13,6 +13,8 @@ use crate::load::{Flight, Outcome};
 use crate::shard::Shard;
 use crate::time::{LazyTick, NEVER, deadline};
 use crate::weigher::Weigher;
+#[cfg(doc)]
+use crate::{CacheBuilder, CacheStats};
 
 impl<K, V, W, S> Cache<K, V, W, S>
 where
