@@ -150,7 +150,7 @@ pub(crate) fn locked_check<P: Plain>(
     drop(g);
     Decision {
         allowed,
-        from_key_cap: false,
+        source: crate::decision::Source::State,
         limit: alg.cap(),
         cost,
         now,
@@ -210,6 +210,14 @@ macro_rules! windowed {
 }
 pub(crate) use windowed;
 
+/// The allowing decision of a backend that could not answer, configured to
+/// fail open: nothing charged, full capacity shown.
+pub(crate) fn fallback_decision(limit: u32, cost: u32, at: Instant) -> Decision {
+    let mut d = cap_decision(true, limit, cost, 0, at, 0);
+    d.source = crate::decision::Source::Fallback;
+    d
+}
+
 /// A decision that did not come from any state: the key table was full.
 pub(crate) fn cap_decision(
     allowed: bool,
@@ -221,7 +229,7 @@ pub(crate) fn cap_decision(
 ) -> Decision {
     Decision {
         allowed,
-        from_key_cap: true,
+        source: crate::decision::Source::KeyCap,
         limit,
         cost,
         now,

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 #[must_use = "a dropped decision fails open: check is_allowed()"]
 pub struct Decision {
     pub(crate) allowed: bool,
-    pub(crate) from_key_cap: bool,
+    pub(crate) source: Source,
     pub(crate) limit: u32,
     pub(crate) cost: u32,
     /// The caller's `now`, in nanoseconds since the limiter's origin.
@@ -55,6 +55,17 @@ pub struct Decision {
     /// The effective time of the decision: `max(now, newest time seen)`.
     pub(crate) t_eff: u64,
     pub(crate) detail: Detail,
+}
+
+/// Where a verdict came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The key's state.
+    State,
+    /// A keyed limiter's full table (its `FailMode`).
+    KeyCap,
+    /// An unavailable remote backend (its configured fail mode).
+    Fallback,
 }
 
 /// State after the decision, enough to derive every number lazily.
@@ -93,7 +104,14 @@ impl Decision {
     /// verdict came from its [`FailMode`](crate::FailMode), not from a
     /// key's state.
     pub fn from_key_cap(&self) -> bool {
-        self.from_key_cap
+        self.source == Source::KeyCap
+    }
+
+    /// True when a remote backend could not answer and the verdict came
+    /// from its configured fail mode (`RedisConfig::on_unavailable`), not
+    /// from the key's state: nothing was charged anywhere.
+    pub fn is_fallback(&self) -> bool {
+        self.source == Source::Fallback
     }
 
     /// The rule's capacity, as `X-RateLimit-Limit` shows it: the burst for

@@ -336,7 +336,7 @@ impl Gcra {
         }
         Decision {
             allowed,
-            from_key_cap: false,
+            source: crate::decision::Source::State,
             limit: self.quota.burst(),
             cost,
             now,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::RateLimitError;
+use crate::{FailMode, RateLimitError};
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +21,17 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Most idle connections kept for reuse.
     pub max_idle: usize,
+    /// What a check answers when Redis cannot (refused, timed out, `BUSY`,
+    /// `READONLY`): [`FailMode::Closed`] (the default) returns
+    /// [`RateLimitError::Unavailable`], for the caller to map to `503`;
+    /// [`FailMode::Open`] allows, with [`Decision::is_fallback`](crate::Decision::is_fallback)
+    /// set and nothing charged.
+    pub on_unavailable: FailMode,
 }
 
 impl RedisConfig {
     /// The defaults for `url`: 250 ms to connect, 100 ms per command,
-    /// prefix `dk:rl`, 16 idle connections.
+    /// prefix `dk:rl`, 16 idle connections, fail closed.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -33,6 +39,7 @@ impl RedisConfig {
             io_timeout: Duration::from_millis(100),
             key_prefix: "dk:rl".to_string(),
             max_idle: 16,
+            on_unavailable: FailMode::Closed,
         }
     }
 }

@@ -27,10 +27,11 @@ use std::time::{Instant, UNIX_EPOCH};
 use conn::Pool;
 pub use conn::RedisConfig;
 
+use crate::algorithm::fallback_decision;
 use crate::backend::KeyedLimit;
 use crate::decision::Decision;
 use crate::direct::check_cost;
-use crate::{ClockMap, RateLimitError};
+use crate::{ClockMap, FailMode, RateLimitError};
 
 /// A value that names a limited key on Redis: its bytes, escaped into the
 /// key name.
@@ -149,6 +150,7 @@ pub struct RedisRateLimiter<A> {
     prefix: String,
     clock: ClockMap,
     margin_ms: u64,
+    on_unavailable: FailMode,
 }
 
 impl<A: fmt::Debug> fmt::Debug for RedisRateLimiter<A> {
@@ -195,6 +197,7 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
             prefix: config.key_prefix,
             clock,
             margin_ms: 1_000,
+            on_unavailable: config.on_unavailable,
         })
     }
 
@@ -224,10 +227,21 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
         let name = key_name(&self.prefix, key);
         let at = now.unwrap_or_else(Instant::now);
         let now_ns = now.map(|n| self.unix_ns(n));
-        self.pool.run(|con| {
-            self.alg
-                .run(con, &name, cost, now_ns, at, consume, self.margin_ms)
-        })?
+        let r = self
+            .pool
+            .run(|con| {
+                self.alg
+                    .run(con, &name, cost, now_ns, at, consume, self.margin_ms)
+            })
+            .and_then(std::convert::identity);
+        match r {
+            Ok(d) => Ok(d),
+            Err(e @ RateLimitError::Unavailable { .. }) => match self.on_unavailable {
+                FailMode::Closed => Err(e),
+                FailMode::Open => Ok(fallback_decision(self.alg.capacity(), cost, at)),
+            },
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -82,7 +82,7 @@ fn decision(
 ) -> Result<Decision, RateLimitError> {
     Ok(Decision {
         allowed,
-        from_key_cap: false,
+        source: crate::decision::Source::State,
         limit,
         cost,
         now: num(now)?,

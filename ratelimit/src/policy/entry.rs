@@ -230,7 +230,7 @@ impl Entry {
                 set.rules[rule].info,
                 Decision {
                     allowed: fits,
-                    from_key_cap: false,
+                    source: crate::decision::Source::State,
                     limit: g.quota().burst(),
                     cost,
                     now: t,
@@ -348,7 +348,7 @@ fn eval(
             r.info,
             Decision {
                 allowed: fits,
-                from_key_cap: false,
+                source: crate::decision::Source::State,
                 limit: r.alg.capacity(),
                 cost,
                 now: t,
