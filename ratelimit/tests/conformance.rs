@@ -370,3 +370,34 @@ fn windows_that_redis_cannot_hold_exactly_are_refused() {
         Err(RateLimitError::InvalidRule { .. })
     ));
 }
+
+/// A pipelined batch decides as the same checks one by one (the scripts
+/// run in order on the server), and survives a flushed script cache.
+#[test]
+fn redis_check_many_equals_checks_one_by_one() {
+    let Some(r) = redis() else {
+        eprintln!("skipped: no redis-server");
+        return;
+    };
+    let t0 = Instant::now();
+    let q = Quota::per_second(10).unwrap().with_burst(3).unwrap();
+    let local = InProcess.make(q, t0);
+    let remote = r.make(q, t0);
+    let keys: Vec<&str> = ["a", "b", "a", "c", "a", "a", "b"].to_vec();
+    for round in 0..4u64 {
+        if round == 2 {
+            let mut c = r.server.connection().unwrap();
+            redis::cmd("SCRIPT").arg("FLUSH").query::<()>(&mut c).unwrap();
+        }
+        let at = t0 + ms(150 * round);
+        let batch = remote.check_many_at(&keys, 1, at).unwrap();
+        let one_by_one: Vec<_> = keys.iter().map(|k| local.check_n_at(*k, 1, at).unwrap()).collect();
+        let n = |v: &[Decision]| v.iter().map(numbers).collect::<Vec<_>>();
+        assert_eq!(n(&batch), n(&one_by_one), "round {round}");
+    }
+    assert!(remote.check_many_at::<str>(&[], 1, t0).unwrap().is_empty());
+    assert!(matches!(
+        remote.check_many_at(&keys, 4, t0),
+        Err(RateLimitError::InsufficientCapacity { .. })
+    ));
+}

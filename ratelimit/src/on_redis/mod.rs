@@ -216,6 +216,27 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// The time argument and the decision's instant of a check at `now`
+    /// (`None`: the server's clock).
+    fn times(&self, now: Option<Instant>) -> (Option<u64>, Instant) {
+        (
+            now.map(|n| self.unix_ns(n)),
+            now.unwrap_or_else(Instant::now),
+        )
+    }
+
+    /// An unavailable backend's answer per the fail mode.
+    fn unavailable<T>(
+        &self,
+        e: RateLimitError,
+        open: impl FnOnce() -> T,
+    ) -> Result<T, RateLimitError> {
+        match (self.on_unavailable, &e) {
+            (FailMode::Open, RateLimitError::Unavailable { .. }) => Ok(open()),
+            _ => Err(e),
+        }
+    }
+
     fn run<K: RedisKey + ?Sized>(
         &self,
         key: &K,
@@ -225,23 +246,75 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
     ) -> Result<Decision, RateLimitError> {
         check_cost(&self.alg, cost)?;
         let name = key_name(&self.prefix, key);
-        let at = now.unwrap_or_else(Instant::now);
-        let now_ns = now.map(|n| self.unix_ns(n));
-        let r = self
-            .pool
-            .run(|con| {
-                self.alg
-                    .run(con, &name, cost, now_ns, at, consume, self.margin_ms)
-            })
-            .and_then(std::convert::identity);
-        match r {
-            Ok(d) => Ok(d),
-            Err(e @ RateLimitError::Unavailable { .. }) => match self.on_unavailable {
-                FailMode::Closed => Err(e),
-                FailMode::Open => Ok(fallback_decision(self.alg.capacity(), cost, at)),
-            },
-            Err(e) => Err(e),
+        let (now_ns, at) = self.times(now);
+        let call = self.alg.call(&name, cost, now_ns, consume, self.margin_ms);
+        self.pool
+            .run(|con| scripts::eval(con, &call))
+            .and_then(|reply| self.alg.decide(reply, cost, at))
+            .or_else(|e| self.unavailable(e, || fallback_decision(self.alg.capacity(), cost, at)))
+    }
+
+    /// Checks and, if granted, consumes `cost` units of each of `keys` at
+    /// the server's clock, in one round trip (a pipeline of the
+    /// algorithm's script: each key's check is atomic; the batch is not
+    /// all-or-nothing — that is what a policy is for). Decisions in the
+    /// order of `keys`.
+    ///
+    /// # Errors
+    /// As [`KeyedLimit::check_n`]; no key is checked when `cost` is
+    /// invalid.
+    pub fn check_many<K: RedisKey + ?Sized>(
+        &self,
+        keys: &[&K],
+        cost: u32,
+    ) -> Result<Vec<Decision>, RateLimitError> {
+        self.run_many(keys, cost, None)
+    }
+
+    /// [`check_many`](Self::check_many) at the caller's `now`.
+    ///
+    /// # Errors
+    /// As [`check_many`](Self::check_many).
+    pub fn check_many_at<K: RedisKey + ?Sized>(
+        &self,
+        keys: &[&K],
+        cost: u32,
+        now: Instant,
+    ) -> Result<Vec<Decision>, RateLimitError> {
+        self.run_many(keys, cost, Some(now))
+    }
+
+    fn run_many<K: RedisKey + ?Sized>(
+        &self,
+        keys: &[&K],
+        cost: u32,
+        now: Option<Instant>,
+    ) -> Result<Vec<Decision>, RateLimitError> {
+        check_cost(&self.alg, cost)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
+        let (now_ns, at) = self.times(now);
+        let calls: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let name = key_name(&self.prefix, *k);
+                self.alg.call(&name, cost, now_ns, true, self.margin_ms)
+            })
+            .collect();
+        self.pool
+            .run(|con| scripts::eval_many(con, &calls))
+            .and_then(|replies| {
+                replies
+                    .into_iter()
+                    .map(|r| self.alg.decide(r, cost, at))
+                    .collect()
+            })
+            .or_else(|e| {
+                self.unavailable(e, || {
+                    vec![fallback_decision(self.alg.capacity(), cost, at); keys.len()]
+                })
+            })
     }
 }
 

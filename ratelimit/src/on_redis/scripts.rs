@@ -2,15 +2,19 @@
 //! returns with the in-process algorithm's own code, so the numbers are
 //! the same: GCRA (`gcra.lua`), and the window algorithms over a shared
 //! prelude (`window_prelude.lua`; whole-millisecond windows aligned to the
-//! Unix epoch).
+//! Unix epoch). A check is a [`Call`] (script, keys, arguments), run alone
+//! ([`eval`]: `EVALSHA`, loaded again on `NOSCRIPT`) or many in one
+//! pipeline ([`eval_many`]).
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use redis::Value;
+
 use crate::algorithm::{Algorithm, Plain};
-use crate::decision::{Decision, Detail};
+use crate::decision::{Decision, Detail, Source};
 use crate::sliding_log::LogState;
-use crate::{FixedWindow, Gcra, RateLimitError, SlidingCounter, SlidingLog};
+use crate::{FixedWindow, Gcra, Quota, RateLimitError, SlidingCounter, SlidingLog};
 
 /// An algorithm that runs on Redis (sealed): [`Gcra`], [`FixedWindow`],
 /// [`SlidingCounter`], [`SlidingLog`].
@@ -21,9 +25,78 @@ impl RedisAlgorithm for FixedWindow {}
 impl RedisAlgorithm for SlidingCounter {}
 impl RedisAlgorithm for SlidingLog {}
 
+/// A script and its source (to load it again after `NOSCRIPT` inside a
+/// pipeline).
+pub struct Lua {
+    script: redis::Script,
+    src: String,
+}
+
+impl Lua {
+    fn new(src: String) -> Self {
+        Self {
+            script: redis::Script::new(&src),
+            src,
+        }
+    }
+}
+
+/// One check as a script call.
+pub struct Call {
+    lua: &'static Lua,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("script", &self.lua.script.get_hash())
+            .field("keys", &self.keys.len())
+            .field("args", &self.args.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Lua {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lua")
+            .field("sha1", &self.script.get_hash())
+            .finish()
+    }
+}
+
+impl Call {
+    fn new(lua: &'static Lua, keys: Vec<Vec<u8>>) -> Self {
+        Self {
+            lua,
+            keys,
+            args: Vec::with_capacity(8),
+        }
+    }
+
+    fn arg(mut self, a: impl std::fmt::Display) -> Self {
+        self.args.push(a.to_string().into_bytes());
+        self
+    }
+
+    fn evalsha(&self) -> redis::Cmd {
+        let mut c = redis::cmd("EVALSHA");
+        c.arg(self.lua.script.get_hash()).arg(self.keys.len());
+        for k in &self.keys {
+            c.arg(k.as_slice());
+        }
+        for a in &self.args {
+            c.arg(a.as_slice());
+        }
+        c
+    }
+}
+
 pub(crate) mod sealed {
     use std::time::Instant;
 
+    use super::Call;
     use crate::RateLimitError;
     use crate::decision::Decision;
 
@@ -34,36 +107,84 @@ pub(crate) mod sealed {
             Ok(())
         }
 
-        /// Runs one check on `key` (`now_ns`: `None` for the server's
-        /// clock; `at`: the caller's instant for the decision).
-        #[expect(
-            clippy::too_many_arguments,
-            reason = "one check's inputs: the connection, the key, the cost, the two times, the mode and the expiry margin"
-        )]
-        fn run(
+        /// The call that checks `cost` units of `key` (`now_ns`: `None`
+        /// for the server's clock).
+        fn call(
             &self,
-            con: &mut redis::Connection,
             key: &[u8],
             cost: u32,
             now_ns: Option<u64>,
-            at: Instant,
             consume: bool,
             margin_ms: u64,
-        ) -> redis::RedisResult<Result<Decision, RateLimitError>>;
+        ) -> Call;
+
+        /// The decision from the call's reply (`at`: the caller's instant).
+        fn decide(
+            &self,
+            reply: redis::Value,
+            cost: u32,
+            at: Instant,
+        ) -> Result<Decision, RateLimitError>;
     }
 }
 
-/// A script, built once.
-fn script(cell: &'static OnceLock<redis::Script>, src: &'static str) -> &'static redis::Script {
-    cell.get_or_init(|| redis::Script::new(src))
+/// Runs one call: `EVALSHA`, loading the script on `NOSCRIPT`.
+pub(crate) fn eval(con: &mut redis::Connection, call: &Call) -> redis::RedisResult<Value> {
+    let mut inv = call.lua.script.prepare_invoke();
+    for k in &call.keys {
+        inv.key(k.as_slice());
+    }
+    for a in &call.args {
+        inv.arg(a.as_slice());
+    }
+    inv.invoke(con)
+}
+
+/// Runs `calls` in one pipeline (one round trip); after `NOSCRIPT` (a
+/// restarted or flushed server) loads their scripts and runs it again.
+pub(crate) fn eval_many(
+    con: &mut redis::Connection,
+    calls: &[Call],
+) -> redis::RedisResult<Vec<Value>> {
+    let mut pipe = redis::pipe();
+    for c in calls {
+        pipe.add_command(c.evalsha());
+    }
+    match pipe.query::<Vec<Value>>(con) {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            let mut loaded: Vec<&str> = Vec::new();
+            for c in calls {
+                let h = c.lua.script.get_hash();
+                if !loaded.contains(&h) {
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(&c.lua.src)
+                        .query::<String>(con)?;
+                    loaded.push(h);
+                }
+            }
+            pipe.query(con)
+        }
+        r => r,
+    }
+}
+
+fn unexpected(what: impl std::fmt::Display) -> RateLimitError {
+    RateLimitError::Unavailable {
+        backend: "redis",
+        reason: format!("unexpected script reply: {what}"),
+    }
+}
+
+/// A reply as `T`.
+fn parse<T: redis::FromRedisValue>(v: Value) -> Result<T, RateLimitError> {
+    redis::from_redis_value(v).map_err(unexpected)
 }
 
 /// A script's decimal number.
 fn num(s: &str) -> Result<u64, RateLimitError> {
-    s.parse().map_err(|_| RateLimitError::Unavailable {
-        backend: "redis",
-        reason: format!("the script returned `{s}` where a number was expected"),
-    })
+    s.parse()
+        .map_err(|_| unexpected(format_args!("`{s}` is not a number")))
 }
 
 fn now_arg(now_ns: Option<u64>) -> String {
@@ -82,7 +203,7 @@ fn decision(
 ) -> Result<Decision, RateLimitError> {
     Ok(Decision {
         allowed,
-        source: crate::decision::Source::State,
+        source: Source::State,
         limit,
         cost,
         now: num(now)?,
@@ -93,39 +214,43 @@ fn decision(
 }
 
 impl sealed::Sealed for Gcra {
-    fn run(
+    fn call(
         &self,
-        con: &mut redis::Connection,
         key: &[u8],
         cost: u32,
         now_ns: Option<u64>,
-        at: Instant,
         consume: bool,
         margin_ms: u64,
-    ) -> redis::RedisResult<Result<Decision, RateLimitError>> {
-        static S: OnceLock<redis::Script> = OnceLock::new();
+    ) -> Call {
+        static LUA: OnceLock<Lua> = OnceLock::new();
+        let lua = LUA.get_or_init(|| Lua::new(include_str!("gcra.lua").to_string()));
         let (t, tau) = (self.interval_ns(), self.tolerance_ns());
-        let (allowed, tat, t_eff, now): (u8, String, String, String) =
-            script(&S, include_str!("gcra.lua"))
-                .key(key)
-                .arg(now_arg(now_ns))
-                .arg(u64::from(cost) * t)
-                .arg(tau + t)
-                .arg(tau)
-                .arg(u8::from(consume))
-                .arg(margin_ms)
-                .invoke(con)?;
-        Ok(num(&tat).and_then(|tat| {
-            decision(
-                self.capacity(),
-                cost,
-                allowed == 1,
-                &now,
-                &t_eff,
-                at,
-                Detail::Gcra { tat, t, tau },
-            )
-        }))
+        Call::new(lua, vec![key.to_vec()])
+            .arg(now_arg(now_ns))
+            .arg(u64::from(cost) * t)
+            .arg(tau + t)
+            .arg(tau)
+            .arg(u8::from(consume))
+            .arg(margin_ms)
+    }
+
+    fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
+        let (allowed, tat, t_eff, now): (u8, String, String, String) = parse(reply)?;
+        let (t, tau) = (self.interval_ns(), self.tolerance_ns());
+        let detail = Detail::Gcra {
+            tat: num(&tat)?,
+            t,
+            tau,
+        };
+        decision(
+            self.capacity(),
+            cost,
+            allowed == 1,
+            &now,
+            &t_eff,
+            at,
+            detail,
+        )
     }
 }
 
@@ -134,7 +259,7 @@ const EXACT: u128 = 1 << 53;
 
 /// A window that runs on Redis: whole milliseconds, and `limit × window`
 /// within Lua's exact integers.
-fn check_window(quota: crate::Quota) -> Result<u64, RateLimitError> {
+fn check_window(quota: Quota) -> Result<(), RateLimitError> {
     let ns = quota.period_ns();
     if !ns.is_multiple_of(1_000_000) {
         return Err(RateLimitError::InvalidQuota {
@@ -143,185 +268,178 @@ fn check_window(quota: crate::Quota) -> Result<u64, RateLimitError> {
             reason: "a window on Redis is a whole number of milliseconds",
         });
     }
-    let ms = ns / 1_000_000;
-    if u128::from(ms) * u128::from(quota.limit()) >= EXACT {
+    if u128::from(ns / 1_000_000) * u128::from(quota.limit()) >= EXACT {
         return Err(RateLimitError::InvalidQuota {
             name: "limit",
             value: u128::from(quota.limit()),
             reason: "limit × window in ms must stay below 2^53 on Redis",
         });
     }
-    Ok(ms)
+    Ok(())
 }
 
-/// Runs a window script: `(now, W ms, limit, cost, consume, margin)`.
+/// A window script: the shared prelude and `body`, built once in `cell`.
+fn window_lua(cell: &'static OnceLock<Lua>, body: &'static str) -> &'static Lua {
+    cell.get_or_init(|| Lua::new(format!("{}\n{body}", include_str!("window_prelude.lua"))))
+}
+
+/// A window script's call: `(now, W ms, limit, cost, consume, margin)`.
 fn window_call(
-    s: &'static redis::Script,
-    keys: &[&[u8]],
-    quota: crate::Quota,
+    lua: &'static Lua,
+    keys: Vec<Vec<u8>>,
+    quota: Quota,
     cost: u32,
     now_ns: Option<u64>,
     consume: bool,
     margin_ms: u64,
-) -> redis::ScriptInvocation<'static> {
-    let mut inv = s.prepare_invoke();
-    for k in keys {
-        inv.key(*k);
-    }
-    inv.arg(now_arg(now_ns))
+) -> Call {
+    Call::new(lua, keys)
+        .arg(now_arg(now_ns))
         .arg(quota.period_ns() / 1_000_000)
         .arg(quota.limit())
         .arg(cost)
         .arg(u8::from(consume))
-        .arg(margin_ms);
-    inv
-}
-
-const PRELUDE: &str = include_str!("window_prelude.lua");
-
-fn window_script(
-    cell: &'static OnceLock<redis::Script>,
-    body: &'static str,
-) -> &'static redis::Script {
-    cell.get_or_init(|| redis::Script::new(&format!("{PRELUDE}\n{body}")))
+        .arg(margin_ms)
 }
 
 impl sealed::Sealed for FixedWindow {
     fn check_redis(&self) -> Result<(), RateLimitError> {
-        check_window(self.quota()).map(drop)
+        check_window(self.quota())
     }
 
-    fn run(
+    fn call(
         &self,
-        con: &mut redis::Connection,
         key: &[u8],
         cost: u32,
         now_ns: Option<u64>,
-        at: Instant,
         consume: bool,
         margin_ms: u64,
-    ) -> redis::RedisResult<Result<Decision, RateLimitError>> {
-        static S: OnceLock<redis::Script> = OnceLock::new();
-        let s = window_script(&S, include_str!("fixed_window.lua"));
-        let (allowed, idx, count, t_eff, now): (u8, String, u32, String, String) =
-            window_call(s, &[key], self.quota(), cost, now_ns, consume, margin_ms).invoke(con)?;
-        let w = self.quota().period_ns();
-        Ok(num(&idx).and_then(|idx| {
-            let detail = Detail::Fixed {
-                end: (idx + 1) * w,
-                count,
-            };
-            decision(
-                self.capacity(),
-                cost,
-                allowed == 1,
-                &now,
-                &t_eff,
-                at,
-                detail,
-            )
-        }))
-    }
-}
-
-impl sealed::Sealed for SlidingCounter {
-    fn check_redis(&self) -> Result<(), RateLimitError> {
-        check_window(self.quota()).map(drop)
-    }
-
-    fn run(
-        &self,
-        con: &mut redis::Connection,
-        key: &[u8],
-        cost: u32,
-        now_ns: Option<u64>,
-        at: Instant,
-        consume: bool,
-        margin_ms: u64,
-    ) -> redis::RedisResult<Result<Decision, RateLimitError>> {
-        static S: OnceLock<redis::Script> = OnceLock::new();
-        let s = window_script(&S, include_str!("sliding_counter.lua"));
-        let (allowed, idx, prev, curr, t_eff, now): (u8, String, u32, u32, String, String) =
-            window_call(s, &[key], self.quota(), cost, now_ns, consume, margin_ms).invoke(con)?;
-        let window = self.quota().period_ns();
-        Ok(num(&idx).and_then(|idx| {
-            let detail = Detail::Counter {
-                window,
-                idx,
-                prev,
-                curr,
-            };
-            decision(
-                self.capacity(),
-                cost,
-                allowed == 1,
-                &now,
-                &t_eff,
-                at,
-                detail,
-            )
-        }))
-    }
-}
-
-impl sealed::Sealed for SlidingLog {
-    fn check_redis(&self) -> Result<(), RateLimitError> {
-        check_window(self.quota()).map(drop)
-    }
-
-    fn run(
-        &self,
-        con: &mut redis::Connection,
-        key: &[u8],
-        cost: u32,
-        now_ns: Option<u64>,
-        at: Instant,
-        consume: bool,
-        margin_ms: u64,
-    ) -> redis::RedisResult<Result<Decision, RateLimitError>> {
-        static S: OnceLock<redis::Script> = OnceLock::new();
-        let s = window_script(&S, include_str!("sliding_log.lua"));
-        let mut sums = key.to_vec();
-        sums.extend_from_slice(b":sum");
-        let reply: Vec<String> = window_call(
-            s,
-            &[key, &sums],
+    ) -> Call {
+        static LUA: OnceLock<Lua> = OnceLock::new();
+        let body = include_str!("fixed_window.lua");
+        window_call(
+            window_lua(&LUA, body),
+            vec![key.to_vec()],
             self.quota(),
             cost,
             now_ns,
             consume,
             margin_ms,
         )
-        .invoke(con)?;
-        Ok(log_decision(self, &reply, cost, at))
+    }
+
+    fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
+        let (allowed, idx, count, t_eff, now): (u8, String, u32, String, String) = parse(reply)?;
+        let w = self.quota().period_ns();
+        let detail = Detail::Fixed {
+            end: (num(&idx)? + 1) * w,
+            count,
+        };
+        decision(
+            self.capacity(),
+            cost,
+            allowed == 1,
+            &now,
+            &t_eff,
+            at,
+            detail,
+        )
     }
 }
 
-/// The sliding log's decision from `{allowed, t_eff, now, grants…}`.
-fn log_decision(
-    alg: &SlidingLog,
-    reply: &[String],
-    cost: u32,
-    at: Instant,
-) -> Result<Decision, RateLimitError> {
-    let [allowed, t_eff, now, grants @ ..] = reply else {
-        return Err(RateLimitError::Unavailable {
-            backend: "redis",
-            reason: format!(
-                "the sliding-log script returned {} values, expected at least 3",
+impl sealed::Sealed for SlidingCounter {
+    fn check_redis(&self) -> Result<(), RateLimitError> {
+        check_window(self.quota())
+    }
+
+    fn call(
+        &self,
+        key: &[u8],
+        cost: u32,
+        now_ns: Option<u64>,
+        consume: bool,
+        margin_ms: u64,
+    ) -> Call {
+        static LUA: OnceLock<Lua> = OnceLock::new();
+        let body = include_str!("sliding_counter.lua");
+        window_call(
+            window_lua(&LUA, body),
+            vec![key.to_vec()],
+            self.quota(),
+            cost,
+            now_ns,
+            consume,
+            margin_ms,
+        )
+    }
+
+    fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
+        let (allowed, idx, prev, curr, t_eff, now): (u8, String, u32, u32, String, String) =
+            parse(reply)?;
+        let detail = Detail::Counter {
+            window: self.quota().period_ns(),
+            idx: num(&idx)?,
+            prev,
+            curr,
+        };
+        decision(
+            self.capacity(),
+            cost,
+            allowed == 1,
+            &now,
+            &t_eff,
+            at,
+            detail,
+        )
+    }
+}
+
+impl sealed::Sealed for SlidingLog {
+    fn check_redis(&self) -> Result<(), RateLimitError> {
+        check_window(self.quota())
+    }
+
+    fn call(
+        &self,
+        key: &[u8],
+        cost: u32,
+        now_ns: Option<u64>,
+        consume: bool,
+        margin_ms: u64,
+    ) -> Call {
+        static LUA: OnceLock<Lua> = OnceLock::new();
+        let body = include_str!("sliding_log.lua");
+        let mut sums = key.to_vec();
+        sums.extend_from_slice(b":sum");
+        window_call(
+            window_lua(&LUA, body),
+            vec![key.to_vec(), sums],
+            self.quota(),
+            cost,
+            now_ns,
+            consume,
+            margin_ms,
+        )
+    }
+
+    /// From `{allowed, t_eff, now, grant…}`.
+    fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
+        let reply: Vec<String> = parse(reply)?;
+        let [allowed, t_eff, now, grants @ ..] = reply.as_slice() else {
+            return Err(unexpected(format_args!(
+                "{} values from the sliding log",
                 reply.len()
-            ),
-        });
-    };
-    let entries = grants
-        .iter()
-        .map(|g| {
-            let (t, units) = g.split_once(':').unwrap_or((g, ""));
-            Ok((num(t)?, u32::try_from(num(units)?).unwrap_or(u32::MAX)))
-        })
-        .collect::<Result<Vec<_>, RateLimitError>>()?;
-    let allowed = allowed == "1";
-    let t = num(t_eff)?;
-    let detail = alg.detail(&LogState::from_entries(entries), t, cost, allowed);
-    decision(alg.capacity(), cost, allowed, now, t_eff, at, detail)
+            )));
+        };
+        let entries = grants
+            .iter()
+            .map(|g| {
+                let (t, units) = g.split_once(':').unwrap_or((g, ""));
+                Ok((num(t)?, u32::try_from(num(units)?).unwrap_or(u32::MAX)))
+            })
+            .collect::<Result<Vec<_>, RateLimitError>>()?;
+        let allowed = allowed == "1";
+        let detail = self.detail(&LogState::from_entries(entries), num(t_eff)?, cost, allowed);
+        decision(self.capacity(), cost, allowed, now, t_eff, at, detail)
+    }
 }
