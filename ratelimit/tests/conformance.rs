@@ -387,11 +387,17 @@ fn redis_check_many_equals_checks_one_by_one() {
     for round in 0..4u64 {
         if round == 2 {
             let mut c = r.server.connection().unwrap();
-            redis::cmd("SCRIPT").arg("FLUSH").query::<()>(&mut c).unwrap();
+            redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query::<()>(&mut c)
+                .unwrap();
         }
         let at = t0 + ms(150 * round);
         let batch = remote.check_many_at(&keys, 1, at).unwrap();
-        let one_by_one: Vec<_> = keys.iter().map(|k| local.check_n_at(*k, 1, at).unwrap()).collect();
+        let one_by_one: Vec<_> = keys
+            .iter()
+            .map(|k| local.check_n_at(*k, 1, at).unwrap())
+            .collect();
         let n = |v: &[Decision]| v.iter().map(numbers).collect::<Vec<_>>();
         assert_eq!(n(&batch), n(&one_by_one), "round {round}");
     }

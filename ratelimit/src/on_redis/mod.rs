@@ -255,10 +255,12 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
     }
 
     /// Checks and, if granted, consumes `cost` units of each of `keys` at
-    /// the server's clock, in one round trip (a pipeline of the
-    /// algorithm's script: each key's check is atomic; the batch is not
-    /// all-or-nothing — that is what a policy is for). Decisions in the
-    /// order of `keys`.
+    /// the server's clock, in one round trip: GCRA checks them all in one
+    /// script call, the window algorithms pipeline one call per key. Each
+    /// key's check is atomic and they run in order; the batch is not
+    /// all-or-nothing (that is what a policy is for). Decisions in the
+    /// order of `keys`. One server holds every key (a Redis Cluster would
+    /// need one batch per slot).
     ///
     /// # Errors
     /// As [`KeyedLimit::check_n`]; no key is checked when `cost` is
@@ -295,15 +297,23 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
             return Ok(Vec::new());
         }
         let (now_ns, at) = self.times(now);
-        let calls: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                let name = key_name(&self.prefix, *k);
-                self.alg.call(&name, cost, now_ns, true, self.margin_ms)
-            })
-            .collect();
-        self.pool
-            .run(|con| scripts::eval_many(con, &calls))
+        let names: Vec<Vec<u8>> = keys.iter().map(|k| key_name(&self.prefix, *k)).collect();
+        let replies = if let Some((call, per_key)) =
+            self.alg
+                .call_many(names.clone(), cost, now_ns, self.margin_ms)
+        {
+            // One script call for every key (one node holds them all).
+            self.pool
+                .run(|con| scripts::eval(con, &call))
+                .and_then(|reply| scripts::split(reply, per_key, keys.len()))
+        } else {
+            let calls: Vec<_> = names
+                .iter()
+                .map(|name| self.alg.call(name, cost, now_ns, true, self.margin_ms))
+                .collect();
+            self.pool.run(|con| scripts::eval_many(con, &calls))
+        };
+        replies
             .and_then(|replies| {
                 replies
                     .into_iter()

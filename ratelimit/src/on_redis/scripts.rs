@@ -118,6 +118,19 @@ pub(crate) mod sealed {
             margin_ms: u64,
         ) -> Call;
 
+        /// One call checking every key of `keys` in order, each on its own,
+        /// if the algorithm's script takes several keys (`None`: pipeline
+        /// one call per key), with the number of reply values per key.
+        fn call_many(
+            &self,
+            _keys: Vec<Vec<u8>>,
+            _cost: u32,
+            _now_ns: Option<u64>,
+            _margin_ms: u64,
+        ) -> Option<(Call, usize)> {
+            None
+        }
+
         /// The decision from the call's reply (`at`: the caller's instant).
         fn decide(
             &self,
@@ -167,6 +180,27 @@ pub(crate) fn eval_many(
         }
         r => r,
     }
+}
+
+/// A multi-key script's flattened reply as one reply per key.
+pub(crate) fn split(
+    reply: Value,
+    per_key: usize,
+    keys: usize,
+) -> Result<Vec<Value>, RateLimitError> {
+    let Value::Array(items) = reply else {
+        return Err(unexpected("not an array"));
+    };
+    if items.len() != per_key * keys {
+        return Err(unexpected(format_args!(
+            "{} values for {keys} keys of {per_key}",
+            items.len()
+        )));
+    }
+    let mut it = items.into_iter();
+    Ok((0..keys)
+        .map(|_| Value::Array(it.by_ref().take(per_key).collect()))
+        .collect())
 }
 
 fn unexpected(what: impl std::fmt::Display) -> RateLimitError {

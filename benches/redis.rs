@@ -1,0 +1,159 @@
+//! The Redis backends beside what a user would otherwise run on the same
+//! server, in the same run: `redis_limiter_check` puts dispatchkit's GCRA
+//! script (one `EVALSHA` per check) beside the seed's own limiter, a fixed
+//! window as `INCR ratelimit:{user}:{window}` then `EXPIRE` (two round
+//! trips), over Zipf keys.
+//!
+//! - **sequential**: one connection, each check awaited before the next —
+//!   what a request handler does. Time per check.
+//! - **pipelined64**: 64 checks per round trip (dispatchkit's `check_many`,
+//!   a pipeline of 64 `INCR` + `EXPIRE` pairs for the seed's).
+//!
+//! Beside the timings the bench prints (and records for BENCHMARKS.md) the
+//! p50 / p99 latency of one sequential check of each, over loopback with
+//! the server on the same two cores.
+//!
+//! The server is a throwaway `redis-server` on a free loopback port,
+//! persistence off; without one the bench prints a note and measures
+//! nothing.
+
+#[path = "common/notes.rs"]
+mod notes;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use dispatchkit::ratelimit::{Gcra, KeyedLimit, Quota, RedisConfig, RedisRateLimiter};
+use dispatchkit::workload::zipf_keys;
+use dispatchkit_test_support::redis_server::RedisServer;
+
+const KEYS: usize = 1 << 16;
+const PIPE: usize = 64;
+
+/// 1,000 requests per minute per user (the fixed window's limit; GCRA's
+/// rate and burst), so both sides grant most checks.
+fn quota() -> Quota {
+    Quota::per_minute(1_000).expect("valid quota")
+}
+
+/// The seed's fixed window: `INCR` the window's counter, then `EXPIRE` it.
+fn naive_check(con: &mut redis::Connection, user: u64, window: u64) -> bool {
+    let key = format!("ratelimit:{user}:{window}");
+    let n: u64 = redis::cmd("INCR").arg(&key).query(con).expect("INCR");
+    let _: bool = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(60)
+        .query(con)
+        .expect("EXPIRE");
+    n <= 1_000
+}
+
+fn naive_pipelined(con: &mut redis::Connection, users: &[u64], window: u64) -> usize {
+    let mut pipe = redis::pipe();
+    for u in users {
+        let key = format!("ratelimit:{u}:{window}");
+        pipe.cmd("INCR")
+            .arg(&key)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(60)
+            .ignore();
+    }
+    let counts: Vec<u64> = pipe.query(con).expect("pipeline");
+    counts.iter().filter(|&&n| n <= 1_000).count()
+}
+
+fn window_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60)
+}
+
+fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort_unstable();
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+fn latency(limiter: &RedisRateLimiter<Gcra>, con: &mut redis::Connection, keys: &[u64]) {
+    const N: usize = 20_000;
+    let mut dk = Vec::with_capacity(N);
+    let mut naive = Vec::with_capacity(N);
+    let window = window_now();
+    for (i, k) in keys.iter().cycle().take(N).enumerate() {
+        let t = Instant::now();
+        black_box(limiter.check(k).expect("redis answers"));
+        dk.push(t.elapsed());
+        let t = Instant::now();
+        black_box(naive_check(con, *k + (i as u64 % 7) * KEYS as u64, window));
+        naive.push(t.elapsed());
+    }
+    let (p50, p99) = percentiles(dk);
+    let (n50, n99) = percentiles(naive);
+    notes::line(
+        "redis",
+        &format!(
+            "latency of one sequential check over loopback ({N} checks each, interleaved):\n  dispatchkit GCRA (EVALSHA)   p50 {:>6.1} µs  p99 {:>6.1} µs\n  naive INCR + EXPIRE          p50 {:>6.1} µs  p99 {:>6.1} µs",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+            n50.as_secs_f64() * 1e6,
+            n99.as_secs_f64() * 1e6,
+        ),
+    );
+}
+
+fn limiter_check(c: &mut Criterion, server: &RedisServer, keys: &[u64]) {
+    let mut cfg = RedisConfig::new(server.url());
+    cfg.io_timeout = Duration::from_secs(5);
+    let limiter = RedisRateLimiter::new(Gcra::new(quota()), cfg).expect("valid config");
+    let mut con = server.connection().expect("connect");
+    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        latency(&limiter, &mut con, keys);
+    }
+    let mut g = c.benchmark_group("redis_limiter_check");
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function(BenchmarkId::new("dispatchkit_gcra", "sequential"), |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(limiter.check(&keys[i]).expect("redis answers"))
+        })
+    });
+    let window = window_now();
+    g.bench_function(BenchmarkId::new("naive_incr_expire", "sequential"), |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(naive_check(&mut con, keys[i], window))
+        })
+    });
+    g.throughput(Throughput::Elements(PIPE as u64));
+    let chunks: Vec<Vec<&u64>> = keys.chunks(PIPE).map(|c| c.iter().collect()).collect();
+    let mut j = 0usize;
+    g.bench_function(BenchmarkId::new("dispatchkit_gcra", "pipelined64"), |b| {
+        b.iter(|| {
+            j = (j + 1) % chunks.len();
+            black_box(limiter.check_many(&chunks[j], 1).expect("redis answers"))
+        })
+    });
+    let owned: Vec<Vec<u64>> = keys.chunks(PIPE).map(<[u64]>::to_vec).collect();
+    g.bench_function(BenchmarkId::new("naive_incr_expire", "pipelined64"), |b| {
+        b.iter(|| {
+            j = (j + 1) % owned.len();
+            black_box(naive_pipelined(&mut con, &owned[j], window))
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    let Some(server) = RedisServer::start() else {
+        eprintln!("note: no redis-server on PATH; the Redis benches are skipped");
+        return;
+    };
+    let keys = zipf_keys(100_000, 1.0, KEYS, 11).expect("zipf keys");
+    let mut c = Criterion::default().configure_from_args();
+    limiter_check(&mut c, &server, &keys);
+    c.final_summary();
+}
