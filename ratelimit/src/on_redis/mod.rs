@@ -298,33 +298,33 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
         }
         let (now_ns, at) = self.times(now);
         let names: Vec<Vec<u8>> = keys.iter().map(|k| key_name(&self.prefix, *k)).collect();
-        let replies = if let Some((call, per_key)) =
+        let decided = if let Some(call) =
             self.alg
                 .call_many(names.clone(), cost, now_ns, self.margin_ms)
         {
             // One script call for every key (one node holds them all).
             self.pool
                 .run(|con| scripts::eval(con, &call))
-                .and_then(|reply| scripts::split(reply, per_key, keys.len()))
+                .and_then(|reply| self.alg.decide_many(reply, cost, at))
         } else {
             let calls: Vec<_> = names
                 .iter()
                 .map(|name| self.alg.call(name, cost, now_ns, true, self.margin_ms))
                 .collect();
-            self.pool.run(|con| scripts::eval_many(con, &calls))
-        };
-        replies
-            .and_then(|replies| {
-                replies
-                    .into_iter()
-                    .map(|r| self.alg.decide(r, cost, at))
-                    .collect()
-            })
-            .or_else(|e| {
-                self.unavailable(e, || {
-                    vec![fallback_decision(self.alg.capacity(), cost, at); keys.len()]
+            self.pool
+                .run(|con| scripts::eval_many(con, &calls))
+                .and_then(|replies| {
+                    replies
+                        .into_iter()
+                        .map(|r| self.alg.decide(r, cost, at))
+                        .collect()
                 })
+        };
+        decided.or_else(|e| {
+            self.unavailable(e, || {
+                vec![fallback_decision(self.alg.capacity(), cost, at); keys.len()]
             })
+        })
     }
 }
 

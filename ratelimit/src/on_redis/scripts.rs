@@ -120,15 +120,28 @@ pub(crate) mod sealed {
 
         /// One call checking every key of `keys` in order, each on its own,
         /// if the algorithm's script takes several keys (`None`: pipeline
-        /// one call per key), with the number of reply values per key.
+        /// one call per key); its reply goes to `decide_many`.
         fn call_many(
             &self,
             _keys: Vec<Vec<u8>>,
             _cost: u32,
             _now_ns: Option<u64>,
             _margin_ms: u64,
-        ) -> Option<(Call, usize)> {
+        ) -> Option<Call> {
             None
+        }
+
+        /// The decisions from a `call_many` reply, in the keys' order.
+        fn decide_many(
+            &self,
+            _reply: redis::Value,
+            _cost: u32,
+            _at: Instant,
+        ) -> Result<Vec<Decision>, RateLimitError> {
+            Err(RateLimitError::Unavailable {
+                backend: "redis",
+                reason: "this algorithm's script checks one key per call".into(),
+            })
         }
 
         /// The decision from the call's reply (`at`: the caller's instant).
@@ -182,27 +195,6 @@ pub(crate) fn eval_many(
     }
 }
 
-/// A multi-key script's flattened reply as one reply per key.
-pub(crate) fn split(
-    reply: Value,
-    per_key: usize,
-    keys: usize,
-) -> Result<Vec<Value>, RateLimitError> {
-    let Value::Array(items) = reply else {
-        return Err(unexpected("not an array"));
-    };
-    if items.len() != per_key * keys {
-        return Err(unexpected(format_args!(
-            "{} values for {keys} keys of {per_key}",
-            items.len()
-        )));
-    }
-    let mut it = items.into_iter();
-    Ok((0..keys)
-        .map(|_| Value::Array(it.by_ref().take(per_key).collect()))
-        .collect())
-}
-
 fn unexpected(what: impl std::fmt::Display) -> RateLimitError {
     RateLimitError::Unavailable {
         backend: "redis",
@@ -247,6 +239,73 @@ fn decision(
     })
 }
 
+/// Seconds and nanoseconds of a time or duration in ns, as GCRA's script
+/// takes them.
+fn split_ns(ns: u64) -> (u64, u64) {
+    (ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+impl Gcra {
+    fn script_call(
+        &self,
+        keys: Vec<Vec<u8>>,
+        cost: u32,
+        now_ns: Option<u64>,
+        consume: bool,
+        margin_ms: u64,
+    ) -> Call {
+        static LUA: OnceLock<Lua> = OnceLock::new();
+        let lua = LUA.get_or_init(|| Lua::new(include_str!("gcra.lua").to_string()));
+        let (t, tau) = (self.interval_ns(), self.tolerance_ns());
+        let mut call = Call::new(lua, keys);
+        call = match now_ns.map(split_ns) {
+            Some((s, n)) => call.arg(s).arg(n),
+            None => call.arg("").arg(""),
+        };
+        for v in [u64::from(cost) * t, tau + t, tau] {
+            let (s, n) = split_ns(v);
+            call = call.arg(s).arg(n);
+        }
+        call.arg(u8::from(consume)).arg(margin_ms)
+    }
+
+    /// The decisions of a GCRA reply: five integers per key (allowed, TAT,
+    /// t_eff as seconds and ns), then now.
+    fn decide_all(
+        &self,
+        reply: Value,
+        cost: u32,
+        at: Instant,
+    ) -> Result<Vec<Decision>, RateLimitError> {
+        let v: Vec<u64> = parse(reply)?;
+        let [per_key @ .., now_s, now_n] = v.as_slice() else {
+            return Err(unexpected("an empty GCRA reply"));
+        };
+        if per_key.len() % 5 != 0 {
+            return Err(unexpected(format_args!("{} values from GCRA", v.len())));
+        }
+        let ns = |s: u64, n: u64| s * 1_000_000_000 + n;
+        let (t, tau) = (self.interval_ns(), self.tolerance_ns());
+        Ok(per_key
+            .chunks_exact(5)
+            .map(|c| Decision {
+                allowed: c[0] == 1,
+                source: Source::State,
+                limit: self.capacity(),
+                cost,
+                now: ns(*now_s, *now_n),
+                at,
+                t_eff: ns(c[3], c[4]),
+                detail: Detail::Gcra {
+                    tat: ns(c[1], c[2]),
+                    t,
+                    tau,
+                },
+            })
+            .collect())
+    }
+}
+
 impl sealed::Sealed for Gcra {
     fn call(
         &self,
@@ -256,35 +315,34 @@ impl sealed::Sealed for Gcra {
         consume: bool,
         margin_ms: u64,
     ) -> Call {
-        static LUA: OnceLock<Lua> = OnceLock::new();
-        let lua = LUA.get_or_init(|| Lua::new(include_str!("gcra.lua").to_string()));
-        let (t, tau) = (self.interval_ns(), self.tolerance_ns());
-        Call::new(lua, vec![key.to_vec()])
-            .arg(now_arg(now_ns))
-            .arg(u64::from(cost) * t)
-            .arg(tau + t)
-            .arg(tau)
-            .arg(u8::from(consume))
-            .arg(margin_ms)
+        self.script_call(vec![key.to_vec()], cost, now_ns, consume, margin_ms)
+    }
+
+    fn call_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+        cost: u32,
+        now_ns: Option<u64>,
+        margin_ms: u64,
+    ) -> Option<Call> {
+        Some(self.script_call(keys, cost, now_ns, true, margin_ms))
     }
 
     fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
-        let (allowed, tat, t_eff, now): (u8, String, String, String) = parse(reply)?;
-        let (t, tau) = (self.interval_ns(), self.tolerance_ns());
-        let detail = Detail::Gcra {
-            tat: num(&tat)?,
-            t,
-            tau,
-        };
-        decision(
-            self.capacity(),
-            cost,
-            allowed == 1,
-            &now,
-            &t_eff,
-            at,
-            detail,
-        )
+        let mut all = self.decide_all(reply, cost, at)?;
+        match (all.pop(), all.is_empty()) {
+            (Some(d), true) => Ok(d),
+            _ => Err(unexpected("a GCRA reply for one key holds another count")),
+        }
+    }
+
+    fn decide_many(
+        &self,
+        reply: Value,
+        cost: u32,
+        at: Instant,
+    ) -> Result<Vec<Decision>, RateLimitError> {
+        self.decide_all(reply, cost, at)
     }
 }
 
