@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::algorithm::Algorithm;
 use crate::decision::Decision;
-use crate::{KeyedRateLimiter, RateLimitError};
+use crate::{KeyedRateLimiter, PolicyDecision, PolicyLimiter, RateLimitError, Request};
 
 /// A rate limit with one state per key.
 ///
@@ -102,5 +102,81 @@ where
 
     fn peek_n_at(&self, key: &Q, cost: u32, now: Instant) -> Result<Decision, RateLimitError> {
         KeyedRateLimiter::peek_n_at(self, key, cost, now)
+    }
+}
+
+/// A multi-rule policy (a [`RuleTable`](crate::RuleTable) applied per
+/// request, every rule charged or none): the in-process
+/// [`PolicyLimiter`] or, with the `redis` feature, `RedisPolicyLimiter`.
+/// The plain forms read the backend's clock; the `_at` forms take the
+/// caller's.
+pub trait PolicyLimit<K>: Send + Sync {
+    /// Checks `cost` units against every rule that applies to `req` and
+    /// charges all of them or none.
+    ///
+    /// # Errors
+    /// [`RateLimitError::InvalidCost`] / [`RateLimitError::InsufficientCapacity`]
+    /// (nothing charged); [`RateLimitError::Unavailable`] from a remote
+    /// backend configured to fail closed.
+    fn check(&self, req: &Request<'_, K>, cost: u32) -> Result<PolicyDecision, RateLimitError>;
+
+    /// [`check`](Self::check) at the caller's `now`.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    fn check_at(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+        now: Instant,
+    ) -> Result<PolicyDecision, RateLimitError>;
+
+    /// Whether [`check`](Self::check) would allow, charging nothing.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    fn peek(&self, req: &Request<'_, K>, cost: u32) -> Result<PolicyDecision, RateLimitError>;
+
+    /// [`peek`](Self::peek) at the caller's `now`.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    fn peek_at(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+        now: Instant,
+    ) -> Result<PolicyDecision, RateLimitError>;
+}
+
+impl<K, S> PolicyLimit<K> for PolicyLimiter<K, S>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    S: BuildHasher + Send + Sync,
+{
+    fn check(&self, req: &Request<'_, K>, cost: u32) -> Result<PolicyDecision, RateLimitError> {
+        PolicyLimiter::check(self, req, cost)
+    }
+
+    fn check_at(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+        now: Instant,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        PolicyLimiter::check_at(self, req, cost, now)
+    }
+
+    fn peek(&self, req: &Request<'_, K>, cost: u32) -> Result<PolicyDecision, RateLimitError> {
+        PolicyLimiter::peek_at(self, req, cost, Instant::now())
+    }
+
+    fn peek_at(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+        now: Instant,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        PolicyLimiter::peek_at(self, req, cost, now)
     }
 }

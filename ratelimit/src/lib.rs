@@ -99,7 +99,7 @@ mod time;
 mod tests;
 
 pub use algorithm::Algorithm;
-pub use backend::KeyedLimit;
+pub use backend::{KeyedLimit, PolicyLimit};
 pub use decision::Decision;
 pub use direct::RateLimiter;
 pub use error::RateLimitError;
@@ -112,7 +112,7 @@ pub use headers::{
 };
 pub use keyed::{DefaultHasher, FailMode, KeyedConfig, KeyedRateLimiter};
 #[cfg(feature = "redis")]
-pub use on_redis::{RedisAlgorithm, RedisConfig, RedisKey, RedisRateLimiter};
+pub use on_redis::{RedisAlgorithm, RedisConfig, RedisKey, RedisPolicyLimiter, RedisRateLimiter};
 pub use policy::rules::{AlgorithmKind, KeyKind, Limit, RuleSet, RuleTable, Tier, Window};
 pub use policy::{
     MAX_LIMITS, MAX_NAME, PolicyDecision, PolicyInfo, PolicyLimiter, Request, RuleName,

@@ -19,6 +19,7 @@
 //! again (plus a margin), so memory is bounded by the keys in use.
 
 mod conn;
+mod policy;
 mod scripts;
 
 use std::fmt;
@@ -110,7 +111,7 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), RateLimitError> {
     Ok(())
 }
 
-fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
@@ -121,6 +122,7 @@ fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+pub use policy::RedisPolicyLimiter;
 pub use scripts::RedisAlgorithm;
 
 /// A keyed limiter whose state lives in Redis: every instance that

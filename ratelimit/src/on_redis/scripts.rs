@@ -33,7 +33,7 @@ pub struct Lua {
 }
 
 impl Lua {
-    fn new(src: String) -> Self {
+    pub(crate) fn new(src: String) -> Self {
         Self {
             script: redis::Script::new(&src),
             src,
@@ -67,7 +67,7 @@ impl std::fmt::Debug for Lua {
 }
 
 impl Call {
-    fn new(lua: &'static Lua, keys: Vec<Vec<u8>>) -> Self {
+    pub(crate) fn new(lua: &'static Lua, keys: Vec<Vec<u8>>) -> Self {
         Self {
             lua,
             keys,
@@ -75,7 +75,7 @@ impl Call {
         }
     }
 
-    fn arg(mut self, a: impl std::fmt::Display) -> Self {
+    pub(crate) fn arg(mut self, a: impl std::fmt::Display) -> Self {
         self.args.push(a.to_string().into_bytes());
         self
     }

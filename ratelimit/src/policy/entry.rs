@@ -330,7 +330,7 @@ fn longest_wait_bucket<const N: usize>(
 
 /// The decision of an evaluation: allowed iff `fits`, reporting one rule.
 #[inline]
-fn eval(
+pub(crate) fn eval(
     set: &CompiledSet,
     st: &States<'_>,
     t: u64,
