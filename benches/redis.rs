@@ -9,6 +9,9 @@
 //! - **pipelined64**: 64 checks per round trip (dispatchkit's `check_many`,
 //!   a pipeline of 64 `INCR` + `EXPIRE` pairs for the seed's).
 //!
+//! `redis_policy_2rules` puts a two-rule policy (one script call, all or
+//! nothing) beside two independent GCRA checks (two round trips).
+//!
 //! Beside the timings the bench prints (and records for BENCHMARKS.md) the
 //! p50 / p99 latency of one sequential check of each, over loopback with
 //! the server on the same two cores.
@@ -24,7 +27,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use dispatchkit::ratelimit::{Gcra, KeyedLimit, Quota, RedisConfig, RedisRateLimiter};
+use dispatchkit::ratelimit::{
+    Gcra, KeyKind, KeyedLimit, Limit, PolicyLimit, Quota, RedisConfig, RedisPolicyLimiter,
+    RedisRateLimiter, Request, RuleSet, RuleTable,
+};
 use dispatchkit::workload::zipf_keys;
 use dispatchkit_test_support::redis_server::RedisServer;
 
@@ -147,6 +153,69 @@ fn limiter_check(c: &mut Criterion, server: &RedisServer, keys: &[u64]) {
     g.finish();
 }
 
+/// `redis_policy_2rules`: the seed's user hourly + daily limits as one
+/// policy (one script call checks and charges both, all or none) beside
+/// two independent GCRA checks (two round trips, not atomic together).
+fn policy_2rules(c: &mut Criterion, server: &RedisServer, keys: &[u64]) {
+    let cfg = || {
+        let mut cfg = RedisConfig::new(server.url());
+        cfg.io_timeout = Duration::from_secs(5);
+        cfg
+    };
+    let table = RuleTable {
+        rules: vec![RuleSet {
+            limits: vec![
+                Limit::new(1000, "hour".parse().expect("a window")),
+                Limit::new(10_000, "day".parse().expect("a window")),
+            ],
+            ..RuleSet::default()
+        }],
+    };
+    let policy = RedisPolicyLimiter::new(&table, cfg()).expect("valid table");
+    let hourly = RedisRateLimiter::new(
+        Gcra::new(Quota::per_hour(1000).expect("valid quota")),
+        RedisConfig {
+            key_prefix: "h".into(),
+            ..cfg()
+        },
+    )
+    .expect("valid config");
+    let daily = RedisRateLimiter::new(
+        Gcra::new(Quota::new(10_000, Duration::from_secs(86_400)).expect("valid quota")),
+        RedisConfig {
+            key_prefix: "d".into(),
+            ..cfg()
+        },
+    )
+    .expect("valid config");
+    let mut g = c.benchmark_group("redis_policy_2rules");
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function(BenchmarkId::new("dispatchkit_policy", "one_script"), |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            let req = Request {
+                tier: None,
+                endpoint: "/v1/rides",
+                kind: KeyKind::User,
+                key: &keys[i],
+            };
+            black_box(policy.check(&req, 1).expect("redis answers").is_allowed())
+        })
+    });
+    g.bench_function(BenchmarkId::new("two_gcra_checks", "two_scripts"), |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            let h = hourly.check(&keys[i]).expect("redis answers").is_allowed();
+            let d = daily.check(&keys[i]).expect("redis answers").is_allowed();
+            black_box(h && d)
+        })
+    });
+    g.finish();
+}
+
 fn main() {
     let Some(server) = RedisServer::start() else {
         eprintln!("note: no redis-server on PATH; the Redis benches are skipped");
@@ -155,5 +224,6 @@ fn main() {
     let keys = zipf_keys(100_000, 1.0, KEYS, 11).expect("zipf keys");
     let mut c = Criterion::default().configure_from_args();
     limiter_check(&mut c, &server, &keys);
+    policy_2rules(&mut c, &server, &keys);
     c.final_summary();
 }
