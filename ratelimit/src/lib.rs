@@ -61,11 +61,23 @@
 //! `Retry-After` and the IETF draft's `RateLimit-Policy` / `RateLimit`
 //! fields (draft-ietf-httpapi-ratelimit-headers-11).
 //!
+//! # Backends
+//!
+//! An application programs against [`KeyedLimit`] and [`PolicyLimit`];
+//! the in-process [`KeyedRateLimiter`] / [`PolicyLimiter`] implement them,
+//! and with the `redis` feature so do `RedisRateLimiter` /
+//! `RedisPolicyLimiter`, whose state lives in a Redis server every
+//! application instance shares: one Lua script call per check (or per
+//! batch), at the server's clock, with the same decisions as in-process,
+//! a fail mode for an unavailable server, and keys that are Redis Cluster
+//! hash tags. The README's "Scaling out" section says when to switch.
+//!
 //! # Features
 //!
 //! | feature | default | what it enables |
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on [`RuleTable`] and the other rule data, [`FailMode`] |
+//! | `redis` | off | `RedisRateLimiter`, `RedisPolicyLimiter`, `RedisConfig` (the `redis` crate, synchronous connections) |
 //!
 //! # Where this fits
 //!
