@@ -62,10 +62,12 @@ pub enum RateLimitError {
     /// A remote backend (Redis) could not answer: refused, timed out,
     /// `BUSY`, `READONLY` during a failover, or a reply that made no sense.
     /// Nothing was decided; map it to `503` (or fail open if you choose).
-    #[error("the {backend} backend is unavailable: {reason}")]
+    #[error("the {backend} backend is unavailable ({kind:?}): {reason}")]
     Unavailable {
         /// Which backend (`"redis"`).
         backend: &'static str,
+        /// What kind of failure, for a caller that answers them apart.
+        kind: BackendErrorKind,
         /// What the client reported.
         reason: String,
     },
@@ -77,4 +79,31 @@ pub enum RateLimitError {
         /// Index of the repeated subject.
         second: usize,
     },
+}
+
+/// Why a remote backend could not answer
+/// ([`RateLimitError::Unavailable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// Nothing listens, or the connection was closed or reset.
+    Refused,
+    /// No answer within the configured timeout (a stalled or overloaded
+    /// server, a network partition).
+    Timeout,
+    /// The server refused the credentials (`WRONGPASS`, `NOAUTH`,
+    /// `NOPERM`).
+    Auth,
+    /// The TLS handshake failed (an untrusted or invalid certificate, a
+    /// server that does not speak TLS).
+    Tls,
+    /// The server is busy running a script or loading its data (`BUSY`,
+    /// `LOADING`).
+    Busy,
+    /// The server is a read-only replica (`READONLY`, during a failover).
+    ReadOnly,
+    /// A reply the client could not make sense of.
+    Reply,
+    /// Anything else the client reported.
+    Other,
 }

@@ -114,7 +114,7 @@ pub use algorithm::Algorithm;
 pub use backend::{KeyedLimit, PolicyLimit};
 pub use decision::Decision;
 pub use direct::RateLimiter;
-pub use error::RateLimitError;
+pub use error::{BackendErrorKind, RateLimitError};
 pub use fixed_window::FixedWindow;
 pub use gcra::Gcra;
 #[doc(hidden)]

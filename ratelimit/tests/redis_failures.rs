@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use dispatchkit_ratelimit::{
-    FailMode, Gcra, KeyedLimit, Quota, RateLimitError, RedisConfig, RedisRateLimiter,
+    BackendErrorKind, FailMode, Gcra, KeyedLimit, Quota, RateLimitError, RedisConfig,
+    RedisRateLimiter,
 };
 use dispatchkit_test_support::redis_server::RedisServer;
 use dispatchkit_test_support::within;
@@ -30,7 +31,12 @@ fn limiter(server: &RedisServer, mode: FailMode) -> RedisRateLimiter<Gcra> {
 
 /// Asserts the limiter is unavailable: closed → `Unavailable` error, open →
 /// an allowed fallback; within [`BOUND`].
-fn assert_unavailable(l: &RedisRateLimiter<Gcra>, mode: FailMode, what: &str) {
+fn assert_unavailable(
+    l: &RedisRateLimiter<Gcra>,
+    mode: FailMode,
+    expect: BackendErrorKind,
+    what: &str,
+) {
     let t = Instant::now();
     let r = l.check("k");
     let took = t.elapsed();
@@ -40,10 +46,12 @@ fn assert_unavailable(l: &RedisRateLimiter<Gcra>, mode: FailMode, what: &str) {
             FailMode::Closed,
             Err(RateLimitError::Unavailable {
                 backend: "redis",
+                kind,
                 reason,
             }),
         ) => {
             assert!(!reason.is_empty(), "{what}: a reason");
+            assert_eq!(kind, expect, "{what}: {reason}");
         }
         (FailMode::Open, Ok(d)) => {
             assert!(d.is_allowed() && d.is_fallback(), "{what}: {d:?}");
@@ -69,8 +77,18 @@ fn a_stopped_server_fails_closed_or_open_and_a_restart_recovers() {
         assert_serving(&l, "before the stop");
         server.stop();
         // The pooled connection is dead and new ones are refused.
-        assert_unavailable(&l, mode, "stopped (pooled connection)");
-        assert_unavailable(&l, mode, "stopped (connection refused)");
+        assert_unavailable(
+            &l,
+            mode,
+            BackendErrorKind::Refused,
+            "stopped (pooled connection)",
+        );
+        assert_unavailable(
+            &l,
+            mode,
+            BackendErrorKind::Refused,
+            "stopped (connection refused)",
+        );
         server.restart();
         assert_serving(&l, "after the restart");
     }
@@ -86,8 +104,18 @@ fn a_frozen_server_times_out_instead_of_blocking() {
     assert_serving(&l, "before the pause");
     server.pause();
     let l = within(10, move || {
-        assert_unavailable(&l, FailMode::Closed, "paused (pooled connection)");
-        assert_unavailable(&l, FailMode::Closed, "paused (new connection)");
+        assert_unavailable(
+            &l,
+            FailMode::Closed,
+            BackendErrorKind::Timeout,
+            "paused (pooled connection)",
+        );
+        assert_unavailable(
+            &l,
+            FailMode::Closed,
+            BackendErrorKind::Timeout,
+            "paused (new connection)",
+        );
         l
     });
     server.resume();
@@ -151,8 +179,8 @@ fn a_read_only_replica_is_unavailable_for_checks() {
         .unwrap();
     let l = limiter(&replica, FailMode::Closed);
     match l.check("k") {
-        Err(RateLimitError::Unavailable { reason, .. }) => {
-            assert!(reason.to_uppercase().contains("READONLY"), "{reason}")
+        Err(RateLimitError::Unavailable { kind, reason, .. }) => {
+            assert_eq!(kind, BackendErrorKind::ReadOnly, "{reason}")
         }
         other => panic!("read-only replica: {other:?}"),
     }

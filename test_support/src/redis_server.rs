@@ -75,14 +75,36 @@ impl RedisServer {
     fn wait_ready(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut c) = self.connection()
-                && redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return true;
+            // Up: PONG, or (a server whose default user is off) NOAUTH,
+            // at connection or at the PING.
+            let noauth = |e: &redis::RedisError| {
+                e.code() == Some("NOAUTH")
+                    || e.kind() == redis::ErrorKind::AuthenticationFailed
+                    || e.to_string().contains("NOAUTH")
+            };
+            match self.connection() {
+                Ok(mut c) => match redis::cmd("PING").query::<String>(&mut c) {
+                    Ok(_) => return true,
+                    Err(e) if noauth(&e) => return true,
+                    Err(_) => {}
+                },
+                Err(e) if noauth(&e) => return true,
+                Err(_) => {}
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+
+    /// A free loopback port (for a second listener, such as `--tls-port`).
+    pub fn free_port() -> Option<u16> {
+        Some(
+            TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port(),
+        )
     }
 
     /// Its URL.

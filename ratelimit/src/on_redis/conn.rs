@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::{FailMode, RateLimitError};
+use crate::{BackendErrorKind, FailMode, RateLimitError};
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,10 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Most idle connections kept for reuse.
     pub max_idle: usize,
+    /// Extra root certificates (PEM) to trust for `rediss://` besides the
+    /// system's (a private CA, a test's self-signed one). With `None`, the
+    /// system's trust store alone.
+    pub tls_root_cert: Option<Vec<u8>>,
     /// What a check answers when Redis cannot (refused, timed out, `BUSY`,
     /// `READONLY`): [`FailMode::Closed`] (the default) returns
     /// [`RateLimitError::Unavailable`], for the caller to map to `503`;
@@ -39,6 +43,7 @@ impl RedisConfig {
             io_timeout: Duration::from_millis(100),
             key_prefix: "dk:rl".to_string(),
             max_idle: 16,
+            tls_root_cert: None,
             on_unavailable: FailMode::Closed,
         }
     }
@@ -62,10 +67,50 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// What kind of failure a Redis error is.
+fn kind_of(e: &redis::RedisError) -> BackendErrorKind {
+    use redis::{ErrorKind, ServerErrorKind};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return BackendErrorKind::Tls;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return BackendErrorKind::Tls;
+        }
+        source = s.source();
+    }
+    let text = e.to_string();
+    match (e.kind(), e.code()) {
+        (ErrorKind::AuthenticationFailed, _) | (_, Some("WRONGPASS" | "NOAUTH" | "NOPERM")) => {
+            BackendErrorKind::Auth
+        }
+        // A long command from a client that has not authenticated is cut
+        // off before it could be refused NOAUTH.
+        _ if text.contains("unauthenticated") => BackendErrorKind::Auth,
+        (ErrorKind::Server(ServerErrorKind::ReadOnly), _) | (_, Some("READONLY")) => {
+            BackendErrorKind::ReadOnly
+        }
+        (ErrorKind::Server(ServerErrorKind::BusyLoading), _) | (_, Some("BUSY" | "LOADING")) => {
+            BackendErrorKind::Busy
+        }
+        (ErrorKind::Parse | ErrorKind::UnexpectedReturnType, _) => BackendErrorKind::Reply,
+        _ if e.is_timeout() => BackendErrorKind::Timeout,
+        _ if e.is_connection_refusal() || e.is_connection_dropped() => BackendErrorKind::Refused,
+        _ if text.contains("certificate") => BackendErrorKind::Tls,
+        _ => BackendErrorKind::Other,
+    }
+}
+
 /// A Redis error as the crate's error.
 pub(crate) fn unavailable(e: &redis::RedisError) -> RateLimitError {
     RateLimitError::Unavailable {
         backend: "redis",
+        kind: kind_of(e),
         reason: e.to_string(),
     }
 }
@@ -83,12 +128,40 @@ impl Pool {
                 reason: "a zero timeout would block for ever; give a positive duration",
             });
         }
-        let client =
-            redis::Client::open(cfg.url.as_str()).map_err(|e| RateLimitError::InvalidConfig {
-                name: "url",
-                value: 0,
-                reason: invalid_url_reason(&e),
-            })?;
+        if cfg.url.starts_with("rediss://") {
+            install_crypto();
+        }
+        if let Some(pem) = &cfg.tls_root_cert {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>();
+            if !certs.is_ok_and(|c| !c.is_empty()) {
+                return Err(RateLimitError::InvalidConfig {
+                    name: "tls_root_cert",
+                    value: pem.len() as u64,
+                    reason: "not one or more PEM certificates",
+                });
+            }
+        }
+        let client = match &cfg.tls_root_cert {
+            None => redis::Client::open(cfg.url.as_str()),
+            Some(pem) => redis::Client::build_with_tls(
+                cfg.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|e| RateLimitError::InvalidConfig {
+            name: if cfg.tls_root_cert.is_some() {
+                "tls_root_cert"
+            } else {
+                "url"
+            },
+            value: 0,
+            reason: invalid_url_reason(&e),
+        })?;
         Ok(Self {
             client,
             connect_timeout: cfg.connect_timeout,
@@ -131,6 +204,19 @@ impl Pool {
             Err(e) => Err(unavailable(&e)),
         }
     }
+}
+
+/// rustls's process-wide crypto provider (ring), installed once; a
+/// provider the application installed first is kept.
+fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    #[expect(
+        deprecated,
+        reason = "ring builds with cc alone (aws-lc-rs needs more of a toolchain); the post-quantum key exchange it lacks is not what a Redis link inside a VPC is defended by today"
+    )]
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 fn invalid_url_reason(e: &redis::RedisError) -> &'static str {

@@ -319,6 +319,7 @@ fn window_args(out: &mut Vec<String>, ty: &str, q: crate::Quota) {
 fn bad(what: impl fmt::Display) -> RateLimitError {
     RateLimitError::Unavailable {
         backend: "redis",
+        kind: crate::BackendErrorKind::Reply,
         reason: format!("unexpected policy script reply: {what}"),
     }
 }

@@ -140,6 +140,7 @@ pub(crate) mod sealed {
         ) -> Result<Vec<Decision>, RateLimitError> {
             Err(RateLimitError::Unavailable {
                 backend: "redis",
+                kind: crate::BackendErrorKind::Other,
                 reason: "this algorithm's script checks one key per call".into(),
             })
         }
@@ -198,6 +199,7 @@ pub(crate) fn eval_many(
 fn unexpected(what: impl std::fmt::Display) -> RateLimitError {
     RateLimitError::Unavailable {
         backend: "redis",
+        kind: crate::BackendErrorKind::Reply,
         reason: format!("unexpected script reply: {what}"),
     }
 }
