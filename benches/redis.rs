@@ -20,6 +20,7 @@
 //! persistence off; without one the bench prints a note and measures
 //! nothing.
 
+mod common;
 #[path = "common/notes.rs"]
 mod notes;
 
@@ -28,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use dispatchkit::ratelimit::{
-    Gcra, KeyKind, KeyedLimit, Limit, PolicyLimit, Quota, RedisConfig, RedisPolicyLimiter,
-    RedisRateLimiter, Request, RuleSet, RuleTable,
+    Gcra, KeyKind, KeyedLimit, LeasedLimiter, Limit, PolicyLimit, Quota, RedisConfig,
+    RedisPolicyLimiter, RedisRateLimiter, Request, RuleSet, RuleTable,
 };
 use dispatchkit::workload::zipf_keys;
 use dispatchkit_test_support::redis_server::RedisServer;
@@ -216,6 +217,58 @@ fn policy_2rules(c: &mut Criterion, server: &RedisServer, keys: &[u64]) {
     g.finish();
 }
 
+/// `redis_leases`: checks through token leases (1,000 tokens per round
+/// trip, spendable for 1 s) over 1,000 Zipf-distributed tenants of a
+/// 1M/s bucket (burst 10,000), on 1 and 2 threads; the over-grant bound is
+/// one lease per process per key.
+fn leases(c: &mut Criterion, server: &RedisServer) {
+    const BATCH: u64 = 10_000;
+    let mut cfg = RedisConfig::new(server.url());
+    cfg.io_timeout = Duration::from_secs(5);
+    cfg.key_prefix = "lease".into();
+    let q = Quota::per_second(1_000_000)
+        .and_then(|q| q.with_burst(10_000))
+        .expect("valid quota");
+    let remote = RedisRateLimiter::new(Gcra::new(q), cfg).expect("valid config");
+    let leased = LeasedLimiter::new(remote, 1_000, Duration::from_secs(1)).expect("valid lease");
+    let tenants: Vec<u64> = zipf_keys(1_000, 1.0, 1 << 16, 5).expect("zipf keys");
+    notes::line(
+        "redis",
+        &format!(
+            "leases: 1,000 tokens per round trip, 1 s to spend them; over-grant bound {} tokens per process per key",
+            leased.max_overgrant_per_process()
+        ),
+    );
+    let mut g = c.benchmark_group("redis_leases");
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(BATCH));
+    let run = |from: usize, n: u64| {
+        let now = Instant::now();
+        let mut granted = 0u64;
+        for i in 0..n as usize {
+            let k = &tenants[(from + i) % tenants.len()];
+            granted += u64::from(leased.check_at(k, now).expect("redis answers").is_allowed());
+        }
+        granted
+    };
+    let mut at = 0usize;
+    g.bench_function(BenchmarkId::new("dispatchkit_leased", "1t"), |b| {
+        b.iter(|| {
+            at = at.wrapping_add(BATCH as usize);
+            black_box(run(at, BATCH))
+        })
+    });
+    g.bench_function(BenchmarkId::new("dispatchkit_leased", "2t"), |b| {
+        b.iter_custom(|iters| {
+            common::two_threads(iters * BATCH, |t, n| {
+                black_box(run(t * 7_919, n));
+            })
+        })
+    });
+    g.finish();
+}
+
 fn main() {
     let Some(server) = RedisServer::start() else {
         eprintln!("note: no redis-server on PATH; the Redis benches are skipped");
@@ -225,5 +278,6 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     limiter_check(&mut c, &server, &keys);
     policy_2rules(&mut c, &server, &keys);
+    leases(&mut c, &server);
     c.final_summary();
 }

@@ -66,6 +66,8 @@ pub(crate) enum Source {
     KeyCap,
     /// An unavailable remote backend (its configured fail mode).
     Fallback,
+    /// Tokens a process leased from a remote bucket earlier.
+    Lease,
 }
 
 /// State after the decision, enough to derive every number lazily.
@@ -112,6 +114,13 @@ impl Decision {
     /// from the key's state: nothing was charged anywhere.
     pub fn is_fallback(&self) -> bool {
         self.source == Source::Fallback
+    }
+
+    /// True when the units came from tokens this process leased from a
+    /// remote bucket earlier (`LeasedLimiter`), without a round trip; then
+    /// [`remaining`](Self::remaining) counts the lease's tokens left.
+    pub fn from_lease(&self) -> bool {
+        self.source == Source::Lease
     }
 
     /// The rule's capacity, as `X-RateLimit-Limit` shows it: the burst for

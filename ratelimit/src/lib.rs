@@ -124,7 +124,9 @@ pub use headers::{
 };
 pub use keyed::{DefaultHasher, FailMode, KeyedConfig, KeyedRateLimiter};
 #[cfg(feature = "redis")]
-pub use on_redis::{RedisAlgorithm, RedisConfig, RedisKey, RedisPolicyLimiter, RedisRateLimiter};
+pub use on_redis::{
+    LeasedLimiter, RedisAlgorithm, RedisConfig, RedisKey, RedisPolicyLimiter, RedisRateLimiter,
+};
 pub use policy::rules::{AlgorithmKind, KeyKind, Limit, RuleSet, RuleTable, Tier, Window};
 pub use policy::{
     MAX_LIMITS, MAX_NAME, PolicyDecision, PolicyInfo, PolicyLimiter, Request, RuleName,

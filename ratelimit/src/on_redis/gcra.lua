@@ -6,8 +6,12 @@
 --          same arguments
 -- ARGV     now s, now ns ("" "" = the server's TIME), cost×T s, ns,
 --          τ+T s, ns, τ s, ns, consume ("1" / "0"), expiry margin (ms)
+--          then, for one key, optional smaller costs to fall back to
+--          (cost×T s, ns pairs, largest first: a lease takes the largest
+--          that fits)
 -- returns  per key: allowed (0/1), TAT s, TAT ns, t_eff s, t_eff ns;
---          then now s, now ns (integers)
+--          then now s, now ns (integers); with fallback costs, then the
+--          index of the cost charged (0: the first; -1: none)
 --
 -- Times exceed 2^53 ns, beyond what Lua's doubles hold exactly, so every
 -- time is a pair (seconds, nanoseconds) of exact integers, added and
@@ -30,6 +34,38 @@ local margin = tonumber(ARGV[10])
 
 -- a < b for pairs
 local function lt(as, an, bs, bn) return as < bs or (as == bs and an < bn) end
+
+-- Fallback costs (leases): take the largest that fits.
+local chosen = 0
+if #ARGV > 10 and #KEYS == 1 then
+  local v = redis.call('GET', KEYS[1])
+  local as, an, ss, sn = 0, 0, 0, 0
+  if v then
+    local a, b, c, d = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+    as, an, ss, sn = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  end
+  local es, en = ns_, nn_
+  if lt(es, en, ss, sn) then es, en = ss, sn end
+  local ys, yn = es + ts_, en + tn_
+  if yn >= B then ys, yn = ys + 1, yn - B end
+  local cands = {{is_, in_}}
+  for a = 11, #ARGV - 1, 2 do
+    cands[#cands + 1] = {tonumber(ARGV[a]), tonumber(ARGV[a + 1])}
+  end
+  chosen = -1
+  for j = 1, #cands do
+    local cs, cn = cands[j][1], cands[j][2]
+    local xs, xn = as + cs, an + cn
+    if xn >= B then xs, xn = xs + 1, xn - B end
+    if not lt(ys, yn, xs, xn) then
+      chosen = j - 1
+      is_, in_ = cs, cn
+      break
+    end
+  end
+  -- None fits: decide (deny) the smallest.
+  if chosen == -1 then is_, in_ = cands[#cands][1], cands[#cands][2] end
+end
 
 local out = {}
 for k = 1, #KEYS do
@@ -84,4 +120,5 @@ for k = 1, #KEYS do
     allowed and 1 or 0, as, an, es, en
 end
 out[#out + 1], out[#out + 2] = ns_, nn_
+if #ARGV > 10 then out[#out + 1] = chosen end
 return out

@@ -19,6 +19,7 @@
 //! again (plus a margin), so memory is bounded by the keys in use.
 
 mod conn;
+mod lease;
 mod policy;
 mod scripts;
 
@@ -122,6 +123,7 @@ pub(crate) fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+pub use lease::LeasedLimiter;
 pub use policy::RedisPolicyLimiter;
 pub use scripts::RedisAlgorithm;
 
@@ -327,6 +329,24 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
                 vec![fallback_decision(self.alg.capacity(), cost, at); keys.len()]
             })
         })
+    }
+}
+
+impl RedisRateLimiter<crate::Gcra> {
+    /// Takes the largest of `costs` (largest first) that fits `key`'s
+    /// bucket now, in one round trip: the decision and the units taken (0
+    /// when none fits; then the decision is the smallest cost's denial).
+    pub(crate) fn lease<K: RedisKey + ?Sized>(
+        &self,
+        key: &K,
+        costs: &[u32],
+    ) -> Result<(Decision, u32), RateLimitError> {
+        let name = key_name(&self.prefix, key);
+        let at = Instant::now();
+        let call = self.alg.lease_call(&name, costs, self.margin_ms);
+        self.pool
+            .run(|con| scripts::eval(con, &call))
+            .and_then(|reply| self.alg.decide_lease(reply, costs, at))
     }
 }
 

@@ -308,6 +308,38 @@ impl Gcra {
     }
 }
 
+impl Gcra {
+    /// A lease's call: charge the largest of `costs` (largest first) that
+    /// fits.
+    pub(crate) fn lease_call(&self, key: &[u8], costs: &[u32], margin_ms: u64) -> Call {
+        let mut call = self.script_call(vec![key.to_vec()], costs[0], None, true, margin_ms);
+        for &c in &costs[1..] {
+            let (s, n) = split_ns(u64::from(c) * self.interval_ns());
+            call = call.arg(s).arg(n);
+        }
+        call
+    }
+
+    /// A lease's reply: the decision for the cost charged (or, when none
+    /// fits, for the smallest), and the units charged.
+    pub(crate) fn decide_lease(
+        &self,
+        reply: Value,
+        costs: &[u32],
+        at: Instant,
+    ) -> Result<(Decision, u32), RateLimitError> {
+        let mut v: Vec<i64> = parse(reply)?;
+        let chosen = v.pop().ok_or_else(|| unexpected("an empty lease reply"))?;
+        let taken = usize::try_from(chosen)
+            .ok()
+            .and_then(|i| costs.get(i).copied());
+        let cost = taken.unwrap_or(costs[costs.len() - 1]);
+        let as_u64: Vec<Value> = v.into_iter().map(Value::Int).collect();
+        let d = sealed::Sealed::decide(self, Value::Array(as_u64), cost, at)?;
+        Ok((d, taken.unwrap_or(0)))
+    }
+}
+
 impl sealed::Sealed for Gcra {
     fn call(
         &self,
