@@ -67,6 +67,20 @@ pub enum CacheError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// The Redis tier could not answer (refused, timed out, …).
+    #[error("redis {operation} failed: {reason}")]
+    Unavailable {
+        /// `"get"`, `"set"` or `"write"`.
+        operation: &'static str,
+        /// What the client reported.
+        reason: String,
+    },
+    /// A key or value could not be encoded for, or decoded from, Redis.
+    #[error("codec: {reason}")]
+    Codec {
+        /// What the codec reported.
+        reason: String,
+    },
     /// The L3 store failed (after `attempts` tries).
     #[error("store {operation} failed after {attempts} attempt(s): {source}")]
     Store {

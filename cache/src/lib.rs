@@ -61,10 +61,13 @@ mod error;
 mod ghost;
 mod load;
 mod lock;
+#[cfg(feature = "redis")]
+mod on_redis;
 mod policy;
 mod shard;
 mod sketch;
 mod stats;
+mod tier;
 mod tiered;
 mod time;
 mod weigher;
@@ -73,8 +76,11 @@ mod write_behind;
 pub use builder::{CacheBuilder, MAX_SHARDS};
 pub use cache::{Cache, DefaultHashBuilder};
 pub use error::{CacheError, StorePanic};
+#[cfg(feature = "redis")]
+pub use on_redis::{Codec, Postcard, RedisTier, RedisTierConfig, RedisTierStats, RedisTieredCache};
 pub use policy::{Admission, Policy};
 pub use stats::{CacheStats, EvictionCause, EvictionListener, Evictions};
+pub use tier::Tier;
 pub use tiered::{SharedTier, Store, TierConfig, TierStats, TieredCache, WriteMode};
 pub use time::MAX_TTL;
 pub use weigher::{UnitWeigher, Weigher};

@@ -403,7 +403,7 @@ where
 
 /// Calls the user's store, turning its error or its panic into the shared
 /// error source of [`CacheError::Store`].
-fn catch_store<T, E: std::error::Error + Send + Sync + 'static>(
+pub(crate) fn catch_store<T, E: std::error::Error + Send + Sync + 'static>(
     f: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, Arc<dyn std::error::Error + Send + Sync>> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
@@ -418,5 +418,30 @@ fn store_source(e: CacheError) -> Arc<dyn std::error::Error + Send + Sync> {
     match e {
         CacheError::Store { source, .. } => source,
         other => Arc::new(other),
+    }
+}
+
+impl<K, V, St, W, S> crate::Tier<K, V> for TieredCache<K, V, St, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    St: Store<K, V>,
+    W: Weigher<K, V>,
+    S: BuildHasher + Send + Sync,
+{
+    fn get_at(&self, key: &K, now: Instant) -> Result<Option<V>, CacheError> {
+        TieredCache::get_at(self, key, now)
+    }
+
+    fn set_at(&self, key: K, value: V, now: Instant) -> Result<(), CacheError> {
+        TieredCache::set_at(self, key, value, now)
+    }
+
+    fn delete_at(&self, key: &K, now: Instant) -> Result<(), CacheError> {
+        TieredCache::delete_at(self, key, now)
+    }
+
+    fn invalidate_at(&self, key: &K, now: Instant) {
+        TieredCache::invalidate_at(self, key, now);
     }
 }

@@ -1,0 +1,570 @@
+//! The shared tier on Redis (feature `redis`): [`RedisTier`] keeps the L2
+//! in a Redis server every process shares and invalidates every process's
+//! L1s through a pub/sub channel; [`RedisTieredCache`] is one instance's
+//! view (its own L1), implementing [`Tier`](crate::Tier) like the
+//! in-process [`TieredCache`](crate::TieredCache).
+//!
+//! # Invalidation: pub/sub, not client-side caching
+//! A write or delete publishes `(origin, key)` on `<prefix>:inv`; a
+//! subscriber thread per `RedisTier` removes the key from every local L1
+//! (cancelling an in-flight fill of it). Pub/sub rather than `CLIENT
+//! TRACKING`: tracking needs a RESP3 push connection per process and
+//! tracks only keys this client read through Redis, while an L1 entry may
+//! have come from the store; one channel says exactly "this key changed".
+//! Pub/sub is fire-and-forget: a subscriber that loses its connection may
+//! miss messages, so on every (re)subscription it empties its L1s.
+//!
+//! # Failures
+//! Redis down or slow (refused, timed out): reads fall through to the
+//! store; writes still reach the store first, and then the L2 and the
+//! other processes' L1s cannot be told — they serve the old value until
+//! their TTL (counted in [`RedisTierStats::l2_errors`]). Nothing blocks
+//! past the configured timeouts. Single-flight stays per process.
+
+mod codec;
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+
+pub use codec::{Codec, Postcard};
+
+use crate::cache::{Cache, DefaultHashBuilder};
+use crate::tiered::{Store, catch_store};
+use crate::weigher::{UnitWeigher, Weigher};
+use crate::{CacheError, Tier};
+
+/// Where the shared tier lives and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTierConfig {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key and of the invalidation channel (default
+    /// `"dk:cache"`); tiers with different data use different prefixes.
+    pub key_prefix: String,
+    /// How long an entry stays in the L2 (Redis `SET … PX`; default 10 min).
+    pub l2_ttl: Duration,
+    /// The longest a new connection may take (default 250 ms).
+    pub connect_timeout: Duration,
+    /// The longest one command may take (default 100 ms).
+    pub io_timeout: Duration,
+}
+
+impl RedisTierConfig {
+    /// The defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: "dk:cache".into(),
+            l2_ttl: Duration::from_secs(600),
+            connect_timeout: Duration::from_millis(250),
+            io_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Counters of a [`RedisTier`] (all its instances).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisTierStats {
+    /// L1 misses answered by Redis.
+    pub l2_hits: u64,
+    /// L1 misses Redis did not hold.
+    pub l2_misses: u64,
+    /// Redis calls that failed (reads fell through to the store; writes
+    /// could not reach the L2 or the other processes).
+    pub l2_errors: u64,
+    /// Store reads.
+    pub store_gets: u64,
+    /// Invalidations received from other processes.
+    pub invalidations_received: u64,
+    /// Times the subscriber (re)subscribed and emptied the L1s.
+    pub resubscriptions: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    l2_hits: AtomicU64,
+    l2_misses: AtomicU64,
+    l2_errors: AtomicU64,
+    store_gets: AtomicU64,
+    invalidations_received: AtomicU64,
+    resubscriptions: AtomicU64,
+}
+
+/// The local L1s by instance id.
+type Registry<K, V, W, S> = RwLock<Vec<(u64, Weak<Cache<K, V, W, S>>)>>;
+
+/// What the subscriber thread shares with the tier.
+struct Shared<K, V, W, S> {
+    instances: Registry<K, V, W, S>,
+    counters: Counters,
+    subscribed: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl<K: Hash + Eq, V, W: Weigher<K, V>, S: BuildHasher> Shared<K, V, W, S> {
+    fn each_l1(&self, mut f: impl FnMut(&Cache<K, V, W, S>)) {
+        for (_, w) in self.instances.read().iter() {
+            if let Some(c) = w.upgrade() {
+                f(&c);
+            }
+        }
+    }
+}
+
+/// The L2 on Redis and the store behind it, shared by every instance of
+/// one process; every process that connects to the same server and prefix
+/// shares the L2 and receives the others' invalidations.
+pub struct RedisTier<K, V, St, C = Postcard, W = UnitWeigher, S = DefaultHashBuilder> {
+    client: redis::Client,
+    idle: Mutex<Vec<redis::Connection>>,
+    cfg: RedisTierConfig,
+    channel: Vec<u8>,
+    origin: u64,
+    store: St,
+    codec: Arc<C>,
+    shared: Arc<Shared<K, V, W, S>>,
+    next_instance: AtomicU64,
+    subscriber: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<K, V, St, C, W, S> fmt::Debug for RedisTier<K, V, St, C, W, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("prefix", &self.cfg.key_prefix)
+            .field("instances", &self.shared.instances.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn redis_error(operation: &'static str, e: &redis::RedisError) -> CacheError {
+    CacheError::Unavailable {
+        operation,
+        reason: e.to_string(),
+    }
+}
+
+impl<K, V, St, C, W, S> RedisTier<K, V, St, C, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    St: Store<K, V>,
+    C: Codec<K> + Codec<V> + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// A tier on the server of `cfg` over `store`, encoding with `codec`;
+    /// starts the invalidation subscriber (a thread, stopped on drop).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidSetting`] for a URL the client rejects, zero
+    /// timeouts or TTL, or a prefix with braces.
+    pub fn new(cfg: RedisTierConfig, store: St, codec: C) -> Result<Arc<Self>, CacheError> {
+        let bad = |name: &'static str, reason: &'static str| CacheError::InvalidSetting {
+            name,
+            value: 0,
+            reason,
+        };
+        if cfg.connect_timeout.is_zero() || cfg.io_timeout.is_zero() {
+            return Err(bad("timeout", "a zero timeout would block for ever"));
+        }
+        if cfg.l2_ttl.as_millis() == 0 {
+            return Err(bad("l2_ttl", "L2 entries need a TTL of at least 1 ms"));
+        }
+        if cfg.key_prefix.is_empty() || cfg.key_prefix.contains(['{', '}']) {
+            return Err(bad(
+                "key_prefix",
+                "a prefix must be non-empty and hold no braces",
+            ));
+        }
+        let client = redis::Client::open(cfg.url.as_str())
+            .map_err(|_| bad("url", "not a redis:// URL the client accepts"))?;
+        let channel = format!("{}:inv", cfg.key_prefix).into_bytes();
+        let tier = Arc::new(Self {
+            client,
+            idle: Mutex::new(Vec::new()),
+            channel,
+            origin: origin_id(),
+            cfg,
+            store,
+            codec: Arc::new(codec),
+            shared: Arc::new(Shared {
+                instances: RwLock::new(Vec::new()),
+                counters: Counters::default(),
+                subscribed: AtomicBool::new(false),
+                stop: AtomicBool::new(false),
+            }),
+            next_instance: AtomicU64::new(0),
+            subscriber: Mutex::new(None),
+        });
+        let handle = tier.spawn_subscriber();
+        *tier.subscriber.lock() = Some(handle);
+        Ok(tier)
+    }
+
+    /// A new instance with its own `l1`, registered for invalidations.
+    pub fn instance(
+        self: &Arc<Self>,
+        l1: Cache<K, V, W, S>,
+    ) -> RedisTieredCache<K, V, St, C, W, S> {
+        let l1 = Arc::new(l1);
+        let id = self.next_instance.fetch_add(1, Relaxed);
+        self.shared
+            .instances
+            .write()
+            .push((id, Arc::downgrade(&l1)));
+        RedisTieredCache {
+            l1,
+            tier: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Whether the invalidation subscriber is subscribed now (a process
+    /// that starts serving before it is may miss an invalidation).
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.subscribed.load(Relaxed)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RedisTierStats {
+        let c = &self.shared.counters;
+        RedisTierStats {
+            l2_hits: c.l2_hits.load(Relaxed),
+            l2_misses: c.l2_misses.load(Relaxed),
+            l2_errors: c.l2_errors.load(Relaxed),
+            store_gets: c.store_gets.load(Relaxed),
+            invalidations_received: c.invalidations_received.load(Relaxed),
+            resubscriptions: c.resubscriptions.load(Relaxed),
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let con = self
+            .client
+            .get_connection_with_timeout(self.cfg.connect_timeout)?;
+        con.set_read_timeout(Some(self.cfg.io_timeout))?;
+        con.set_write_timeout(Some(self.cfg.io_timeout))?;
+        Ok(con)
+    }
+
+    /// Runs `f` on a pooled connection (dropped after an error).
+    fn redis<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, CacheError> {
+        let pooled = self.idle.lock().pop();
+        let r = match pooled {
+            Some(mut c) => f(&mut c).map(|v| (v, c)),
+            None => self.connect().and_then(|mut c| f(&mut c).map(|v| (v, c))),
+        };
+        match r {
+            Ok((v, c)) => {
+                let mut idle = self.idle.lock();
+                if idle.len() < 16 {
+                    idle.push(c);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                self.shared.counters.l2_errors.fetch_add(1, Relaxed);
+                Err(redis_error(operation, &e))
+            }
+        }
+    }
+
+    fn key_name(&self, key: &K) -> Result<Vec<u8>, CacheError> {
+        let mut name = Vec::with_capacity(self.cfg.key_prefix.len() + 24);
+        name.extend_from_slice(self.cfg.key_prefix.as_bytes());
+        name.push(b':');
+        Codec::<K>::encode(&*self.codec, key, &mut name)?;
+        Ok(name)
+    }
+
+    /// L2, else the store (filling L2); `Ok(None)` when the store has none.
+    fn load(&self, key: &K) -> Result<Option<V>, CacheError> {
+        let name = self.key_name(key)?;
+        let cached: Result<Option<Vec<u8>>, CacheError> =
+            self.redis("get", |c| redis::cmd("GET").arg(&name).query(c));
+        if let Ok(Some(bytes)) = &cached {
+            // An entry another schema wrote reads as a miss.
+            if let Ok(v) = Codec::<V>::decode(&*self.codec, bytes) {
+                self.shared.counters.l2_hits.fetch_add(1, Relaxed);
+                return Ok(Some(v));
+            }
+        }
+        if cached.is_ok() {
+            self.shared.counters.l2_misses.fetch_add(1, Relaxed);
+        }
+        self.shared.counters.store_gets.fetch_add(1, Relaxed);
+        let v = catch_store(|| self.store.get(key)).map_err(|source| CacheError::Store {
+            operation: "get",
+            attempts: 1,
+            source,
+        })?;
+        if let Some(v) = &v {
+            let _ = self.put_l2(&name, v);
+        }
+        Ok(v)
+    }
+
+    fn put_l2(&self, name: &[u8], v: &V) -> Result<(), CacheError> {
+        let mut bytes = Vec::new();
+        Codec::<V>::encode(&*self.codec, v, &mut bytes)?;
+        let ttl = u64::try_from(self.cfg.l2_ttl.as_millis()).unwrap_or(u64::MAX);
+        self.redis("set", |c| {
+            redis::cmd("SET")
+                .arg(name)
+                .arg(bytes)
+                .arg("PX")
+                .arg(ttl)
+                .query::<()>(c)
+        })
+    }
+
+    /// Changes the L2 entry (`Some`: set; `None`: delete) and tells every
+    /// other process, in one round trip (MULTI: the write and the PUBLISH).
+    fn write_l2(&self, key: &K, value: Option<&V>) -> Result<(), CacheError> {
+        let name = self.key_name(key)?;
+        let mut msg = self.origin.to_le_bytes().to_vec();
+        Codec::<K>::encode(&*self.codec, key, &mut msg)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match value {
+            Some(v) => {
+                let mut bytes = Vec::new();
+                Codec::<V>::encode(&*self.codec, v, &mut bytes)?;
+                let ttl = u64::try_from(self.cfg.l2_ttl.as_millis()).unwrap_or(u64::MAX);
+                pipe.cmd("SET")
+                    .arg(&name)
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(ttl)
+                    .ignore();
+            }
+            None => {
+                pipe.cmd("DEL").arg(&name).ignore();
+            }
+        }
+        pipe.cmd("PUBLISH").arg(&self.channel).arg(msg).ignore();
+        self.redis("write", |c| pipe.query::<()>(c))
+    }
+
+    fn spawn_subscriber(self: &Arc<Self>) -> JoinHandle<()> {
+        let shared = Arc::clone(&self.shared);
+        let client = self.client.clone();
+        let channel = self.channel.clone();
+        let origin = self.origin;
+        let connect_timeout = self.cfg.connect_timeout;
+        let codec = Arc::clone(&self.codec);
+        std::thread::Builder::new()
+            .name("dk-cache-invalidations".into())
+            .spawn(move || {
+                subscribe_loop(&shared, &client, &channel, origin, connect_timeout, &*codec)
+            })
+            .unwrap_or_else(|e| panic!("cannot start the invalidation thread: {e}"))
+    }
+}
+
+fn origin_id() -> u64 {
+    use std::hash::BuildHasher as _;
+    let s = std::collections::hash_map::RandomState::new();
+    s.hash_one((std::process::id(), Instant::now()))
+}
+
+fn subscribe_loop<K: Hash + Eq, V, W: Weigher<K, V>, S: BuildHasher, C: Codec<K>>(
+    shared: &Shared<K, V, W, S>,
+    client: &redis::Client,
+    channel: &[u8],
+    origin: u64,
+    connect_timeout: Duration,
+    codec: &C,
+) {
+    while !shared.stop.load(Relaxed) {
+        let Ok(mut con) = client.get_connection_with_timeout(connect_timeout) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let _ = con.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut ps = con.as_pubsub();
+        if ps.subscribe(channel).is_err() {
+            continue;
+        }
+        // Messages may have been missed while unsubscribed: start clean.
+        shared.each_l1(Cache::clear);
+        shared.counters.resubscriptions.fetch_add(1, Relaxed);
+        shared.subscribed.store(true, Relaxed);
+        while !shared.stop.load(Relaxed) {
+            match ps.get_message() {
+                Ok(msg) => {
+                    let p = msg.get_payload_bytes();
+                    let (Some(from), Some(key)) = (p.get(..8), p.get(8..)) else {
+                        continue;
+                    };
+                    if from == origin.to_le_bytes() {
+                        continue;
+                    }
+                    if let Ok(k) = codec.decode(key) {
+                        shared.each_l1(|c| {
+                            c.remove(&k);
+                        });
+                        shared.counters.invalidations_received.fetch_add(1, Relaxed);
+                    }
+                }
+                Err(e) if e.is_timeout() => {}
+                Err(_) => break,
+            }
+        }
+        shared.subscribed.store(false, Relaxed);
+    }
+}
+
+impl<K, V, St, C, W, S> Drop for RedisTier<K, V, St, C, W, S> {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Relaxed);
+        if let Some(h) = self.subscriber.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One instance's view: its own L1 over the Redis tier.
+pub struct RedisTieredCache<K, V, St, C = Postcard, W = UnitWeigher, S = DefaultHashBuilder> {
+    l1: Arc<Cache<K, V, W, S>>,
+    tier: Arc<RedisTier<K, V, St, C, W, S>>,
+    id: u64,
+}
+
+impl<K, V, St, C, W, S> fmt::Debug for RedisTieredCache<K, V, St, C, W, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTieredCache")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, St, C, W, S> Drop for RedisTieredCache<K, V, St, C, W, S> {
+    fn drop(&mut self) {
+        self.tier
+            .shared
+            .instances
+            .write()
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// Why a load produced no value.
+#[derive(Debug)]
+enum Miss {
+    NotFound,
+    Failed(CacheError),
+}
+
+impl<K, V, St, C, W, S> RedisTieredCache<K, V, St, C, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    St: Store<K, V>,
+    C: Codec<K> + Codec<V> + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// This instance's L1.
+    pub fn l1(&self) -> &Cache<K, V, W, S> {
+        &self.l1
+    }
+
+    /// The tier.
+    pub fn tier(&self) -> &Arc<RedisTier<K, V, St, C, W, S>> {
+        &self.tier
+    }
+
+    /// Removes `key` from every L1 of this process but this instance's.
+    fn invalidate_local(&self, key: &K) {
+        for (id, w) in self.tier.shared.instances.read().iter() {
+            if *id != self.id
+                && let Some(c) = w.upgrade()
+            {
+                c.remove(key);
+            }
+        }
+    }
+}
+
+impl<K, V, St, C, W, S> Tier<K, V> for RedisTieredCache<K, V, St, C, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    St: Store<K, V>,
+    C: Codec<K> + Codec<V> + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// L1, else (single-flight per process) Redis, else the store filling
+    /// Redis; a Redis failure falls through to the store.
+    fn get_at(&self, key: &K, now: Instant) -> Result<Option<V>, CacheError> {
+        let r = self
+            .l1
+            .try_get_or_load_at(key, now, || match self.tier.load(key) {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err(Miss::NotFound),
+                Err(e) => Err(Miss::Failed(e)),
+            });
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => match &*e {
+                Miss::NotFound => Ok(None),
+                Miss::Failed(err) => Err(err.clone()),
+            },
+        }
+    }
+
+    /// The store first (write-through); then Redis and the other
+    /// processes' L1s in one round trip; then this process's L1s. With
+    /// Redis unavailable the store write stands and `Ok` is returned (the
+    /// other processes serve the old value until their L1 TTL; counted in
+    /// `l2_errors`).
+    fn set_at(&self, key: K, value: V, now: Instant) -> Result<(), CacheError> {
+        catch_store(|| self.tier.store.put(&key, &value)).map_err(|source| CacheError::Store {
+            operation: "put",
+            attempts: 1,
+            source,
+        })?;
+        let _ = self.tier.write_l2(&key, Some(&value));
+        self.invalidate_local(&key);
+        if self.l1.insert_at(key.clone(), value, now).is_err() {
+            self.l1.remove(&key);
+        }
+        Ok(())
+    }
+
+    fn delete_at(&self, key: &K, _now: Instant) -> Result<(), CacheError> {
+        catch_store(|| self.tier.store.delete(key)).map_err(|source| CacheError::Store {
+            operation: "delete",
+            attempts: 1,
+            source,
+        })?;
+        let _ = self.tier.write_l2(key, None);
+        self.invalidate_local(key);
+        self.l1.remove(key);
+        Ok(())
+    }
+
+    fn invalidate_at(&self, key: &K, _now: Instant) {
+        let _ = self.tier.write_l2(key, None);
+        self.invalidate_local(key);
+        self.l1.remove(key);
+    }
+}

@@ -1,0 +1,135 @@
+//! One conformance suite for the tiers, through the `Tier` trait, against
+//! both shared tiers: the in-process `SharedTier` and the `RedisTier` (a
+//! real `redis-server` on a free loopback port; skipped with a note
+//! without one, a failure under `CI=true`). Two instances share a tier and
+//! a store: read-through, write-through, invalidation of the other
+//! instance, delete, invalidate, store failures neither cached nor hidden.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use dispatchkit_cache::{
+    Cache, CacheError, Postcard, RedisTier, RedisTierConfig, SharedTier, Store, Tier, TierConfig,
+};
+use dispatchkit_test_support::Down;
+use dispatchkit_test_support::redis_server::RedisServer;
+use parking_lot::Mutex;
+
+/// An in-memory store that counts reads and can be made to fail.
+#[derive(Default)]
+struct Db {
+    rows: Mutex<HashMap<u64, String>>,
+    gets: AtomicU64,
+    down: AtomicBool,
+}
+
+/// The store handle both the test and the tier hold.
+#[derive(Clone)]
+struct DbRef(Arc<Db>);
+
+impl Store<u64, String> for DbRef {
+    type Error = Down;
+    fn get(&self, key: &u64) -> Result<Option<String>, Down> {
+        self.0.gets.fetch_add(1, Ordering::Relaxed);
+        if self.0.down.load(Ordering::Relaxed) {
+            return Err(Down);
+        }
+        Ok(self.0.rows.lock().get(key).cloned())
+    }
+    fn put(&self, key: &u64, value: &String) -> Result<(), Down> {
+        if self.0.down.load(Ordering::Relaxed) {
+            return Err(Down);
+        }
+        self.0.rows.lock().insert(*key, value.clone());
+        Ok(())
+    }
+    fn delete(&self, key: &u64) -> Result<(), Down> {
+        if self.0.down.load(Ordering::Relaxed) {
+            return Err(Down);
+        }
+        self.0.rows.lock().remove(key);
+        Ok(())
+    }
+}
+
+fn l1() -> Cache<u64, String> {
+    Cache::new(1_000).expect("valid capacity")
+}
+
+fn suite(a: &impl Tier<u64, String>, b: &impl Tier<u64, String>, db: &Db) {
+    let now = Instant::now();
+    // Read-through, then from L1.
+    db.rows.lock().insert(1, "one".into());
+    assert_eq!(a.get_at(&1, now).unwrap().as_deref(), Some("one"));
+    let gets = db.gets.load(Ordering::Relaxed);
+    assert_eq!(a.get_at(&1, now).unwrap().as_deref(), Some("one"));
+    assert_eq!(
+        db.gets.load(Ordering::Relaxed),
+        gets,
+        "an L1 hit reads no store"
+    );
+    // Write-through, seen by the other instance.
+    a.set_at(2, "two".into(), now).unwrap();
+    assert_eq!(db.rows.lock().get(&2).map(String::as_str), Some("two"));
+    assert_eq!(b.get_at(&2, now).unwrap().as_deref(), Some("two"));
+    // The other instance's L1 holds 2; a write invalidates it.
+    a.set_at(2, "deux".into(), now).unwrap();
+    assert_eq!(b.get_at(&2, now).unwrap().as_deref(), Some("deux"));
+    // Delete everywhere.
+    b.delete_at(&2, now).unwrap();
+    assert_eq!(a.get_at(&2, now).unwrap(), None);
+    assert!(!db.rows.lock().contains_key(&2));
+    // Invalidate: the store changed behind the tiers.
+    db.rows.lock().insert(1, "uno".into());
+    assert_eq!(
+        b.get_at(&1, now).unwrap().as_deref(),
+        Some("one"),
+        "still cached"
+    );
+    a.invalidate_at(&1, now);
+    assert_eq!(b.get_at(&1, now).unwrap().as_deref(), Some("uno"));
+    // A missing key is not cached.
+    assert_eq!(a.get_at(&3, now).unwrap(), None);
+    db.rows.lock().insert(3, "three".into());
+    assert_eq!(a.get_at(&3, now).unwrap().as_deref(), Some("three"));
+    // Store failures: an error, not cached, and a refused write changes no tier.
+    db.down.store(true, Ordering::Relaxed);
+    assert!(matches!(a.get_at(&4, now), Err(CacheError::Store { .. })));
+    assert!(matches!(
+        a.set_at(1, "bad".into(), now),
+        Err(CacheError::Store { .. })
+    ));
+    db.down.store(false, Ordering::Relaxed);
+    assert_eq!(a.get_at(&1, now).unwrap().as_deref(), Some("uno"));
+    db.rows.lock().insert(4, "four".into());
+    assert_eq!(a.get_at(&4, now).unwrap().as_deref(), Some("four"));
+}
+
+#[test]
+fn in_process_tier_conforms() {
+    let db = Arc::new(Db::default());
+    let shared = SharedTier::new(l1(), DbRef(Arc::clone(&db)), TierConfig::default()).unwrap();
+    let (a, b) = (shared.instance(l1()), shared.instance(l1()));
+    suite(&a, &b, &db);
+}
+
+#[test]
+fn redis_tier_conforms() {
+    let Some(server) = RedisServer::start() else {
+        eprintln!("skipped: no redis-server");
+        return;
+    };
+    let db = Arc::new(Db::default());
+    let tier = RedisTier::new(
+        RedisTierConfig::new(server.url()),
+        DbRef(Arc::clone(&db)),
+        Postcard,
+    )
+    .unwrap();
+    let (a, b) = (tier.instance(l1()), tier.instance(l1()));
+    suite(&a, &b, &db);
+    let s = tier.stats();
+    assert!(s.l2_hits > 0 && s.l2_misses > 0, "{s:?}");
+}
