@@ -9,6 +9,9 @@
 //! - **pipelined64**: 64 checks per round trip (dispatchkit's `check_many`,
 //!   a pipeline of 64 `INCR` + `EXPIRE` pairs for the seed's).
 //!
+//! `redis_tier_get` puts the cache's Redis tier (L1 hit, Redis L2 hit, L3
+//! load) beside the in-process tier.
+//!
 //! `redis_policy_2rules` puts a two-rule policy (one script call, all or
 //! nothing) beside two independent GCRA checks (two round trips).
 //!
@@ -28,6 +31,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use dispatchkit::cache::{
+    Cache, Postcard, RedisTier, RedisTierConfig, SharedTier, Store, Tier, TierConfig,
+};
 use dispatchkit::ratelimit::{
     Gcra, KeyKind, KeyedLimit, LeasedLimiter, Limit, PolicyLimit, Quota, RedisConfig,
     RedisPolicyLimiter, RedisRateLimiter, Request, RuleSet, RuleTable,
@@ -269,6 +275,102 @@ fn leases(c: &mut Criterion, server: &RedisServer) {
     g.finish();
 }
 
+/// An in-memory L3 (value = 2 × key, as the cache bench's) that never
+/// fails: the tier group measures the tiers, not a database.
+struct MemStore;
+
+impl Store<u64, u64> for MemStore {
+    type Error = std::io::Error;
+    fn get(&self, key: &u64) -> Result<Option<u64>, Self::Error> {
+        Ok(Some(key.wrapping_mul(2)))
+    }
+    fn put(&self, _: &u64, _: &u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn delete(&self, _: &u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// `redis_tier_get`: one GET through the tiers — an L1 hit, an L2 hit
+/// (L1 too small to hold the cycled keys) and an L3 load (the key is
+/// invalidated first) — on the Redis tier and, beside it, the in-process
+/// `SharedTier`; plus the p50 / p99 of one Redis L2 hit.
+fn tier_get(c: &mut Criterion, server: &RedisServer) {
+    const CYCLE: u64 = 4_096;
+    let mut cfg = RedisTierConfig::new(server.url());
+    cfg.io_timeout = Duration::from_secs(5);
+    let redis_tier = RedisTier::new(cfg, MemStore, Postcard).expect("valid config");
+    let local_tier = SharedTier::new(
+        Cache::new(4 * CYCLE).expect("valid capacity"),
+        MemStore,
+        TierConfig::default(),
+    )
+    .expect("valid tier");
+    let r_hot = redis_tier.instance(Cache::new(CYCLE * 2).expect("valid capacity"));
+    let r_cold = redis_tier.instance(Cache::new(16).expect("valid capacity"));
+    let l_hot = local_tier.instance(Cache::new(CYCLE * 2).expect("valid capacity"));
+    let l_cold = local_tier.instance(Cache::new(16).expect("valid capacity"));
+    for k in 0..CYCLE {
+        let _ = Tier::get(&r_hot, &k);
+        let _ = l_hot.get(&k);
+    }
+    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        let mut t = Vec::with_capacity(20_000);
+        for i in 0..20_000u64 {
+            let k = i % CYCLE;
+            let s = Instant::now();
+            black_box(Tier::get(&r_cold, &k).expect("redis answers"));
+            t.push(s.elapsed());
+        }
+        let (p50, p99) = percentiles(t);
+        notes::line(
+            "redis",
+            &format!(
+                "latency of one Redis L2 hit through the tiers (L1 miss, GET, decode): p50 {:.1} µs  p99 {:.1} µs",
+                p50.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6
+            ),
+        );
+    }
+    let mut g = c.benchmark_group("redis_tier_get");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(1));
+    let mut k = 0u64;
+    let mut next = || {
+        k = (k + 1) % CYCLE;
+        k
+    };
+    g.bench_function(BenchmarkId::new("dispatchkit_redis", "l1_hit"), |b| {
+        b.iter(|| black_box(Tier::get(&r_hot, &next())))
+    });
+    g.bench_function(BenchmarkId::new("dispatchkit_redis", "l2_hit"), |b| {
+        b.iter(|| black_box(Tier::get(&r_cold, &next())))
+    });
+    g.bench_function(BenchmarkId::new("dispatchkit_redis", "l3_load"), |b| {
+        b.iter(|| {
+            let key = next() + 1_000_000;
+            Tier::invalidate_at(&r_cold, &key, Instant::now());
+            black_box(Tier::get(&r_cold, &key))
+        })
+    });
+    g.bench_function(BenchmarkId::new("in_process_tier", "l1_hit"), |b| {
+        b.iter(|| black_box(l_hot.get(&next())))
+    });
+    g.bench_function(BenchmarkId::new("in_process_tier", "l2_hit"), |b| {
+        b.iter(|| black_box(l_cold.get(&next())))
+    });
+    g.bench_function(BenchmarkId::new("in_process_tier", "l3_load"), |b| {
+        b.iter(|| {
+            let key = next() + 1_000_000;
+            l_cold.invalidate(&key);
+            black_box(l_cold.get(&key))
+        })
+    });
+    g.finish();
+}
+
 fn main() {
     let Some(server) = RedisServer::start() else {
         eprintln!("note: no redis-server on PATH; the Redis benches are skipped");
@@ -279,5 +381,6 @@ fn main() {
     limiter_check(&mut c, &server, &keys);
     policy_2rules(&mut c, &server, &keys);
     leases(&mut c, &server);
+    tier_get(&mut c, &server);
     c.final_summary();
 }
