@@ -30,6 +30,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use dispatchkit_redis_conn::{Failure, Pool, PoolConfig};
 use parking_lot::{Mutex, RwLock};
 
 pub use codec::{Codec, Postcard};
@@ -53,6 +54,9 @@ pub struct RedisTierConfig {
     pub connect_timeout: Duration,
     /// The longest one command may take (default 100 ms).
     pub io_timeout: Duration,
+    /// Extra root certificates (PEM) to trust for `rediss://` besides the
+    /// system's.
+    pub tls_root_cert: Option<Vec<u8>>,
 }
 
 impl RedisTierConfig {
@@ -64,6 +68,7 @@ impl RedisTierConfig {
             l2_ttl: Duration::from_secs(600),
             connect_timeout: Duration::from_millis(250),
             io_timeout: Duration::from_millis(100),
+            tls_root_cert: None,
         }
     }
 }
@@ -122,8 +127,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>, S: BuildHasher> Shared<K, V, W, S> {
 /// one process; every process that connects to the same server and prefix
 /// shares the L2 and receives the others' invalidations.
 pub struct RedisTier<K, V, St, C = Postcard, W = UnitWeigher, S = DefaultHashBuilder> {
-    client: redis::Client,
-    idle: Mutex<Vec<redis::Connection>>,
+    pool: Arc<Pool>,
     cfg: RedisTierConfig,
     channel: Vec<u8>,
     origin: u64,
@@ -143,10 +147,10 @@ impl<K, V, St, C, W, S> fmt::Debug for RedisTier<K, V, St, C, W, S> {
     }
 }
 
-fn redis_error(operation: &'static str, e: &redis::RedisError) -> CacheError {
+fn redis_error(operation: &'static str, f: Failure) -> CacheError {
     CacheError::Unavailable {
         operation,
-        reason: e.to_string(),
+        reason: f.reason,
     }
 }
 
@@ -163,17 +167,15 @@ where
     /// starts the invalidation subscriber (a thread, stopped on drop).
     ///
     /// # Errors
-    /// [`CacheError::InvalidSetting`] for a URL the client rejects, zero
-    /// timeouts or TTL, or a prefix with braces.
+    /// [`CacheError::InvalidSetting`] for a URL the client rejects, a root
+    /// certificate that is not PEM, zero timeouts or TTL, or a prefix with
+    /// braces.
     pub fn new(cfg: RedisTierConfig, store: St, codec: C) -> Result<Arc<Self>, CacheError> {
         let bad = |name: &'static str, reason: &'static str| CacheError::InvalidSetting {
             name,
             value: 0,
             reason,
         };
-        if cfg.connect_timeout.is_zero() || cfg.io_timeout.is_zero() {
-            return Err(bad("timeout", "a zero timeout would block for ever"));
-        }
         if cfg.l2_ttl.as_millis() == 0 {
             return Err(bad("l2_ttl", "L2 entries need a TTL of at least 1 ms"));
         }
@@ -183,12 +185,17 @@ where
                 "a prefix must be non-empty and hold no braces",
             ));
         }
-        let client = redis::Client::open(cfg.url.as_str())
-            .map_err(|_| bad("url", "not a redis:// URL the client accepts"))?;
+        let pool = Pool::new(&PoolConfig {
+            url: cfg.url.clone(),
+            connect_timeout: cfg.connect_timeout,
+            io_timeout: cfg.io_timeout,
+            tls_root_cert: cfg.tls_root_cert.clone(),
+            max_idle: 16,
+        })
+        .map_err(|e| bad(e.name, e.reason))?;
         let channel = format!("{}:inv", cfg.key_prefix).into_bytes();
         let tier = Arc::new(Self {
-            client,
-            idle: Mutex::new(Vec::new()),
+            pool: Arc::new(pool),
             channel,
             origin: origin_id(),
             cfg,
@@ -250,39 +257,16 @@ where
         }
     }
 
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let con = self
-            .client
-            .get_connection_with_timeout(self.cfg.connect_timeout)?;
-        con.set_read_timeout(Some(self.cfg.io_timeout))?;
-        con.set_write_timeout(Some(self.cfg.io_timeout))?;
-        Ok(con)
-    }
-
-    /// Runs `f` on a pooled connection (dropped after an error).
+    /// Runs `f` on a pooled connection (counted as an L2 error when it fails).
     fn redis<T>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, CacheError> {
-        let pooled = self.idle.lock().pop();
-        let r = match pooled {
-            Some(mut c) => f(&mut c).map(|v| (v, c)),
-            None => self.connect().and_then(|mut c| f(&mut c).map(|v| (v, c))),
-        };
-        match r {
-            Ok((v, c)) => {
-                let mut idle = self.idle.lock();
-                if idle.len() < 16 {
-                    idle.push(c);
-                }
-                Ok(v)
-            }
-            Err(e) => {
-                self.shared.counters.l2_errors.fetch_add(1, Relaxed);
-                Err(redis_error(operation, &e))
-            }
-        }
+        self.pool.run(f).map_err(|e| {
+            self.shared.counters.l2_errors.fetch_add(1, Relaxed);
+            redis_error(operation, e)
+        })
     }
 
     fn key_name(&self, key: &K) -> Result<Vec<u8>, CacheError> {
@@ -364,16 +348,13 @@ where
 
     fn spawn_subscriber(self: &Arc<Self>) -> JoinHandle<()> {
         let shared = Arc::clone(&self.shared);
-        let client = self.client.clone();
+        let pool = Arc::clone(&self.pool);
         let channel = self.channel.clone();
         let origin = self.origin;
-        let connect_timeout = self.cfg.connect_timeout;
         let codec = Arc::clone(&self.codec);
         std::thread::Builder::new()
             .name("dk-cache-invalidations".into())
-            .spawn(move || {
-                subscribe_loop(&shared, &client, &channel, origin, connect_timeout, &*codec)
-            })
+            .spawn(move || subscribe_loop(&shared, &pool, &channel, origin, &*codec))
             .unwrap_or_else(|e| panic!("cannot start the invalidation thread: {e}"))
     }
 }
@@ -386,14 +367,13 @@ fn origin_id() -> u64 {
 
 fn subscribe_loop<K: Hash + Eq, V, W: Weigher<K, V>, S: BuildHasher, C: Codec<K>>(
     shared: &Shared<K, V, W, S>,
-    client: &redis::Client,
+    pool: &Pool,
     channel: &[u8],
     origin: u64,
-    connect_timeout: Duration,
     codec: &C,
 ) {
     while !shared.stop.load(Relaxed) {
-        let Ok(mut con) = client.get_connection_with_timeout(connect_timeout) else {
+        let Ok(mut con) = pool.connect() else {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };

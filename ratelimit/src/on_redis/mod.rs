@@ -194,7 +194,7 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
     ) -> Result<Self, RateLimitError> {
         check_prefix(&config.key_prefix)?;
         alg.check_redis()?;
-        let pool = Pool::new(&config)?;
+        let pool = conn::pool(&config)?;
         Ok(Self {
             alg,
             pool,
@@ -252,8 +252,7 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
         let name = key_name(&self.prefix, key);
         let (now_ns, at) = self.times(now);
         let call = self.alg.call(&name, cost, now_ns, consume, self.margin_ms);
-        self.pool
-            .run(|con| scripts::eval(con, &call))
+        conn::run(&self.pool, |con| scripts::eval(con, &call))
             .and_then(|reply| self.alg.decide(reply, cost, at))
             .or_else(|e| self.unavailable(e, || fallback_decision(self.alg.capacity(), cost, at)))
     }
@@ -307,22 +306,19 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
                 .call_many(names.clone(), cost, now_ns, self.margin_ms)
         {
             // One script call for every key (one node holds them all).
-            self.pool
-                .run(|con| scripts::eval(con, &call))
+            conn::run(&self.pool, |con| scripts::eval(con, &call))
                 .and_then(|reply| self.alg.decide_many(reply, cost, at))
         } else {
             let calls: Vec<_> = names
                 .iter()
                 .map(|name| self.alg.call(name, cost, now_ns, true, self.margin_ms))
                 .collect();
-            self.pool
-                .run(|con| scripts::eval_many(con, &calls))
-                .and_then(|replies| {
-                    replies
-                        .into_iter()
-                        .map(|r| self.alg.decide(r, cost, at))
-                        .collect()
-                })
+            conn::run(&self.pool, |con| scripts::eval_many(con, &calls)).and_then(|replies| {
+                replies
+                    .into_iter()
+                    .map(|r| self.alg.decide(r, cost, at))
+                    .collect()
+            })
         };
         decided.or_else(|e| {
             self.unavailable(e, || {
@@ -344,8 +340,7 @@ impl RedisRateLimiter<crate::Gcra> {
         let name = key_name(&self.prefix, key);
         let at = Instant::now();
         let call = self.alg.lease_call(&name, costs, self.margin_ms);
-        self.pool
-            .run(|con| scripts::eval(con, &call))
+        conn::run(&self.pool, |con| scripts::eval(con, &call))
             .and_then(|reply| self.alg.decide_lease(reply, costs, at))
     }
 }

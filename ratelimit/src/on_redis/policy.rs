@@ -9,7 +9,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use redis::Value;
 
-use super::conn::Pool;
+use super::conn::{self, Pool};
 use super::scripts::{Call, Lua, eval};
 use super::{RedisConfig, RedisKey, check_prefix, escape_into};
 use crate::algorithm::{Algorithm, fallback_decision};
@@ -111,7 +111,7 @@ impl RedisPolicyLimiter {
         }
         Ok(Self {
             compiled,
-            pool: Pool::new(&config)?,
+            pool: conn::pool(&config)?,
             prefix: config.key_prefix,
             clock,
             margin_ms: 1_000,
@@ -291,8 +291,7 @@ impl RedisPolicyLimiter {
         }
         let at = now.unwrap_or_else(Instant::now);
         let call = self.call(set, req, cost, now.map(|n| self.unix_ns(n)), consume);
-        self.pool
-            .run(|con| eval(con, &call))
+        conn::run(&self.pool, |con| eval(con, &call))
             .and_then(|reply| self.decide(set, reply, cost, at))
             .or_else(|e| match (self.on_unavailable, &e) {
                 (FailMode::Open, RateLimitError::Unavailable { .. }) => {
