@@ -77,7 +77,8 @@
 //! | feature | default | what it enables |
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on [`RuleTable`] and the other rule data, [`FailMode`] |
-//! | `redis` | off | `RedisRateLimiter`, `RedisPolicyLimiter`, `RedisConfig` (the `redis` crate, synchronous connections) |
+//! | `redis` | off | `RedisRateLimiter`, `RedisPolicyLimiter`, `LeasedLimiter`, `RedisConfig` (the `redis` crate, synchronous connections) |
+//! | `tokio` | off | `check_n_async`, `check_n_at_async`, `peek_n_async` on `RedisRateLimiter` (one multiplexed async connection per limiter) |
 //!
 //! # Where this fits
 //!

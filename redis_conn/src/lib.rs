@@ -238,6 +238,74 @@ impl Pool {
     }
 }
 
+/// An async connection to one server on tokio (feature `tokio`): one
+/// multiplexed connection shared by every task (requests pipeline on it),
+/// opened on first use with the pool's timeouts and opened again after an
+/// error.
+#[cfg(feature = "tokio")]
+pub struct AsyncPool {
+    client: redis::Client,
+    config: redis::AsyncConnectionConfig,
+    con: Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+#[cfg(feature = "tokio")]
+impl std::fmt::Debug for AsyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncPool")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("connected", &self.con.lock().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl AsyncPool {
+    /// The async twin of `pool` (same server, TLS and timeouts).
+    pub fn of(pool: &Pool) -> Self {
+        Self {
+            client: pool.client.clone(),
+            config: redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(pool.connect_timeout))
+                .set_response_timeout(Some(pool.io_timeout)),
+            con: Mutex::new(None),
+        }
+    }
+
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, Failure> {
+        if let Some(c) = self.con.lock().as_ref() {
+            return Ok(c.clone());
+        }
+        let c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map_err(|e| Failure::of(&e))?;
+        *self.con.lock() = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs `f` on the shared connection; after an error the connection is
+    /// dropped (the next call opens a new one).
+    ///
+    /// # Errors
+    /// The [`Failure`] of connecting or of `f`.
+    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, Failure>
+    where
+        F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let con = self.connection().await?;
+        match f(con).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                *self.con.lock() = None;
+                Err(Failure::of(&e))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +327,10 @@ mod tests {
             ..cfg("redis://127.0.0.1:1/")
         };
         assert_eq!(Pool::new(&zero).unwrap_err().name, "io_timeout");
-        assert_eq!(Pool::new(&cfg("http://example.com/")).unwrap_err().name, "url");
+        assert_eq!(
+            Pool::new(&cfg("http://example.com/")).unwrap_err().name,
+            "url"
+        );
         let pem = PoolConfig {
             tls_root_cert: Some(b"not a certificate".to_vec()),
             ..cfg("rediss://localhost:1/")
@@ -272,7 +343,9 @@ mod tests {
         // Port 1 on loopback: nothing listens (and nothing may bind it).
         let pool = Pool::new(&cfg("redis://127.0.0.1:1/")).unwrap();
         let t = std::time::Instant::now();
-        let f = pool.run(|c| redis::cmd("PING").query::<String>(c)).unwrap_err();
+        let f = pool
+            .run(|c| redis::cmd("PING").query::<String>(c))
+            .unwrap_err();
         assert_eq!(f.kind, FailureKind::Refused, "{}", f.reason);
         assert!(t.elapsed() < Duration::from_secs(2));
     }

@@ -155,6 +155,8 @@ pub struct RedisRateLimiter<A> {
     clock: ClockMap,
     margin_ms: u64,
     on_unavailable: FailMode,
+    #[cfg(feature = "tokio")]
+    apool: dispatchkit_redis_conn::AsyncPool,
 }
 
 impl<A: fmt::Debug> fmt::Debug for RedisRateLimiter<A> {
@@ -195,6 +197,8 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
         check_prefix(&config.key_prefix)?;
         alg.check_redis()?;
         let pool = conn::pool(&config)?;
+        #[cfg(feature = "tokio")]
+        let apool = dispatchkit_redis_conn::AsyncPool::of(&pool);
         Ok(Self {
             alg,
             pool,
@@ -202,6 +206,8 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
             clock,
             margin_ms: 1_000,
             on_unavailable: config.on_unavailable,
+            #[cfg(feature = "tokio")]
+            apool,
         })
     }
 
@@ -253,6 +259,68 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
         let (now_ns, at) = self.times(now);
         let call = self.alg.call(&name, cost, now_ns, consume, self.margin_ms);
         conn::run(&self.pool, |con| scripts::eval(con, &call))
+            .and_then(|reply| self.alg.decide(reply, cost, at))
+            .or_else(|e| self.unavailable(e, || fallback_decision(self.alg.capacity(), cost, at)))
+    }
+
+    /// [`KeyedLimit::check_n`] without blocking the thread (feature
+    /// `tokio`): one `EVALSHA` on the process's multiplexed async
+    /// connection, the same decision as the blocking form.
+    ///
+    /// # Errors
+    /// As [`KeyedLimit::check_n`].
+    #[cfg(feature = "tokio")]
+    pub async fn check_n_async<K: RedisKey + ?Sized>(
+        &self,
+        key: &K,
+        cost: u32,
+    ) -> Result<Decision, RateLimitError> {
+        self.run_async(key, cost, None, true).await
+    }
+
+    /// [`check_n_async`](Self::check_n_async) at the caller's `now`.
+    ///
+    /// # Errors
+    /// As [`KeyedLimit::check_n`].
+    #[cfg(feature = "tokio")]
+    pub async fn check_n_at_async<K: RedisKey + ?Sized>(
+        &self,
+        key: &K,
+        cost: u32,
+        now: Instant,
+    ) -> Result<Decision, RateLimitError> {
+        self.run_async(key, cost, Some(now), true).await
+    }
+
+    /// [`KeyedLimit::peek_n`] without blocking the thread.
+    ///
+    /// # Errors
+    /// As [`KeyedLimit::check_n`].
+    #[cfg(feature = "tokio")]
+    pub async fn peek_n_async<K: RedisKey + ?Sized>(
+        &self,
+        key: &K,
+        cost: u32,
+    ) -> Result<Decision, RateLimitError> {
+        self.run_async(key, cost, None, false).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn run_async<K: RedisKey + ?Sized>(
+        &self,
+        key: &K,
+        cost: u32,
+        now: Option<Instant>,
+        consume: bool,
+    ) -> Result<Decision, RateLimitError> {
+        check_cost(&self.alg, cost)?;
+        let name = key_name(&self.prefix, key);
+        let (now_ns, at) = self.times(now);
+        let call = self.alg.call(&name, cost, now_ns, consume, self.margin_ms);
+        self.apool
+            .run(|con| scripts::eval_async(con, &call))
+            .await
+            .map_err(conn::unavailable)
             .and_then(|reply| self.alg.decide(reply, cost, at))
             .or_else(|e| self.unavailable(e, || fallback_decision(self.alg.capacity(), cost, at)))
     }

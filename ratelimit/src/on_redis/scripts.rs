@@ -167,6 +167,22 @@ pub(crate) fn eval(con: &mut redis::Connection, call: &Call) -> redis::RedisResu
     inv.invoke(con)
 }
 
+/// [`eval`] on an async connection.
+#[cfg(feature = "tokio")]
+pub(crate) async fn eval_async(
+    mut con: redis::aio::MultiplexedConnection,
+    call: &Call,
+) -> redis::RedisResult<Value> {
+    let mut inv = call.lua.script.prepare_invoke();
+    for k in &call.keys {
+        inv.key(k.as_slice());
+    }
+    for a in &call.args {
+        inv.arg(a.as_slice());
+    }
+    inv.invoke_async(&mut con).await
+}
+
 /// Runs `calls` in one pipeline (one round trip); after `NOSCRIPT` (a
 /// restarted or flushed server) loads their scripts and runs it again.
 pub(crate) fn eval_many(
