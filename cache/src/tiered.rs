@@ -34,7 +34,7 @@ use std::time::Instant;
 use crate::cache::{Cache, DefaultHashBuilder};
 use crate::stats::CacheStats;
 use crate::weigher::{UnitWeigher, Weigher};
-use crate::write_behind::Op;
+use crate::write_behind::{Op, WriteBehind};
 use crate::{CacheError, StorePanic};
 
 mod shared;
@@ -225,7 +225,6 @@ struct StoreCounters {
     deletes: AtomicU64,
     errors: AtomicU64,
     pending_reads: AtomicU64,
-    coalesced: AtomicU64,
     invalidations: AtomicU64,
 }
 
@@ -319,7 +318,7 @@ where
         let _guard = sh.write_lock(&key);
         match &sh.queue {
             None => sh.apply(&key, &Op::Put(value.clone()))?,
-            Some(q) => sh.enqueue(q, &key, Op::Put(value.clone()))?,
+            Some(q) => q.enqueue(&key, Op::Put(value.clone()), |k, o| sh.apply(k, o))?,
         }
         if sh.l2.insert_at(key.clone(), value.clone(), now).is_err() {
             sh.l2.remove_at(&key, now);
@@ -350,7 +349,7 @@ where
         let _guard = sh.write_lock(key);
         match &sh.queue {
             None => sh.apply(key, &Op::Delete)?,
-            Some(q) => sh.enqueue(q, key, Op::Delete)?,
+            Some(q) => q.enqueue(key, Op::Delete, |k, o| sh.apply(k, o))?,
         }
         sh.l2.remove_at(key, now);
         sh.broadcast_invalidate(key, self.id, now);
@@ -394,7 +393,7 @@ where
             store_deletes: c.deletes.load(Relaxed),
             store_errors: c.errors.load(Relaxed),
             pending_reads: c.pending_reads.load(Relaxed),
-            coalesced_writes: c.coalesced.load(Relaxed),
+            coalesced_writes: self.shared.queue.as_ref().map_or(0, WriteBehind::coalesced),
             pending_writes: self.shared.pending_writes(),
             l1_invalidations: c.invalidations.load(Relaxed),
         }
@@ -410,14 +409,6 @@ pub(crate) fn catch_store<T, E: std::error::Error + Send + Sync + 'static>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Arc::new(e)),
         Err(payload) => Err(Arc::new(StorePanic::from_payload(payload.as_ref()))),
-    }
-}
-
-/// The store error inside a [`CacheError::Store`] (or the error itself).
-fn store_source(e: CacheError) -> Arc<dyn std::error::Error + Send + Sync> {
-    match e {
-        CacheError::Store { source, .. } => source,
-        other => Arc::new(other),
     }
 }
 

@@ -11,6 +11,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use parking_lot::Mutex;
 
 use crate::CacheError;
 
@@ -178,5 +182,196 @@ impl<K: Hash + Eq + Clone, V: Clone> Queue<K, V> {
             "a queued key is not pending"
         );
         assert!(self.map.len() <= self.capacity, "queue over capacity");
+    }
+}
+
+/// A tier's write-behind queue and how it is drained, whatever the tier:
+/// `apply` is the tier's store write (with its retries).
+pub(crate) struct WriteBehind<K, V> {
+    queue: Mutex<Queue<K, V>>,
+    coalesced: AtomicU64,
+}
+
+/// The store error inside a [`CacheError::Store`] (or the error itself).
+pub(crate) fn store_source(e: CacheError) -> Arc<dyn std::error::Error + Send + Sync> {
+    match e {
+        CacheError::Store { source, .. } => source,
+        other => Arc::new(other),
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> WriteBehind<K, V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            queue: Mutex::new(Queue::new(capacity)),
+            coalesced: AtomicU64::new(0),
+        }
+    }
+
+    /// Pending writes.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    /// The pending operation of `key` (what a read must see).
+    pub(crate) fn peek(&self, key: &K) -> Option<Op<V>> {
+        self.queue.lock().peek(key).cloned()
+    }
+
+    /// Writes merged into an already pending write of their key.
+    pub(crate) fn coalesced(&self) -> u64 {
+        self.coalesced.load(Relaxed)
+    }
+
+    /// Pending writes whose last attempt failed, with that error.
+    pub(crate) fn failures(&self) -> Vec<(K, CacheError)> {
+        self.queue.lock().failures()
+    }
+
+    /// Panics if the queue breaks an invariant.
+    pub(crate) fn check_invariants(&self) {
+        self.queue.lock().check_invariants();
+    }
+
+    /// Queues `op` for `key`. When the queue is full this call applies the
+    /// oldest queued write itself (`apply`); it never waits for another
+    /// thread.
+    pub(crate) fn enqueue(
+        &self,
+        key: &K,
+        op: Op<V>,
+        apply: impl Fn(&K, &Op<V>) -> Result<(), CacheError>,
+    ) -> Result<(), CacheError> {
+        loop {
+            let oldest = {
+                let mut q = self.queue.lock();
+                match q.enqueue(key, op.clone()) {
+                    Enqueued::New => return Ok(()),
+                    Enqueued::Coalesced => {
+                        self.coalesced.fetch_add(1, Relaxed);
+                        return Ok(());
+                    }
+                    Enqueued::Full => {
+                        let oldest = q.begin_batch(1);
+                        if oldest.is_empty() {
+                            // Every pending write is being applied by a
+                            // concurrent flush: refuse rather than wait.
+                            return Err(CacheError::QueueFull {
+                                capacity: q.capacity(),
+                                in_flight: q.in_flight(),
+                            });
+                        }
+                        oldest
+                    }
+                }
+            };
+            let capacity = self.queue.lock().capacity();
+            let mut oldest = InFlight::new(&self.queue, oldest);
+            let Some((k, o, _)) = oldest.next() else {
+                continue;
+            };
+            let r = apply(k, o);
+            oldest.finish(r.as_ref().map(|_| ()));
+            if let Err(e) = r {
+                return Err(CacheError::WriteBehindFull {
+                    capacity,
+                    source: store_source(e),
+                });
+            }
+        }
+    }
+
+    /// Applies every write pending when called (`apply`); returns how many
+    /// were applied. A write that fails goes back to pending with its
+    /// error; one abandoned by a panic too.
+    pub(crate) fn flush(
+        &self,
+        apply: impl Fn(&K, &Op<V>) -> Result<(), CacheError>,
+    ) -> Result<usize, CacheError> {
+        let batch = {
+            let mut q = self.queue.lock();
+            let n = q.len();
+            q.begin_batch(n)
+        };
+        let mut batch = InFlight::new(&self.queue, batch);
+        let mut applied = 0;
+        let mut failed = 0;
+        let mut first_error = None;
+        while let Some((key, op, _)) = batch.next() {
+            let r = apply(key, op);
+            batch.finish(r.as_ref().map(|_| ()));
+            match r {
+                Ok(()) => applied += 1,
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => Ok(applied),
+            Some(e) => Err(CacheError::FlushFailed {
+                applied,
+                failed,
+                source: store_source(e),
+            }),
+        }
+    }
+}
+
+/// Write-behind writes taken out of the queue to be applied: each is
+/// finished with its result, and whatever is not finished when this is
+/// dropped (a panic while applying) goes back to pending, so a key is
+/// never left "in flight" for ever.
+struct InFlight<'a, K: Hash + Eq + Clone, V: Clone> {
+    queue: &'a Mutex<Queue<K, V>>,
+    items: Vec<(K, Op<V>, u64)>,
+    /// Items before this index are finished; `items[next - 1]` is the one
+    /// handed out by the last `next`, unfinished while `open`.
+    next: usize,
+    open: bool,
+}
+
+impl<'a, K: Hash + Eq + Clone, V: Clone> InFlight<'a, K, V> {
+    fn new(queue: &'a Mutex<Queue<K, V>>, items: Vec<(K, Op<V>, u64)>) -> Self {
+        Self {
+            queue,
+            items,
+            next: 0,
+            open: false,
+        }
+    }
+
+    /// The next write to apply.
+    fn next(&mut self) -> Option<(&K, &Op<V>, u64)> {
+        debug_assert!(!self.open, "finish the previous write first");
+        let (k, o, seq) = self.items.get(self.next)?;
+        self.next += 1;
+        self.open = true;
+        Some((k, o, *seq))
+    }
+
+    /// Records the result of the write handed out by `next`.
+    fn finish(&mut self, result: Result<(), &CacheError>) {
+        if let Some((k, _, seq)) = self.items.get(self.next - 1)
+            && self.open
+        {
+            self.open = false;
+            self.queue.lock().finish(k.clone(), *seq, result);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Drop for InFlight<'_, K, V> {
+    fn drop(&mut self) {
+        let from = if self.open { self.next - 1 } else { self.next };
+        if from >= self.items.len() {
+            return;
+        }
+        let abandoned = CacheError::FlushAbandoned;
+        let mut q = self.queue.lock();
+        for (k, _, seq) in self.items.drain(from..) {
+            q.finish(k, seq, Err(&abandoned));
+        }
     }
 }

@@ -10,13 +10,11 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{
-    Miss, Store, StoreCounters, TierConfig, TieredCache, WriteMode, catch_store, store_source,
-};
+use super::{Miss, Store, StoreCounters, TierConfig, TieredCache, WriteMode, catch_store};
 use crate::CacheError;
 use crate::cache::{Cache, DefaultHashBuilder};
 use crate::weigher::{UnitWeigher, Weigher};
-use crate::write_behind::{Enqueued, Op, Queue};
+use crate::write_behind::{Op, WriteBehind};
 
 /// The registry of instance L1s, by instance id.
 type Registry<K, V, W, S> = RwLock<Vec<(u64, Weak<Cache<K, V, W, S>>)>>;
@@ -31,7 +29,7 @@ pub struct SharedTier<K, V, St, W = UnitWeigher, S = DefaultHashBuilder> {
     pub(super) l2: Cache<K, V, W, S>,
     store: St,
     config: TierConfig,
-    pub(super) queue: Option<Mutex<Queue<K, V>>>,
+    pub(super) queue: Option<WriteBehind<K, V>>,
     write_locks: Box<[Mutex<()>]>,
     stripe_hasher: foldhash::fast::RandomState,
     pub(super) instances: Registry<K, V, W, S>,
@@ -99,7 +97,7 @@ where
         config.validate()?;
         let queue = match config.write_mode {
             WriteMode::Through => None,
-            WriteMode::Behind { queue_capacity } => Some(Mutex::new(Queue::new(queue_capacity))),
+            WriteMode::Behind { queue_capacity } => Some(WriteBehind::new(queue_capacity)),
         };
         Ok(Arc::new(Self {
             l2,
@@ -155,7 +153,7 @@ where
 
     /// Write-behind writes pending (0 in write-through mode).
     pub fn pending_writes(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| q.lock().len())
+        self.queue.as_ref().map_or(0, WriteBehind::len)
     }
 
     pub(super) fn write_lock(&self, key: &K) -> parking_lot::MutexGuard<'_, ()> {
@@ -214,36 +212,9 @@ where
     /// [`CacheError::FlushFailed`] if some writes failed every attempt; they
     /// stay queued (nothing is dropped) and the next flush retries them.
     pub fn flush(&self) -> Result<usize, CacheError> {
-        let Some(queue) = &self.queue else {
-            return Ok(0);
-        };
-        let batch = {
-            let mut q = queue.lock();
-            let n = q.len();
-            q.begin_batch(n)
-        };
-        let mut batch = InFlight::new(queue, batch);
-        let mut applied = 0;
-        let mut failed = 0;
-        let mut first_error = None;
-        while let Some((key, op, _)) = batch.next() {
-            let r = self.apply(key, op);
-            batch.finish(r.as_ref().map(|_| ()));
-            match r {
-                Ok(()) => applied += 1,
-                Err(e) => {
-                    failed += 1;
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match first_error {
-            None => Ok(applied),
-            Some(e) => Err(CacheError::FlushFailed {
-                applied,
-                failed,
-                source: store_source(e),
-            }),
+        match &self.queue {
+            None => Ok(0),
+            Some(q) => q.flush(|k, o| self.apply(k, o)),
         }
     }
 
@@ -253,55 +224,7 @@ where
     pub fn failed_writes(&self) -> Vec<(K, CacheError)> {
         self.queue
             .as_ref()
-            .map_or_else(Vec::new, |q| q.lock().failures())
-    }
-
-    /// Queues `op` for `key`. When the queue is full this call applies the
-    /// oldest queued write itself (at most `store_attempts` store calls);
-    /// it never waits for another thread.
-    pub(super) fn enqueue(
-        &self,
-        queue: &Mutex<Queue<K, V>>,
-        key: &K,
-        op: Op<V>,
-    ) -> Result<(), CacheError> {
-        loop {
-            let oldest = {
-                let mut q = queue.lock();
-                match q.enqueue(key, op.clone()) {
-                    Enqueued::New => return Ok(()),
-                    Enqueued::Coalesced => {
-                        self.counters.coalesced.fetch_add(1, Relaxed);
-                        return Ok(());
-                    }
-                    Enqueued::Full => {
-                        let oldest = q.begin_batch(1);
-                        if oldest.is_empty() {
-                            // Every pending write is being applied by a
-                            // concurrent flush: refuse rather than wait.
-                            return Err(CacheError::QueueFull {
-                                capacity: q.capacity(),
-                                in_flight: q.in_flight(),
-                            });
-                        }
-                        oldest
-                    }
-                }
-            };
-            let capacity = queue.lock().capacity();
-            let mut oldest = InFlight::new(queue, oldest);
-            let Some((k, o, _)) = oldest.next() else {
-                continue;
-            };
-            let r = self.apply(k, o);
-            oldest.finish(r.as_ref().map(|_| ()));
-            if let Err(e) = r {
-                return Err(CacheError::WriteBehindFull {
-                    capacity,
-                    source: store_source(e),
-                });
-            }
-        }
+            .map_or_else(Vec::new, WriteBehind::failures)
     }
 
     /// Loads `key` into L2 (single-flight across instances): a pending
@@ -314,7 +237,7 @@ where
 
     fn load_l3(&self, key: &K) -> Result<V, Miss> {
         if let Some(queue) = &self.queue
-            && let Some(op) = queue.lock().peek(key).cloned()
+            && let Some(op) = queue.peek(key)
         {
             self.counters.pending_reads.fetch_add(1, Relaxed);
             return match op {
@@ -357,64 +280,7 @@ where
     pub fn check_invariants(&self) {
         self.l2.check_invariants();
         if let Some(q) = &self.queue {
-            q.lock().check_invariants();
-        }
-    }
-}
-
-/// Write-behind writes taken out of the queue to be applied: each is
-/// finished with its result, and whatever is not finished when this is
-/// dropped (a panic while applying) goes back to pending, so a key is
-/// never left "in flight" for ever.
-struct InFlight<'a, K: Hash + Eq + Clone, V: Clone> {
-    queue: &'a Mutex<Queue<K, V>>,
-    items: Vec<(K, Op<V>, u64)>,
-    /// Items before this index are finished; `items[next - 1]` is the one
-    /// handed out by the last `next`, unfinished while `open`.
-    next: usize,
-    open: bool,
-}
-
-impl<'a, K: Hash + Eq + Clone, V: Clone> InFlight<'a, K, V> {
-    fn new(queue: &'a Mutex<Queue<K, V>>, items: Vec<(K, Op<V>, u64)>) -> Self {
-        Self {
-            queue,
-            items,
-            next: 0,
-            open: false,
-        }
-    }
-
-    /// The next write to apply.
-    fn next(&mut self) -> Option<(&K, &Op<V>, u64)> {
-        debug_assert!(!self.open, "finish the previous write first");
-        let (k, o, seq) = self.items.get(self.next)?;
-        self.next += 1;
-        self.open = true;
-        Some((k, o, *seq))
-    }
-
-    /// Records the result of the write handed out by `next`.
-    fn finish(&mut self, result: Result<(), &CacheError>) {
-        if let Some((k, _, seq)) = self.items.get(self.next - 1)
-            && self.open
-        {
-            self.open = false;
-            self.queue.lock().finish(k.clone(), *seq, result);
-        }
-    }
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Drop for InFlight<'_, K, V> {
-    fn drop(&mut self) {
-        let from = if self.open { self.next - 1 } else { self.next };
-        if from >= self.items.len() {
-            return;
-        }
-        let abandoned = CacheError::FlushAbandoned;
-        let mut q = self.queue.lock();
-        for (k, _, seq) in self.items.drain(from..) {
-            q.finish(k, seq, Err(&abandoned));
+            q.check_invariants();
         }
     }
 }
