@@ -300,7 +300,8 @@ fn tier_get(c: &mut Criterion, server: &RedisServer) {
     const CYCLE: u64 = 4_096;
     let mut cfg = RedisTierConfig::new(server.url());
     cfg.io_timeout = Duration::from_secs(5);
-    let redis_tier = RedisTier::new(cfg, MemStore, Postcard).expect("valid config");
+    let redis_tier =
+        RedisTier::new(cfg, TierConfig::default(), MemStore, Postcard).expect("valid config");
     let local_tier = SharedTier::new(
         Cache::new(4 * CYCLE).expect("valid capacity"),
         MemStore,

@@ -402,6 +402,42 @@ where
 
 /// Calls the user's store, turning its error or its panic into the shared
 /// error source of [`CacheError::Store`].
+/// Applies `op` for `key` to `store` with up to `attempts` tries (a panic
+/// counts as a failed try, [`StorePanic`]); the result and how many tries
+/// failed.
+pub(crate) fn apply_op<K, V, St: Store<K, V>>(
+    store: &St,
+    key: &K,
+    op: &Op<V>,
+    attempts: u32,
+) -> (Result<(), CacheError>, u32) {
+    let operation = match op {
+        Op::Put(_) => "put",
+        Op::Delete => "delete",
+    };
+    let mut last = None;
+    for failed in 0..attempts {
+        match catch_store(|| match op {
+            Op::Put(v) => store.put(key, v),
+            Op::Delete => store.delete(key),
+        }) {
+            Ok(()) => return (Ok(()), failed),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(source) => (
+            Err(CacheError::Store {
+                operation,
+                attempts,
+                source,
+            }),
+            attempts,
+        ),
+        None => (Ok(()), 0),
+    }
+}
+
 pub(crate) fn catch_store<T, E: std::error::Error + Send + Sync + 'static>(
     f: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, Arc<dyn std::error::Error + Send + Sync>> {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dispatchkit_cache::{Cache, Postcard, RedisTier, RedisTierConfig, Store, Tier};
+use dispatchkit_cache::{Cache, Postcard, RedisTier, RedisTierConfig, Store, Tier, TierConfig};
 use dispatchkit_test_support::Down;
 use dispatchkit_test_support::redis_server::RedisServer;
 use parking_lot::Mutex;
@@ -50,7 +50,13 @@ fn a_stopped_server_falls_through_to_the_store_and_a_restart_resubscribes() {
         return;
     };
     let db = Db::default();
-    let tier = RedisTier::new(RedisTierConfig::new(server.url()), db.clone(), Postcard).unwrap();
+    let tier = RedisTier::new(
+        RedisTierConfig::new(server.url()),
+        TierConfig::default(),
+        db.clone(),
+        Postcard,
+    )
+    .unwrap();
     spin_until("subscribed", || tier.is_subscribed());
     let (a, b) = (
         tier.instance(Cache::new(100).unwrap()),

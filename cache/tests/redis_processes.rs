@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use dispatchkit_cache::{Cache, Postcard, RedisTier, RedisTierConfig, Store, Tier};
+use dispatchkit_cache::{Cache, Postcard, RedisTier, RedisTierConfig, Store, Tier, TierConfig};
 use dispatchkit_test_support::Down;
 use dispatchkit_test_support::redis_server::RedisServer;
 use parking_lot::Mutex;
@@ -48,7 +48,13 @@ fn wall_ns() -> u64 {
 }
 
 fn tier(url: &str) -> std::sync::Arc<RedisTier<u64, String, Local>> {
-    let tier = RedisTier::new(RedisTierConfig::new(url), Local::default(), Postcard).unwrap();
+    let tier = RedisTier::new(
+        RedisTierConfig::new(url),
+        TierConfig::default(),
+        Local::default(),
+        Postcard,
+    )
+    .unwrap();
     let t0 = Instant::now();
     while !tier.is_subscribed() {
         assert!(t0.elapsed().as_secs() < 10, "never subscribed");

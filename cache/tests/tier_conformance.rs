@@ -124,6 +124,7 @@ fn redis_tier_conforms() {
     let db = Arc::new(Db::default());
     let tier = RedisTier::new(
         RedisTierConfig::new(server.url()),
+        TierConfig::default(),
         DbRef(Arc::clone(&db)),
         Postcard,
     )
@@ -132,4 +133,77 @@ fn redis_tier_conforms() {
     suite(&a, &b, &db);
     let s = tier.stats();
     assert!(s.l2_hits > 0 && s.l2_misses > 0, "{s:?}");
+}
+
+/// Write-behind on either shared tier: a write is queued (the store is not
+/// written yet) and read back by both instances; `flush` applies it; a
+/// failing store keeps it pending with its error until a flush succeeds.
+fn write_behind_suite(
+    a: &impl Tier<u64, String>,
+    b: &impl Tier<u64, String>,
+    db: &Db,
+    flush: &dyn Fn() -> Result<usize, CacheError>,
+    failed: &dyn Fn() -> usize,
+) {
+    let now = Instant::now();
+    a.set_at(10, "queued".into(), now).unwrap();
+    assert!(!db.rows.lock().contains_key(&10), "not written yet");
+    assert_eq!(a.get_at(&10, now).unwrap().as_deref(), Some("queued"));
+    assert_eq!(b.get_at(&10, now).unwrap().as_deref(), Some("queued"));
+    a.set_at(10, "newer".into(), now).unwrap();
+    assert_eq!(flush().unwrap(), 1, "the two writes were coalesced");
+    assert_eq!(db.rows.lock().get(&10).map(String::as_str), Some("newer"));
+    b.delete_at(&10, now).unwrap();
+    assert_eq!(
+        a.get_at(&10, now).unwrap(),
+        None,
+        "a queued delete reads as gone"
+    );
+    db.down.store(true, Ordering::Relaxed);
+    assert!(matches!(
+        flush(),
+        Err(CacheError::FlushFailed { failed: 1, .. })
+    ));
+    assert_eq!(failed(), 1, "kept with its error");
+    db.down.store(false, Ordering::Relaxed);
+    assert_eq!(flush().unwrap(), 1);
+    assert_eq!(failed(), 0);
+    assert!(!db.rows.lock().contains_key(&10));
+}
+
+fn behind() -> TierConfig {
+    TierConfig {
+        write_mode: dispatchkit_cache::WriteMode::Behind { queue_capacity: 64 },
+        ..TierConfig::default()
+    }
+}
+
+#[test]
+fn in_process_write_behind_conforms() {
+    let db = Arc::new(Db::default());
+    let shared = SharedTier::new(l1(), DbRef(Arc::clone(&db)), behind()).unwrap();
+    let (a, b) = (shared.instance(l1()), shared.instance(l1()));
+    write_behind_suite(&a, &b, &db, &|| shared.flush(), &|| {
+        shared.failed_writes().len()
+    });
+}
+
+#[test]
+fn redis_write_behind_conforms() {
+    let Some(server) = RedisServer::start() else {
+        eprintln!("skipped: no redis-server");
+        return;
+    };
+    let db = Arc::new(Db::default());
+    let tier = RedisTier::new(
+        RedisTierConfig::new(server.url()),
+        behind(),
+        DbRef(Arc::clone(&db)),
+        Postcard,
+    )
+    .unwrap();
+    let (a, b) = (tier.instance(l1()), tier.instance(l1()));
+    write_behind_suite(&a, &b, &db, &|| tier.flush(), &|| {
+        tier.failed_writes().len()
+    });
 }

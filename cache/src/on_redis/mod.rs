@@ -36,9 +36,10 @@ use parking_lot::{Mutex, RwLock};
 pub use codec::{Codec, Postcard};
 
 use crate::cache::{Cache, DefaultHashBuilder};
-use crate::tiered::{Store, catch_store};
+use crate::tiered::{Store, apply_op, catch_store};
 use crate::weigher::{UnitWeigher, Weigher};
-use crate::{CacheError, Tier};
+use crate::write_behind::{Op, WriteBehind};
+use crate::{CacheError, Tier, TierConfig, WriteMode};
 
 /// Where the shared tier lives and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +133,8 @@ pub struct RedisTier<K, V, St, C = Postcard, W = UnitWeigher, S = DefaultHashBui
     channel: Vec<u8>,
     origin: u64,
     store: St,
+    tier: TierConfig,
+    queue: Option<WriteBehind<K, V>>,
     codec: Arc<C>,
     shared: Arc<Shared<K, V, W, S>>,
     next_instance: AtomicU64,
@@ -163,14 +166,23 @@ where
     W: Weigher<K, V> + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
-    /// A tier on the server of `cfg` over `store`, encoding with `codec`;
-    /// starts the invalidation subscriber (a thread, stopped on drop).
+    /// A tier on the server of `cfg` over `store`, writing it as `tier`
+    /// says (write-through, or write-behind through a queue that
+    /// [`flush`](Self::flush) applies; `store_attempts` tries per write),
+    /// encoding with `codec`; starts the invalidation subscriber (a thread,
+    /// stopped on drop).
     ///
     /// # Errors
     /// [`CacheError::InvalidSetting`] for a URL the client rejects, a root
-    /// certificate that is not PEM, zero timeouts or TTL, or a prefix with
-    /// braces.
-    pub fn new(cfg: RedisTierConfig, store: St, codec: C) -> Result<Arc<Self>, CacheError> {
+    /// certificate that is not PEM, zero timeouts or TTL, a prefix with
+    /// braces, or a `tier` that [`TierConfig::validate`] refuses.
+    pub fn new(
+        cfg: RedisTierConfig,
+        tier: TierConfig,
+        store: St,
+        codec: C,
+    ) -> Result<Arc<Self>, CacheError> {
+        tier.validate()?;
         let bad = |name: &'static str, reason: &'static str| CacheError::InvalidSetting {
             name,
             value: 0,
@@ -200,6 +212,11 @@ where
             origin: origin_id(),
             cfg,
             store,
+            queue: match tier.write_mode {
+                WriteMode::Through => None,
+                WriteMode::Behind { queue_capacity } => Some(WriteBehind::new(queue_capacity)),
+            },
+            tier,
             codec: Arc::new(codec),
             shared: Arc::new(Shared {
                 instances: RwLock::new(Vec::new()),
@@ -244,6 +261,43 @@ where
         &self.store
     }
 
+    /// Applies every write-behind write pending when called; returns how
+    /// many were applied (write-through: `Ok(0)`). A failed write stays
+    /// pending with its error ([`failed_writes`](Self::failed_writes)).
+    ///
+    /// # Errors
+    /// [`CacheError::FlushFailed`] if some writes failed every attempt.
+    pub fn flush(&self) -> Result<usize, CacheError> {
+        match &self.queue {
+            None => Ok(0),
+            Some(q) => q.flush(|k, o| self.apply(k, o)),
+        }
+    }
+
+    /// Write-behind writes pending in this process.
+    pub fn pending_writes(&self) -> usize {
+        self.queue.as_ref().map_or(0, WriteBehind::len)
+    }
+
+    /// Pending writes whose last attempt failed, with that error.
+    pub fn failed_writes(&self) -> Vec<(K, CacheError)> {
+        self.queue
+            .as_ref()
+            .map_or_else(Vec::new, WriteBehind::failures)
+    }
+
+    fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
+        apply_op(&self.store, key, op, self.tier.store_attempts).0
+    }
+
+    /// The store write of `op` for `key`: now (write-through) or queued.
+    fn write_store(&self, key: &K, op: Op<V>) -> Result<(), CacheError> {
+        match &self.queue {
+            None => self.apply(key, &op),
+            Some(q) => q.enqueue(key, op, |k, o| self.apply(k, o)),
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> RedisTierStats {
         let c = &self.shared.counters;
@@ -277,8 +331,15 @@ where
         Ok(name)
     }
 
-    /// L2, else the store (filling L2); `Ok(None)` when the store has none.
+    /// This process's pending write, else L2, else the store (filling L2);
+    /// `Ok(None)` when the store has none.
     fn load(&self, key: &K) -> Result<Option<V>, CacheError> {
+        if let Some(op) = self.queue.as_ref().and_then(|q| q.peek(key)) {
+            return Ok(match op {
+                Op::Put(v) => Some(v),
+                Op::Delete => None,
+            });
+        }
         let name = self.key_name(key)?;
         let cached: Result<Option<Vec<u8>>, CacheError> =
             self.redis("get", |c| redis::cmd("GET").arg(&name).query(c));
@@ -511,17 +572,15 @@ where
         }
     }
 
-    /// The store first (write-through); then Redis and the other
+    /// The store first (write-through; write-behind: queued in this
+    /// process, read back from the queue by its instances and from Redis by
+    /// the others until [`RedisTier::flush`]); then Redis and the other
     /// processes' L1s in one round trip; then this process's L1s. With
     /// Redis unavailable the store write stands and `Ok` is returned (the
     /// other processes serve the old value until their L1 TTL; counted in
     /// `l2_errors`).
     fn set_at(&self, key: K, value: V, now: Instant) -> Result<(), CacheError> {
-        catch_store(|| self.tier.store.put(&key, &value)).map_err(|source| CacheError::Store {
-            operation: "put",
-            attempts: 1,
-            source,
-        })?;
+        self.tier.write_store(&key, Op::Put(value.clone()))?;
         let _ = self.tier.write_l2(&key, Some(&value));
         self.invalidate_local(&key);
         if self.l1.insert_at(key.clone(), value, now).is_err() {
@@ -531,11 +590,7 @@ where
     }
 
     fn delete_at(&self, key: &K, _now: Instant) -> Result<(), CacheError> {
-        catch_store(|| self.tier.store.delete(key)).map_err(|source| CacheError::Store {
-            operation: "delete",
-            attempts: 1,
-            source,
-        })?;
+        self.tier.write_store(key, Op::Delete)?;
         let _ = self.tier.write_l2(key, None);
         self.invalidate_local(key);
         self.l1.remove(key);

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{Miss, Store, StoreCounters, TierConfig, TieredCache, WriteMode, catch_store};
+use super::{
+    Miss, Store, StoreCounters, TierConfig, TieredCache, WriteMode, apply_op, catch_store,
+};
 use crate::CacheError;
 use crate::cache::{Cache, DefaultHashBuilder};
 use crate::weigher::{UnitWeigher, Weigher};
@@ -165,40 +167,16 @@ where
     /// store that panics counts as a failed attempt ([`StorePanic`]): the
     /// cache's state stays consistent and the write is retried or reported.
     pub(super) fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
-        let attempts = self.config.store_attempts;
-        let operation = match op {
-            Op::Put(_) => "put",
-            Op::Delete => "delete",
-        };
-        let mut last = None;
-        for _ in 0..attempts {
-            let r = catch_store(|| match op {
-                Op::Put(v) => self.store.put(key, v),
-                Op::Delete => self.store.delete(key),
-            });
-            match r {
-                Ok(()) => {
-                    match op {
-                        Op::Put(_) => &self.counters.puts,
-                        Op::Delete => &self.counters.deletes,
-                    }
-                    .fetch_add(1, Relaxed);
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.counters.errors.fetch_add(1, Relaxed);
-                    last = Some(e);
-                }
+        let (r, errors) = apply_op(&self.store, key, op, self.config.store_attempts);
+        self.counters.errors.fetch_add(u64::from(errors), Relaxed);
+        if r.is_ok() {
+            match op {
+                Op::Put(_) => &self.counters.puts,
+                Op::Delete => &self.counters.deletes,
             }
+            .fetch_add(1, Relaxed);
         }
-        match last {
-            Some(source) => Err(CacheError::Store {
-                operation,
-                attempts,
-                source,
-            }),
-            None => Ok(()),
-        }
+        r
     }
 
     /// Applies every write pending when called (writes that arrive meanwhile
