@@ -207,3 +207,40 @@ fn redis_write_behind_conforms() {
         tier.failed_writes().len()
     });
 }
+
+/// `get_many_at` on the Redis tier: L1 hits, one MGET for the misses, the
+/// store for what Redis lacks, `None` for what the store lacks — the same
+/// values as one `get` per key, in the keys' order.
+#[test]
+fn redis_get_many_equals_one_get_per_key() {
+    let Some(server) = RedisServer::start() else {
+        eprintln!("skipped: no redis-server");
+        return;
+    };
+    let db = Arc::new(Db::default());
+    let tier = RedisTier::new(
+        RedisTierConfig::new(server.url()),
+        TierConfig::default(),
+        DbRef(Arc::clone(&db)),
+        Postcard,
+    )
+    .unwrap();
+    let (a, b) = (tier.instance(l1()), tier.instance(l1()));
+    let now = Instant::now();
+    for k in 0..6u64 {
+        db.rows.lock().insert(k, format!("v{k}"));
+    }
+    a.get_at(&1, now).unwrap(); // in a's L1 (and Redis)
+    b.get_at(&2, now).unwrap(); // in Redis only, for a
+    let keys = [0u64, 1, 2, 3, 99, 1];
+    let batch = a.get_many_at(&keys, now).unwrap();
+    let one_by_one: Vec<Option<String>> = keys.iter().map(|k| b.get_at(k, now).unwrap()).collect();
+    assert_eq!(batch, one_by_one);
+    assert_eq!(batch[4], None);
+    assert!(a.l1().get(&3).is_some(), "misses fill the L1");
+    db.down.store(true, Ordering::Relaxed);
+    assert!(matches!(
+        a.get_many_at(&[4], now),
+        Err(CacheError::Store { .. })
+    ));
+}

@@ -353,6 +353,18 @@ where
         if cached.is_ok() {
             self.shared.counters.l2_misses.fetch_add(1, Relaxed);
         }
+        self.load_l3(key)
+    }
+
+    /// The store's value of `key` (a pending write first), filling Redis.
+    fn load_l3(&self, key: &K) -> Result<Option<V>, CacheError> {
+        if let Some(op) = self.queue.as_ref().and_then(|q| q.peek(key)) {
+            return Ok(match op {
+                Op::Put(v) => Some(v),
+                Op::Delete => None,
+            });
+        }
+        let name = self.key_name(key)?;
         self.shared.counters.store_gets.fetch_add(1, Relaxed);
         let v = catch_store(|| self.store.get(key)).map_err(|source| CacheError::Store {
             operation: "get",
@@ -530,6 +542,50 @@ where
     /// The tier.
     pub fn tier(&self) -> &Arc<RedisTier<K, V, St, C, W, S>> {
         &self.tier
+    }
+
+    /// The values of `keys` in one Redis round trip for the L1 misses
+    /// (`MGET`), then the store for what Redis lacks (filling Redis and L1);
+    /// `None` where the store has none. Not single-flight (a batch read is
+    /// already one round trip); a Redis failure falls through to the store.
+    ///
+    /// # Errors
+    /// [`CacheError::Store`] when a store read failed.
+    pub fn get_many_at(&self, keys: &[K], now: Instant) -> Result<Vec<Option<V>>, CacheError> {
+        let mut out: Vec<Option<V>> = keys.iter().map(|k| self.l1.get_at(k, now)).collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let tier = &self.tier;
+        let mut from_l2: Vec<Option<V>> = vec![None; missing.len()];
+        let names: Result<Vec<Vec<u8>>, CacheError> =
+            missing.iter().map(|&i| tier.key_name(&keys[i])).collect();
+        if let Ok(names) = names {
+            let mut cmd = redis::cmd("MGET");
+            for n in &names {
+                cmd.arg(n.as_slice());
+            }
+            if let Ok(found) = tier.redis("mget", |c| cmd.query::<Vec<Option<Vec<u8>>>>(c)) {
+                for (slot, bytes) in from_l2.iter_mut().zip(found) {
+                    *slot = bytes.and_then(|b| Codec::<V>::decode(&*tier.codec, &b).ok());
+                }
+            }
+        }
+        for (j, &i) in missing.iter().enumerate() {
+            let v = match from_l2[j].take() {
+                Some(v) => {
+                    tier.shared.counters.l2_hits.fetch_add(1, Relaxed);
+                    Some(v)
+                }
+                None => tier.load_l3(&keys[i])?,
+            };
+            if let Some(v) = &v {
+                let _ = self.l1.insert_at(keys[i].clone(), v.clone(), now);
+            }
+            out[i] = v;
+        }
+        Ok(out)
     }
 
     /// Removes `key` from every L1 of this process but this instance's.
