@@ -31,11 +31,23 @@
 //!   user-implemented [`Store`], write-through or bounded, coalescing
 //!   write-behind, cross-instance invalidation.
 //!
+//! # Tiers across processes
+//!
+//! An application programs against [`Tier`]: the in-process
+//! [`TieredCache`] over a [`SharedTier`] implements it, and with the
+//! `redis` feature so does `RedisTieredCache` over a `RedisTier`, whose L2
+//! lives in Redis (a compact serde `Codec`, TTL'd entries, `MGET` batches)
+//! and which removes a written key from every process's L1 through one
+//! pub/sub channel. Single-flight stays per process; write-through and
+//! write-behind both work; with Redis down, reads fall through to the
+//! store. The README's "Scaling out" section says when to switch.
+//!
 //! # Features
 //!
 //! | feature | default | what it enables |
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on [`CacheStats`], [`Evictions`], [`EvictionCause`], [`Policy`], [`Admission`], [`UnitWeigher`], [`TierConfig`], [`TierStats`], [`WriteMode`] |
+//! | `redis` | off | `RedisTier`, `RedisTieredCache`, `RedisTierConfig`, `Codec`, `Postcard` (the shared tier on Redis) |
 //!
 //! # Time
 //!
