@@ -129,3 +129,66 @@ async fn a_stopped_server_is_a_typed_error_not_a_stalled_task() {
     server.restart();
     assert!(r.check_n_async("k", 1).await.unwrap().is_allowed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_policy_checks_decide_as_blocking_ones() {
+    use dispatchkit_ratelimit::{
+        KeyKind, Limit, PolicyLimit, RedisPolicyLimiter, Request, RuleSet, RuleTable,
+    };
+    let Some(server) = RedisServer::start() else {
+        eprintln!("skipped: no redis-server");
+        return;
+    };
+    let table = RuleTable {
+        rules: vec![RuleSet {
+            limits: vec![
+                Limit::new(5, "minute".parse().unwrap()),
+                Limit::new(7, "hour".parse().unwrap()),
+            ],
+            ..RuleSet::default()
+        }],
+    };
+    let cfg = |p: &str| {
+        let mut c = RedisConfig::new(server.url());
+        c.key_prefix = p.into();
+        c
+    };
+    let t0 = Instant::now();
+    let wall = SystemTime::now();
+    let blocking =
+        RedisPolicyLimiter::with_clock(&table, cfg("pol-sync"), ClockMap::new(t0, wall)).unwrap();
+    let nonblocking =
+        RedisPolicyLimiter::with_clock(&table, cfg("pol-async"), ClockMap::new(t0, wall)).unwrap();
+    for i in 0..12u64 {
+        let at = t0 + Duration::from_secs(i * 7);
+        let req = Request {
+            tier: None,
+            endpoint: "/x",
+            kind: KeyKind::User,
+            key: &1u64,
+        };
+        let a = blocking.check_at(&req, 1, at).unwrap();
+        let b = nonblocking.check_at_async(&req, 1, at).await.unwrap();
+        assert_eq!(
+            (
+                a.is_allowed(),
+                a.denied_by(),
+                a.decision().map(|d| (d.remaining(), d.retry_after()))
+            ),
+            (
+                b.is_allowed(),
+                b.denied_by(),
+                b.decision().map(|d| (d.remaining(), d.retry_after()))
+            ),
+            "check {i}"
+        );
+    }
+    let req = Request {
+        tier: None,
+        endpoint: "/x",
+        kind: KeyKind::User,
+        key: &2u64,
+    };
+    assert!(nonblocking.check_async(&req, 1).await.unwrap().is_allowed());
+    assert!(nonblocking.peek_async(&req, 1).await.unwrap().is_allowed());
+}

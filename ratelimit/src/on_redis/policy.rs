@@ -51,6 +51,8 @@ pub struct RedisPolicyLimiter {
     clock: ClockMap,
     margin_ms: u64,
     on_unavailable: FailMode,
+    #[cfg(feature = "tokio")]
+    apool: dispatchkit_redis_conn::AsyncPool,
 }
 
 impl fmt::Debug for RedisPolicyLimiter {
@@ -109,9 +111,12 @@ impl RedisPolicyLimiter {
                 }
             }
         }
+        let pool = conn::pool(&config)?;
         Ok(Self {
             compiled,
-            pool: conn::pool(&config)?,
+            #[cfg(feature = "tokio")]
+            apool: dispatchkit_redis_conn::AsyncPool::of(&pool),
+            pool,
             prefix: config.key_prefix,
             clock,
             margin_ms: 1_000,
@@ -266,13 +271,13 @@ impl RedisPolicyLimiter {
         Ok(evaluate(set, &st, now, t_eff, at, cost, fits))
     }
 
-    fn run<K: RedisKey>(
+    /// The rule set of `req` and the checked cost (`None`: no rule
+    /// applies).
+    fn prepare<K: RedisKey>(
         &self,
         req: &Request<'_, K>,
         cost: u32,
-        now: Option<Instant>,
-        consume: bool,
-    ) -> Result<PolicyDecision, RateLimitError> {
+    ) -> Result<Option<&CompiledSet>, RateLimitError> {
         if cost == 0 {
             return Err(RateLimitError::InvalidCost {
                 cost,
@@ -280,7 +285,7 @@ impl RedisPolicyLimiter {
             });
         }
         let Some(si) = self.compiled.resolve(req.tier, req.endpoint, req.kind) else {
-            return Ok(PolicyDecision::unlimited());
+            return Ok(None);
         };
         let set = &self.compiled.sets[si];
         if cost > set.capacity {
@@ -289,9 +294,18 @@ impl RedisPolicyLimiter {
                 capacity: set.capacity,
             });
         }
-        let at = now.unwrap_or_else(Instant::now);
-        let call = self.call(set, req, cost, now.map(|n| self.unix_ns(n)), consume);
-        conn::run(&self.pool, |con| eval(con, &call))
+        Ok(Some(set))
+    }
+
+    /// The script's reply as a decision, or the fail mode's answer.
+    fn finish(
+        &self,
+        set: &CompiledSet,
+        reply: Result<Value, RateLimitError>,
+        cost: u32,
+        at: Instant,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        reply
             .and_then(|reply| self.decide(set, reply, cost, at))
             .or_else(|e| match (self.on_unavailable, &e) {
                 (FailMode::Open, RateLimitError::Unavailable { .. }) => {
@@ -304,6 +318,82 @@ impl RedisPolicyLimiter {
                 }
                 _ => Err(e),
             })
+    }
+
+    fn run<K: RedisKey>(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+        now: Option<Instant>,
+        consume: bool,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        let Some(set) = self.prepare(req, cost)? else {
+            return Ok(PolicyDecision::unlimited());
+        };
+        let at = now.unwrap_or_else(Instant::now);
+        let call = self.call(set, req, cost, now.map(|n| self.unix_ns(n)), consume);
+        self.finish(set, conn::run(&self.pool, |con| eval(con, &call)), cost, at)
+    }
+
+    /// [`PolicyLimit::check`] without blocking the thread (feature `tokio`).
+    ///
+    /// # Errors
+    /// As [`PolicyLimit::check`].
+    #[cfg(feature = "tokio")]
+    pub async fn check_async<K: RedisKey>(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        self.run_async(req, cost, None, true).await
+    }
+
+    /// [`PolicyLimit::check_at`] without blocking the thread.
+    ///
+    /// # Errors
+    /// As [`PolicyLimit::check`].
+    #[cfg(feature = "tokio")]
+    pub async fn check_at_async<K: RedisKey>(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+        now: Instant,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        self.run_async(req, cost, Some(now), true).await
+    }
+
+    /// [`PolicyLimit::peek`] without blocking the thread.
+    ///
+    /// # Errors
+    /// As [`PolicyLimit::check`].
+    #[cfg(feature = "tokio")]
+    pub async fn peek_async<K: RedisKey>(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        self.run_async(req, cost, None, false).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn run_async<K: RedisKey>(
+        &self,
+        req: &Request<'_, K>,
+        cost: u32,
+        now: Option<Instant>,
+        consume: bool,
+    ) -> Result<PolicyDecision, RateLimitError> {
+        let Some(set) = self.prepare(req, cost)? else {
+            return Ok(PolicyDecision::unlimited());
+        };
+        let at = now.unwrap_or_else(Instant::now);
+        let call = self.call(set, req, cost, now.map(|n| self.unix_ns(n)), consume);
+        let reply = self
+            .apool
+            .run(|con| super::scripts::eval_async(con, &call))
+            .await
+            .map_err(conn::unavailable);
+        self.finish(set, reply, cost, at)
     }
 }
 
