@@ -159,6 +159,9 @@ fn two_processes_stay_within_the_lease_bound() {
     // Elapsed wall time bounds the time both workers ran.
     let elapsed_ms = started.elapsed().as_millis() as usize;
     let bound = BURST as usize + elapsed_ms * (RATE as usize / 1000) + 1 + 2 * LEASE as usize;
+    eprintln!(
+        "leases: {granted} granted ({local} from leases) in {elapsed_ms} ms; bound burst + elapsed/T + 2 x lease = {bound}"
+    );
     assert!(
         granted <= bound,
         "{granted} granted > bound {bound} ({elapsed_ms} ms)"
