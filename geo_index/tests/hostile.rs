@@ -235,27 +235,35 @@ fn case_16_concurrent_fence_replacement_leaves_one_shape() {
         })
         .unwrap(),
     );
-    let barrier = Arc::new(Barrier::new(2));
-    let workers: Vec<_> = (0..2)
-        .map(|w| {
-            let (index, barrier) = (Arc::clone(&index), Arc::clone(&barrier));
-            thread::spawn(move || {
-                barrier.wait();
-                for k in 0..2_000 {
-                    // Large circles spanning many tiles (and shards), each
-                    // thread its own centre.
-                    let lon = if (w + k) % 2 == 0 { 10.0 } else { 10.5 };
-                    let fence = Fence::Circle {
-                        center: ll(lon, 50.0),
-                        radius_m: 60_000.0,
-                    };
-                    index.add_fence(7, fence).unwrap();
-                }
+    // Two writers replace the same fence at once; rounds repeat (up to 50)
+    // until the index has seen them contend, which a loaded 2-core machine
+    // may not schedule in every round.
+    for _round in 0..50 {
+        let barrier = Arc::new(Barrier::new(2));
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let (index, barrier) = (Arc::clone(&index), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    for k in 0..2_000 {
+                        // Large circles spanning many tiles (and shards), each
+                        // thread its own centre.
+                        let lon = if (w + k) % 2 == 0 { 10.0 } else { 10.5 };
+                        let fence = Fence::Circle {
+                            center: ll(lon, 50.0),
+                            radius_m: 60_000.0,
+                        };
+                        index.add_fence(7, fence).unwrap();
+                    }
+                })
             })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        if index.stats().lock_contentions > 0 {
+            break;
+        }
     }
     assert!(
         index.stats().lock_contentions > 0,
