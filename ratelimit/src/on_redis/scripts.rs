@@ -444,31 +444,37 @@ fn window_call(
         .arg(margin_ms)
 }
 
-impl sealed::Sealed for FixedWindow {
-    fn check_redis(&self) -> Result<(), RateLimitError> {
-        check_window(self.quota())
-    }
+/// `check_redis` and `call` of a window algorithm: its script body (after
+/// the shared prelude) and whether its state has a `:sum` twin key.
+macro_rules! window_methods {
+    ($body:literal, $sum_key:expr) => {
+        fn check_redis(&self) -> Result<(), RateLimitError> {
+            check_window(self.quota())
+        }
 
-    fn call(
-        &self,
-        key: &[u8],
-        cost: u32,
-        now_ns: Option<u64>,
-        consume: bool,
-        margin_ms: u64,
-    ) -> Call {
-        static LUA: OnceLock<Lua> = OnceLock::new();
-        let body = include_str!("fixed_window.lua");
-        window_call(
-            window_lua(&LUA, body),
-            vec![key.to_vec()],
-            self.quota(),
-            cost,
-            now_ns,
-            consume,
-            margin_ms,
-        )
-    }
+        fn call(
+            &self,
+            key: &[u8],
+            cost: u32,
+            now_ns: Option<u64>,
+            consume: bool,
+            margin_ms: u64,
+        ) -> Call {
+            static LUA: OnceLock<Lua> = OnceLock::new();
+            let mut keys = vec![key.to_vec()];
+            if $sum_key {
+                let mut sums = key.to_vec();
+                sums.extend_from_slice(b":sum");
+                keys.push(sums);
+            }
+            let lua = window_lua(&LUA, include_str!($body));
+            window_call(lua, keys, self.quota(), cost, now_ns, consume, margin_ms)
+        }
+    };
+}
+
+impl sealed::Sealed for FixedWindow {
+    window_methods!("fixed_window.lua", false);
 
     fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
         let (allowed, idx, count, t_eff, now): (u8, String, u32, String, String) = parse(reply)?;
@@ -490,30 +496,7 @@ impl sealed::Sealed for FixedWindow {
 }
 
 impl sealed::Sealed for SlidingCounter {
-    fn check_redis(&self) -> Result<(), RateLimitError> {
-        check_window(self.quota())
-    }
-
-    fn call(
-        &self,
-        key: &[u8],
-        cost: u32,
-        now_ns: Option<u64>,
-        consume: bool,
-        margin_ms: u64,
-    ) -> Call {
-        static LUA: OnceLock<Lua> = OnceLock::new();
-        let body = include_str!("sliding_counter.lua");
-        window_call(
-            window_lua(&LUA, body),
-            vec![key.to_vec()],
-            self.quota(),
-            cost,
-            now_ns,
-            consume,
-            margin_ms,
-        )
-    }
+    window_methods!("sliding_counter.lua", false);
 
     fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
         let (allowed, idx, prev, curr, t_eff, now): (u8, String, u32, u32, String, String) =
@@ -537,34 +520,8 @@ impl sealed::Sealed for SlidingCounter {
 }
 
 impl sealed::Sealed for SlidingLog {
-    fn check_redis(&self) -> Result<(), RateLimitError> {
-        check_window(self.quota())
-    }
+    window_methods!("sliding_log.lua", true);
 
-    fn call(
-        &self,
-        key: &[u8],
-        cost: u32,
-        now_ns: Option<u64>,
-        consume: bool,
-        margin_ms: u64,
-    ) -> Call {
-        static LUA: OnceLock<Lua> = OnceLock::new();
-        let body = include_str!("sliding_log.lua");
-        let mut sums = key.to_vec();
-        sums.extend_from_slice(b":sum");
-        window_call(
-            window_lua(&LUA, body),
-            vec![key.to_vec(), sums],
-            self.quota(),
-            cost,
-            now_ns,
-            consume,
-            margin_ms,
-        )
-    }
-
-    /// From `{allowed, t_eff, now, grant…}`.
     fn decide(&self, reply: Value, cost: u32, at: Instant) -> Result<Decision, RateLimitError> {
         let reply: Vec<String> = parse(reply)?;
         let [allowed, t_eff, now, grants @ ..] = reply.as_slice() else {
