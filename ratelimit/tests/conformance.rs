@@ -14,7 +14,7 @@ use dispatchkit_ratelimit::{
     ClockMap, Decision, FixedWindow, Gcra, KeyedLimit, KeyedRateLimiter, Quota, RateLimitError,
     RedisAlgorithm, RedisConfig, RedisRateLimiter, SlidingCounter, SlidingLog,
 };
-use dispatchkit_test_support::redis_server::RedisServer;
+use dispatchkit_test_support::redis_server::{RedisCluster, RedisServer};
 
 /// A backend under test: builds a fresh limiter (its own key space) for a
 /// quota, with `_at` times measured from `t0`.
@@ -43,6 +43,24 @@ impl Backend for OnRedis {
     type L = RedisRateLimiter<Gcra>;
     fn make(&self, quota: Quota, t0: Instant) -> Self::L {
         let mut cfg = RedisConfig::new(self.server.url());
+        cfg.io_timeout = Duration::from_secs(5);
+        cfg.key_prefix = format!("conf{}", PREFIXES.fetch_add(1, Ordering::Relaxed));
+        RedisRateLimiter::with_clock(Gcra::new(quota), cfg, ClockMap::new(t0, self.wall))
+            .expect("valid config")
+    }
+}
+
+/// The same backend on a 3-master Redis Cluster.
+struct OnCluster {
+    cluster: RedisCluster,
+    wall: SystemTime,
+}
+
+impl Backend for OnCluster {
+    type L = RedisRateLimiter<Gcra>;
+    fn make(&self, quota: Quota, t0: Instant) -> Self::L {
+        let mut cfg = RedisConfig::new(self.cluster.url());
+        cfg.cluster = true;
         cfg.io_timeout = Duration::from_secs(5);
         cfg.key_prefix = format!("conf{}", PREFIXES.fetch_add(1, Ordering::Relaxed));
         RedisRateLimiter::with_clock(Gcra::new(quota), cfg, ClockMap::new(t0, self.wall))
@@ -236,7 +254,7 @@ fn numbers(d: &Decision) -> (bool, u32, u32, u32, Option<Duration>, Duration, Du
 /// past. The two limiters share one instant ↔ wall-clock mapping whose
 /// origin is a multiple of the window (Redis windows are aligned to the
 /// Unix epoch, in-process ones to the origin).
-fn replay<A: RedisAlgorithm>(seed: u64, alg: A, events: usize, server: &RedisServer) {
+fn replay<A: RedisAlgorithm>(seed: u64, alg: A, events: usize, url: &str, cluster: bool) {
     let quota = alg.quota();
     let t0 = Instant::now();
     let w_ms = (quota.period().as_millis() as u64).max(1);
@@ -246,7 +264,8 @@ fn replay<A: RedisAlgorithm>(seed: u64, alg: A, events: usize, server: &RedisSer
         .as_millis() as u64;
     let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(wall_ms / w_ms * w_ms);
     let local = KeyedRateLimiter::<String, A>::new_at(alg.clone(), t0);
-    let mut cfg = RedisConfig::new(server.url());
+    let mut cfg = RedisConfig::new(url);
+    cfg.cluster = cluster;
     cfg.io_timeout = Duration::from_secs(5);
     cfg.key_prefix = format!("replay{}", PREFIXES.fetch_add(1, Ordering::Relaxed));
     let remote =
@@ -317,7 +336,13 @@ fn redis_gcra_decisions_equal_in_process_decisions() {
     };
     for (i, q) in quotas().into_iter().enumerate() {
         for seed in 0..4 {
-            replay(seed * 31 + i as u64, Gcra::new(q), 1_000, &r.server);
+            replay(
+                seed * 31 + i as u64,
+                Gcra::new(q),
+                1_000,
+                &r.server.url(),
+                false,
+            );
         }
     }
 }
@@ -339,9 +364,9 @@ fn redis_window_decisions_equal_in_process_decisions() {
     for (i, q) in windows.into_iter().enumerate() {
         for seed in 0..3 {
             let s = seed * 17 + i as u64;
-            replay(s, FixedWindow::new(q), 600, &r.server);
-            replay(s, SlidingCounter::new(q), 600, &r.server);
-            replay(s, SlidingLog::new(q), 600, &r.server);
+            replay(s, FixedWindow::new(q), 600, &r.server.url(), false);
+            replay(s, SlidingCounter::new(q), 600, &r.server.url(), false);
+            replay(s, SlidingLog::new(q), 600, &r.server.url(), false);
         }
     }
 }
@@ -466,4 +491,42 @@ mod model_streams {
             }
         }
     }
+}
+
+// ------------------------------------------------------- on a real Cluster
+
+/// The conformance suite, the equal-decision replays (every algorithm) and
+/// a batch across slots, on a local 3-master Redis Cluster: each key's
+/// script runs on the node of its slot (the client follows `MOVED`).
+#[test]
+fn redis_cluster_conforms_and_decides_as_in_process() {
+    let Some(cluster) = RedisCluster::start() else {
+        eprintln!("skipped: no Redis Cluster");
+        return;
+    };
+    let c = OnCluster {
+        cluster,
+        wall: SystemTime::now(),
+    };
+    suite(&c);
+    let url = c.cluster.url();
+    for (i, q) in quotas().into_iter().enumerate() {
+        replay(i as u64, Gcra::new(q), 400, &url, true);
+    }
+    let w = Quota::new(5, Duration::from_secs(1)).unwrap();
+    replay(3, FixedWindow::new(w), 400, &url, true);
+    replay(4, SlidingCounter::new(w), 400, &url, true);
+    replay(5, SlidingLog::new(w), 400, &url, true);
+    // A batch whose keys live on different nodes decides as one by one.
+    let t0 = Instant::now();
+    let q = Quota::per_second(10).unwrap().with_burst(3).unwrap();
+    let (local, remote) = (InProcess.make(q, t0), c.make(q, t0));
+    let keys: Vec<&str> = ["a", "b", "c", "d", "e", "a", "a", "a"].to_vec();
+    let batch = remote.check_many_at(&keys, 1, t0).unwrap();
+    let one_by_one: Vec<_> = keys
+        .iter()
+        .map(|k| local.check_n_at(*k, 1, t0).unwrap())
+        .collect();
+    let n = |v: &[Decision]| v.iter().map(numbers).collect::<Vec<_>>();
+    assert_eq!(n(&batch), n(&one_by_one));
 }

@@ -14,7 +14,7 @@ use dispatchkit_ratelimit::{
     AlgorithmKind, ClockMap, KeyKind, Limit, PolicyDecision, PolicyLimit, PolicyLimiter,
     RateLimitError, RedisConfig, RedisPolicyLimiter, Request, RuleSet, RuleTable, Tier, Window,
 };
-use dispatchkit_test_support::redis_server::RedisServer;
+use dispatchkit_test_support::redis_server::{RedisCluster, RedisServer};
 
 static PREFIXES: AtomicU64 = AtomicU64::new(0);
 
@@ -73,7 +73,12 @@ fn table() -> RuleTable {
 }
 
 fn redis_limiter(server: &RedisServer, t0: Instant, wall: SystemTime) -> RedisPolicyLimiter {
-    let mut cfg = RedisConfig::new(server.url());
+    limiter_at(&server.url(), false, t0, wall)
+}
+
+fn limiter_at(url: &str, cluster: bool, t0: Instant, wall: SystemTime) -> RedisPolicyLimiter {
+    let mut cfg = RedisConfig::new(url);
+    cfg.cluster = cluster;
     cfg.io_timeout = Duration::from_secs(5);
     cfg.key_prefix = format!("pol{}", PREFIXES.fetch_add(1, Ordering::Relaxed));
     RedisPolicyLimiter::with_clock(&table(), cfg, ClockMap::new(t0, wall)).expect("valid table")
@@ -200,14 +205,24 @@ fn redis_policy_decisions_equal_in_process_decisions() {
         eprintln!("skipped: no redis-server");
         return;
     };
+    replay_requests(6, 800, |t0, wall| redis_limiter(&server, t0, wall));
+}
+
+/// Seeded streams of requests through the in-process limiter and the one
+/// `remote` builds: every decision equal.
+fn replay_requests(
+    seeds: u64,
+    events: usize,
+    remote: impl Fn(Instant, SystemTime) -> RedisPolicyLimiter,
+) {
     const KEYS: [u64; 4] = [1, 2, 3, 4];
-    for seed in 0..6u64 {
+    for seed in 0..seeds {
         let t0 = Instant::now();
         let local = PolicyLimiter::<u64>::new_at(&table(), t0).unwrap();
-        let remote = redis_limiter(&server, t0, aligned_wall());
+        let remote = remote(t0, aligned_wall());
         let mut rng = Rng(seed);
         let mut now = Duration::ZERO;
-        for i in 0..800 {
+        for i in 0..events {
             now += match rng.below(10) {
                 0..=3 => Duration::ZERO,
                 4..=6 => Duration::from_nanos(rng.below(400_000_000)),
@@ -298,4 +313,16 @@ fn redis_policy_decides_inside_a_millisecond_as_in_process() {
         verdicts.push(a.is_allowed());
     }
     assert_eq!(verdicts, [false, false, false, true, true]);
+}
+
+/// The same replays on a local 3-master Redis Cluster: each subject's keys
+/// share its hash tag, so its script runs whole on one node.
+#[test]
+fn redis_cluster_policy_decisions_equal_in_process_decisions() {
+    let Some(cluster) = RedisCluster::start() else {
+        eprintln!("skipped: no Redis Cluster");
+        return;
+    };
+    let url = cluster.url();
+    replay_requests(3, 500, |t0, wall| limiter_at(&url, true, t0, wall));
 }

@@ -25,6 +25,10 @@ pub struct PoolConfig {
     pub tls_root_cert: Option<Vec<u8>>,
     /// Most idle connections kept for reuse.
     pub max_idle: usize,
+    /// Whether `url` is one node of a Redis Cluster (the client discovers
+    /// the others and routes each command to the node of its key's slot,
+    /// following `MOVED` / `ASK`).
+    pub cluster: bool,
 }
 
 /// Why a configuration was refused: the setting and the reason.
@@ -128,13 +132,29 @@ fn install_crypto() {
     });
 }
 
-/// A pool of connections to one server.
+/// A pool of connections to one server, or to one Redis Cluster.
 pub struct Pool {
     client: redis::Client,
+    cluster: Option<redis::cluster::ClusterClient>,
     connect_timeout: Duration,
     io_timeout: Duration,
     max_idle: usize,
-    idle: Mutex<Vec<redis::Connection>>,
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// A pooled connection.
+enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn redis::ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => &mut **c,
+        }
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -186,8 +206,27 @@ impl Pool {
                 .map_err(|_| bad("url", "not a rediss:// URL the client accepts"))?
             }
         };
+        let cluster = if cfg.cluster {
+            let mut b = redis::cluster::ClusterClientBuilder::new(vec![cfg.url.as_str()])
+                .connection_timeout(cfg.connect_timeout)
+                .response_timeout(cfg.io_timeout)
+                .retries(2);
+            if let Some(pem) = &cfg.tls_root_cert {
+                b = b.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                });
+            }
+            Some(
+                b.build()
+                    .map_err(|_| bad("url", "not a cluster seed URL the client accepts"))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             client,
+            cluster,
             connect_timeout: cfg.connect_timeout,
             io_timeout: cfg.io_timeout,
             max_idle: cfg.max_idle,
@@ -195,8 +234,14 @@ impl Pool {
         })
     }
 
-    /// A new connection with the pool's timeouts (for a subscriber that
-    /// keeps its own).
+    /// Whether the pool talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// A new connection to the configured node with the pool's timeouts
+    /// (for a subscriber that keeps its own; on a Cluster, a `PUBLISH`
+    /// reaches the subscribers of every node).
     ///
     /// # Errors
     /// The [`Failure`] of connecting.
@@ -218,14 +263,17 @@ impl Pool {
     /// The [`Failure`] of connecting or of `f`.
     pub fn run<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, Failure> {
         let pooled = self.idle.lock().pop();
-        let mut con = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
+        let mut con = match (pooled, &self.cluster) {
+            (Some(c), _) => c,
+            (None, None) => Conn::Single(self.connect()?),
+            (None, Some(cc)) => {
+                Conn::Cluster(Box::new(cc.get_connection().map_err(|e| Failure::of(&e))?))
+            }
         };
-        match f(&mut con) {
+        match f(con.as_dyn()) {
             Ok(v) => {
                 let mut idle = self.idle.lock();
                 if idle.len() < self.max_idle {
@@ -317,6 +365,7 @@ mod tests {
             io_timeout: Duration::from_millis(100),
             tls_root_cert: None,
             max_idle: 4,
+            cluster: false,
         }
     }
 

@@ -72,7 +72,7 @@ impl RedisServer {
         None
     }
 
-    fn wait_ready(&self) -> bool {
+    pub(crate) fn wait_ready(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             // Up: PONG, or (a server whose default user is off) NOAUTH,
@@ -175,5 +175,137 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.resume();
         self.stop();
+    }
+}
+
+/// A throwaway 3-master Redis Cluster on free loopback ports (`redis-server
+/// --cluster-enabled yes` ×3, joined by `redis-cli --cluster create`), in
+/// its own temporary directory; every node killed by its pid on drop.
+/// `None` (with a note) when it cannot be started, except under `CI=true`.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    /// The nodes' ports on 127.0.0.1.
+    pub ports: Vec<u16>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts the cluster and waits until it reports `cluster_state:ok`.
+    pub fn start() -> Option<Self> {
+        let fail = |why: String| {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "redis cluster under CI=true: {why}"
+            );
+            eprintln!("note: no Redis Cluster ({why}); the cluster tests are skipped");
+            None
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "dk-cluster-{}-{}",
+            std::process::id(),
+            RedisServer::free_port()?
+        ));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return fail(e.to_string());
+        }
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for _ in 0..3 {
+            let (Some(port), Some(bus)) = (RedisServer::free_port(), RedisServer::free_port())
+            else {
+                return fail("no free port".into());
+            };
+            let conf = cluster.dir.join(format!("nodes-{port}.conf"));
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--cluster-config-file", &conf.display().to_string()])
+                .args([
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--dir", &cluster.dir.display().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            match child {
+                Ok(c) => cluster.nodes.push(c),
+                Err(e) => return fail(e.to_string()),
+            }
+            cluster.ports.push(port);
+        }
+        let node = |p: &u16| RedisServer {
+            child: None,
+            port: *p,
+            args: Vec::new(),
+        };
+        if !cluster.ports.iter().all(|p| node(p).wait_ready()) {
+            return fail("a node did not answer".into());
+        }
+        let addrs: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !created.is_ok_and(|s| s.success()) {
+            return fail("redis-cli --cluster create failed".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = cluster.ports.iter().all(|p| {
+                node(p)
+                    .connection()
+                    .ok()
+                    .and_then(|mut c| {
+                        redis::cmd("CLUSTER")
+                            .arg("INFO")
+                            .query::<String>(&mut c)
+                            .ok()
+                    })
+                    .is_some_and(|info| info.contains("cluster_state:ok"))
+            });
+            if ok {
+                return Some(cluster);
+            }
+            if Instant::now() > deadline {
+                return fail("the cluster did not reach cluster_state:ok".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A seed node's URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.ports[0])
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.nodes {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -22,6 +22,7 @@
 //! past the configured timeouts. Single-flight stays per process.
 
 mod codec;
+mod subscriber;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -34,6 +35,7 @@ use dispatchkit_redis_conn::{Failure, Pool, PoolConfig};
 use parking_lot::{Mutex, RwLock};
 
 pub use codec::{Codec, Postcard};
+use subscriber::{origin_id, subscribe_loop};
 
 use crate::cache::{Cache, DefaultHashBuilder};
 use crate::tiered::{Store, apply_op, catch_store};
@@ -58,6 +60,8 @@ pub struct RedisTierConfig {
     /// Extra root certificates (PEM) to trust for `rediss://` besides the
     /// system's.
     pub tls_root_cert: Option<Vec<u8>>,
+    /// Whether `url` is one node of a Redis Cluster.
+    pub cluster: bool,
 }
 
 impl RedisTierConfig {
@@ -70,6 +74,7 @@ impl RedisTierConfig {
             connect_timeout: Duration::from_millis(250),
             io_timeout: Duration::from_millis(100),
             tls_root_cert: None,
+            cluster: false,
         }
     }
 }
@@ -203,6 +208,7 @@ where
             io_timeout: cfg.io_timeout,
             tls_root_cert: cfg.tls_root_cert.clone(),
             max_idle: 16,
+            cluster: cfg.cluster,
         })
         .map_err(|e| bad(e.name, e.reason))?;
         let channel = format!("{}:inv", cfg.key_prefix).into_bytes();
@@ -315,7 +321,7 @@ where
     fn redis<T>(
         &self,
         operation: &'static str,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, CacheError> {
         self.pool.run(f).map_err(|e| {
             self.shared.counters.l2_errors.fetch_add(1, Relaxed);
@@ -397,6 +403,33 @@ where
         let name = self.key_name(key)?;
         let mut msg = self.origin.to_le_bytes().to_vec();
         Codec::<K>::encode(&*self.codec, key, &mut msg)?;
+        if self.pool.is_cluster() {
+            // A Cluster transaction cannot hold a key and a PUBLISH: the
+            // write first, then the message (the value is in Redis before
+            // any process hears of it).
+            self.redis("write", |c| match value {
+                Some(v) => {
+                    let mut bytes = Vec::new();
+                    Codec::<V>::encode(&*self.codec, v, &mut bytes).map_err(|e| {
+                        redis::RedisError::from((redis::ErrorKind::Client, "codec", e.to_string()))
+                    })?;
+                    let ttl = u64::try_from(self.cfg.l2_ttl.as_millis()).unwrap_or(u64::MAX);
+                    redis::cmd("SET")
+                        .arg(&name)
+                        .arg(bytes)
+                        .arg("PX")
+                        .arg(ttl)
+                        .query::<()>(c)
+                }
+                None => redis::cmd("DEL").arg(&name).query::<()>(c),
+            })?;
+            return self.redis("publish", |c| {
+                redis::cmd("PUBLISH")
+                    .arg(&self.channel)
+                    .arg(msg)
+                    .query::<()>(c)
+            });
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
         match value {
@@ -429,58 +462,6 @@ where
             .name("dk-cache-invalidations".into())
             .spawn(move || subscribe_loop(&shared, &pool, &channel, origin, &*codec))
             .unwrap_or_else(|e| panic!("cannot start the invalidation thread: {e}"))
-    }
-}
-
-fn origin_id() -> u64 {
-    use std::hash::BuildHasher as _;
-    let s = std::collections::hash_map::RandomState::new();
-    s.hash_one((std::process::id(), Instant::now()))
-}
-
-fn subscribe_loop<K: Hash + Eq, V, W: Weigher<K, V>, S: BuildHasher, C: Codec<K>>(
-    shared: &Shared<K, V, W, S>,
-    pool: &Pool,
-    channel: &[u8],
-    origin: u64,
-    codec: &C,
-) {
-    while !shared.stop.load(Relaxed) {
-        let Ok(mut con) = pool.connect() else {
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        };
-        let _ = con.set_read_timeout(Some(Duration::from_millis(100)));
-        let mut ps = con.as_pubsub();
-        if ps.subscribe(channel).is_err() {
-            continue;
-        }
-        // Messages may have been missed while unsubscribed: start clean.
-        shared.each_l1(Cache::clear);
-        shared.counters.resubscriptions.fetch_add(1, Relaxed);
-        shared.subscribed.store(true, Relaxed);
-        while !shared.stop.load(Relaxed) {
-            match ps.get_message() {
-                Ok(msg) => {
-                    let p = msg.get_payload_bytes();
-                    let (Some(from), Some(key)) = (p.get(..8), p.get(8..)) else {
-                        continue;
-                    };
-                    if from == origin.to_le_bytes() {
-                        continue;
-                    }
-                    if let Ok(k) = codec.decode(key) {
-                        shared.each_l1(|c| {
-                            c.remove(&k);
-                        });
-                        shared.counters.invalidations_received.fetch_add(1, Relaxed);
-                    }
-                }
-                Err(e) if e.is_timeout() => {}
-                Err(_) => break,
-            }
-        }
-        shared.subscribed.store(false, Relaxed);
     }
 }
 
@@ -562,11 +543,21 @@ where
         let names: Result<Vec<Vec<u8>>, CacheError> =
             missing.iter().map(|&i| tier.key_name(&keys[i])).collect();
         if let Ok(names) = names {
-            let mut cmd = redis::cmd("MGET");
-            for n in &names {
-                cmd.arg(n.as_slice());
-            }
-            if let Ok(found) = tier.redis("mget", |c| cmd.query::<Vec<Option<Vec<u8>>>>(c)) {
+            // One MGET on one node; on a Cluster the keys live in different
+            // slots, so one GET each.
+            let fetched = if tier.pool.is_cluster() {
+                names
+                    .iter()
+                    .map(|n| tier.redis("get", |c| redis::cmd("GET").arg(n.as_slice()).query(c)))
+                    .collect::<Result<Vec<Option<Vec<u8>>>, CacheError>>()
+            } else {
+                let mut cmd = redis::cmd("MGET");
+                for n in &names {
+                    cmd.arg(n.as_slice());
+                }
+                tier.redis("mget", |c| cmd.query::<Vec<Option<Vec<u8>>>>(c))
+            };
+            if let Ok(found) = fetched {
                 for (slot, bytes) in from_l2.iter_mut().zip(found) {
                     *slot = bytes.and_then(|b| Codec::<V>::decode(&*tier.codec, &b).ok());
                 }

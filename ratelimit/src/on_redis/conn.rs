@@ -23,6 +23,9 @@ pub struct RedisConfig {
     /// system's (a private CA, a test's self-signed one). With `None`, the
     /// system's trust store alone.
     pub tls_root_cert: Option<Vec<u8>>,
+    /// Whether `url` is one node of a Redis Cluster (commands are routed to
+    /// the node of their key's hash slot; a policy's keys share one slot).
+    pub cluster: bool,
     /// What a check answers when Redis cannot (refused, timed out, `BUSY`,
     /// `READONLY`): [`FailMode::Closed`] (the default) returns
     /// [`RateLimitError::Unavailable`], for the caller to map to `503`;
@@ -42,6 +45,7 @@ impl RedisConfig {
             key_prefix: "dk:rl".to_string(),
             max_idle: 16,
             tls_root_cert: None,
+            cluster: false,
             on_unavailable: FailMode::Closed,
         }
     }
@@ -78,6 +82,7 @@ pub(crate) fn pool(cfg: &RedisConfig) -> Result<Pool, RateLimitError> {
         io_timeout: cfg.io_timeout,
         tls_root_cert: cfg.tls_root_cert.clone(),
         max_idle: cfg.max_idle,
+        cluster: cfg.cluster,
     })
     .map_err(|e| RateLimitError::InvalidConfig {
         name: e.name,
@@ -89,7 +94,7 @@ pub(crate) fn pool(cfg: &RedisConfig) -> Result<Pool, RateLimitError> {
 /// Runs `f` on a pooled connection, failures as the crate's error.
 pub(crate) fn run<T>(
     pool: &Pool,
-    f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    f: impl FnOnce(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
 ) -> Result<T, RateLimitError> {
     pool.run(f).map_err(unavailable)
 }

@@ -330,8 +330,8 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
     /// script call, the window algorithms pipeline one call per key. Each
     /// key's check is atomic and they run in order; the batch is not
     /// all-or-nothing (that is what a policy is for). Decisions in the
-    /// order of `keys`. One server holds every key (a Redis Cluster would
-    /// need one batch per slot).
+    /// order of `keys`. On a Redis Cluster the keys of a batch live in
+    /// different slots, so each is its own call.
     ///
     /// # Errors
     /// As [`KeyedLimit::check_n`]; no key is checked when `cost` is
@@ -369,9 +369,19 @@ impl<A: RedisAlgorithm> RedisRateLimiter<A> {
         }
         let (now_ns, at) = self.times(now);
         let names: Vec<Vec<u8>> = keys.iter().map(|k| key_name(&self.prefix, *k)).collect();
-        let decided = if let Some(call) =
-            self.alg
-                .call_many(names.clone(), cost, now_ns, self.margin_ms)
+        let decided = if self.pool.is_cluster() {
+            // Keys of a batch live in different slots: one call per key.
+            names
+                .iter()
+                .map(|name| {
+                    let call = self.alg.call(name, cost, now_ns, true, self.margin_ms);
+                    conn::run(&self.pool, |con| scripts::eval(con, &call))
+                        .and_then(|reply| self.alg.decide(reply, cost, at))
+                })
+                .collect()
+        } else if let Some(call) = self
+            .alg
+            .call_many(names.clone(), cost, now_ns, self.margin_ms)
         {
             // One script call for every key (one node holds them all).
             conn::run(&self.pool, |con| scripts::eval(con, &call))

@@ -156,7 +156,7 @@ pub(crate) mod sealed {
 }
 
 /// Runs one call: `EVALSHA`, loading the script on `NOSCRIPT`.
-pub(crate) fn eval(con: &mut redis::Connection, call: &Call) -> redis::RedisResult<Value> {
+pub(crate) fn eval(con: &mut dyn redis::ConnectionLike, call: &Call) -> redis::RedisResult<Value> {
     let mut inv = call.lua.script.prepare_invoke();
     for k in &call.keys {
         inv.key(k.as_slice());
@@ -186,7 +186,7 @@ pub(crate) async fn eval_async(
 /// Runs `calls` in one pipeline (one round trip); after `NOSCRIPT` (a
 /// restarted or flushed server) loads their scripts and runs it again.
 pub(crate) fn eval_many(
-    con: &mut redis::Connection,
+    con: &mut dyn redis::ConnectionLike,
     calls: &[Call],
 ) -> redis::RedisResult<Vec<Value>> {
     let mut pipe = redis::pipe();
