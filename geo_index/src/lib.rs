@@ -91,6 +91,7 @@
 
 mod area;
 mod attrs;
+mod backend;
 mod batch;
 mod checked_serde;
 mod coord;
@@ -112,6 +113,7 @@ mod time;
 mod write;
 
 pub use attrs::{Attrs, Filter, Rating, Status, VehicleSet, VehicleType};
+pub use backend::DriverIndex;
 pub use batch::BatchReport;
 pub use coord::{
     EARTH_RADIUS_M, LAT_LIMIT, LON_LIMIT, LonLat, REDIS_HAVERSINE, Unit, haversine_m, redis_geohash,
