@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use dispatchkit_geo_index::{
-    Attrs, DriverId, Filter, GeoError, GeoIndex, Rating, Search, Status, Unit, VehicleSet,
+    Attrs, DriverId, DriverIndex, Filter, GeoError, Rating, Search, Status, Unit, VehicleSet,
 };
 
 use crate::MatchingError;
@@ -294,7 +294,7 @@ fn stamped(ranked: &[Ranked<DasherOffer>], expires_at: Instant) -> Vec<DasherOff
 /// A batch offered for one event: the matcher, the index and the orders.
 struct Batch<'a, E> {
     matcher: &'a DasherMatcher<E>,
-    index: &'a GeoIndex,
+    index: &'a dyn DriverIndex,
     orders: &'a [Order],
 }
 
@@ -327,22 +327,11 @@ impl<E: EtaModel> Offered for Batch<'_, E> {
         let k = self.orders.len() as u8;
         let c = &self.matcher.config;
         let (max, eligible, full) = (c.max_orders, c.eligible_status, c.full_status);
-        let mut won = false;
-        let claim = self.index.update_attrs_at(
-            dasher,
-            |a| {
-                won = a.status == eligible && a.load + k <= max;
-                if won {
-                    a.load += k;
-                    if a.load >= max {
-                        a.status = full;
-                    }
-                }
-            },
-            now,
-        );
-        match claim {
-            Ok(_) => Ok(won),
+        match self
+            .index
+            .claim_load_at(dasher, eligible, k, max, full, now)
+        {
+            Ok(won) => Ok(won),
             Err(GeoError::UnknownDriver(_)) => Ok(false),
             Err(e) => Err(e.into()),
         }
@@ -450,7 +439,7 @@ impl<E: EtaModel> DasherMatcher<E> {
     /// [`MatchingError::InvalidParameter`] for a bad radius.
     pub fn candidates_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         orders: &[Order],
         radius_km: f64,
         exclude: &[DriverId],
@@ -467,7 +456,7 @@ impl<E: EtaModel> DasherMatcher<E> {
 
     fn search(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         orders: &[Order],
         radius_km: f64,
         exclude: &[DriverId],
@@ -511,7 +500,7 @@ impl<E: EtaModel> DasherMatcher<E> {
         Ok(out)
     }
 
-    fn batch<'a>(&'a self, index: &'a GeoIndex, orders: &'a [Order]) -> Batch<'a, E> {
+    fn batch<'a>(&'a self, index: &'a dyn DriverIndex, orders: &'a [Order]) -> Batch<'a, E> {
         Batch {
             matcher: self,
             index,
@@ -536,7 +525,7 @@ impl<E: EtaModel> DasherMatcher<E> {
     /// batch size; [`MatchingError::Geo`] if the index rejects the search.
     pub fn start_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         orders: &[Order],
         now: Instant,
     ) -> Result<(DasherMatch, DasherStep), MatchingError> {
@@ -557,7 +546,7 @@ impl<E: EtaModel> DasherMatcher<E> {
     /// As [`DasherMatcher::start_at`].
     pub fn start(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         orders: &[Order],
     ) -> Result<(DasherMatch, DasherStep), MatchingError> {
         self.start_at(index, orders, Instant::now())
@@ -571,7 +560,7 @@ impl<E: EtaModel> OfferMatcher for DasherMatcher<E> {
 
     fn accept_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut DasherMatch,
         dasher: DriverId,
         now: Instant,
@@ -584,7 +573,7 @@ impl<E: EtaModel> OfferMatcher for DasherMatcher<E> {
 
     fn decline_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut DasherMatch,
         dasher: DriverId,
         now: Instant,
@@ -601,7 +590,7 @@ impl<E: EtaModel> OfferMatcher for DasherMatcher<E> {
 
     fn tick_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut DasherMatch,
         now: Instant,
     ) -> Result<DasherStep, MatchingError> {

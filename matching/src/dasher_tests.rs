@@ -1,6 +1,7 @@
 //! Unit tests of `dasher.rs` (a child module, so they see its private items).
 use super::*;
 use crate::{HaversineEta, OrderId};
+use dispatchkit_geo_index::GeoIndex;
 use dispatchkit_geo_index::{IndexConfig, LonLat, VehicleType};
 
 fn secs(s: u64) -> Duration {

@@ -19,7 +19,7 @@
 
 use std::time::Instant;
 
-use dispatchkit_geo_index::{DriverId, GeoIndex, Hit, Search};
+use dispatchkit_geo_index::{DriverId, DriverIndex, Hit, Search};
 
 use crate::MatchingError;
 use crate::offers::{Ranked, RoundRules, Rounds};
@@ -71,7 +71,7 @@ pub trait OfferMatcher {
     /// index fails.
     fn accept_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut Self::Match,
         driver: DriverId,
         now: Instant,
@@ -84,7 +84,7 @@ pub trait OfferMatcher {
     /// As [`accept_at`](Self::accept_at).
     fn decline_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut Self::Match,
         driver: DriverId,
         now: Instant,
@@ -100,7 +100,7 @@ pub trait OfferMatcher {
     /// fails.
     fn tick_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut Self::Match,
         now: Instant,
     ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError>;
@@ -115,7 +115,7 @@ pub trait OfferMatcher {
     /// As [`accept_at`](Self::accept_at).
     fn accept(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut Self::Match,
         driver: DriverId,
     ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError> {
@@ -128,7 +128,7 @@ pub trait OfferMatcher {
     /// As [`accept_at`](Self::accept_at).
     fn decline(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut Self::Match,
         driver: DriverId,
     ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError> {
@@ -141,7 +141,7 @@ pub trait OfferMatcher {
     /// As [`tick_at`](Self::tick_at).
     fn tick(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut Self::Match,
     ) -> Result<OfferStep<Self::Offer, Self::Status>, MatchingError> {
         self.tick_at(index, m, Instant::now())
@@ -375,14 +375,10 @@ pub(crate) fn check_radius(radius_km: f64) -> Result<(), MatchingError> {
 /// Runs `q` at `now`, skipping the drivers in `exclude` inside the search
 /// (so `COUNT` counts only drivers not excluded).
 pub(crate) fn search_excluding(
-    index: &GeoIndex,
+    index: &dyn DriverIndex,
     q: &Search,
     exclude: &[DriverId],
     now: Instant,
 ) -> Result<Vec<Hit>, MatchingError> {
-    Ok(if exclude.is_empty() {
-        index.search_at(q, now)?
-    } else {
-        index.search_where_at(q, now, |v| !exclude.contains(&v.id))?
-    })
+    Ok(index.search_excluding_at(q, exclude, now)?)
 }

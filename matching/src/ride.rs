@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use dispatchkit_geo_index::{
-    DriverId, Filter, GeoError, GeoIndex, LonLat, Rating, Search, Status, Unit, VehicleSet,
+    DriverId, DriverIndex, Filter, GeoError, LonLat, Rating, Search, Status, Unit, VehicleSet,
 };
 
 use crate::MatchingError;
@@ -337,7 +337,7 @@ fn offer(c: &Ranked<RideCandidate>, expires_at: Instant) -> RideOffer {
 /// A ride offered for one event: the matcher, the index and the request.
 struct Ride<'a, E> {
     matcher: &'a RideMatcher<E>,
-    index: &'a GeoIndex,
+    index: &'a dyn DriverIndex,
     request: RideRequest,
 }
 
@@ -476,7 +476,7 @@ impl<E: EtaModel> RideMatcher<E> {
     /// radius that is not finite and positive.
     pub fn candidates_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         req: &RideRequest,
         radius_km: f64,
         exclude: &[DriverId],
@@ -489,7 +489,7 @@ impl<E: EtaModel> RideMatcher<E> {
 
     fn search(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         req: &RideRequest,
         radius_km: f64,
         exclude: &[DriverId],
@@ -518,7 +518,7 @@ impl<E: EtaModel> RideMatcher<E> {
         Ok(out)
     }
 
-    fn ride<'a>(&'a self, index: &'a GeoIndex, request: RideRequest) -> Ride<'a, E> {
+    fn ride<'a>(&'a self, index: &'a dyn DriverIndex, request: RideRequest) -> Ride<'a, E> {
         Ride {
             matcher: self,
             index,
@@ -545,7 +545,7 @@ impl<E: EtaModel> RideMatcher<E> {
     /// [`MatchingError::Geo`] if the index rejects the search.
     pub fn start_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         request: RideRequest,
         now: Instant,
     ) -> Result<(RideMatch, RideStep), MatchingError> {
@@ -562,7 +562,7 @@ impl<E: EtaModel> RideMatcher<E> {
     /// As [`RideMatcher::start_at`].
     pub fn start(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         request: RideRequest,
     ) -> Result<(RideMatch, RideStep), MatchingError> {
         self.start_at(index, request, Instant::now())
@@ -576,7 +576,7 @@ impl<E: EtaModel> OfferMatcher for RideMatcher<E> {
 
     fn accept_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut RideMatch,
         driver: DriverId,
         now: Instant,
@@ -589,7 +589,7 @@ impl<E: EtaModel> OfferMatcher for RideMatcher<E> {
 
     fn decline_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut RideMatch,
         driver: DriverId,
         now: Instant,
@@ -606,7 +606,7 @@ impl<E: EtaModel> OfferMatcher for RideMatcher<E> {
 
     fn tick_at(
         &self,
-        index: &GeoIndex,
+        index: &dyn DriverIndex,
         m: &mut RideMatch,
         now: Instant,
     ) -> Result<RideStep, MatchingError> {

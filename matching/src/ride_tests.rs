@@ -1,6 +1,7 @@
 //! Unit tests of `ride.rs` (a child module, so they see its private items).
 use super::*;
 use crate::HaversineEta;
+use dispatchkit_geo_index::GeoIndex;
 use dispatchkit_geo_index::{Attrs, VehicleType};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
