@@ -356,7 +356,8 @@ impl<E: EtaModel> Offered for Batch<'_, E> {
     }
 }
 
-/// Dasher matching over a shared [`GeoIndex`] with an [`EtaModel`];
+/// Dasher matching over a shared driver index (any [`DriverIndex`]: the
+/// in-process `GeoIndex` or a remote one) with an [`EtaModel`];
 /// `Send + Sync` when the model is. Claims are atomic (one
 /// read-modify-write of the dasher's attributes in the index).
 ///

@@ -400,7 +400,8 @@ impl<E: EtaModel> Offered for Ride<'_, E> {
     }
 }
 
-/// Ride matching over a shared [`GeoIndex`] with an [`EtaModel`].
+/// Ride matching over a shared driver index (any [`DriverIndex`]: the
+/// in-process `GeoIndex` or a remote one) with an [`EtaModel`].
 ///
 /// `Send + Sync` when the ETA model is: many threads may drive their own
 /// [`RideMatch`]es against one matcher and one index; claims are atomic
