@@ -219,3 +219,77 @@ impl DriverIndex for GeoIndex {
         Ok(won)
     }
 }
+
+/// An index shared through an `Arc` (as servers hold it) is an index.
+impl<I: DriverIndex + ?Sized> DriverIndex for std::sync::Arc<I> {
+    fn upsert_at(
+        &self,
+        id: DriverId,
+        pos: LonLat,
+        attrs: Attrs,
+        now: Instant,
+    ) -> Result<Upsert, GeoError> {
+        (**self).upsert_at(id, pos, attrs, now)
+    }
+
+    fn upsert_batch_at(
+        &self,
+        updates: &[DriverUpdate],
+        now: Instant,
+    ) -> Result<BatchReport, GeoError> {
+        (**self).upsert_batch_at(updates, now)
+    }
+
+    fn remove_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        (**self).remove_at(id, now)
+    }
+
+    fn get_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        (**self).get_at(id, now)
+    }
+
+    fn distance_at(
+        &self,
+        a: DriverId,
+        b: DriverId,
+        unit: Unit,
+        now: Instant,
+    ) -> Result<f64, GeoError> {
+        (**self).distance_at(a, b, unit, now)
+    }
+
+    fn search_at(&self, q: &Search, now: Instant) -> Result<Vec<Hit>, GeoError> {
+        (**self).search_at(q, now)
+    }
+
+    fn search_excluding_at(
+        &self,
+        q: &Search,
+        exclude: &[DriverId],
+        now: Instant,
+    ) -> Result<Vec<Hit>, GeoError> {
+        (**self).search_excluding_at(q, exclude, now)
+    }
+
+    fn compare_and_set_status_at(
+        &self,
+        id: DriverId,
+        expected: Status,
+        new: Status,
+        now: Instant,
+    ) -> Result<bool, GeoError> {
+        (**self).compare_and_set_status_at(id, expected, new, now)
+    }
+
+    fn claim_load_at(
+        &self,
+        id: DriverId,
+        eligible: Status,
+        load: u8,
+        max: u8,
+        full: Status,
+        now: Instant,
+    ) -> Result<bool, GeoError> {
+        (**self).claim_load_at(id, eligible, load, max, full, now)
+    }
+}

@@ -145,3 +145,16 @@ fn in_process_index_conforms() {
     let index = GeoIndex::with_config(config).unwrap();
     suite(&index, t0, ttl);
 }
+
+/// Servers share the index through an `Arc`: that is an index too.
+#[test]
+fn an_arc_of_an_index_conforms() {
+    let t0 = Instant::now();
+    let config = IndexConfig {
+        epoch: Some(t0),
+        ..IndexConfig::default()
+    };
+    let ttl = config.default_ttl;
+    let index = std::sync::Arc::new(GeoIndex::with_config(config).unwrap());
+    suite(&index, t0, ttl);
+}

@@ -67,13 +67,13 @@ fn riders_racing_for_few_drivers_never_double_book() {
                     // between an offer and its accept, in which another
                     // rider's accept can take the driver.
                     barrier.wait();
-                    let (mut m, _) = matcher.start_at(&*index, req, now).unwrap();
+                    let (mut m, _) = matcher.start_at(&index, req, now).unwrap();
                     barrier.wait();
                     // Every offered driver accepts, best ETA first, until one
                     // claim wins or the match gives up.
                     while let RideStatus::Offering = m.status() {
                         let first = m.open_offers()[0].driver;
-                        let step = matcher.accept_at(&*index, &mut m, first, now).unwrap();
+                        let step = matcher.accept_at(&index, &mut m, first, now).unwrap();
                         lost += u64::from(step.lost_race.is_some());
                     }
                     match m.status() {
