@@ -223,10 +223,10 @@ fn policy_2rules(c: &mut Criterion, server: &RedisServer, keys: &[u64]) {
     g.finish();
 }
 
-/// `redis_leases`: checks through token leases (1,000 tokens per round
-/// trip, spendable for 1 s) over 1,000 Zipf-distributed tenants of a
-/// 1M/s bucket (burst 10,000), on 1 and 2 threads; the over-grant bound is
-/// one lease per process per key.
+/// `redis_leases`: checks through token leases over Zipf-distributed
+/// tenants of one bucket (the quota, lease size and lifetime are set
+/// below), on 1 and 2 threads; the over-grant bound is one lease per
+/// process per key.
 fn leases(c: &mut Criterion, server: &RedisServer) {
     const BATCH: u64 = 10_000;
     let mut cfg = RedisConfig::new(server.url());

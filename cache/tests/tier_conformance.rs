@@ -54,6 +54,15 @@ impl Store<u64, String> for DbRef {
     }
 }
 
+/// A Redis tier over `db`.
+fn redis_tier(
+    cfg: RedisTierConfig,
+    mode: TierConfig,
+    db: &Arc<Db>,
+) -> Arc<RedisTier<u64, String, DbRef>> {
+    RedisTier::new(cfg, mode, DbRef(Arc::clone(db)), Postcard).expect("valid tier")
+}
+
 fn l1() -> Cache<u64, String> {
     Cache::new(1_000).expect("valid capacity")
 }
@@ -122,13 +131,11 @@ fn redis_tier_conforms() {
         return;
     };
     let db = Arc::new(Db::default());
-    let tier = RedisTier::new(
+    let tier = redis_tier(
         RedisTierConfig::new(server.url()),
         TierConfig::default(),
-        DbRef(Arc::clone(&db)),
-        Postcard,
-    )
-    .unwrap();
+        &db,
+    );
     let (a, b) = (tier.instance(l1()), tier.instance(l1()));
     suite(&a, &b, &db);
     let s = tier.stats();
@@ -195,13 +202,7 @@ fn redis_write_behind_conforms() {
         return;
     };
     let db = Arc::new(Db::default());
-    let tier = RedisTier::new(
-        RedisTierConfig::new(server.url()),
-        behind(),
-        DbRef(Arc::clone(&db)),
-        Postcard,
-    )
-    .unwrap();
+    let tier = redis_tier(RedisTierConfig::new(server.url()), behind(), &db);
     let (a, b) = (tier.instance(l1()), tier.instance(l1()));
     write_behind_suite(&a, &b, &db, &|| tier.flush(), &|| {
         tier.failed_writes().len()
@@ -218,13 +219,11 @@ fn redis_get_many_equals_one_get_per_key() {
         return;
     };
     let db = Arc::new(Db::default());
-    let tier = RedisTier::new(
+    let tier = redis_tier(
         RedisTierConfig::new(server.url()),
         TierConfig::default(),
-        DbRef(Arc::clone(&db)),
-        Postcard,
-    )
-    .unwrap();
+        &db,
+    );
     let (a, b) = (tier.instance(l1()), tier.instance(l1()));
     let now = Instant::now();
     for k in 0..6u64 {
@@ -256,13 +255,7 @@ fn redis_cluster_tier_conforms() {
     let mut cfg = RedisTierConfig::new(cluster.url());
     cfg.cluster = true;
     let db = Arc::new(Db::default());
-    let tier = RedisTier::new(
-        cfg.clone(),
-        TierConfig::default(),
-        DbRef(Arc::clone(&db)),
-        Postcard,
-    )
-    .unwrap();
+    let tier = redis_tier(cfg.clone(), TierConfig::default(), &db);
     let (a, b) = (tier.instance(l1()), tier.instance(l1()));
     suite(&a, &b, &db);
     let keys = [0u64, 1, 2, 3, 99];
@@ -274,7 +267,7 @@ fn redis_cluster_tier_conforms() {
     );
     let db = Arc::new(Db::default());
     cfg.key_prefix = "behind".into();
-    let tier = RedisTier::new(cfg, behind(), DbRef(Arc::clone(&db)), Postcard).unwrap();
+    let tier = redis_tier(cfg, behind(), &db);
     let (a, b) = (tier.instance(l1()), tier.instance(l1()));
     write_behind_suite(&a, &b, &db, &|| tier.flush(), &|| {
         tier.failed_writes().len()

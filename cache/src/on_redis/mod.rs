@@ -180,7 +180,9 @@ where
     /// # Errors
     /// [`CacheError::InvalidSetting`] for a URL the client rejects, a root
     /// certificate that is not PEM, zero timeouts or TTL, a prefix with
-    /// braces, or a `tier` that [`TierConfig::validate`] refuses.
+    /// braces, or a `tier` that [`TierConfig::validate`] refuses;
+    /// [`CacheError::Unavailable`] when the subscriber thread cannot be
+    /// started.
     pub fn new(
         cfg: RedisTierConfig,
         tier: TierConfig,
@@ -233,7 +235,12 @@ where
             next_instance: AtomicU64::new(0),
             subscriber: Mutex::new(None),
         });
-        let handle = tier.spawn_subscriber();
+        let handle = tier
+            .spawn_subscriber()
+            .map_err(|e| CacheError::Unavailable {
+                operation: "subscribe",
+                reason: format!("cannot start the invalidation thread: {e}"),
+            })?;
         *tier.subscriber.lock() = Some(handle);
         Ok(tier)
     }
@@ -452,7 +459,7 @@ where
         self.redis("write", |c| pipe.query::<()>(c))
     }
 
-    fn spawn_subscriber(self: &Arc<Self>) -> JoinHandle<()> {
+    fn spawn_subscriber(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
         let shared = Arc::clone(&self.shared);
         let pool = Arc::clone(&self.pool);
         let channel = self.channel.clone();
@@ -461,7 +468,6 @@ where
         std::thread::Builder::new()
             .name("dk-cache-invalidations".into())
             .spawn(move || subscribe_loop(&shared, &pool, &channel, origin, &*codec))
-            .unwrap_or_else(|e| panic!("cannot start the invalidation thread: {e}"))
     }
 }
 

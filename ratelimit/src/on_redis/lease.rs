@@ -145,7 +145,9 @@ impl<K: Hash + Eq + Clone + RedisKey + Send + Sync> LeasedLimiter<K> {
             key.clone(),
             Lease {
                 left,
-                until: now + self.ttl,
+                // A fabricated far-future `now` past `Instant`'s range:
+                // the lease lapses at once (tokens lost, never over-granted).
+                until: now.checked_add(self.ttl).unwrap_or(now),
             },
         );
         Ok(lease_decision(taken, left, now))

@@ -219,7 +219,8 @@ impl RedisPolicyLimiter {
             }
         }
         let fits = int(&mut it)? == 1;
-        let ns = |s: u64, n: u64| s * 1_000_000_000 + n;
+        // Saturating: a reply out of range must not panic.
+        let ns = |s: u64, n: u64| s.saturating_mul(1_000_000_000).saturating_add(n);
         let t_eff = {
             let (s, n) = (int(&mut it)?, int(&mut it)?);
             ns(s, n)

@@ -302,7 +302,8 @@ impl Gcra {
         if per_key.len() % 5 != 0 {
             return Err(unexpected(format_args!("{} values from GCRA", v.len())));
         }
-        let ns = |s: u64, n: u64| s * 1_000_000_000 + n;
+        // Saturating: a reply out of range must not panic.
+        let ns = |s: u64, n: u64| s.saturating_mul(1_000_000_000).saturating_add(n);
         let (t, tau) = (self.interval_ns(), self.tolerance_ns());
         Ok(per_key
             .chunks_exact(5)
