@@ -374,6 +374,12 @@ impl Filter {
         self.matches_packed(a.pack())
     }
 
+    /// The conditions: status, vehicle mask, minimum rating (hundredths),
+    /// load bound (load < bound).
+    pub(crate) fn parts(&self) -> (Option<Status>, u64, u16, u8) {
+        (self.status, self.vehicles.0, self.min_rating, self.max_load)
+    }
+
     #[inline]
     pub(crate) fn matches_packed(&self, bits: u32) -> bool {
         if let Some(s) = self.status

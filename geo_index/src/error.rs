@@ -103,6 +103,18 @@ pub enum GeoError {
     /// A geofence polygon is empty, not closed, or has invalid vertices.
     #[error("invalid geofence: {0}")]
     InvalidFence(&'static str),
+    /// A remote backend (Redis) could not answer: the part that failed (a
+    /// directory bucket, a tile, the tile registry) and what the client
+    /// reported. A failed write may have been applied in part (see
+    /// `RedisGeoIndex`); reads change nothing.
+    #[error("redis {part} unavailable: {reason}")]
+    Unavailable {
+        /// Which part: `"directory"`, `"tiles"`, `"tile registry"`, or
+        /// the tile of a search ("tile 123 (column …, row …) at {key}").
+        part: String,
+        /// What the client reported.
+        reason: String,
+    },
     /// A geofence id that is not registered.
     #[error("unknown geofence {0}")]
     UnknownFence(u64),

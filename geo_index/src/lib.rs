@@ -103,6 +103,8 @@ mod fence;
 mod fence_registry;
 mod grid;
 mod index;
+#[cfg(feature = "redis")]
+mod on_redis;
 mod prefetch;
 mod query;
 mod read;
@@ -122,6 +124,8 @@ pub use driver::{DriverId, DriverUpdate, DriverView, Upsert};
 pub use error::GeoError;
 pub use fence::{Fence, FenceEvent, FenceEventKind};
 pub use index::{GeoIndex, IndexConfig, IndexStats};
+#[cfg(feature = "redis")]
+pub use on_redis::{PartialHits, RedisGeoConfig, RedisGeoIndex, SweepReport};
 pub use query::{Center, Hit, Order, Search, Shape};
 pub use snapshot::{Snapshot, SnapshotDriver};
 

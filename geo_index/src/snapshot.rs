@@ -84,60 +84,67 @@ impl GeoIndex {
             default_ttl: Duration::from_millis(snapshot.default_ttl_ms),
             ..config
         };
-        let default_ttl = ttl_ms(config.default_ttl)?;
-        let max_skew_ms = i64::try_from(config.max_future_skew.as_millis()).unwrap_or(i64::MAX);
-        let mut seen = std::collections::HashSet::with_capacity(snapshot.drivers.len());
-        let mut ats = Vec::with_capacity(snapshot.drivers.len());
-        for (row, d) in snapshot.drivers.iter().enumerate() {
-            let bad = |reason| GeoError::InvalidSnapshot {
-                row,
-                id: d.id.get(),
-                reason,
-            };
-            if !seen.insert(d.id) {
-                return Err(bad("the driver is listed twice"));
-            }
-            let ttl = d
-                .ttl_ms
-                .map(|t| ttl_ms(Duration::from_millis(t)))
-                .transpose()?;
-            let ttl = ttl.unwrap_or(default_ttl);
-            if d.age_ms >= 0 && d.age_ms.unsigned_abs() >= ttl {
-                return Err(bad(
-                    "age_ms is not below the driver's TTL: a snapshot holds only live drivers",
-                ));
-            }
-            if d.age_ms < -max_skew_ms {
-                return Err(bad(
-                    "age_ms puts the update further in the future than max_future_skew",
-                ));
-            }
-            let age = Duration::from_millis(d.age_ms.unsigned_abs());
-            let at = if d.age_ms >= 0 {
-                now.checked_sub(age)
-            } else {
-                now.checked_add(age)
-            };
-            let at = at.ok_or(GeoError::TimeOutOfRange {
-                offset_ms: i128::from(d.age_ms),
-                reason: "the snapshot age puts the update outside the range of Instant",
-            })?;
-            ats.push(at);
-        }
+        let updates = snapshot_updates(snapshot, config.max_future_skew, now)?;
         let index = GeoIndex::with_config(config)?;
-        let mut batch = Vec::with_capacity(snapshot.drivers.len().min(4096));
-        for (chunk, at_chunk) in snapshot.drivers.chunks(4096).zip(ats.chunks(4096)) {
-            batch.clear();
-            for (d, &at) in chunk.iter().zip(at_chunk) {
-                let mut u = DriverUpdate::new(d.id, d.pos, at).with_attrs(d.attrs);
-                u.ttl = d.ttl_ms.map(Duration::from_millis);
-                batch.push(u);
-            }
-            let report = index.upsert_batch_at(&batch, now);
+        for chunk in updates.chunks(4096) {
+            let report = index.upsert_batch_at(chunk, now);
             if let Some((_, e)) = report.rejected.into_iter().next() {
                 return Err(e);
             }
         }
         Ok(index)
     }
+}
+
+/// The updates that rebuild `snapshot` as of `now`, checked whole: every
+/// driver once, its TTL valid, its age below its TTL and not further in
+/// the future than `max_future_skew`.
+pub(crate) fn snapshot_updates(
+    snapshot: &Snapshot,
+    max_future_skew: Duration,
+    now: Instant,
+) -> Result<Vec<DriverUpdate>, GeoError> {
+    let default_ttl = ttl_ms(Duration::from_millis(snapshot.default_ttl_ms))?;
+    let max_skew_ms = i64::try_from(max_future_skew.as_millis()).unwrap_or(i64::MAX);
+    let mut seen = std::collections::HashSet::with_capacity(snapshot.drivers.len());
+    let mut updates = Vec::with_capacity(snapshot.drivers.len());
+    for (row, d) in snapshot.drivers.iter().enumerate() {
+        let bad = |reason| GeoError::InvalidSnapshot {
+            row,
+            id: d.id.get(),
+            reason,
+        };
+        if !seen.insert(d.id) {
+            return Err(bad("the driver is listed twice"));
+        }
+        let ttl = d
+            .ttl_ms
+            .map(|t| ttl_ms(Duration::from_millis(t)))
+            .transpose()?;
+        let ttl = ttl.unwrap_or(default_ttl);
+        if d.age_ms >= 0 && d.age_ms.unsigned_abs() >= ttl {
+            return Err(bad(
+                "age_ms is not below the driver's TTL: a snapshot holds only live drivers",
+            ));
+        }
+        if d.age_ms < -max_skew_ms {
+            return Err(bad(
+                "age_ms puts the update further in the future than max_future_skew",
+            ));
+        }
+        let age = Duration::from_millis(d.age_ms.unsigned_abs());
+        let at = if d.age_ms >= 0 {
+            now.checked_sub(age)
+        } else {
+            now.checked_add(age)
+        };
+        let at = at.ok_or(GeoError::TimeOutOfRange {
+            offset_ms: i128::from(d.age_ms),
+            reason: "the snapshot age puts the update outside the range of Instant",
+        })?;
+        let mut u = DriverUpdate::new(d.id, d.pos, at).with_attrs(d.attrs);
+        u.ttl = d.ttl_ms.map(Duration::from_millis);
+        updates.push(u);
+    }
+    Ok(updates)
 }

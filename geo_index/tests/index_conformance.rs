@@ -1,15 +1,18 @@
 //! One conformance suite for every backend of `DriverIndex`, written
 //! against the trait: upserts and stale updates, batches, reads, distances,
 //! removal, expiry, `GEOSEARCH` with and without exclusions, and the two
-//! atomic claims. It runs on the in-process `GeoIndex` here; a Redis-backed
-//! index runs the same `suite` when it lands (issue 17).
+//! atomic claims. It runs on the in-process `GeoIndex`, an `Arc` of it, and
+//! `RedisGeoIndex` on a single Redis server and on a local 3-master Redis
+//! Cluster (both started by the tests; under `CI=true` a missing
+//! `redis-server` fails them).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use dispatchkit_geo_index::{
     Attrs, DriverId, DriverIndex, DriverUpdate, GeoError, GeoIndex, IndexConfig, LonLat, Rating,
-    Search, Status, Unit, Upsert, VehicleType,
+    RedisGeoConfig, RedisGeoIndex, Search, Status, Unit, Upsert, VehicleType,
 };
+use dispatchkit_test_support::redis_server::{RedisCluster, RedisServer};
 
 fn id(n: u64) -> DriverId {
     DriverId::new(n).unwrap()
@@ -157,4 +160,31 @@ fn an_arc_of_an_index_conforms() {
     let ttl = config.default_ttl;
     let index = std::sync::Arc::new(GeoIndex::with_config(config).unwrap());
     suite(&index, t0, ttl);
+}
+
+fn redis_config(url: String, cluster: bool, t0: Instant) -> RedisGeoConfig {
+    let mut cfg = RedisGeoConfig::new(url);
+    cfg.cluster = cluster;
+    cfg.clock = Some((t0, SystemTime::now()));
+    cfg
+}
+
+#[test]
+fn redis_index_conforms() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let t0 = Instant::now();
+    let index = RedisGeoIndex::new(redis_config(server.url(), false, t0)).unwrap();
+    suite(&index, t0, Duration::from_millis(index.default_ttl_ms()));
+}
+
+#[test]
+fn redis_cluster_index_conforms() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let t0 = Instant::now();
+    let index = RedisGeoIndex::new(redis_config(cluster.url(), true, t0)).unwrap();
+    suite(&index, t0, Duration::from_millis(index.default_ttl_ms()));
 }

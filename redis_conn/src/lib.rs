@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+pub mod script;
+
 /// Where a Redis server is and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -157,6 +159,53 @@ impl Conn {
     }
 }
 
+/// A pooled connection lent by [`Pool::run_session`]: single commands, or
+/// pipelines that also work on a Cluster.
+pub struct Session<'a>(&'a mut Conn);
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.0 {
+            Conn::Single(_) => "single",
+            Conn::Cluster(_) => "cluster",
+        };
+        f.debug_tuple("Session").field(&kind).finish()
+    }
+}
+
+impl Session<'_> {
+    /// The connection, for single commands (routed by key on a Cluster).
+    pub fn con(&mut self) -> &mut dyn redis::ConnectionLike {
+        self.0.as_dyn()
+    }
+
+    /// Runs `cmds` as a pipeline: one round trip on a single server; on a
+    /// Cluster, the client splits it by the node of each command's first
+    /// key (one pipeline per node) and follows `MOVED` / `ASK`. Replies in
+    /// the commands' order.
+    ///
+    /// # Errors
+    /// The first error of the pipeline.
+    pub fn pipeline(&mut self, cmds: &[redis::Cmd]) -> redis::RedisResult<Vec<redis::Value>> {
+        match self.0 {
+            Conn::Single(c) => {
+                let mut p = redis::pipe();
+                for cmd in cmds {
+                    p.add_command(cmd.clone());
+                }
+                p.query(c)
+            }
+            Conn::Cluster(c) => {
+                let mut p = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    p.add_command(cmd.clone());
+                }
+                p.query(&mut **c)
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
@@ -265,6 +314,18 @@ impl Pool {
         &self,
         f: impl FnOnce(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, Failure> {
+        self.run_session(|s| f(s.con()))
+    }
+
+    /// [`Pool::run`] with a [`Session`], for pipelines that must also work
+    /// on a Cluster.
+    ///
+    /// # Errors
+    /// The [`Failure`] of connecting or of `f`.
+    pub fn run_session<T>(
+        &self,
+        f: impl FnOnce(&mut Session<'_>) -> redis::RedisResult<T>,
+    ) -> Result<T, Failure> {
         let pooled = self.idle.lock().pop();
         let mut con = match (pooled, &self.cluster) {
             (Some(c), _) => c,
@@ -273,7 +334,7 @@ impl Pool {
                 Conn::Cluster(Box::new(cc.get_connection().map_err(|e| Failure::of(&e))?))
             }
         };
-        match f(con.as_dyn()) {
+        match f(&mut Session(&mut con)) {
             Ok(v) => {
                 let mut idle = self.idle.lock();
                 if idle.len() < self.max_idle {

@@ -25,73 +25,7 @@ impl RedisAlgorithm for FixedWindow {}
 impl RedisAlgorithm for SlidingCounter {}
 impl RedisAlgorithm for SlidingLog {}
 
-/// A script and its source (to load it again after `NOSCRIPT` inside a
-/// pipeline).
-pub struct Lua {
-    script: redis::Script,
-    src: String,
-}
-
-impl Lua {
-    pub(crate) fn new(src: String) -> Self {
-        Self {
-            script: redis::Script::new(&src),
-            src,
-        }
-    }
-}
-
-/// One check as a script call.
-pub struct Call {
-    lua: &'static Lua,
-    keys: Vec<Vec<u8>>,
-    args: Vec<Vec<u8>>,
-}
-
-impl std::fmt::Debug for Call {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call")
-            .field("script", &self.lua.script.get_hash())
-            .field("keys", &self.keys.len())
-            .field("args", &self.args.len())
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for Lua {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lua")
-            .field("sha1", &self.script.get_hash())
-            .finish()
-    }
-}
-
-impl Call {
-    pub(crate) fn new(lua: &'static Lua, keys: Vec<Vec<u8>>) -> Self {
-        Self {
-            lua,
-            keys,
-            args: Vec::with_capacity(8),
-        }
-    }
-
-    pub(crate) fn arg(mut self, a: impl std::fmt::Display) -> Self {
-        self.args.push(a.to_string().into_bytes());
-        self
-    }
-
-    fn evalsha(&self) -> redis::Cmd {
-        let mut c = redis::cmd("EVALSHA");
-        c.arg(self.lua.script.get_hash()).arg(self.keys.len());
-        for k in &self.keys {
-            c.arg(k.as_slice());
-        }
-        for a in &self.args {
-            c.arg(a.as_slice());
-        }
-        c
-    }
-}
+pub use dispatchkit_redis_conn::script::{Call, Lua};
 
 pub(crate) mod sealed {
     use std::time::Instant;
@@ -155,62 +89,10 @@ pub(crate) mod sealed {
     }
 }
 
-/// Runs one call: `EVALSHA`, loading the script on `NOSCRIPT`.
-pub(crate) fn eval(con: &mut dyn redis::ConnectionLike, call: &Call) -> redis::RedisResult<Value> {
-    let mut inv = call.lua.script.prepare_invoke();
-    for k in &call.keys {
-        inv.key(k.as_slice());
-    }
-    for a in &call.args {
-        inv.arg(a.as_slice());
-    }
-    inv.invoke(con)
-}
-
-/// [`eval`] on an async connection.
+pub(crate) use dispatchkit_redis_conn::script::eval;
 #[cfg(feature = "tokio")]
-pub(crate) async fn eval_async(
-    mut con: redis::aio::MultiplexedConnection,
-    call: &Call,
-) -> redis::RedisResult<Value> {
-    let mut inv = call.lua.script.prepare_invoke();
-    for k in &call.keys {
-        inv.key(k.as_slice());
-    }
-    for a in &call.args {
-        inv.arg(a.as_slice());
-    }
-    inv.invoke_async(&mut con).await
-}
-
-/// Runs `calls` in one pipeline (one round trip); after `NOSCRIPT` (a
-/// restarted or flushed server) loads their scripts and runs it again.
-pub(crate) fn eval_many(
-    con: &mut dyn redis::ConnectionLike,
-    calls: &[Call],
-) -> redis::RedisResult<Vec<Value>> {
-    let mut pipe = redis::pipe();
-    for c in calls {
-        pipe.add_command(c.evalsha());
-    }
-    match pipe.query::<Vec<Value>>(con) {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            let mut loaded: Vec<&str> = Vec::new();
-            for c in calls {
-                let h = c.lua.script.get_hash();
-                if !loaded.contains(&h) {
-                    redis::cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(&c.lua.src)
-                        .query::<String>(con)?;
-                    loaded.push(h);
-                }
-            }
-            pipe.query(con)
-        }
-        r => r,
-    }
-}
+pub(crate) use dispatchkit_redis_conn::script::eval_async;
+pub(crate) use dispatchkit_redis_conn::script::eval_many;
 
 fn unexpected(what: impl std::fmt::Display) -> RateLimitError {
     RateLimitError::Unavailable {

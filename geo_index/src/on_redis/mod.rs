@@ -1,0 +1,666 @@
+//! The driver index on Redis or a Redis Cluster (feature `redis`): the
+//! same [`DriverIndex`] as the in-process [`GeoIndex`](crate::GeoIndex),
+//! with the same answers, for a fleet that outgrows one process.
+//!
+//! # Layout (the seed's `drivers:{city}:{quadrant}` GEO sets, generalised)
+//!
+//! - **Tiles**: the world grid's cells (≈ 611 m) grouped into square tiles
+//!   of [`RedisGeoConfig::tile_cells`] cells a side (default 32, ≈ 20 km of
+//!   latitude). A tile is three keys under one hash tag, so one slot: a
+//!   GEO set `{prefix:t<tile>}g` (member = driver id) for `GEOSEARCH`, the
+//!   drivers' records `{…}a` (position, attributes, times, version) and
+//!   their expiry times `{…}e`. A search runs a script in each tile its
+//!   area touches, all in one pipeline; the script applies the expiry and
+//!   the attribute filter while it walks `GEOSEARCH`'s answer, so
+//!   `COUNT 10` with a filter returns the 10 nearest *matching* drivers.
+//! - **Directory**: each driver's authoritative record in one of
+//!   [`RedisGeoConfig::dir_buckets`] hashes `{prefix:d<bucket>}` (and its
+//!   expiry set `{…}e`). Upserts (with the stale check), removals and the
+//!   two claims are scripts on the driver's bucket, so they are atomic
+//!   whatever process runs them; the tile copies follow in a second step.
+//! - **Versions**: every change of a driver takes a new version from its
+//!   bucket's counter and the tiles apply a driver's changes in version
+//!   order (a removal leaves a tombstone for
+//!   [`RedisGeoConfig::tombstone_keep`]), so concurrent writers converge on
+//!   the directory's state, and a move between tiles never leaves a ghost.
+//!   Between the two steps a moving driver can be in both tiles: a search
+//!   keeps its newest record.
+//! - **Expiry** (Redis GEO sets have none): every record carries its update
+//!   time and TTL; the scripts skip expired records, so nothing older than
+//!   its TTL is ever returned, and [`RedisGeoIndex::sweep_at`] deletes them.
+//! - **Time**: update and processing times are Unix milliseconds
+//!   ([`RedisGeoConfig::clock`] maps the process's `Instant`s onto the
+//!   system clock), so processes on synchronised hosts share one timeline.
+//!
+//! Distances, the shapes' membership tests and the result order are the
+//! in-process index's own code, run on the exact stored positions: Redis
+//! finds the candidates (within the shape's reach plus 2 m), the client
+//! judges them, so both backends return the same drivers in the same order.
+
+mod replay;
+mod reply;
+mod search;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dispatchkit_redis_conn::script::{Call, Lua, eval_pipelined};
+use dispatchkit_redis_conn::{Pool, PoolConfig};
+use parking_lot::Mutex;
+use redis::Value;
+
+use crate::backend::DriverIndex;
+use crate::grid::cell_xy;
+use crate::index::ttl_ms;
+use crate::{
+    Attrs, BatchReport, DriverId, DriverUpdate, DriverView, GeoError, Hit, LonLat, Search, Status,
+    Unit, Upsert, haversine_m,
+};
+
+pub use replay::SweepReport;
+pub use search::PartialHits;
+
+use reply::{Rec, Reply};
+
+/// Where the Redis index lives and how it is laid out.
+///
+/// ```no_run
+/// use dispatchkit_geo_index::{RedisGeoConfig, RedisGeoIndex};
+///
+/// let mut cfg = RedisGeoConfig::new("redis://127.0.0.1:6379");
+/// cfg.prefix = "drivers:seattle".into();
+/// let index = RedisGeoIndex::new(cfg)?;
+/// # Ok::<(), dispatchkit_geo_index::GeoError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisGeoConfig {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS); on
+    /// a Cluster, any node.
+    pub url: String,
+    /// Whether `url` is a node of a Redis Cluster.
+    pub cluster: bool,
+    /// Prepended to every key (inside the hash tags); indexes with
+    /// different prefixes share a server without meeting. No `{` or `}`.
+    pub prefix: String,
+    /// How long a driver stays visible after its last update (default
+    /// 30 s, the seed's).
+    pub default_ttl: Duration,
+    /// How far an update's time may be ahead of the processing time
+    /// (default 5 s), as [`IndexConfig::max_future_skew`](crate::IndexConfig::max_future_skew).
+    pub max_future_skew: Duration,
+    /// Grid cells per tile side, a power of two in 1..=1024 (default 32:
+    /// ≈ 20 km of latitude, so a 5 km search reads at most 4 tiles). Every
+    /// process sharing an index must use the same value.
+    pub tile_cells: u32,
+    /// Directory buckets, a power of two in 1..=65536 (default 1024). Every
+    /// process sharing an index must use the same value.
+    pub dir_buckets: u32,
+    /// How long a tile keeps the tombstone of a driver that left it
+    /// (default 60 s): a write to the tile delayed longer than this behind
+    /// a later move could bring the driver back there until its TTL.
+    pub tombstone_keep: Duration,
+    /// An `Instant` and the system time it stands for; `None`: now. Tests
+    /// pin it for exact millisecond arithmetic.
+    pub clock: Option<(Instant, SystemTime)>,
+    /// The longest a connection may take to open (default 1 s).
+    pub connect_timeout: Duration,
+    /// The longest one round trip may take (default 1 s).
+    pub io_timeout: Duration,
+    /// Extra root certificates (PEM) for `rediss://`.
+    pub tls_root_cert: Option<Vec<u8>>,
+}
+
+impl RedisGeoConfig {
+    /// The defaults, on the server at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisGeoConfig {
+            url: url.into(),
+            cluster: false,
+            prefix: "dk:drivers".into(),
+            default_ttl: Duration::from_secs(30),
+            max_future_skew: Duration::from_secs(5),
+            tile_cells: 32,
+            dir_buckets: 1024,
+            tombstone_keep: Duration::from_secs(60),
+            clock: None,
+            connect_timeout: Duration::from_secs(1),
+            io_timeout: Duration::from_secs(1),
+            tls_root_cert: None,
+        }
+    }
+}
+
+/// The driver index on Redis: see the [module docs](self). `Send + Sync`;
+/// share it through an `Arc`.
+pub struct RedisGeoIndex {
+    pool: Pool,
+    prefix: String,
+    default_ttl_ms: u64,
+    max_skew_ms: u64,
+    keep_ms: u64,
+    tile_shift: u32,
+    bucket_mask: u64,
+    anchor: Instant,
+    anchor_ms: i64,
+    /// Tiles this process has registered (the registry set lists every
+    /// tile that ever held a driver, for searches over huge areas).
+    registered: Mutex<std::collections::HashSet<u32>>,
+}
+
+impl std::fmt::Debug for RedisGeoIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisGeoIndex")
+            .field("pool", &self.pool)
+            .field("prefix", &self.prefix)
+            .field("default_ttl_ms", &self.default_ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(what: &'static str, value: u64, reason: &'static str) -> GeoError {
+    GeoError::InvalidConfig {
+        what,
+        value,
+        reason,
+    }
+}
+
+/// The script of a `.lua` file beside this one, built once.
+macro_rules! lua {
+    ($file:literal) => {{
+        static LUA: OnceLock<Lua> = OnceLock::new();
+        LUA.get_or_init(|| Lua::new(include_str!($file).to_string()))
+    }};
+}
+
+fn dir_lua() -> &'static Lua {
+    lua!("dir.lua")
+}
+
+fn tile_lua() -> &'static Lua {
+    lua!("tile.lua")
+}
+
+fn search_lua() -> &'static Lua {
+    lua!("search.lua")
+}
+
+/// Arguments per directory op and per tile op (the scripts' strides).
+const DIR_OP: usize = 8;
+const TILE_OP: usize = 5;
+
+impl RedisGeoIndex {
+    /// An index on the configured server. Connects lazily: a server that is
+    /// down shows on the first operation, as [`GeoError::Unavailable`].
+    ///
+    /// # Errors
+    /// [`GeoError::InvalidConfig`] for a bad URL, prefix, tile size, bucket
+    /// count or timeout; [`GeoError::InvalidValue`] for a TTL outside
+    /// 1 ms..=2^40 ms.
+    pub fn new(config: RedisGeoConfig) -> Result<Self, GeoError> {
+        if config.prefix.contains(['{', '}']) {
+            return Err(config_error(
+                "prefix",
+                config.prefix.len() as u64,
+                "must not contain `{` or `}` (the index puts its own hash tags around it)",
+            ));
+        }
+        if !config.tile_cells.is_power_of_two() || config.tile_cells > 1024 {
+            return Err(config_error(
+                "tile_cells",
+                u64::from(config.tile_cells),
+                "must be a power of two in 1..=1024",
+            ));
+        }
+        if !config.dir_buckets.is_power_of_two() || config.dir_buckets > 65_536 {
+            return Err(config_error(
+                "dir_buckets",
+                u64::from(config.dir_buckets),
+                "must be a power of two in 1..=65536",
+            ));
+        }
+        let default_ttl_ms = ttl_ms(config.default_ttl)?;
+        let pool = Pool::new(&PoolConfig {
+            url: config.url,
+            connect_timeout: config.connect_timeout,
+            io_timeout: config.io_timeout,
+            tls_root_cert: config.tls_root_cert,
+            max_idle: 8,
+            cluster: config.cluster,
+        })
+        .map_err(|e| config_error(e.name, 0, e.reason))?;
+        let (anchor, system) = config
+            .clock
+            .unwrap_or_else(|| (Instant::now(), SystemTime::now()));
+        let anchor_ms = system
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Ok(RedisGeoIndex {
+            pool,
+            prefix: config.prefix,
+            default_ttl_ms,
+            max_skew_ms: u64::try_from(config.max_future_skew.as_millis()).unwrap_or(u64::MAX),
+            keep_ms: u64::try_from(config.tombstone_keep.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            tile_shift: config.tile_cells.trailing_zeros(),
+            bucket_mask: u64::from(config.dir_buckets - 1),
+            anchor,
+            anchor_ms,
+            registered: Mutex::new(std::collections::HashSet::new()),
+        })
+    }
+
+    /// The default TTL in ms.
+    pub fn default_ttl_ms(&self) -> u64 {
+        self.default_ttl_ms
+    }
+
+    /// Unix milliseconds of `t` (0 before 1970).
+    fn ms(&self, t: Instant) -> u64 {
+        let off = match t.checked_duration_since(self.anchor) {
+            Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            None => -i64::try_from((self.anchor - t).as_millis()).unwrap_or(i64::MAX),
+        };
+        u64::try_from(self.anchor_ms.saturating_add(off)).unwrap_or(0)
+    }
+
+    /// The instant of Unix milliseconds `ms` (clamped to what `Instant`
+    /// can hold).
+    fn instant(&self, ms: u64) -> Instant {
+        let off = i128::from(ms) - i128::from(self.anchor_ms);
+        let d = Duration::from_millis(u64::try_from(off.unsigned_abs()).unwrap_or(u64::MAX));
+        if off >= 0 {
+            self.anchor.checked_add(d).unwrap_or(self.anchor)
+        } else {
+            self.anchor.checked_sub(d).unwrap_or(self.anchor)
+        }
+    }
+
+    fn bucket_of(&self, id: DriverId) -> u64 {
+        // A fixed mixer (not a seeded hasher): every process, every build
+        // must put a driver in the same bucket.
+        (id.get().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) & self.bucket_mask
+    }
+
+    fn tile_of(&self, pos: LonLat) -> u32 {
+        let (cx, cy) = cell_xy(pos);
+        ((cy >> self.tile_shift) << 16) | (cx >> self.tile_shift)
+    }
+
+    fn dir_keys(&self, bucket: u64) -> Vec<Vec<u8>> {
+        let tag = format!("{{{}:d{bucket}}}", self.prefix);
+        vec![tag.clone().into_bytes(), format!("{tag}e").into_bytes()]
+    }
+
+    fn tile_keys(&self, tile: u32) -> Vec<Vec<u8>> {
+        let tag = format!("{{{}:t{tile}}}", self.prefix);
+        ["g", "a", "e"]
+            .iter()
+            .map(|s| format!("{tag}{s}").into_bytes())
+            .collect()
+    }
+
+    fn registry_key(&self) -> String {
+        format!("{{{}}}:tiles", self.prefix)
+    }
+
+    fn unavailable(part: impl Into<String>, f: dispatchkit_redis_conn::Failure) -> GeoError {
+        GeoError::Unavailable {
+            part: part.into(),
+            reason: f.reason,
+        }
+    }
+
+    /// Runs `calls` in one pipeline; a failure names `part`.
+    fn eval_all(&self, calls: &[Call], part: &str) -> Result<Vec<Value>, GeoError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pool
+            .run_session(|s| eval_pipelined(s, calls))
+            .map_err(|f| Self::unavailable(part, f))
+    }
+
+    fn dir_call(&self, bucket: u64, now_ms: u64) -> Call {
+        Call::new(dir_lua(), self.dir_keys(bucket))
+            .arg(now_ms)
+            .arg(self.default_ttl_ms)
+            .arg(Attrs::default().pack())
+    }
+
+    fn tile_call(&self, tile: u32, now_ms: u64) -> Call {
+        Call::new(tile_lua(), self.tile_keys(tile))
+            .arg(now_ms)
+            .arg(self.keep_ms)
+    }
+
+    /// One directory op on `id`'s bucket: its reply.
+    fn dir_op(
+        &self,
+        id: DriverId,
+        op: [String; DIR_OP - 1],
+        now: Instant,
+    ) -> Result<Reply, GeoError> {
+        let now_ms = self.ms(now);
+        let mut call = self.dir_call(self.bucket_of(id), now_ms);
+        call.push(&op[0]);
+        call.push(id);
+        for a in &op[1..] {
+            call.push(a);
+        }
+        let replies = self.eval_all(&[call], "directory")?;
+        let mut ops = Reply::ops(replies.into_iter().next())?;
+        ops.pop()
+            .ok_or_else(|| reply::malformed("an empty directory reply"))
+    }
+
+    /// Validates one update into its directory op (without the leading
+    /// op code and id).
+    fn prep(&self, u: &DriverUpdate, now_ms: u64) -> Result<[String; DIR_OP - 2], GeoError> {
+        if let Some(a) = &u.attrs {
+            a.validate()?;
+        }
+        let ttl = u.ttl.map(ttl_ms).transpose()?;
+        let at_ms = self.ms(u.at);
+        if at_ms > now_ms.saturating_add(self.max_skew_ms) {
+            return Err(GeoError::FutureUpdate {
+                ahead_ms: at_ms - now_ms,
+                max_skew_ms: self.max_skew_ms,
+            });
+        }
+        let (lon_q, lat_q) = u.pos.raw();
+        Ok([
+            at_ms.to_string(),
+            lon_q.to_string(),
+            lat_q.to_string(),
+            u.attrs.map_or(-1, |a| i64::from(a.pack())).to_string(),
+            ttl.map_or(-1, |t| t as i64).to_string(),
+            self.tile_of(u.pos).to_string(),
+        ])
+    }
+
+    /// Applies a batch; `rejected` as in-process. Two round trips: the
+    /// directory buckets, then the tiles.
+    fn apply(&self, updates: &[DriverUpdate], now: Instant) -> Result<BatchReport, GeoError> {
+        let now_ms = self.ms(now);
+        let mut report = BatchReport::default();
+        let mut buckets: HashMap<u64, (Call, Vec<usize>)> = HashMap::new();
+        for (i, u) in updates.iter().enumerate() {
+            match self.prep(u, now_ms) {
+                Err(e) => report.rejected.push((i, e)),
+                Ok(args) => {
+                    let b = self.bucket_of(u.id);
+                    let (call, idx) = buckets
+                        .entry(b)
+                        .or_insert_with(|| (self.dir_call(b, now_ms), Vec::new()));
+                    call.push("U");
+                    call.push(u.id);
+                    for a in &args {
+                        call.push(a);
+                    }
+                    idx.push(i);
+                }
+            }
+        }
+        let (calls, idx): (Vec<Call>, Vec<Vec<usize>>) = buckets.into_values().unzip();
+        let replies = self.eval_all(&calls, "directory")?;
+        let mut sync = TileSync::new(self, now_ms);
+        for (reply, idx) in replies.into_iter().zip(&idx) {
+            let ops = Reply::ops(Some(reply))?;
+            if ops.len() != idx.len() {
+                return Err(reply::malformed("a directory reply of the wrong length"));
+            }
+            for (op, &i) in ops.into_iter().zip(idx) {
+                let id = updates[i].id;
+                match op.code {
+                    0 => report.inserted += 1,
+                    1 => report.moved += 1,
+                    _ => {
+                        report.stale += 1;
+                        continue;
+                    }
+                }
+                let rec = op.record()?;
+                sync.put(id, &rec);
+                if let Some(old) = op.old_tile()?
+                    && old != rec.tile
+                {
+                    sync.remove(old, id, rec.ver);
+                }
+            }
+        }
+        sync.run()?;
+        Ok(report)
+    }
+
+    /// The view of a live directory record.
+    fn view(&self, id: DriverId, rec: &Rec) -> DriverView {
+        DriverView {
+            id,
+            pos: rec.pos(),
+            attrs: Attrs::unpack(rec.attrs),
+            updated_at: self.instant(rec.upd),
+            expires_at: self.instant(rec.upd.saturating_add(rec.ttl)),
+        }
+    }
+
+    /// Registers tiles not yet known to this process in the registry.
+    fn register(&self, tiles: impl IntoIterator<Item = u32>) -> Result<(), GeoError> {
+        let new: Vec<u32> = {
+            let known = self.registered.lock();
+            tiles.into_iter().filter(|t| !known.contains(t)).collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        let key = self.registry_key();
+        self.pool
+            .run(|con| redis::cmd("SADD").arg(&key).arg(&new).query::<i64>(con))
+            .map_err(|f| Self::unavailable("tile registry", f))?;
+        self.registered.lock().extend(new);
+        Ok(())
+    }
+
+    /// A directory change on one driver (claim, CAS), then its tile copy.
+    fn change(
+        &self,
+        id: DriverId,
+        op: [String; DIR_OP - 1],
+        now: Instant,
+    ) -> Result<bool, GeoError> {
+        let r = self.dir_op(id, op, now)?;
+        match r.code {
+            -1 => Err(GeoError::UnknownDriver(id)),
+            1 => {
+                let mut sync = TileSync::new(self, self.ms(now));
+                sync.put(id, &r.record()?);
+                sync.run()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// The tile writes that follow directory changes, grouped per tile into
+/// one script call each, all in one pipeline.
+struct TileSync<'a> {
+    index: &'a RedisGeoIndex,
+    now_ms: u64,
+    calls: HashMap<u32, Call>,
+}
+
+impl<'a> TileSync<'a> {
+    fn new(index: &'a RedisGeoIndex, now_ms: u64) -> Self {
+        TileSync {
+            index,
+            now_ms,
+            calls: HashMap::new(),
+        }
+    }
+
+    fn call(&mut self, tile: u32) -> &mut Call {
+        let (index, now_ms) = (self.index, self.now_ms);
+        self.calls
+            .entry(tile)
+            .or_insert_with(|| index.tile_call(tile, now_ms))
+    }
+
+    fn put(&mut self, id: DriverId, rec: &Rec) {
+        let pos = rec.pos();
+        let call = self.call(rec.tile);
+        call.push("P");
+        call.push(id);
+        call.push(rec.text());
+        call.push(pos.lon());
+        call.push(pos.lat());
+        debug_assert_eq!(call.arg_count() % TILE_OP, 2);
+    }
+
+    fn remove(&mut self, tile: u32, id: DriverId, version: u64) {
+        let call = self.call(tile);
+        for a in [
+            "D".to_string(),
+            id.to_string(),
+            version.to_string(),
+            "-".into(),
+            "-".into(),
+        ] {
+            call.push(a);
+        }
+    }
+
+    fn run(self) -> Result<(), GeoError> {
+        if self.calls.is_empty() {
+            return Ok(());
+        }
+        self.index.register(self.calls.keys().copied())?;
+        let calls: Vec<Call> = self.calls.into_values().collect();
+        self.index.eval_all(&calls, "tiles").map(drop)
+    }
+}
+
+impl DriverIndex for RedisGeoIndex {
+    fn upsert_at(
+        &self,
+        id: DriverId,
+        pos: LonLat,
+        attrs: Attrs,
+        now: Instant,
+    ) -> Result<Upsert, GeoError> {
+        let u = DriverUpdate::new(id, pos, now).with_attrs(attrs);
+        let mut r = self.apply(&[u], now)?;
+        if let Some((_, e)) = r.rejected.pop() {
+            return Err(e);
+        }
+        Ok(match (r.inserted, r.moved) {
+            (1, _) => Upsert::Inserted,
+            (_, 1) => Upsert::Moved,
+            _ => Upsert::Stale,
+        })
+    }
+
+    fn upsert_batch_at(
+        &self,
+        updates: &[DriverUpdate],
+        now: Instant,
+    ) -> Result<BatchReport, GeoError> {
+        self.apply(updates, now)
+    }
+
+    fn remove_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        let r = self.dir_op(id, op(["R"]), now)?;
+        if r.code == -1 {
+            return Err(GeoError::UnknownDriver(id));
+        }
+        let rec = r.record()?;
+        let mut sync = TileSync::new(self, self.ms(now));
+        sync.remove(rec.tile, id, r.int(2)?);
+        sync.run()?;
+        Ok(self.view(id, &rec))
+    }
+
+    fn get_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
+        let r = self.dir_op(id, op(["G"]), now)?;
+        if r.code == -1 {
+            return Err(GeoError::UnknownDriver(id));
+        }
+        Ok(self.view(id, &r.record()?))
+    }
+
+    fn distance_at(
+        &self,
+        a: DriverId,
+        b: DriverId,
+        unit: Unit,
+        now: Instant,
+    ) -> Result<f64, GeoError> {
+        let (pa, pb) = (self.position_at(a, now)?, self.position_at(b, now)?);
+        Ok(haversine_m(pa, pb) / unit.metres())
+    }
+
+    fn search_at(&self, q: &Search, now: Instant) -> Result<Vec<Hit>, GeoError> {
+        self.search_excluding_at(q, &[], now)
+    }
+
+    fn search_excluding_at(
+        &self,
+        q: &Search,
+        exclude: &[DriverId],
+        now: Instant,
+    ) -> Result<Vec<Hit>, GeoError> {
+        self.run_search(q, exclude, now, false).map(|p| p.hits)
+    }
+
+    fn compare_and_set_status_at(
+        &self,
+        id: DriverId,
+        expected: Status,
+        new: Status,
+        now: Instant,
+    ) -> Result<bool, GeoError> {
+        self.change(
+            id,
+            op(["C", &expected.get().to_string(), &new.get().to_string()]),
+            now,
+        )
+    }
+
+    fn claim_load_at(
+        &self,
+        id: DriverId,
+        eligible: Status,
+        load: u8,
+        max: u8,
+        full: Status,
+        now: Instant,
+    ) -> Result<bool, GeoError> {
+        if max > Attrs::MAX_LOAD {
+            return Err(GeoError::InvalidAttribute {
+                what: "load",
+                value: f64::from(max),
+                reason: "a driver carries at most 7 orders",
+            });
+        }
+        let args = [eligible.get(), load, max, full.get()].map(|v| v.to_string());
+        self.change(id, op(["L", &args[0], &args[1], &args[2], &args[3]]), now)
+    }
+}
+
+/// A directory op's code and arguments, padded with `-` to the stride
+/// (the id goes in second place when the call is built).
+fn op<const N: usize>(parts: [&str; N]) -> [String; DIR_OP - 1] {
+    std::array::from_fn(|i| {
+        parts
+            .get(i)
+            .map_or_else(|| "-".to_string(), |s| (*s).to_string())
+    })
+}
+
+// Shared across threads by design.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<RedisGeoIndex>();
+};

@@ -1,0 +1,68 @@
+-- GEOSEARCH in one tile with the attribute filter and the expiry applied
+-- inside: the `want` nearest (or farthest) live drivers that pass, not
+-- "the `want` nearest, then filter".
+-- KEYS[1]: GEO set   KEYS[2]: records hash
+-- ARGV: now (Unix ms), lon, lat, radius (m), ASC|DESC, want (0: all),
+-- status (-1: any), vehicle mask low 32 bits, high 32 bits, minimum rating
+-- (hundredths), load bound (load < bound).
+-- Returns {exhausted (1: every member in the radius was examined), the
+-- GEOSEARCH distance of the last member examined, id, record, id, record…}.
+local now = tonumber(ARGV[1])
+local want = tonumber(ARGV[6])
+local status, vlo, vhi = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local min_rating, load_bound = tonumber(ARGV[10]), tonumber(ARGV[11])
+
+-- Attributes: status 5 bits, vehicle 6, rating 9, load 3 (see attrs.rs).
+local function pass(a)
+  if status >= 0 and a % 32 ~= status then return false end
+  local vehicle = math.floor(a / 32) % 64
+  local mask = vehicle < 32 and vlo or vhi
+  if math.floor(mask / 2 ^ (vehicle % 32)) % 2 == 0 then return false end
+  if math.floor(a / 2048) % 512 < min_rating then return false end
+  return math.floor(a / 1048576) % 8 < load_bound
+end
+
+local out = { 0, '0' }
+local found = 0
+local count = want > 0 and math.max(want * 2, 16) or 0
+local seen = 0
+while true do
+  local res
+  if count > 0 then
+    res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],
+      'BYRADIUS', ARGV[4], 'm', ARGV[5], 'COUNT', count, 'WITHDIST')
+  else
+    res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],
+      'BYRADIUS', ARGV[4], 'm', ARGV[5], 'WITHDIST')
+  end
+  local n = #res
+  local from = seen + 1
+  while from <= n do
+    local to = math.min(n, from + 999)
+    local ids = {}
+    for k = from, to do ids[#ids + 1] = res[k][1] end
+    local recs = redis.call('HMGET', KEYS[2], unpack(ids))
+    for j = 1, #ids do
+      local rec = recs[j]
+      if rec then
+        local u, a, t = string.match(rec, '^%d+:(%d+):%d+:%d+:(%d+):(%d+):')
+        if u and now < tonumber(u) + tonumber(t) and pass(tonumber(a)) then
+          out[#out + 1] = ids[j]
+          out[#out + 1] = rec
+          found = found + 1
+          if want > 0 and found >= want then
+            out[2] = res[from + j - 1][2]
+            return out
+          end
+        end
+      end
+    end
+    from = to + 1
+  end
+  if count == 0 or n < count then
+    out[1] = 1
+    return out
+  end
+  seen = n
+  count = count * 4
+end
