@@ -85,7 +85,10 @@ fn worker() {
         .unwrap()
         .get_connection()
         .unwrap();
-    let _: u64 = redis::cmd("INCR").arg("mp-barrier").query(&mut con).unwrap();
+    let _: u64 = redis::cmd("INCR")
+        .arg("mp-barrier")
+        .query(&mut con)
+        .unwrap();
     while redis::cmd("GET")
         .arg("mp-barrier")
         .query::<u64>(&mut con)
@@ -191,7 +194,11 @@ fn two_processes_on_a_cluster_claim_once_and_keep_the_latest_update() {
             "worker failed: {text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(field(&text, "EXPIRED_SEEN="), "0", "an expired driver was returned");
+        assert_eq!(
+            field(&text, "EXPIRED_SEEN="),
+            "0",
+            "an expired driver was returned"
+        );
         stale += field(&text, "STALE=").parse::<usize>().unwrap();
         let won: Vec<u64> = field(&text, "WON=")
             .split(',')

@@ -151,7 +151,21 @@ pub fn eval_many(
 /// # Errors
 /// What the server or the connection reported (the first error).
 pub fn eval_pipelined(session: &mut Session<'_>, calls: &[Call]) -> redis::RedisResult<Vec<Value>> {
-    let cmds: Vec<redis::Cmd> = calls.iter().map(Call::evalsha).collect();
+    eval_pipelined_with(session, calls, &[])
+}
+
+/// [`eval_pipelined`] with plain commands after the calls, in the same
+/// pipeline; replies: the calls', then the commands'.
+///
+/// # Errors
+/// What the server or the connection reported (the first error).
+pub fn eval_pipelined_with(
+    session: &mut Session<'_>,
+    calls: &[Call],
+    extra: &[redis::Cmd],
+) -> redis::RedisResult<Vec<Value>> {
+    let mut cmds: Vec<redis::Cmd> = calls.iter().map(Call::evalsha).collect();
+    cmds.extend(extra.iter().cloned());
     match session.pipeline(&cmds) {
         Err(e) if is_noscript(&e) => {
             load(session.con(), calls)?;

@@ -298,6 +298,13 @@ impl RedisCluster {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.ports[0])
     }
+
+    /// Kills node `i` (by its pid) and waits for it to exit: its slots
+    /// stop answering (the cluster has no replicas to fail over to).
+    pub fn kill_node(&mut self, i: usize) {
+        let _ = self.nodes[i].kill();
+        let _ = self.nodes[i].wait();
+    }
 }
 
 impl Drop for RedisCluster {

@@ -45,9 +45,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dispatchkit_redis_conn::script::{Call, Lua, eval_pipelined};
+use dispatchkit_redis_conn::script::{Call, Lua, eval_pipelined, eval_pipelined_with};
 use dispatchkit_redis_conn::{Pool, PoolConfig};
-use parking_lot::Mutex;
 use redis::Value;
 
 use crate::backend::DriverIndex;
@@ -143,9 +142,6 @@ pub struct RedisGeoIndex {
     bucket_mask: u64,
     anchor: Instant,
     anchor_ms: i64,
-    /// Tiles this process has registered (the registry set lists every
-    /// tile that ever held a driver, for searches over huge areas).
-    registered: Mutex<std::collections::HashSet<u32>>,
 }
 
 impl std::fmt::Debug for RedisGeoIndex {
@@ -248,7 +244,6 @@ impl RedisGeoIndex {
             bucket_mask: u64::from(config.dir_buckets - 1),
             anchor,
             anchor_ms,
-            registered: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -446,23 +441,6 @@ impl RedisGeoIndex {
         }
     }
 
-    /// Registers tiles not yet known to this process in the registry.
-    fn register(&self, tiles: impl IntoIterator<Item = u32>) -> Result<(), GeoError> {
-        let new: Vec<u32> = {
-            let known = self.registered.lock();
-            tiles.into_iter().filter(|t| !known.contains(t)).collect()
-        };
-        if new.is_empty() {
-            return Ok(());
-        }
-        let key = self.registry_key();
-        self.pool
-            .run(|con| redis::cmd("SADD").arg(&key).arg(&new).query::<i64>(con))
-            .map_err(|f| Self::unavailable("tile registry", f))?;
-        self.registered.lock().extend(new);
-        Ok(())
-    }
-
     /// A directory change on one driver (claim, CAS), then its tile copy.
     fn change(
         &self,
@@ -532,13 +510,23 @@ impl<'a> TileSync<'a> {
         }
     }
 
+    /// The tile calls, and the tiles added to the registry (the set of
+    /// tiles that ever held a driver, which searches over more than 64
+    /// tiles read), in one pipeline.
     fn run(self) -> Result<(), GeoError> {
         if self.calls.is_empty() {
             return Ok(());
         }
-        self.index.register(self.calls.keys().copied())?;
+        let mut register = redis::cmd("SADD");
+        register
+            .arg(self.index.registry_key())
+            .arg(self.calls.keys().copied().collect::<Vec<u32>>());
         let calls: Vec<Call> = self.calls.into_values().collect();
-        self.index.eval_all(&calls, "tiles").map(drop)
+        self.index
+            .pool
+            .run_session(|s| eval_pipelined_with(s, &calls, std::slice::from_ref(&register)))
+            .map(drop)
+            .map_err(|f| RedisGeoIndex::unavailable("tiles", f))
     }
 }
 

@@ -141,8 +141,7 @@ impl RedisGeoIndex {
     }
 
     /// Deletes every key of the index (its directory, tiles and tile
-    /// registry). Other processes writing to the index meanwhile may leave
-    /// tiles unregistered: clear only an index nobody writes to.
+    /// registry). Clear only an index nobody writes to meanwhile.
     ///
     /// # Errors
     /// [`GeoError::Unavailable`] when Redis fails part-way.
@@ -169,7 +168,6 @@ impl RedisGeoIndex {
                 })
                 .map_err(|f| Self::unavailable("clear", f))?;
         }
-        self.registered.lock().clear();
         Ok(())
     }
 
