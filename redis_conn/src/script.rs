@@ -78,6 +78,11 @@ impl Call {
         self.args.push(buf);
     }
 
+    /// Appends a binary argument.
+    pub fn push_bytes(&mut self, a: Vec<u8>) {
+        self.args.push(a);
+    }
+
     /// How many arguments the call has.
     pub fn arg_count(&self) -> usize {
         self.args.len()

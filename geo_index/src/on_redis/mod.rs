@@ -6,16 +6,16 @@
 //!
 //! - **Tiles**: the world grid's cells (≈ 611 m) grouped into square tiles
 //!   of [`RedisGeoConfig::tile_cells`] cells a side (default 32, ≈ 20 km of
-//!   latitude). A tile is three keys under one hash tag, so one slot: a
-//!   GEO set `{prefix:t<tile>}g` (member = driver id) for `GEOSEARCH`, the
-//!   drivers' records `{…}a` (position, attributes, times, version) and
-//!   their expiry times `{…}e`. A search runs a script in each tile its
+//!   latitude). A tile is two keys under one hash tag, so one slot: a
+//!   GEO set `{prefix:t<tile>}g` (member = driver id) for `GEOSEARCH` and
+//!   the drivers' records `{…}a` (position, attributes, update time, TTL,
+//!   version). A search runs a script in each tile its
 //!   area touches, all in one pipeline; the script applies the expiry and
 //!   the attribute filter while it walks `GEOSEARCH`'s answer, so
 //!   `COUNT 10` with a filter returns the 10 nearest *matching* drivers.
 //! - **Directory**: each driver's authoritative record in one of
-//!   [`RedisGeoConfig::dir_buckets`] hashes `{prefix:d<bucket>}` (and its
-//!   expiry set `{…}e`). Upserts (with the stale check), removals and the
+//!   [`RedisGeoConfig::dir_buckets`] hashes `{prefix:d<bucket>}`. Upserts
+//!   (with the stale check), removals and the
 //!   two claims are scripts on the driver's bucket, so they are atomic
 //!   whatever process runs them; the tile copies follow in a second step.
 //! - **Versions**: every change of a driver takes a new version from its
@@ -27,7 +27,14 @@
 //!   keeps its newest record.
 //! - **Expiry** (Redis GEO sets have none): every record carries its update
 //!   time and TTL; the scripts skip expired records, so nothing older than
-//!   its TTL is ever returned, and [`RedisGeoIndex::sweep_at`] deletes them.
+//!   its TTL is ever returned, and [`RedisGeoIndex::sweep_at`] deletes them
+//!   (one atomic script per tile and per bucket, scanning its records). A
+//!   last-seen sorted set per tile would let the sweep read only what
+//!   expired, but its `ZADD` on every update cost more than the scan: see
+//!   the update bench.
+//! - **Batches**: a batch is two pipelined round trips — one script call
+//!   per directory bucket it touches (one `HMGET`, one `HSET` for all its
+//!   drivers), then one per tile (one `HMGET`, one `GEOADD`, one `HSET`).
 //! - **Time**: update and processing times are Unix milliseconds
 //!   ([`RedisGeoConfig::clock`] maps the process's `Instant`s onto the
 //!   system clock), so processes on synchronised hosts share one timeline.
@@ -182,9 +189,9 @@ fn search_lua() -> &'static Lua {
     lua!("search.lua")
 }
 
-/// Arguments per directory op and per tile op (the scripts' strides).
-const DIR_OP: usize = 8;
-const TILE_OP: usize = 5;
+/// A directory op: its code and packed operands (the driver id goes
+/// between them when the call is built; the scripts' stride is 3).
+struct DirOp(&'static str, Vec<u8>);
 
 impl RedisGeoIndex {
     /// An index on the configured server. Connects lazily: a server that is
@@ -285,16 +292,13 @@ impl RedisGeoIndex {
     }
 
     fn dir_keys(&self, bucket: u64) -> Vec<Vec<u8>> {
-        let tag = format!("{{{}:d{bucket}}}", self.prefix);
-        vec![tag.clone().into_bytes(), format!("{tag}e").into_bytes()]
+        vec![format!("{{{}:d{bucket}}}", self.prefix).into_bytes()]
     }
 
+    /// The tile's GEO set and records hash.
     fn tile_keys(&self, tile: u32) -> Vec<Vec<u8>> {
         let tag = format!("{{{}:t{tile}}}", self.prefix);
-        ["g", "a", "e"]
-            .iter()
-            .map(|s| format!("{tag}{s}").into_bytes())
-            .collect()
+        vec![format!("{tag}g").into_bytes(), format!("{tag}a").into_bytes()]
     }
 
     fn registry_key(&self) -> String {
@@ -332,28 +336,20 @@ impl RedisGeoIndex {
     }
 
     /// One directory op on `id`'s bucket: its reply.
-    fn dir_op(
-        &self,
-        id: DriverId,
-        op: [String; DIR_OP - 1],
-        now: Instant,
-    ) -> Result<Reply, GeoError> {
+    fn dir_op(&self, id: DriverId, op: DirOp, now: Instant) -> Result<Reply, GeoError> {
         let now_ms = self.ms(now);
         let mut call = self.dir_call(self.bucket_of(id), now_ms);
-        call.push(&op[0]);
+        call.push(op.0);
         call.push(id);
-        for a in &op[1..] {
-            call.push(a);
-        }
+        call.push_bytes(op.1);
         let replies = self.eval_all(&[call], "directory")?;
         let mut ops = Reply::ops(replies.into_iter().next())?;
-        ops.pop()
-            .ok_or_else(|| reply::malformed("an empty directory reply"))
+        ops.pop().ok_or_else(|| reply::malformed("an empty directory reply"))
     }
 
-    /// Validates one update into its directory op (without the leading
-    /// op code and id).
-    fn prep(&self, u: &DriverUpdate, now_ms: u64) -> Result<[String; DIR_OP - 2], GeoError> {
+    /// Validates one update into the packed operands of its `U` op:
+    /// `<I8 at_ms, I4 lon_q, I4 lat_q, i4 attrs|-1, i8 ttl_ms|-1, I4 tile>`.
+    fn prep(&self, u: &DriverUpdate, now_ms: u64) -> Result<Vec<u8>, GeoError> {
         if let Some(a) = &u.attrs {
             a.validate()?;
         }
@@ -366,14 +362,17 @@ impl RedisGeoIndex {
             });
         }
         let (lon_q, lat_q) = u.pos.raw();
-        Ok([
-            at_ms.to_string(),
-            lon_q.to_string(),
-            lat_q.to_string(),
-            u.attrs.map_or(-1, |a| i64::from(a.pack())).to_string(),
-            ttl.map_or(-1, |t| t as i64).to_string(),
-            self.tile_of(u.pos).to_string(),
-        ])
+        let mut b = Vec::with_capacity(32);
+        b.extend_from_slice(&at_ms.to_le_bytes());
+        b.extend_from_slice(&lon_q.to_le_bytes());
+        b.extend_from_slice(&lat_q.to_le_bytes());
+        let attrs = u.attrs.map_or(-1, |a| a.pack() as i32);
+        b.extend_from_slice(&attrs.to_le_bytes());
+        // TTLs are at most 2^40 ms (ttl_ms checks).
+        let ttl = ttl.map_or(-1, |t| t as i64);
+        b.extend_from_slice(&ttl.to_le_bytes());
+        b.extend_from_slice(&self.tile_of(u.pos).to_le_bytes());
+        Ok(b)
     }
 
     /// Applies a batch; `rejected` as in-process. Two round trips: the
@@ -392,9 +391,7 @@ impl RedisGeoIndex {
                         .or_insert_with(|| (self.dir_call(b, now_ms), Vec::new()));
                     call.push("U");
                     call.push(u.id);
-                    for a in &args {
-                        call.push(a);
-                    }
+                    call.push_bytes(args);
                     idx.push(i);
                 }
             }
@@ -442,12 +439,7 @@ impl RedisGeoIndex {
     }
 
     /// A directory change on one driver (claim, CAS), then its tile copy.
-    fn change(
-        &self,
-        id: DriverId,
-        op: [String; DIR_OP - 1],
-        now: Instant,
-    ) -> Result<bool, GeoError> {
+    fn change(&self, id: DriverId, op: DirOp, now: Instant) -> Result<bool, GeoError> {
         let r = self.dir_op(id, op, now)?;
         match r.code {
             -1 => Err(GeoError::UnknownDriver(id)),
@@ -487,27 +479,17 @@ impl<'a> TileSync<'a> {
     }
 
     fn put(&mut self, id: DriverId, rec: &Rec) {
-        let pos = rec.pos();
         let call = self.call(rec.tile);
         call.push("P");
         call.push(id);
-        call.push(rec.text());
-        call.push(pos.lon());
-        call.push(pos.lat());
-        debug_assert_eq!(call.arg_count() % TILE_OP, 2);
+        call.push_bytes(rec.bytes());
     }
 
     fn remove(&mut self, tile: u32, id: DriverId, version: u64) {
         let call = self.call(tile);
-        for a in [
-            "D".to_string(),
-            id.to_string(),
-            version.to_string(),
-            "-".into(),
-            "-".into(),
-        ] {
-            call.push(a);
-        }
+        call.push("D");
+        call.push(id);
+        call.push_bytes(version.to_le_bytes().to_vec());
     }
 
     /// The tile calls, and the tiles added to the registry (the set of
@@ -559,7 +541,7 @@ impl DriverIndex for RedisGeoIndex {
     }
 
     fn remove_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
-        let r = self.dir_op(id, op(["R"]), now)?;
+        let r = self.dir_op(id, DirOp("R", Vec::new()), now)?;
         if r.code == -1 {
             return Err(GeoError::UnknownDriver(id));
         }
@@ -571,7 +553,7 @@ impl DriverIndex for RedisGeoIndex {
     }
 
     fn get_at(&self, id: DriverId, now: Instant) -> Result<DriverView, GeoError> {
-        let r = self.dir_op(id, op(["G"]), now)?;
+        let r = self.dir_op(id, DirOp("G", Vec::new()), now)?;
         if r.code == -1 {
             return Err(GeoError::UnknownDriver(id));
         }
@@ -611,7 +593,7 @@ impl DriverIndex for RedisGeoIndex {
     ) -> Result<bool, GeoError> {
         self.change(
             id,
-            op(["C", &expected.get().to_string(), &new.get().to_string()]),
+            DirOp("C", vec![expected.get(), new.get()]),
             now,
         )
     }
@@ -632,19 +614,9 @@ impl DriverIndex for RedisGeoIndex {
                 reason: "a driver carries at most 7 orders",
             });
         }
-        let args = [eligible.get(), load, max, full.get()].map(|v| v.to_string());
-        self.change(id, op(["L", &args[0], &args[1], &args[2], &args[3]]), now)
+        let args = vec![eligible.get(), load, max, full.get()];
+        self.change(id, DirOp("L", args), now)
     }
-}
-
-/// A directory op's code and arguments, padded with `-` to the stride
-/// (the id goes in second place when the call is built).
-fn op<const N: usize>(parts: [&str; N]) -> [String; DIR_OP - 1] {
-    std::array::from_fn(|i| {
-        parts
-            .get(i)
-            .map_or_else(|| "-".to_string(), |s| (*s).to_string())
-    })
 }
 
 // Shared across threads by design.

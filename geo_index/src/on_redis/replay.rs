@@ -187,14 +187,10 @@ impl RedisGeoIndex {
             let calls: Vec<Call> = chunk
                 .iter()
                 .map(|&b| {
-                    let mut c = self.dir_call(b, now_ms);
-                    for a in ["S".to_string(), SWEEP_LIMIT.to_string()] {
-                        c.push(a);
-                    }
-                    for _ in 0..super::DIR_OP - 2 {
-                        c.push("-");
-                    }
-                    c
+                    self.dir_call(b, now_ms)
+                        .arg("S")
+                        .arg(SWEEP_LIMIT)
+                        .arg("-")
                 })
                 .collect();
             report.directory += self.counts(&calls, "directory")?;
@@ -204,11 +200,10 @@ impl RedisGeoIndex {
             let calls: Vec<Call> = chunk
                 .iter()
                 .map(|&t| {
-                    let mut c = self.tile_call(t, now_ms);
-                    for a in ["S", &SWEEP_LIMIT.to_string(), "-", "-", "-"] {
-                        c.push(a);
-                    }
-                    c
+                    self.tile_call(t, now_ms)
+                        .arg("S")
+                        .arg(SWEEP_LIMIT)
+                        .arg("-")
                 })
                 .collect();
             report.tiles += self.counts(&calls, "tiles")?;

@@ -13,7 +13,9 @@ pub(super) fn malformed(what: impl std::fmt::Display) -> GeoError {
     }
 }
 
-/// A driver record: `version:updated:lon_q:lat_q:attrs:ttl:custom:tile`.
+/// A driver record, 41 bytes little-endian: `<u64 version, u64 updated
+/// (Unix ms), u32 lon_q, u32 lat_q, u32 attrs, u64 ttl (ms), u8
+/// custom-ttl, u32 tile>` (the scripts' `<I8I8I4I4I4I8I1I4`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Rec {
     pub ver: u64,
@@ -26,44 +28,43 @@ pub(super) struct Rec {
     pub tile: u32,
 }
 
+const REC_LEN: usize = 41;
+
 impl Rec {
-    pub fn parse(text: &[u8]) -> Result<Rec, GeoError> {
-        let bad = || malformed(format_args!("record `{}`", String::from_utf8_lossy(text)));
-        let s = std::str::from_utf8(text).map_err(|_| bad())?;
-        let mut it = s.split(':');
-        let mut next =
-            || -> Result<u64, GeoError> { it.next().and_then(|f| f.parse().ok()).ok_or_else(bad) };
+    pub fn parse(b: &[u8]) -> Result<Rec, GeoError> {
+        let bad = || malformed(format_args!("a record of {} bytes: {b:02x?}", b.len()));
+        if b.len() != REC_LEN {
+            return Err(bad());
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
         let rec = Rec {
-            ver: next()?,
-            upd: next()?,
-            lon_q: u32::try_from(next()?).map_err(|_| bad())?,
-            lat_q: u32::try_from(next()?).map_err(|_| bad())?,
-            attrs: u32::try_from(next()?)
-                .ok()
-                .filter(|&a| a < 1 << crate::attrs::ATTR_BITS)
-                .ok_or_else(bad)?,
-            ttl: next()?,
-            custom: next()? == 1,
-            tile: u32::try_from(next()?).map_err(|_| bad())?,
+            ver: u64_at(0),
+            upd: u64_at(8),
+            lon_q: u32_at(16),
+            lat_q: u32_at(20),
+            attrs: u32_at(24),
+            ttl: u64_at(28),
+            custom: b[36] == 1,
+            tile: u32_at(37),
         };
-        if it.next().is_some() {
+        if rec.attrs >= 1 << crate::attrs::ATTR_BITS || b[36] > 1 {
             return Err(bad());
         }
         Ok(rec)
     }
 
-    pub fn text(&self) -> String {
-        format!(
-            "{}:{}:{}:{}:{}:{}:{}:{}",
-            self.ver,
-            self.upd,
-            self.lon_q,
-            self.lat_q,
-            self.attrs,
-            self.ttl,
-            u8::from(self.custom),
-            self.tile
-        )
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(REC_LEN);
+        b.extend_from_slice(&self.ver.to_le_bytes());
+        b.extend_from_slice(&self.upd.to_le_bytes());
+        b.extend_from_slice(&self.lon_q.to_le_bytes());
+        b.extend_from_slice(&self.lat_q.to_le_bytes());
+        b.extend_from_slice(&self.attrs.to_le_bytes());
+        b.extend_from_slice(&self.ttl.to_le_bytes());
+        b.push(u8::from(self.custom));
+        b.extend_from_slice(&self.tile.to_le_bytes());
+        b
     }
 
     pub fn pos(&self) -> LonLat {
@@ -139,17 +140,15 @@ impl Reply {
         u64::try_from(int(self.item(i)?)?).map_err(|_| malformed("a negative version"))
     }
 
-    /// The driver's previous tile (third place), if it had one.
+    /// The driver's previous tile (third place), if it had one (-1: none).
     pub fn old_tile(&self) -> Result<Option<u32>, GeoError> {
-        let b = bytes(self.item(2)?)?;
-        if b.is_empty() {
+        let t = int(self.item(2)?)?;
+        if t < 0 {
             return Ok(None);
         }
-        std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse().ok())
+        u32::try_from(t)
             .map(Some)
-            .ok_or_else(|| malformed("a tile that is not a number"))
+            .map_err(|_| malformed("a tile out of range"))
     }
 }
 
@@ -165,25 +164,19 @@ mod tests {
             lon_q: u32::MAX,
             lat_q: 0,
             attrs: (1 << crate::attrs::ATTR_BITS) - 1,
-            ttl: 30_000,
+            ttl: 1 << 40,
             custom: true,
             tile: 0x0123_4567,
         };
-        assert_eq!(Rec::parse(r.text().as_bytes()).unwrap(), r);
-        for bad in [
-            "",
-            "1:2",
-            "1:2:3:4:5:6:1:7:8",
-            "a:2:3:4:5:6:1:7",
-            "1:2:3:4:8388608:6:1:7",
-            "1:2:4294967296:4:5:6:1:7",
-        ] {
+        assert_eq!(Rec::parse(&r.bytes()).unwrap(), r);
+        let mut bad_attrs = r.bytes();
+        bad_attrs[26] = 0x80;
+        let mut bad_flag = r.bytes();
+        bad_flag[36] = 2;
+        for bad in [Vec::new(), vec![0; 40], vec![0; 42], bad_attrs, bad_flag] {
             assert!(
-                matches!(
-                    Rec::parse(bad.as_bytes()),
-                    Err(GeoError::Unavailable { .. })
-                ),
-                "{bad}"
+                matches!(Rec::parse(&bad), Err(GeoError::Unavailable { .. })),
+                "{bad:?}"
             );
         }
     }

@@ -44,9 +44,9 @@ while true do
     local recs = redis.call('HMGET', KEYS[2], unpack(ids))
     for j = 1, #ids do
       local rec = recs[j]
-      if rec then
-        local u, a, t = string.match(rec, '^%d+:(%d+):%d+:%d+:(%d+):(%d+):')
-        if u and now < tonumber(u) + tonumber(t) and pass(tonumber(a)) then
+      if rec and #rec == 41 then
+        local _, u, _, _, a, t = struct.unpack('<I8I8I4I4I4I8', rec)
+        if now < u + t and pass(a) then
           out[#out + 1] = ids[j]
           out[#out + 1] = rec
           found = found + 1
