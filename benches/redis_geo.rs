@@ -225,9 +225,7 @@ fn main() {
             let rate = load(&index, &w, t0);
             notes::line(
                 "redis_geo",
-                &format!(
-                    "RedisGeoIndex load of 1M drivers, 3-master cluster: {rate:.0} drivers/s"
-                ),
+                &format!("RedisGeoIndex load of 1M drivers, 3-master cluster: {rate:.0} drivers/s"),
             );
         }
         index

@@ -4,37 +4,41 @@
 //!
 //! # Layout (the seed's `drivers:{city}:{quadrant}` GEO sets, generalised)
 //!
+//! - **Directory**: each driver's authoritative record (position,
+//!   attributes, update time, TTL, version; 41 bytes) in one of
+//!   [`RedisGeoConfig::dir_buckets`] hashes `{prefix:d<bucket>}` (bucket =
+//!   id mod buckets). Upserts with the stale check, removals and the two
+//!   claims are scripts on the driver's bucket, so they are atomic whatever
+//!   process runs them.
 //! - **Tiles**: the world grid's cells (≈ 611 m) grouped into square tiles
 //!   of [`RedisGeoConfig::tile_cells`] cells a side (default 32, ≈ 20 km of
-//!   latitude). A tile is two keys under one hash tag, so one slot: a
-//!   GEO set `{prefix:t<tile>}g` (member = driver id) for `GEOSEARCH` and
-//!   the drivers' records `{…}a` (position, attributes, update time, TTL,
-//!   version). A search runs a script in each tile its
-//!   area touches, all in one pipeline; the script applies the expiry and
-//!   the attribute filter while it walks `GEOSEARCH`'s answer, so
-//!   `COUNT 10` with a filter returns the 10 nearest *matching* drivers.
-//! - **Directory**: each driver's authoritative record in one of
-//!   [`RedisGeoConfig::dir_buckets`] hashes `{prefix:d<bucket>}`. Upserts
-//!   (with the stale check), removals and the
-//!   two claims are scripts on the driver's bucket, so they are atomic
-//!   whatever process runs them; the tile copies follow in a second step.
-//! - **Versions**: every change of a driver takes a new version from its
-//!   bucket's counter and the tiles apply a driver's changes in version
-//!   order (a removal leaves a tombstone for
+//!   latitude), each a GEO set `{prefix:t<tile>}g` (member = driver id)
+//!   under its own hash tag. A search runs a script in each tile its area
+//!   touches, all in one pipeline; the script applies the expiry and the
+//!   attribute filter while it walks `GEOSEARCH`'s answer, so `COUNT 10`
+//!   with a filter returns the 10 nearest *matching* drivers.
+//! - **On a single server** the tiles' GEO sets are an index on the
+//!   directory: every write (a whole batch, a claim, a removal) is one
+//!   script that changes the directory and the GEO sets together, and the
+//!   search script reads the candidates' records from the directory.
+//! - **On a Cluster** a script can only touch one slot, so each tile also
+//!   keeps copies of its drivers' records (`{prefix:t<tile>}a`), written in
+//!   a second step after the directory's: one pipelined round trip of
+//!   directory scripts, then one of tile scripts. Every change of a driver
+//!   takes a new version from its bucket's counter and a tile applies a
+//!   driver's changes in version order (a removal leaves a tombstone for
 //!   [`RedisGeoConfig::tombstone_keep`]), so concurrent writers converge on
-//!   the directory's state, and a move between tiles never leaves a ghost.
+//!   the directory's state and a move between tiles never leaves a ghost.
 //!   Between the two steps a moving driver can be in both tiles: a search
-//!   keeps its newest record.
+//!   keeps its newest record. The claims are decided on the directory
+//!   alone, so two processes never both win one driver.
 //! - **Expiry** (Redis GEO sets have none): every record carries its update
 //!   time and TTL; the scripts skip expired records, so nothing older than
 //!   its TTL is ever returned, and [`RedisGeoIndex::sweep_at`] deletes them
-//!   (one atomic script per tile and per bucket, scanning its records). A
+//!   (one atomic script per bucket and tile, scanning its records). A
 //!   last-seen sorted set per tile would let the sweep read only what
-//!   expired, but its `ZADD` on every update cost more than the scan: see
-//!   the update bench.
-//! - **Batches**: a batch is two pipelined round trips — one script call
-//!   per directory bucket it touches (one `HMGET`, one `HSET` for all its
-//!   drivers), then one per tile (one `HMGET`, one `GEOADD`, one `HSET`).
+//!   expired, but its `ZADD` on every update cost more than the scan (see
+//!   the update bench).
 //! - **Time**: update and processing times are Unix milliseconds
 //!   ([`RedisGeoConfig::clock`] maps the process's `Instant`s onto the
 //!   system clock), so processes on synchronised hosts share one timeline.
@@ -99,12 +103,14 @@ pub struct RedisGeoConfig {
     /// ≈ 20 km of latitude, so a 5 km search reads at most 4 tiles). Every
     /// process sharing an index must use the same value.
     pub tile_cells: u32,
-    /// Directory buckets, a power of two in 1..=65536 (default 1024). Every
-    /// process sharing an index must use the same value.
+    /// Directory buckets, a power of two in 1..=65536 (default 64: a
+    /// batch costs a script call per bucket it touches on a Cluster, and
+    /// 1M drivers make 16k-field hashes). Every process sharing an index
+    /// must use the same value.
     pub dir_buckets: u32,
-    /// How long a tile keeps the tombstone of a driver that left it
-    /// (default 60 s): a write to the tile delayed longer than this behind
-    /// a later move could bring the driver back there until its TTL.
+    /// How long a tile keeps the tombstone of a driver that left it, on a
+    /// Cluster (default 60 s): a write to the tile delayed longer than this
+    /// behind a later move could bring the driver back there until its TTL.
     pub tombstone_keep: Duration,
     /// An `Instant` and the system time it stands for; `None`: now. Tests
     /// pin it for exact millisecond arithmetic.
@@ -127,7 +133,7 @@ impl RedisGeoConfig {
             default_ttl: Duration::from_secs(30),
             max_future_skew: Duration::from_secs(5),
             tile_cells: 32,
-            dir_buckets: 1024,
+            dir_buckets: 64,
             tombstone_keep: Duration::from_secs(60),
             clock: None,
             connect_timeout: Duration::from_secs(1),
@@ -170,10 +176,13 @@ fn config_error(what: &'static str, value: u64, reason: &'static str) -> GeoErro
 }
 
 /// The script of a `.lua` file beside this one, built once.
+/// (The record logic all scripts share, `prelude.lua`, comes first.)
 macro_rules! lua {
     ($file:literal) => {{
         static LUA: OnceLock<Lua> = OnceLock::new();
-        LUA.get_or_init(|| Lua::new(include_str!($file).to_string()))
+        LUA.get_or_init(|| {
+            Lua::new(concat!(include_str!("prelude.lua"), "\n", include_str!($file)).to_string())
+        })
     }};
 }
 
@@ -183,6 +192,10 @@ fn dir_lua() -> &'static Lua {
 
 fn tile_lua() -> &'static Lua {
     lua!("tile.lua")
+}
+
+fn single_lua() -> &'static Lua {
+    lua!("single.lua")
 }
 
 fn search_lua() -> &'static Lua {
@@ -280,10 +293,24 @@ impl RedisGeoIndex {
         }
     }
 
+    /// `id mod buckets`: every process and build agrees, and the search
+    /// script can compute it from the decimal id (ids are assigned
+    /// sequentially in practice, so this spreads them evenly).
     fn bucket_of(&self, id: DriverId) -> u64 {
-        // A fixed mixer (not a seeded hasher): every process, every build
-        // must put a driver in the same bucket.
-        (id.get().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) & self.bucket_mask
+        id.get() & self.bucket_mask
+    }
+
+    fn is_single(&self) -> bool {
+        !self.pool.is_cluster()
+    }
+
+    /// The call of `single.lua`, up to its prefix.
+    fn single_call(&self, now_ms: u64) -> Call {
+        Call::new(single_lua(), Vec::new())
+            .arg(now_ms)
+            .arg(self.default_ttl_ms)
+            .arg(Attrs::default().pack())
+            .arg(&self.prefix)
     }
 
     fn tile_of(&self, pos: LonLat) -> u32 {
@@ -298,7 +325,10 @@ impl RedisGeoIndex {
     /// The tile's GEO set and records hash.
     fn tile_keys(&self, tile: u32) -> Vec<Vec<u8>> {
         let tag = format!("{{{}:t{tile}}}", self.prefix);
-        vec![format!("{tag}g").into_bytes(), format!("{tag}a").into_bytes()]
+        vec![
+            format!("{tag}g").into_bytes(),
+            format!("{tag}a").into_bytes(),
+        ]
     }
 
     fn registry_key(&self) -> String {
@@ -338,13 +368,29 @@ impl RedisGeoIndex {
     /// One directory op on `id`'s bucket: its reply.
     fn dir_op(&self, id: DriverId, op: DirOp, now: Instant) -> Result<Reply, GeoError> {
         let now_ms = self.ms(now);
-        let mut call = self.dir_call(self.bucket_of(id), now_ms);
+        let bucket = self.bucket_of(id);
+        let mut call = if self.is_single() {
+            self.single_call(now_ms).arg("O").arg(bucket).arg(1)
+        } else {
+            self.dir_call(bucket, now_ms)
+        };
         call.push(op.0);
         call.push(id);
         call.push_bytes(op.1);
+        if self.is_single() {
+            call.push("-");
+        }
         let replies = self.eval_all(&[call], "directory")?;
-        let mut ops = Reply::ops(replies.into_iter().next())?;
-        ops.pop().ok_or_else(|| reply::malformed("an empty directory reply"))
+        let mut reply = replies.into_iter().next();
+        if self.is_single() {
+            reply = reply
+                .map(reply::array)
+                .transpose()?
+                .and_then(|g| g.into_iter().next());
+        }
+        let mut ops = Reply::ops(reply)?;
+        ops.pop()
+            .ok_or_else(|| reply::malformed("an empty directory reply"))
     }
 
     /// Validates one update into the packed operands of its `U` op:
@@ -375,28 +421,79 @@ impl RedisGeoIndex {
         Ok(b)
     }
 
-    /// Applies a batch; `rejected` as in-process. Two round trips: the
-    /// directory buckets, then the tiles.
+    /// Applies a batch; `rejected` as in-process. On a single server one
+    /// script call does it all; on a Cluster, two pipelined round trips:
+    /// the directory buckets, then the tiles.
     fn apply(&self, updates: &[DriverUpdate], now: Instant) -> Result<BatchReport, GeoError> {
         let now_ms = self.ms(now);
         let mut report = BatchReport::default();
-        let mut buckets: HashMap<u64, (Call, Vec<usize>)> = HashMap::new();
+        let mut buckets: HashMap<u64, Vec<(usize, Vec<u8>)>> = HashMap::new();
         for (i, u) in updates.iter().enumerate() {
             match self.prep(u, now_ms) {
                 Err(e) => report.rejected.push((i, e)),
-                Ok(args) => {
-                    let b = self.bucket_of(u.id);
-                    let (call, idx) = buckets
-                        .entry(b)
-                        .or_insert_with(|| (self.dir_call(b, now_ms), Vec::new()));
-                    call.push("U");
+                Ok(args) => buckets
+                    .entry(self.bucket_of(u.id))
+                    .or_default()
+                    .push((i, args)),
+            }
+        }
+        if buckets.is_empty() {
+            return Ok(report);
+        }
+        let mut count = |code: i64| match code {
+            0 => report.inserted += 1,
+            1 => report.moved += 1,
+            _ => report.stale += 1,
+        };
+        if self.is_single() {
+            let mut call = self.single_call(now_ms).arg("B");
+            let mut sizes = Vec::with_capacity(buckets.len());
+            for (b, ops) in buckets {
+                call.push(b);
+                call.push(ops.len());
+                sizes.push(ops.len());
+                for (i, args) in ops {
+                    let u = &updates[i];
                     call.push(u.id);
+                    call.push_bytes(args);
+                    call.push(u.pos.redis_geohash());
+                }
+            }
+            let replies = self.eval_all(&[call], "directory")?;
+            let groups = reply::array(
+                replies
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| reply::malformed("no reply"))?,
+            )?;
+            if groups.len() != sizes.len() {
+                return Err(reply::malformed("an upsert reply of the wrong length"));
+            }
+            for (group, &n) in groups.into_iter().zip(&sizes) {
+                let codes = reply::array(group)?;
+                if codes.len() != n {
+                    return Err(reply::malformed("an upsert reply of the wrong length"));
+                }
+                for c in &codes {
+                    count(reply::int(c)?);
+                }
+            }
+            return Ok(report);
+        }
+        let (calls, idx): (Vec<Call>, Vec<Vec<usize>>) = buckets
+            .into_iter()
+            .map(|(b, ops)| {
+                let mut call = self.dir_call(b, now_ms);
+                let mut idx = Vec::with_capacity(ops.len());
+                for (i, args) in ops {
+                    call.push("U");
+                    call.push(updates[i].id);
                     call.push_bytes(args);
                     idx.push(i);
                 }
-            }
-        }
-        let (calls, idx): (Vec<Call>, Vec<Vec<usize>>) = buckets.into_values().unzip();
+                (call, idx)
+            })
+            .unzip();
         let replies = self.eval_all(&calls, "directory")?;
         let mut sync = TileSync::new(self, now_ms);
         for (reply, idx) in replies.into_iter().zip(&idx) {
@@ -405,15 +502,11 @@ impl RedisGeoIndex {
                 return Err(reply::malformed("a directory reply of the wrong length"));
             }
             for (op, &i) in ops.into_iter().zip(idx) {
-                let id = updates[i].id;
-                match op.code {
-                    0 => report.inserted += 1,
-                    1 => report.moved += 1,
-                    _ => {
-                        report.stale += 1;
-                        continue;
-                    }
+                count(op.code);
+                if op.code == 2 {
+                    continue;
                 }
+                let id = updates[i].id;
                 let rec = op.record()?;
                 sync.put(id, &rec);
                 if let Some(old) = op.old_tile()?
@@ -444,9 +537,11 @@ impl RedisGeoIndex {
         match r.code {
             -1 => Err(GeoError::UnknownDriver(id)),
             1 => {
-                let mut sync = TileSync::new(self, self.ms(now));
-                sync.put(id, &r.record()?);
-                sync.run()?;
+                if !self.is_single() {
+                    let mut sync = TileSync::new(self, self.ms(now));
+                    sync.put(id, &r.record()?);
+                    sync.run()?;
+                }
                 Ok(true)
             }
             _ => Ok(false),
@@ -546,9 +641,11 @@ impl DriverIndex for RedisGeoIndex {
             return Err(GeoError::UnknownDriver(id));
         }
         let rec = r.record()?;
-        let mut sync = TileSync::new(self, self.ms(now));
-        sync.remove(rec.tile, id, r.int(2)?);
-        sync.run()?;
+        if !self.is_single() {
+            let mut sync = TileSync::new(self, self.ms(now));
+            sync.remove(rec.tile, id, r.int(2)?);
+            sync.run()?;
+        }
         Ok(self.view(id, &rec))
     }
 
@@ -591,11 +688,7 @@ impl DriverIndex for RedisGeoIndex {
         new: Status,
         now: Instant,
     ) -> Result<bool, GeoError> {
-        self.change(
-            id,
-            DirOp("C", vec![expected.get(), new.get()]),
-            now,
-        )
+        self.change(id, DirOp("C", vec![expected.get(), new.get()]), now)
     }
 
     fn claim_load_at(

@@ -23,7 +23,8 @@ const SWEEP_LIMIT: u64 = 100_000;
 pub struct SweepReport {
     /// Expired directory records.
     pub directory: u64,
-    /// Expired tile records and old tombstones.
+    /// Expired tile records and old tombstones (on a Cluster; a single
+    /// server keeps records in the directory only).
     pub tiles: u64,
 }
 
@@ -183,15 +184,22 @@ impl RedisGeoIndex {
         let now_ms = self.ms(now);
         let mut report = SweepReport::default();
         let buckets: Vec<u64> = self.buckets().collect();
+        if self.is_single() {
+            // The directory is the only copy: its sweep also drops the GEO
+            // members; there are no tile records.
+            for chunk in buckets.chunks(PASS) {
+                let mut call = self.single_call(now_ms).arg("S").arg(SWEEP_LIMIT);
+                for b in chunk {
+                    call.push(b);
+                }
+                report.directory += self.counts(&[call], "directory")?;
+            }
+            return Ok(report);
+        }
         for chunk in buckets.chunks(PASS) {
             let calls: Vec<Call> = chunk
                 .iter()
-                .map(|&b| {
-                    self.dir_call(b, now_ms)
-                        .arg("S")
-                        .arg(SWEEP_LIMIT)
-                        .arg("-")
-                })
+                .map(|&b| self.dir_call(b, now_ms).arg("S").arg(SWEEP_LIMIT).arg("-"))
                 .collect();
             report.directory += self.counts(&calls, "directory")?;
         }
@@ -199,12 +207,7 @@ impl RedisGeoIndex {
         for chunk in tiles.chunks(PASS) {
             let calls: Vec<Call> = chunk
                 .iter()
-                .map(|&t| {
-                    self.tile_call(t, now_ms)
-                        .arg("S")
-                        .arg(SWEEP_LIMIT)
-                        .arg("-")
-                })
+                .map(|&t| self.tile_call(t, now_ms).arg("S").arg(SWEEP_LIMIT).arg("-"))
                 .collect();
             report.tiles += self.counts(&calls, "tiles")?;
         }

@@ -1,16 +1,46 @@
 -- GEOSEARCH in one tile with the attribute filter and the expiry applied
 -- inside: the `want` nearest (or farthest) live drivers that pass, not
 -- "the `want` nearest, then filter".
--- KEYS[1]: GEO set   KEYS[2]: records hash
+-- KEYS[1]: GEO set   KEYS[2]: records hash (on a Cluster)
 -- ARGV: now (Unix ms), lon, lat, radius (m), ASC|DESC, want (0: all),
 -- status (-1: any), vehicle mask low 32 bits, high 32 bits, minimum rating
--- (hundredths), load bound (load < bound).
+-- (hundredths), load bound (load < bound), and on a single server the
+-- directory (prefix, bucket count, this tile): records are read from the
+-- drivers' directory buckets, and a member whose record is elsewhere is a
+-- leftover of a move (skipped).
 -- Returns {exhausted (1: every member in the radius was examined), the
 -- GEOSEARCH distance of the last member examined, id, record, id, record…}.
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[6])
 local status, vlo, vhi = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local min_rating, load_bound = tonumber(ARGV[10]), tonumber(ARGV[11])
+local prefix, buckets, this_tile = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14])
+
+-- The records of `ids` (an array aligned with it; nil where absent).
+local function records(ids)
+  if not prefix then return redis.call('HMGET', KEYS[2], unpack(ids)) end
+  local by_bucket = {}
+  for j, id in ipairs(ids) do
+    -- id mod buckets, digit by digit (ids can exceed Lua's exact integers).
+    local b = 0
+    for d = 1, #id do b = (b * 10 + string.byte(id, d) - 48) % buckets end
+    local g = by_bucket[b]
+    if not g then g = { ids = {}, at = {} }; by_bucket[b] = g end
+    g.ids[#g.ids + 1] = id
+    g.at[#g.at + 1] = j
+  end
+  local out = {}
+  for b, g in pairs(by_bucket) do
+    local recs = redis.call('HMGET', '{' .. prefix .. ':d' .. string.format('%d', b) .. '}',
+      unpack(g.ids))
+    for k, j in ipairs(g.at) do
+      local rec = recs[k]
+      if rec and #rec == 41 and struct.unpack('<I4', rec, 38) ~= this_tile then rec = nil end
+      out[j] = rec or false
+    end
+  end
+  return out
+end
 
 -- Attributes: status 5 bits, vehicle 6, rating 9, load 3 (see attrs.rs).
 local function pass(a)
@@ -41,7 +71,7 @@ while true do
     local to = math.min(n, from + 999)
     local ids = {}
     for k = from, to do ids[#ids + 1] = res[k][1] end
-    local recs = redis.call('HMGET', KEYS[2], unpack(ids))
+    local recs = records(ids)
     for j = 1, #ids do
       local rec = recs[j]
       if rec and #rec == 41 then

@@ -102,7 +102,7 @@ impl RedisGeoIndex {
                 .iter()
                 .map(|&(tile, want)| {
                     let keys = self.tile_keys(tile)[..2].to_vec();
-                    Call::new(search_lua(), keys)
+                    let call = Call::new(search_lua(), keys)
                         .arg(now_ms)
                         .arg(center.lon())
                         .arg(center.lat())
@@ -113,7 +113,12 @@ impl RedisGeoIndex {
                         .arg(vehicles & 0xFFFF_FFFF)
                         .arg(vehicles >> 32)
                         .arg(min_rating)
-                        .arg(load_bound)
+                        .arg(load_bound);
+                    if self.is_single() {
+                        call.arg(&self.prefix).arg(self.bucket_mask + 1).arg(tile)
+                    } else {
+                        call
+                    }
                 })
                 .collect();
             let replies = self.eval_tiles(&calls, &pending, partial, &mut missing)?;
