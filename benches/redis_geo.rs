@@ -196,7 +196,7 @@ fn apply(index: &RedisGeoIndex, w: &World, t0: Instant, i: usize) {
         .map(|&(id, p)| DriverUpdate::new(id, p, at))
         .collect();
     let r = index.upsert_batch_at(&batch, at).expect("redis answers");
-    black_box(r);
+    let _ = black_box(r);
 }
 
 fn main() {

@@ -52,25 +52,40 @@ local function pass(a)
   return math.floor(a / 1048576) % 8 < load_bound
 end
 
+-- With a count and ASC, the walk starts at 1/16 of the radius and widens
+-- it 4x at a time (a k-nearest walk: in a dense city the 10 nearest are a
+-- few hundred metres away, and GEOSEARCH costs what its area holds); each
+-- GEOSEARCH asks for 4x the wanted count, and 4x more while the filter
+-- leaves it short. A member examined once is not examined again.
+local radius = tonumber(ARGV[4])
+local r = radius
+if want > 0 and ARGV[5] == 'ASC' then r = math.min(radius, math.max(radius / 16, 100)) end
 local out = { 0, '0' }
 local found = 0
-local count = want > 0 and math.max(want * 2, 16) or 0
-local seen = 0
+local count = want > 0 and want * 4 + 16 or 0
+local visited = {}
 while true do
   local res
   if count > 0 then
     res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],
-      'BYRADIUS', ARGV[4], 'm', ARGV[5], 'COUNT', count, 'WITHDIST')
+      'BYRADIUS', r, 'm', ARGV[5], 'COUNT', count, 'WITHDIST')
   else
     res = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],
-      'BYRADIUS', ARGV[4], 'm', ARGV[5], 'WITHDIST')
+      'BYRADIUS', r, 'm', ARGV[5], 'WITHDIST')
   end
   local n = #res
-  local from = seen + 1
-  while from <= n do
-    local to = math.min(n, from + 999)
+  local fresh = {}
+  for k = 1, n do
+    local id = res[k][1]
+    if not visited[id] then
+      visited[id] = true
+      fresh[#fresh + 1] = k
+    end
+  end
+  for from = 1, #fresh, 1000 do
+    local to = math.min(#fresh, from + 999)
     local ids = {}
-    for k = from, to do ids[#ids + 1] = res[k][1] end
+    for j = from, to do ids[#ids + 1] = res[fresh[j]][1] end
     local recs = records(ids)
     for j = 1, #ids do
       local rec = recs[j]
@@ -80,19 +95,23 @@ while true do
           out[#out + 1] = ids[j]
           out[#out + 1] = rec
           found = found + 1
-          if want > 0 and found >= want then
-            out[2] = res[from + j - 1][2]
-            return out
-          end
         end
       end
     end
-    from = to + 1
   end
-  if count == 0 or n < count then
+  -- Enough: every member nearer than the last one examined was examined
+  -- (the answer's members are the first `found` in distance order only
+  -- after the client sorts them; it needs the last distance examined).
+  if want > 0 and found >= want then
+    out[2] = res[n][2]
+    return out
+  end
+  if count > 0 and n >= count then
+    count = count * 4
+  elseif r < radius then
+    r = math.min(radius, r * 4)
+  else
     out[1] = 1
     return out
   end
-  seen = n
-  count = count * 4
 end

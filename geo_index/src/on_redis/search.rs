@@ -94,19 +94,30 @@ impl RedisGeoIndex {
             Err(e) => return Err(e),
         };
         let first_want = q.count.map_or(0, |k| k.saturating_add(exclude.len()));
-        let mut pending: Vec<(u32, usize)> = tiles.into_iter().map(|t| (t, first_want)).collect();
+        // k nearest: the centre's tile first; the others then only out to
+        // its k-th distance (their own walks would otherwise widen to the
+        // whole reach looking for k drivers of their own).
+        let home = self.tile_of(center);
+        let nearest_first = q.count.is_some() && !desc && tiles.contains(&home);
+        let (first, mut later): (Vec<u32>, Vec<u32>) = if nearest_first {
+            tiles.into_iter().partition(|&t| t == home)
+        } else {
+            (tiles, Vec::new())
+        };
+        let mut pending: Vec<(u32, usize, f64)> =
+            first.into_iter().map(|t| (t, first_want, reach)).collect();
         let mut cands: HashMap<DriverId, Cand> = HashMap::new();
         let mut found: Vec<(f64, DriverId)> = Vec::new();
         while !pending.is_empty() {
             let calls: Vec<Call> = pending
                 .iter()
-                .map(|&(tile, want)| {
+                .map(|&(tile, want, radius)| {
                     let keys = self.tile_keys(tile)[..2].to_vec();
                     let call = Call::new(search_lua(), keys)
                         .arg(now_ms)
                         .arg(center.lon())
                         .arg(center.lat())
-                        .arg(reach)
+                        .arg(radius)
                         .arg(if desc { "DESC" } else { "ASC" })
                         .arg(want)
                         .arg(status.map_or(-1, |s| i64::from(s.get())))
@@ -121,10 +132,11 @@ impl RedisGeoIndex {
                     }
                 })
                 .collect();
-            let replies = self.eval_tiles(&calls, &pending, partial, &mut missing)?;
-            // Tiles that stopped early: (tile, want, last distance).
-            let mut open: Vec<(u32, usize, f64)> = Vec::new();
-            for (&(tile, want), reply) in pending.iter().zip(replies) {
+            let names: Vec<u32> = pending.iter().map(|p| p.0).collect();
+            let replies = self.eval_tiles(&calls, &names, partial, &mut missing)?;
+            // Tiles that stopped early: (tile, want, radius, last distance).
+            let mut open: Vec<(u32, usize, f64, f64)> = Vec::new();
+            for (&(tile, want, radius), reply) in pending.iter().zip(replies) {
                 let Some(reply) = reply else { continue };
                 let items = array(reply)?;
                 if items.len() < 2 || items.len() % 2 != 0 {
@@ -155,7 +167,7 @@ impl RedisGeoIndex {
                         .ok()
                         .and_then(|s| s.parse::<f64>().ok())
                         .ok_or_else(|| malformed("a distance that is not a number"))?;
-                    open.push((tile, want, last));
+                    open.push((tile, want, radius, last));
                 }
             }
             found.clear();
@@ -169,13 +181,15 @@ impl RedisGeoIndex {
             let bound = found.get(k.saturating_sub(1)).map(|f| f.0);
             pending = open
                 .into_iter()
-                .filter(|&(_, _, last)| match bound {
+                .filter(|&(_, _, _, last)| match bound {
                     None => true,
                     Some(b) if desc => last + SLACK_M >= b,
                     Some(b) => last - SLACK_M <= b,
                 })
-                .map(|(tile, want, _)| (tile, want.saturating_mul(4)))
+                .map(|(tile, want, radius, _)| (tile, want.saturating_mul(4), radius))
                 .collect();
+            let radius = bound.map_or(reach, |b| (b + SLACK_M).min(reach));
+            pending.extend(later.drain(..).map(|t| (t, first_want, radius)));
         }
         if let Some(k) = q.count {
             found.truncate(k);
@@ -204,7 +218,7 @@ impl RedisGeoIndex {
     fn eval_tiles(
         &self,
         calls: &[Call],
-        tiles: &[(u32, usize)],
+        tiles: &[u32],
         partial: bool,
         missing: &mut Vec<GeoError>,
     ) -> Result<Vec<Option<Value>>, GeoError> {
@@ -212,7 +226,7 @@ impl RedisGeoIndex {
             return Ok(replies.into_iter().map(Some).collect());
         }
         let mut out = Vec::with_capacity(calls.len());
-        for (call, &(tile, _)) in calls.iter().zip(tiles) {
+        for (call, &tile) in calls.iter().zip(tiles) {
             match self.pool.run(|con| eval(con, call)) {
                 Ok(v) => out.push(Some(v)),
                 Err(f) => {
