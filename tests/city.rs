@@ -10,6 +10,8 @@
 mod args;
 #[path = "../examples/city/fleet.rs"]
 mod fleet;
+#[path = "../examples/city/index.rs"]
+mod index;
 #[path = "../examples/city/ledger.rs"]
 mod ledger;
 #[path = "../examples/city/map.rs"]
@@ -250,6 +252,32 @@ fn a_run_is_determined_by_its_options() {
     assert_ne!(without_timings(&a.report), without_timings(&c.report));
 }
 
+/// Issue 17: the same run with the driver index on Redis (a throwaway
+/// `redis-server`) gives the same report — matches, fares, deliveries,
+/// surge, ledger, map — as in-process: only the backend's name and the
+/// wall-clock figures differ.
+#[test]
+fn the_redis_backend_runs_the_same_simulation() {
+    let small = ["--drivers", "4000", "--minutes", "1", "--seed", "7"];
+    let memory = sim::run(&options(&small)).expect("runs");
+    let mut on_redis = small.to_vec();
+    on_redis.extend(["--backend", "redis"]);
+    let opts = options(&on_redis);
+    let redis = match sim::run(&opts) {
+        Ok(r) => r,
+        // Without redis-server (only outside CI: RedisServer::start
+        // panics under CI=true) there is nothing to compare.
+        Err(e) if e.to_string().contains("needs redis-server") => return,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(redis.report.run.backend, "RedisGeoIndex (one redis-server)");
+    let mut r = without_timings(&redis.report);
+    r.run.backend = memory.report.run.backend.clone();
+    assert_eq!(r, without_timings(&memory.report));
+    assert_eq!(redis.svg, memory.svg);
+    assert!(memory.report.rides.assigned > 0);
+}
+
 #[test]
 fn options_parse_and_bad_ones_are_usage_errors() {
     let o = options(&[
@@ -271,6 +299,16 @@ fn options_parse_and_bad_ones_are_usage_errors() {
     );
     let q = options(&["--quick", "--drivers", "300"]);
     assert_eq!((q.drivers, q.minutes), (300, 2));
+    let r = options(&["--backend", "redis"]);
+    assert_eq!(r.backend, args::Backend::Redis { url: None });
+    assert_eq!(r.drivers, 100_000);
+    let u = options(&["--backend=redis", "--redis-url", "redis://h:1"]);
+    assert_eq!(
+        u.backend,
+        args::Backend::Redis {
+            url: Some("redis://h:1".into())
+        }
+    );
     assert_eq!(args::parse(["-h".to_string()]), Ok(None));
     for flag in [
         "--drivers",
@@ -278,11 +316,15 @@ fn options_parse_and_bad_ones_are_usage_errors() {
         "--seed",
         "--metro",
         "--quick",
+        "--backend",
+        "--redis-url",
         "--help",
     ] {
         assert!(args::USAGE.contains(flag), "usage lacks {flag}");
     }
-    let bad: [&[&str]; 8] = [
+    let bad: [&[&str]; 10] = [
+        &["--backend", "mongo"],
+        &["--redis-url", "redis://h:1"],
         &["--drivers", "0"],
         &["--drivers", "many"],
         &["--drivers"],

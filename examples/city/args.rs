@@ -21,6 +21,17 @@ pub struct Options {
     pub quick: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Where the driver index lives.
+    pub backend: Backend,
+}
+
+/// Where the driver index lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The in-process `GeoIndex`.
+    Memory,
+    /// `RedisGeoIndex` on this URL, or on a server the example starts.
+    Redis { url: Option<String> },
 }
 
 /// The metro drawn by default.
@@ -35,6 +46,7 @@ impl Default for Options {
             metro: MetroConfig::metro_index(DEFAULT_METRO).unwrap_or(0),
             quick: false,
             progress: true,
+            backend: Backend::Memory,
         }
     }
 }
@@ -59,6 +71,10 @@ options:
   --metro NAME   the metro drawn on target/city/map.svg (default London);
                  one of the 20 metros of the reference workload, any case
   --quick        small sizes, for CI
+  --backend B    where the driver index lives: memory (default) or redis
+                 (a throwaway redis-server on a free port unless
+                 --redis-url is given; default --drivers 100000)
+  --redis-url U  the Redis server of --backend redis
   -h, --help     this message";
 
 fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, UsageError> {
@@ -71,6 +87,7 @@ fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, Usage
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, UsageError> {
     let mut o = Options::default();
     let (mut drivers, mut minutes) = (None, None);
+    let (mut backend, mut url) = (None, None);
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -105,11 +122,38 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, 
                 })?;
             }
             "--quick" => o.quick = true,
+            "--backend" => {
+                let b: String = value(&flag, next())?;
+                backend = Some(match b.as_str() {
+                    "memory" => Backend::Memory,
+                    "redis" => Backend::Redis { url: None },
+                    _ => {
+                        return Err(UsageError(format!(
+                            "--backend: `{b}` is not memory or redis"
+                        )));
+                    }
+                });
+            }
+            "--redis-url" => url = Some(value::<String>(&flag, next())?),
             "-h" | "--help" => return Ok(None),
             other => return Err(UsageError(format!("unknown option `{other}`"))),
         }
     }
-    o.drivers = drivers.unwrap_or(if o.quick { 20_000 } else { o.drivers });
+    o.backend = match (backend, url) {
+        (Some(Backend::Redis { .. }), url) => Backend::Redis { url },
+        (_, Some(_)) => {
+            return Err(UsageError("--redis-url needs --backend redis".into()));
+        }
+        (b, None) => b.unwrap_or(Backend::Memory),
+    };
+    // One redis-server applies ~170k updates/s: the default fleet on Redis
+    // is 100k drivers (1.5M updates per simulated minute).
+    let default_drivers = match (&o.backend, o.quick) {
+        (_, true) => 20_000,
+        (Backend::Redis { .. }, false) => 100_000,
+        (Backend::Memory, false) => o.drivers,
+    };
+    o.drivers = drivers.unwrap_or(default_drivers);
     o.minutes = minutes.unwrap_or(if o.quick { 2 } else { o.minutes });
     Ok(Some(o))
 }

@@ -2,15 +2,15 @@
 //! location rounds that keep the geo index live, applied through the batch
 //! API on two threads.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dispatchkit::geo::{
-    Attrs, DriverId, DriverUpdate, GeoIndex, IndexConfig, LonLat, Rating, Status, VehicleSet,
-    VehicleType,
+    Attrs, DriverId, DriverUpdate, LonLat, Rating, Status, VehicleSet, VehicleType,
 };
 use dispatchkit::workload::{Fleet, LocationUpdate, MetroConfig, UpdateStream};
 
 use crate::args::Options;
+use crate::index::Index;
 use crate::report::Latencies;
 
 /// Updates per `upsert_batch_at` call: what one ingest worker hands the
@@ -62,7 +62,7 @@ pub fn lonlat(p: geo::Point<f64>) -> LonLat {
 /// The fleet, its update stream and the index they feed.
 pub struct Drivers {
     pub fleet: Fleet,
-    pub index: GeoIndex,
+    pub index: Index,
     updates: UpdateStream,
     round: Vec<LocationUpdate>,
     /// Driver ids in the order they are applied (by id: the round is read
@@ -92,11 +92,7 @@ impl Drivers {
         };
         let fleet = Fleet::generate(&cfg)?;
         let updates = fleet.uniform_updates(opts.seed ^ 0x0B5E)?;
-        let index = GeoIndex::with_config(IndexConfig {
-            default_ttl: Duration::from_secs(30),
-            epoch: Some(t0),
-            ..IndexConfig::default()
-        })?;
+        let index = Index::open(opts, t0)?;
         let order: Vec<u32> = (0..fleet.drivers().len() as u32).collect();
         let mut d = Self {
             fleet,
@@ -119,7 +115,7 @@ impl Drivers {
         let (_, loaded, _) = apply(&d.index, &d.order, &mut d.bufs, t0, |id| {
             let p = drivers[id as usize].position;
             DriverUpdate::new(DriverId::new(id).unwrap(), lonlat(p), t0).with_attrs(attrs_of(id))
-        });
+        })?;
         d.loaded = loaded;
         d.load_secs = w.elapsed().as_secs_f64();
         Ok(d)
@@ -127,7 +123,7 @@ impl Drivers {
 
     /// One reporting round at `at`: every driver moves (at most 60 m) and
     /// reports its position; statuses stay as the matchers set them.
-    pub fn round(&mut self, at: Instant) {
+    pub fn round(&mut self, at: Instant) -> Result<(), dispatchkit::geo::GeoError> {
         let g = Instant::now();
         self.updates.round_parallel(THREADS, &mut self.round);
         self.gen_secs += g.elapsed().as_secs_f64();
@@ -139,10 +135,11 @@ impl Drivers {
                 lonlat(round[id as usize].position),
                 at,
             )
-        });
+        })?;
         self.absorb(r);
         self.apply_secs += a.elapsed().as_secs_f64();
         self.rounds += 1;
+        Ok(())
     }
 
     /// Current positions of every driver, by id.
@@ -162,12 +159,12 @@ impl Drivers {
 /// thread (this one and scoped helpers). Returns the call latencies, the
 /// updates applied and the stale ones.
 fn apply(
-    index: &GeoIndex,
+    index: &Index,
     order: &[u32],
     bufs: &mut [Vec<DriverUpdate>],
     at: Instant,
     make: impl Fn(u64) -> DriverUpdate + Sync,
-) -> (Latencies, u64, u64) {
+) -> Result<(Latencies, u64, u64), dispatchkit::geo::GeoError> {
     let per = order.len().div_ceil(bufs.len()).max(1);
     let work = |ids: &[u32], buf: &mut Vec<DriverUpdate>| {
         let mut lat = Latencies::default();
@@ -176,27 +173,27 @@ fn apply(
             buf.clear();
             buf.extend(chunk.iter().map(|&id| make(u64::from(id))));
             let t = Instant::now();
-            let rep = index.upsert_batch_at(buf, at);
+            let rep = index.upsert_batch_at(buf, at)?;
             lat.record(t.elapsed());
             debug_assert!(rep.rejected.is_empty(), "{:?}", rep.rejected.first());
             applied += (rep.inserted + rep.moved) as u64;
             stale += rep.stale as u64;
         }
-        (lat, applied, stale)
+        Ok((lat, applied, stale))
     };
     let mut parts = order.chunks(per).zip(bufs.iter_mut());
     let Some((first, buf0)) = parts.next() else {
-        return (Latencies::default(), 0, 0);
+        return Ok((Latencies::default(), 0, 0));
     };
     std::thread::scope(|s| {
         let helpers: Vec<_> = parts.map(|(ids, buf)| s.spawn(|| work(ids, buf))).collect();
-        let mut total = work(first, buf0);
+        let mut total = work(first, buf0)?;
         for h in helpers {
-            let (lat, a, st) = h.join().expect("update thread panicked");
+            let (lat, a, st) = h.join().expect("update thread panicked")?;
             total.0.merge(lat);
             total.1 += a;
             total.2 += st;
         }
-        total
+        Ok(total)
     })
 }

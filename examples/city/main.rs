@@ -7,17 +7,20 @@
 //! cargo run --release --example city                         # 1M drivers, 5 minutes
 //! cargo run --release --example city -- --quick              # CI size
 //! cargo run --release --example city -- --metro Tokyo --seed 7
+//! cargo run --release --example city -- --backend redis     # the index on Redis
 //! ```
 //!
 //! It prints a report and writes `target/city/report.json` and
 //! `target/city/map.svg`. `sim.rs` holds the timeline; one file per
-//! concern: `fleet.rs` (drivers, location rounds), `policy.rs` (rate
+//! concern: `fleet.rs` (drivers, location rounds), `index.rs` (the driver
+//! index: in-process or Redis), `policy.rs` (rate
 //! limits), `stores.rs` (tiered caches), `markets.rs` (prices), `surge.rs`,
 //! `rides.rs`, `orders.rs`, `trace.rs` (GPS traces), `ledger.rs`,
 //! `report.rs`, `map.rs`.
 
 mod args;
 mod fleet;
+mod index;
 mod ledger;
 mod map;
 mod markets;

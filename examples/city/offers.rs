@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use dispatchkit::geo::{DriverId, GeoIndex};
+use dispatchkit::geo::{DriverId, DriverIndex};
 use dispatchkit::matching::{MatchingError, OfferMatcher, OfferStep};
 
 use crate::report::Latencies;
@@ -18,7 +18,7 @@ type Step<M> = OfferStep<<M as OfferMatcher>::Offer, <M as OfferMatcher>::Status
 /// offer was withdrawn or lapsed before the answer came).
 pub fn answer<M: OfferMatcher>(
     matcher: &M,
-    index: &GeoIndex,
+    index: &dyn DriverIndex,
     m: Option<&mut M::Match>,
     driver: u64,
     accept: bool,
@@ -47,7 +47,7 @@ pub fn answer<M: OfferMatcher>(
 /// when the match is over or a later round replaced this deadline.
 pub fn deadline<M: OfferMatcher>(
     matcher: &M,
-    index: &GeoIndex,
+    index: &dyn DriverIndex,
     m: Option<&mut M::Match>,
     now: Instant,
     latency: &mut Latencies,

@@ -329,7 +329,7 @@ impl World {
             let (m, step) =
                 self.orders
                     .matcher
-                    .start_at(&self.drivers.index, &batch_orders_buf, now)?;
+                    .start_at(self.drivers.index.get(), &batch_orders_buf, now)?;
             self.orders.match_latency.record(t.elapsed());
             self.orders.batches.push(BatchState {
                 orders: members,
@@ -351,7 +351,7 @@ impl World {
         let now = self.at(ms);
         let orders = &mut self.orders;
         let m = orders.batches[b as usize].matching.as_mut();
-        let index = &self.drivers.index;
+        let index = self.drivers.index.get();
         let latency = &mut orders.match_latency;
         let Some(step) = offers::answer(&orders.matcher, index, m, dasher, accept, now, latency)?
         else {
@@ -367,7 +367,7 @@ impl World {
         let now = self.at(ms);
         let orders = &mut self.orders;
         let m = orders.batches[b as usize].matching.as_mut();
-        let index = &self.drivers.index;
+        let index = self.drivers.index.get();
         let latency = &mut orders.match_latency;
         let Some(step) = offers::deadline(&orders.matcher, index, m, now, latency)? else {
             return Ok(());
@@ -435,7 +435,7 @@ impl World {
         orders.report.assigned_batches += 1;
         orders.pay_sum += offer.earnings_cents as f64;
         // One dasher per order instead, from the same starting point.
-        let start = self.drivers.index.position_at(offer.dasher, now)?;
+        let start = self.drivers.index.get().position_at(offer.dasher, now)?;
         let bike = vehicle(2);
         for &i in &batch.orders {
             let s = &orders.orders[i as usize].src;
@@ -503,14 +503,11 @@ impl World {
             return Ok(());
         }
         let now = self.at(ms);
-        let r = self.drivers.index.update_attrs_at(
+        let r = self.drivers.index.get().release_load_at(
             dasher,
-            |a| {
-                a.load = a.load.saturating_sub(k);
-                if a.status == Status::BUSY {
-                    a.status = Status::AVAILABLE;
-                }
-            },
+            k,
+            Status::BUSY,
+            Status::AVAILABLE,
             now,
         );
         match r {

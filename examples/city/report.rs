@@ -84,6 +84,9 @@ pub struct Run {
     pub orders_per_sec: f64,
     pub crowd_rides_per_sec: f64,
     pub scaling: String,
+    /// Where the driver index lived.
+    #[serde(default)]
+    pub backend: String,
 }
 
 /// Wall-clock figures (they vary from run to run; everything else in the
@@ -268,6 +271,7 @@ impl Report {
             if r.quick { " (quick)" } else { "" }
         );
         let _ = writeln!(s, "{}", r.scaling);
+        let _ = writeln!(s, "driver index: {}", r.backend);
         let w = &self.wall;
         let _ = writeln!(
             s,

@@ -321,7 +321,10 @@ impl World {
             vehicles: VehicleSet::of(&[vehicle(product)]),
         };
         let t = Instant::now();
-        let (m, step) = self.rides.matcher.start_at(&self.drivers.index, req, now)?;
+        let (m, step) = self
+            .rides
+            .matcher
+            .start_at(self.drivers.index.get(), req, now)?;
         self.rides.match_latency.record(t.elapsed());
         let ride = &mut self.rides.rides[r as usize];
         ride.product = product;
@@ -342,7 +345,7 @@ impl World {
         let now = self.at(ms);
         let rides = &mut self.rides;
         let m = rides.rides[r as usize].matching.as_mut();
-        let index = &self.drivers.index;
+        let index = self.drivers.index.get();
         let latency = &mut rides.match_latency;
         let Some(step) = offers::answer(&rides.matcher, index, m, driver, accept, now, latency)?
         else {
@@ -358,7 +361,7 @@ impl World {
         let now = self.at(ms);
         let rides = &mut self.rides;
         let m = rides.rides[r as usize].matching.as_mut();
-        let index = &self.drivers.index;
+        let index = self.drivers.index.get();
         let latency = &mut rides.match_latency;
         let Some(step) = offers::deadline(&rides.matcher, index, m, now, latency)? else {
             return Ok(());
@@ -451,7 +454,7 @@ impl World {
             if rides.routes.len() == MAP_ROUTES {
                 rides.routes.remove(0);
             }
-            let from = self.drivers.index.position_at(driver, now)?;
+            let from = self.drivers.index.get().position_at(driver, now)?;
             let corner = Point::new(ride.dropoff.x(), ride.pickup.y());
             rides.routes.push([
                 Point::new(from.lon(), from.lat()),
@@ -527,7 +530,7 @@ impl World {
             return Ok(());
         }
         let now = self.at(ms);
-        match self.drivers.index.compare_and_set_status_at(
+        match self.drivers.index.get().compare_and_set_status_at(
             driver,
             Status::BUSY,
             Status::AVAILABLE,

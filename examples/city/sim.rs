@@ -151,7 +151,7 @@ impl World {
             Event::BatchDone(b) => self.batch_done(b, ms),
             Event::Minute(m) => {
                 let now = self.at(ms);
-                self.surge.recompute(&self.drivers.index, now, m);
+                self.surge.recompute(&self.drivers.index, now, m)?;
                 self.stores.flush()?;
                 Ok(())
             }
@@ -223,7 +223,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Box<dyn std::error::Error>> {
         }
         events_secs += e.elapsed().as_secs_f64();
         let at = w.at(round_ms);
-        w.drivers.round(at);
+        w.drivers.round(at)?;
         bar.inc(1);
         if r % 5 == 0 || r == rounds {
             bar.set_message(format!(
@@ -247,12 +247,12 @@ pub fn run(opts: &Options) -> Result<Outcome, Box<dyn std::error::Error>> {
     // Closing the books.
     let c = Instant::now();
     let now = w.at(end_ms);
-    let online = w.drivers.index.live_len_at(now) as u64;
     let mut available = 0u64;
     let filter = Filter::available().vehicles(ride_vehicles());
-    w.drivers
+    let online = w
+        .drivers
         .index
-        .for_each_matching_at(now, &filter, |_, _, _| available += 1);
+        .for_each_matching_at(now, &filter, |_| available += 1)? as u64;
     w.open = false;
     w.close_rides()?;
     w.close_orders()?;
@@ -316,6 +316,7 @@ impl World {
             rides_per_sec: self.rides.rate,
             orders_per_sec: self.orders.rate,
             crowd_rides_per_sec: self.rides.crowd_rate,
+            backend: self.drivers.index.name().to_string(),
             scaling: format!(
                 "demand at the seed's peak scaled to the fleet: {PEAK_RIDES_PER_SEC:.0} ride requests/s and \
                  {PEAK_ORDERS_PER_SEC:.0} orders/s for 10M drivers (its 50M rides/day and 20M orders/day average \

@@ -5,24 +5,32 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use dispatchkit::geo::{Filter, GeoIndex};
+use dispatchkit::geo::{Filter, GeoError};
 use dispatchkit::pricing::{
     Multiplier, PricingError, SupplySource, SurgeConfig, SurgeEngine, SurgeMap,
 };
 use geo::Point;
 
 use crate::fleet::ride_vehicles;
+use crate::index::Index;
 use crate::report::{Latencies, Minute};
 
 /// Available ride drivers of the index (couriers on bikes are not ride
-/// supply).
-struct RideSupply<'a>(&'a GeoIndex);
+/// supply), read at `now` (on Redis: from a snapshot).
+struct RideSupply(Vec<Point<f64>>);
 
-impl SupplySource for RideSupply<'_> {
-    fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+impl RideSupply {
+    fn read(index: &Index, now: Instant) -> Result<Self, GeoError> {
         let filter = Filter::available().vehicles(ride_vehicles());
-        self.0
-            .for_each_matching_at(now, &filter, |_, pos, _| f(pos.lon(), pos.lat()));
+        let mut points = Vec::new();
+        index.for_each_matching_at(now, &filter, |p| points.push(p.into()))?;
+        Ok(RideSupply(points))
+    }
+}
+
+impl SupplySource for RideSupply {
+    fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        self.0.for_each_supply(now, f);
     }
 
     fn size_hint(&self) -> usize {
@@ -75,9 +83,11 @@ impl Surge {
     }
 
     /// Recomputes from the index at `now` (minute `minute`) and publishes.
-    pub fn recompute(&mut self, index: &GeoIndex, now: Instant, minute: u32) {
+    pub fn recompute(&mut self, index: &Index, now: Instant, minute: u32) -> Result<(), GeoError> {
         let t = Instant::now();
-        let stats = self.engine.recompute_at(&RideSupply(index), now);
+        let stats = self
+            .engine
+            .recompute_at(&RideSupply::read(index, now)?, now);
         self.recompute_latency.record(t.elapsed());
         self.map = self.engine.snapshot();
         let max = self
@@ -94,5 +104,6 @@ impl Surge {
             surging: stats.surging as u64,
             max_multiplier: max.to_string(),
         });
+        Ok(())
     }
 }

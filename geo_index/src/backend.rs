@@ -120,6 +120,21 @@ pub trait DriverIndex: Send + Sync {
         full: Status,
         now: Instant,
     ) -> Result<bool, GeoError>;
+
+    /// Takes `load` orders off `id` (down to 0) and, if its status is
+    /// `full`, sets it to `available`, atomically (a dasher finished a
+    /// batch): the inverse of [`claim_load_at`](Self::claim_load_at).
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownDriver`] when absent or expired.
+    fn release_load_at(
+        &self,
+        id: DriverId,
+        load: u8,
+        full: Status,
+        available: Status,
+        now: Instant,
+    ) -> Result<(), GeoError>;
 }
 
 impl DriverIndex for GeoIndex {
@@ -218,6 +233,27 @@ impl DriverIndex for GeoIndex {
         )?;
         Ok(won)
     }
+
+    fn release_load_at(
+        &self,
+        id: DriverId,
+        load: u8,
+        full: Status,
+        available: Status,
+        now: Instant,
+    ) -> Result<(), GeoError> {
+        self.update_attrs_at(
+            id,
+            |a| {
+                a.load = a.load.saturating_sub(load);
+                if a.status == full {
+                    a.status = available;
+                }
+            },
+            now,
+        )
+        .map(drop)
+    }
 }
 
 /// An index shared through an `Arc` (as servers hold it) is an index.
@@ -291,5 +327,16 @@ impl<I: DriverIndex + ?Sized> DriverIndex for std::sync::Arc<I> {
         now: Instant,
     ) -> Result<bool, GeoError> {
         (**self).claim_load_at(id, eligible, load, max, full, now)
+    }
+
+    fn release_load_at(
+        &self,
+        id: DriverId,
+        load: u8,
+        full: Status,
+        available: Status,
+        now: Instant,
+    ) -> Result<(), GeoError> {
+        (**self).release_load_at(id, load, full, available, now)
     }
 }

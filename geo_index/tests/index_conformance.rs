@@ -105,6 +105,25 @@ fn suite(index: &impl DriverIndex, t0: Instant, ttl: Duration) {
     );
     let v = index.get_at(id(5), s(4)).unwrap();
     assert_eq!((v.attrs.load, v.attrs.status), (3, Status::BUSY));
+    // Releasing: load down (not below 0), full -> available.
+    index
+        .release_load_at(id(5), 2, Status::BUSY, Status::AVAILABLE, s(4))
+        .unwrap();
+    let v = index.get_at(id(5), s(4)).unwrap();
+    assert_eq!((v.attrs.load, v.attrs.status), (1, Status::AVAILABLE));
+    index
+        .release_load_at(id(5), 5, Status::BUSY, Status::AVAILABLE, s(4))
+        .unwrap();
+    assert_eq!(index.get_at(id(5), s(4)).unwrap().attrs.load, 0);
+    assert!(
+        index
+            .claim_load_at(id(5), Status::AVAILABLE, 3, 3, Status::BUSY, s(4))
+            .unwrap()
+    );
+    // A search sees the claimed state (the Redis tiles follow the claim).
+    let busy = Search::radius(ll(13.40, 52.50), 2.0, Unit::Kilometers)
+        .filter(dispatchkit_geo_index::Filter::new().status(Status::BUSY));
+    assert_eq!(ids(index.search_at(&busy, s(4)).unwrap()), [id(4), id(5)]);
     assert!(matches!(
         index.claim_load_at(id(6), Status::AVAILABLE, 1, 8, Status::BUSY, s(4)),
         Err(GeoError::InvalidAttribute { .. })
@@ -116,6 +135,10 @@ fn suite(index: &impl DriverIndex, t0: Instant, ttl: Duration) {
     ));
     assert!(matches!(
         index.compare_and_set_status_at(id(99), Status::AVAILABLE, Status::BUSY, s(4)),
+        Err(GeoError::UnknownDriver(_))
+    ));
+    assert!(matches!(
+        index.release_load_at(id(99), 1, Status::BUSY, Status::AVAILABLE, s(4)),
         Err(GeoError::UnknownDriver(_))
     ));
     assert_eq!(index.remove_at(id(6), s(5)).unwrap().id, id(6));

@@ -710,6 +710,18 @@ impl DriverIndex for RedisGeoIndex {
         let args = vec![eligible.get(), load, max, full.get()];
         self.change(id, DirOp("L", args), now)
     }
+
+    fn release_load_at(
+        &self,
+        id: DriverId,
+        load: u8,
+        full: Status,
+        available: Status,
+        now: Instant,
+    ) -> Result<(), GeoError> {
+        let args = vec![load, full.get(), available.get()];
+        self.change(id, DirOp("F", args), now).map(drop)
+    }
 }
 
 // Shared across threads by design.

@@ -41,9 +41,11 @@ local function keep_raw(raw) return raw or false end
 -- 'L', 'R' or 'G' for driver ids[k] with packed operands args[k]:
 --   U <I8 at_ms, I4 lon_q, I4 lat_q, i4 attrs|-1, i8 ttl_ms|-1, I4 tile>
 --   C <I1 expected, I1 new>   L <I1 eligible, I1 load, I1 max, I1 full>
+--   F <I1 load, I1 full, I1 available>  (release: load down, full -> available)
 -- Returns three arrays, one entry per op: code, record, extra. U: code 0
 -- inserted / 1 moved (record: the new one, extra: the old tile or -1) or 2
--- stale; C and L: 1 won (the new record) or 0 lost (the record); R: 1 (the
+-- stale; C and L: 1 won (the new record) or 0 lost (the record); F: 1 (the
+-- new record); R: 1 (the
 -- old record, extra: the tombstone version); G: 1 (the record); C, L, R and
 -- G: -1 when no live driver.
 local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
@@ -111,6 +113,14 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
       else
         code, recs[k] = 0, raw
       end
+    elseif op == 'F' then
+      local drop, full, available = struct.unpack('<I1I1I1', arg)
+      local cur = ca % 32
+      local load = math.floor(ca / 1048576) % 8
+      local a = ca - math.min(load, drop) * 1048576
+      if cur == full then a = a - cur + available end
+      version = version + 1
+      code, new = 1, struct.pack(REC, version, cu, cx, cy, a, ct, cc, ctile)
     elseif op == 'R' then
       version = version + 1
       state[id] = false
