@@ -39,7 +39,7 @@ const QUERIES: usize = 4_000;
 /// Half the drivers available, half busy.
 fn attrs_of(id: u64) -> Attrs {
     Attrs {
-        status: if id % 2 == 0 {
+        status: if id.is_multiple_of(2) {
             Status::AVAILABLE
         } else {
             Status::BUSY

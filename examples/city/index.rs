@@ -18,7 +18,7 @@ use crate::args::{Backend, Options};
 pub enum Index {
     Memory(GeoIndex),
     Redis {
-        index: RedisGeoIndex,
+        index: Box<RedisGeoIndex>,
         /// The server the example started (stopped on drop), if any.
         _server: Option<RedisServer>,
     },
@@ -53,7 +53,7 @@ impl Index {
                 // earlier run's drivers).
                 index.clear()?;
                 Ok(Index::Redis {
-                    index,
+                    index: Box::new(index),
                     _server: server,
                 })
             }
@@ -64,7 +64,7 @@ impl Index {
     pub fn get(&self) -> &dyn DriverIndex {
         match self {
             Index::Memory(i) => i,
-            Index::Redis { index, .. } => index,
+            Index::Redis { index, .. } => &**index,
         }
     }
 

@@ -376,6 +376,7 @@ impl Filter {
 
     /// The conditions: status, vehicle mask, minimum rating (hundredths),
     /// load bound (load < bound).
+    #[cfg(feature = "redis")]
     pub(crate) fn parts(&self) -> (Option<Status>, u64, u16, u8) {
         (self.status, self.vehicles.0, self.min_rating, self.max_load)
     }

@@ -1,6 +1,7 @@
 //! Two OS processes (this test binary spawned twice as workers; the
 //! `worker` test does nothing unless `DK_GEO_WORKER` is set) share one
-//! `RedisGeoIndex` on a local 3-master Redis Cluster and, at once:
+//! `RedisGeoIndex` — on a local 3-master Redis Cluster (the two-step
+//! layout) and on a single server (one script per write) — and, at once:
 //! - claim every driver (status AVAILABLE → BUSY): each driver is won by
 //!   exactly one process, and both win some (they contended);
 //! - move every driver back and forth between two tiles ~35 km apart with
@@ -21,7 +22,7 @@ use dispatchkit_geo_index::{
     Attrs, DriverId, DriverIndex, DriverUpdate, Filter, LonLat, RedisGeoConfig, RedisGeoIndex,
     Search, Status, Unit,
 };
-use dispatchkit_test_support::redis_server::RedisCluster;
+use dispatchkit_test_support::redis_server::{RedisCluster, RedisServer};
 
 /// Drivers claimed and moved.
 const DRIVERS: u64 = 300;
@@ -34,10 +35,10 @@ fn id(n: u64) -> DriverId {
     DriverId::new(n).unwrap()
 }
 
-fn index(url: &str) -> (RedisGeoIndex, Instant, u64) {
+fn index(url: &str, cluster: bool) -> (RedisGeoIndex, Instant, u64) {
     let (now, sys) = (Instant::now(), SystemTime::now());
     let mut cfg = RedisGeoConfig::new(url);
-    cfg.cluster = true;
+    cfg.cluster = cluster;
     cfg.prefix = "mp".into();
     cfg.clock = Some((now, sys));
     cfg.io_timeout = Duration::from_secs(10);
@@ -66,7 +67,7 @@ fn position(d: u64, w: u64, step: u64) -> LonLat {
 /// driver `d`: the workers' times interleave, and which one is last
 /// depends on the driver.
 fn update_ms(d: u64, w: u64, r: u64) -> u64 {
-    r * 10 + if (d + w) % 2 == 0 { 3 } else { 7 }
+    r * 10 + if (d + w).is_multiple_of(2) { 3 } else { 7 }
 }
 
 #[test]
@@ -79,19 +80,31 @@ fn worker() {
         return;
     };
     let (w, base): (u64, u64) = (w.parse().unwrap(), base.parse().unwrap());
-    let (index, t, t_ms) = index(&url);
+    let cluster = std::env::var_os("DK_GEO_CLUSTER").is_some();
+    let (index, t, t_ms) = index(&url, cluster);
     // Start together: a barrier on the server.
-    let mut con = redis::cluster::ClusterClient::new(vec![url.as_str()])
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con: Box<dyn redis::ConnectionLike> = if cluster {
+        Box::new(
+            redis::cluster::ClusterClient::new(vec![url.as_str()])
+                .unwrap()
+                .get_connection()
+                .unwrap(),
+        )
+    } else {
+        Box::new(
+            redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap(),
+        )
+    };
     let _: u64 = redis::cmd("INCR")
         .arg("mp-barrier")
-        .query(&mut con)
+        .query(&mut *con)
         .unwrap();
     while redis::cmd("GET")
         .arg("mp-barrier")
-        .query::<u64>(&mut con)
+        .query::<u64>(&mut *con)
         .unwrap()
         < 2
     {
@@ -148,8 +161,20 @@ fn two_processes_on_a_cluster_claim_once_and_keep_the_latest_update() {
     let Some(cluster) = RedisCluster::start() else {
         return;
     };
-    let url = cluster.url();
-    let (index, t, t_ms) = index(&url);
+    two_processes(&cluster.url(), true);
+}
+
+#[test]
+fn two_processes_on_one_server_claim_once_and_keep_the_latest_update() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    two_processes(&server.url(), false);
+}
+
+fn two_processes(url: &str, cluster: bool) {
+    let url = url.to_string();
+    let (index, t, t_ms) = index(&url, cluster);
     let base = t_ms;
     // The drivers, available, and drivers that expired (1 ms TTL) long
     // before the workers' times, near Paris.
@@ -173,8 +198,11 @@ fn two_processes_on_a_cluster_claim_once_and_keep_the_latest_update() {
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..2)
         .map(|w| {
-            Command::new(&exe)
-                .args(["--exact", "worker", "--nocapture", "--test-threads", "1"])
+            let mut cmd = Command::new(&exe);
+            if cluster {
+                cmd.env("DK_GEO_CLUSTER", "1");
+            }
+            cmd.args(["--exact", "worker", "--nocapture", "--test-threads", "1"])
                 .env("DK_GEO_WORKER", &url)
                 .env("DK_GEO_WORKER_ID", w.to_string())
                 .env("DK_GEO_BASE_MS", base.to_string())

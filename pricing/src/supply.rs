@@ -6,9 +6,11 @@ use geo::Point;
 
 /// A source of available-driver positions for [`SurgeEngine::recompute_at`](crate::SurgeEngine::recompute_at).
 ///
-/// Implemented for slices and vectors of `geo::Point` (every point counts)
-/// and for `dispatchkit_geo_index::GeoIndex` (live drivers whose status is
-/// `Status::AVAILABLE`).
+/// Implemented for slices and vectors of `geo::Point` (every point counts),
+/// for `dispatchkit_geo_index::GeoIndex` (live drivers whose status is
+/// `Status::AVAILABLE`), and for a `dispatchkit_geo_index::Snapshot` (its
+/// available drivers: how a `RedisGeoIndex` feeds the engine, through
+/// `RedisGeoIndex::snapshot_at`, one pass over Redis per recompute).
 pub trait SupplySource {
     /// Calls `f(lon, lat)` once per driver that counts as supply at `now`.
     fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64));
@@ -53,5 +55,49 @@ impl SupplySource for dispatchkit_geo_index::GeoIndex {
 
     fn size_hint(&self) -> usize {
         self.len()
+    }
+}
+
+/// The snapshot's drivers whose status is `Status::AVAILABLE` (a snapshot
+/// holds only drivers live at its time; `now` is not consulted).
+impl SupplySource for dispatchkit_geo_index::Snapshot {
+    fn for_each_supply(&self, _now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        let available = dispatchkit_geo_index::Filter::available();
+        for d in self.drivers.iter().filter(|d| available.matches(&d.attrs)) {
+            f(d.pos.lon(), d.pos.lat());
+        }
+    }
+
+    fn size_hint(&self) -> usize {
+        self.drivers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dispatchkit_geo_index::{Attrs, DriverId, GeoIndex, LonLat, Status};
+
+    /// A snapshot is the same supply as the index it was taken from.
+    #[test]
+    fn a_snapshot_supplies_what_its_index_does() {
+        let (t, index) = (Instant::now(), GeoIndex::new());
+        for i in 0..50u32 {
+            let mut a = Attrs::default();
+            if i % 3 == 0 {
+                a.status = Status::BUSY;
+            }
+            let p = LonLat::new(-0.1 + f64::from(i) * 1e-3, 51.5).unwrap();
+            let _ = index.upsert_at(DriverId::from(i), p, a, t).unwrap();
+        }
+        let collect = |s: &dyn SupplySource| {
+            let mut v = Vec::new();
+            s.for_each_supply(t, &mut |x, y| v.push((x.to_bits(), y.to_bits())));
+            v.sort_unstable();
+            v
+        };
+        let from_index = collect(&index);
+        assert_eq!(from_index.len(), 33);
+        assert_eq!(collect(&index.snapshot_at(t)), from_index);
     }
 }

@@ -200,7 +200,7 @@ impl Session<'_> {
                 for cmd in cmds {
                     p.add_command(cmd.clone());
                 }
-                p.query(&mut **c)
+                p.query(c)
             }
         }
     }

@@ -173,7 +173,7 @@ impl RedisGeoIndex {
             found.clear();
             found.extend(cands.iter().filter_map(|(&id, c)| c.d.map(|d| (d, id))));
             // The in-process order: (distance, id), DESC its exact reverse.
-            found.sort_unstable_by(|a, b| (a.0.to_bits(), a.1).cmp(&(b.0.to_bits(), b.1)));
+            found.sort_unstable_by_key(|&(d, id)| (d.to_bits(), id));
             if desc {
                 found.reverse();
             }
