@@ -124,6 +124,27 @@ const HEADLINE: &[(&str, &str, &str, &str, &str)] = &[
         "5 km COUNT 10 searches",
     ),
     (
+        "redis_geo_update",
+        "dispatchkit_redis",
+        "raw_geoadd",
+        "1node",
+        "location updates on one Redis vs raw GEOADD",
+    ),
+    (
+        "redis_geo_update",
+        "dispatchkit_redis",
+        "raw_geoadd",
+        "cluster3",
+        "location updates on a 3-master Redis Cluster",
+    ),
+    (
+        "redis_geo_search_5km_count10",
+        "dispatchkit_redis",
+        "raw_geosearch",
+        "half_filtered",
+        "5 km COUNT 10 available on Redis vs GEOSEARCH + filter",
+    ),
+    (
         "ratelimit_direct",
         "dispatchkit_gcra",
         "governor",

@@ -56,6 +56,8 @@
 //! | `geo`, `ratelimit`, `cache`, `matching`, `pricing` | on | one module each (`matching` and `pricing` turn `geo` on); `default-features = false, features = ["ratelimit"]` builds only the limiter and what it needs |
 //! | `workload` | off | the seeded reference workload (`rand`, `rand_distr`); the benches, examples and tests turn it on |
 //! | `serde` | off | `Serialize` / `Deserialize` on public data types of every enabled module, through the same checks as the constructors |
+//! | `redis` | off | the Redis backends: `geo::RedisGeoIndex`, the limiters and policies, the cache's shared tier, on one server or a Redis Cluster |
+//! | `tokio` | off | async checks on the Redis limiters |
 //!
 //! The code map is
 //! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md);

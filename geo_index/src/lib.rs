@@ -80,6 +80,7 @@
 //! | feature | default | what it enables |
 //! |---|---|---|
 //! | `serde` | off | `Serialize`/`Deserialize` on [`LonLat`], attributes, [`Snapshot`] and events |
+//! | `redis` | off | `RedisGeoIndex`: the same [`DriverIndex`] on Redis or a Redis Cluster, for a fleet several processes share (its docs give the key layout) |
 //!
 //! # Where this fits
 //!

@@ -1,52 +1,6 @@
-//! The driver index on Redis or a Redis Cluster (feature `redis`): the
-//! same [`DriverIndex`] as the in-process [`GeoIndex`](crate::GeoIndex),
-//! with the same answers, for a fleet that outgrows one process.
-//!
-//! # Layout (the seed's `drivers:{city}:{quadrant}` GEO sets, generalised)
-//!
-//! - **Directory**: each driver's authoritative record (position,
-//!   attributes, update time, TTL, version; 41 bytes) in one of
-//!   [`RedisGeoConfig::dir_buckets`] hashes `{prefix:d<bucket>}` (bucket =
-//!   id mod buckets). Upserts with the stale check, removals and the two
-//!   claims are scripts on the driver's bucket, so they are atomic whatever
-//!   process runs them.
-//! - **Tiles**: the world grid's cells (≈ 611 m) grouped into square tiles
-//!   of [`RedisGeoConfig::tile_cells`] cells a side (default 32, ≈ 20 km of
-//!   latitude), each a GEO set `{prefix:t<tile>}g` (member = driver id)
-//!   under its own hash tag. A search runs a script in each tile its area
-//!   touches, all in one pipeline; the script applies the expiry and the
-//!   attribute filter while it walks `GEOSEARCH`'s answer, so `COUNT 10`
-//!   with a filter returns the 10 nearest *matching* drivers.
-//! - **On a single server** the tiles' GEO sets are an index on the
-//!   directory: every write (a whole batch, a claim, a removal) is one
-//!   script that changes the directory and the GEO sets together, and the
-//!   search script reads the candidates' records from the directory.
-//! - **On a Cluster** a script can only touch one slot, so each tile also
-//!   keeps copies of its drivers' records (`{prefix:t<tile>}a`), written in
-//!   a second step after the directory's: one pipelined round trip of
-//!   directory scripts, then one of tile scripts. Every change of a driver
-//!   takes a new version from its bucket's counter and a tile applies a
-//!   driver's changes in version order (a removal leaves a tombstone for
-//!   [`RedisGeoConfig::tombstone_keep`]), so concurrent writers converge on
-//!   the directory's state and a move between tiles never leaves a ghost.
-//!   Between the two steps a moving driver can be in both tiles: a search
-//!   keeps its newest record. The claims are decided on the directory
-//!   alone, so two processes never both win one driver.
-//! - **Expiry** (Redis GEO sets have none): every record carries its update
-//!   time and TTL; the scripts skip expired records, so nothing older than
-//!   its TTL is ever returned, and [`RedisGeoIndex::sweep_at`] deletes them
-//!   (one atomic script per bucket and tile, scanning its records). A
-//!   last-seen sorted set per tile would let the sweep read only what
-//!   expired, but its `ZADD` on every update cost more than the scan (see
-//!   the update bench).
-//! - **Time**: update and processing times are Unix milliseconds
-//!   ([`RedisGeoConfig::clock`] maps the process's `Instant`s onto the
-//!   system clock), so processes on synchronised hosts share one timeline.
-//!
-//! Distances, the shapes' membership tests and the result order are the
-//! in-process index's own code, run on the exact stored positions: Redis
-//! finds the candidates (within the shape's reach plus 2 m), the client
-//! judges them, so both backends return the same drivers in the same order.
+//! The driver index on Redis or a Redis Cluster (feature `redis`):
+//! `RedisGeoIndex` and its configuration; the layout is documented on
+//! `RedisGeoIndex`.
 
 mod replay;
 mod reply;
@@ -143,8 +97,80 @@ impl RedisGeoConfig {
     }
 }
 
-/// The driver index on Redis: see the [module docs](self). `Send + Sync`;
-/// share it through an `Arc`.
+/// The driver index on Redis or a Redis Cluster (feature `redis`): the
+/// same [`DriverIndex`] as the in-process [`GeoIndex`](crate::GeoIndex),
+/// with the same answers, for a fleet that outgrows one process.
+/// `Send + Sync`; share it through an `Arc`.
+///
+/// ```
+/// use std::time::Instant;
+/// use dispatchkit_geo_index::{
+///     Attrs, DriverId, DriverIndex, Filter, LonLat, RedisGeoConfig, RedisGeoIndex, Search,
+///     Status, Unit,
+/// };
+/// # let Some(server) = dispatchkit_test_support::redis_server::RedisServer::start() else {
+/// #     return Ok(());
+/// # };
+/// # let url = server.url();
+/// let index = RedisGeoIndex::new(RedisGeoConfig::new(url))?; // e.g. "redis://10.0.0.5:6379/"
+/// let now = Instant::now();
+/// let _ = index.upsert_at(DriverId::new(7)?, LonLat::new(-122.33, 47.61)?, Attrs::default(), now)?;
+/// let q = Search::radius(LonLat::new(-122.33, 47.61)?, 5.0, Unit::Kilometers)
+///     .count(10)
+///     .filter(Filter::available());
+/// let hits = index.search_at(&q, now)?;
+/// assert_eq!(hits[0].id, DriverId::new(7)?);
+/// // Atomic across every process sharing the index: one winner.
+/// assert!(index.compare_and_set_status_at(hits[0].id, Status::AVAILABLE, Status::BUSY, now)?);
+/// assert!(index.search_at(&q, now)?.is_empty());
+/// # Ok::<(), dispatchkit_geo_index::GeoError>(())
+/// ```
+///
+/// # Layout (the seed's `drivers:{city}:{quadrant}` GEO sets, generalised)
+///
+/// - **Directory**: each driver's authoritative record (position,
+///   attributes, update time, TTL, version; 41 bytes) in one of
+///   [`RedisGeoConfig::dir_buckets`] hashes `{prefix:d<bucket>}` (bucket =
+///   id mod buckets). Upserts with the stale check, removals and the two
+///   claims are scripts on the driver's bucket, so they are atomic whatever
+///   process runs them.
+/// - **Tiles**: the world grid's cells (≈ 611 m) grouped into square tiles
+///   of [`RedisGeoConfig::tile_cells`] cells a side (default 32, ≈ 20 km of
+///   latitude), each a GEO set `{prefix:t<tile>}g` (member = driver id)
+///   under its own hash tag. A search runs a script in each tile its area
+///   touches, all in one pipeline; the script applies the expiry and the
+///   attribute filter while it walks `GEOSEARCH`'s answer, so `COUNT 10`
+///   with a filter returns the 10 nearest *matching* drivers.
+/// - **On a single server** the tiles' GEO sets are an index on the
+///   directory: every write (a whole batch, a claim, a removal) is one
+///   script that changes the directory and the GEO sets together, and the
+///   search script reads the candidates' records from the directory.
+/// - **On a Cluster** a script can only touch one slot, so each tile also
+///   keeps copies of its drivers' records (`{prefix:t<tile>}a`), written in
+///   a second step after the directory's: one pipelined round trip of
+///   directory scripts, then one of tile scripts. Every change of a driver
+///   takes a new version from its bucket's counter and a tile applies a
+///   driver's changes in version order (a removal leaves a tombstone for
+///   [`RedisGeoConfig::tombstone_keep`]), so concurrent writers converge on
+///   the directory's state and a move between tiles never leaves a ghost.
+///   Between the two steps a moving driver can be in both tiles: a search
+///   keeps its newest record. The claims are decided on the directory
+///   alone, so two processes never both win one driver.
+/// - **Expiry** (Redis GEO sets have none): every record carries its update
+///   time and TTL; the scripts skip expired records, so nothing older than
+///   its TTL is ever returned, and [`RedisGeoIndex::sweep_at`] deletes them
+///   (one atomic script per bucket and tile, scanning its records). A
+///   last-seen sorted set per tile would let the sweep read only what
+///   expired, but its `ZADD` on every update cost more than the scan (see
+///   the update bench).
+/// - **Time**: update and processing times are Unix milliseconds
+///   ([`RedisGeoConfig::clock`] maps the process's `Instant`s onto the
+///   system clock), so processes on synchronised hosts share one timeline.
+///
+/// Distances, the shapes' membership tests and the result order are the
+/// in-process index's own code, run on the exact stored positions: Redis
+/// finds the candidates (within the shape's reach plus 2 m), the client
+/// judges them, so both backends return the same drivers in the same order.
 pub struct RedisGeoIndex {
     pool: Pool,
     prefix: String,
