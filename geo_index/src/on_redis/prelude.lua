@@ -42,20 +42,22 @@ local function keep_raw(raw) return raw or false end
 --   U <I8 at_ms, I4 lon_q, I4 lat_q, i4 attrs|-1, i8 ttl_ms|-1, I4 tile>
 --   C <I1 expected, I1 new>   L <I1 eligible, I1 load, I1 max, I1 full>
 --   F <I1 load, I1 full, I1 available>  (release: load down, full -> available)
--- Returns three arrays, one entry per op: code, record, extra. U: code 0
--- inserted / 1 moved (record: the new one, extra: the old tile or -1) or 2
--- stale; C and L: 1 won (the new record) or 0 lost (the record); F: 1 (the
+-- (`ops` nil: every op is U.) Returns four arrays, one entry per op: code,
+-- record, extra, tile. U: code 0 inserted / 1 moved (record: the new one,
+-- extra: the old tile or -1, tile: the new one) or 2 stale; C and L: 1 won (the new record) or 0 lost (the record); F: 1 (the
 -- new record); R: 1 (the
 -- old record, extra: the tombstone version); G: 1 (the record); C, L, R and
 -- G: -1 when no live driver.
 local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
   local state = {}
   read_all(key, ids, state, keep_raw)
-  local version = redis.call('HINCRBY', key, 'v', #ops) - #ops
-  local codes, recs, extras = {}, {}, {}
+  local n = #ids
+  local version = redis.call('HINCRBY', key, 'v', n) - n
+  local codes, recs, extras, tiles = {}, {}, {}, {}
   local fields = {}
-  for k = 1, #ops do
-    local op, id, arg = ops[k], ids[k], args[k]
+  for k = 1, n do
+    -- ops == nil: every op is U (a batch of upserts).
+    local op, id, arg = ops and ops[k] or 'U', ids[k], args[k]
     local raw = state[id] or nil
     local cv, cu, cx, cy, ca, ct, cc, ctile
     local live = false
@@ -78,6 +80,7 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
         if newer then
           version = version + 1
           code, new, extra = 1, struct.pack(REC, version, u, x, y, a, t, c, tile), ctile
+          tiles[k] = tile
         else
           code = 2
         end
@@ -87,6 +90,7 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
         if t < 0 then t, c = default_ttl, 0 end
         version = version + 1
         code, new, extra = 0, struct.pack(REC, version, u, x, y, a, t, c, tile), ctile or -1
+        tiles[k] = tile
       end
     elseif not live then
       code = -1
@@ -141,7 +145,7 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
   end
   -- A driver updated twice in the call appears twice: HSET keeps the last.
   write_all('HSET', key, fields, 2)
-  return codes, recs, extras
+  return codes, recs, extras, tiles
 end
 
 local function version_of(rec)

@@ -43,26 +43,29 @@ local out = {}
 local i = 6
 while i <= #ARGV do
   local bucket, n = ARGV[i], tonumber(ARGV[i + 1])
-  local ops, ids, args, scores = {}, {}, {}, {}
-  for k = 1, n do
-    local j = i + 2 + stride * (k - 1)
-    if batch then
-      ops[k], ids[k], args[k], scores[k] = 'U', ARGV[j], ARGV[j + 1], ARGV[j + 2]
-    else
+  local ops, ids, args, scores = nil, {}, {}, {}
+  if batch then
+    for k = 1, n do
+      local j = i + 2 + 3 * (k - 1)
+      ids[k], args[k], scores[k] = ARGV[j], ARGV[j + 1], ARGV[j + 2]
+    end
+  else
+    ops = {}
+    for k = 1, n do
+      local j = i + 2 + 4 * (k - 1)
       ops[k], ids[k], args[k], scores[k] = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
     end
   end
-  local codes, recs, extras = dir_apply('{' .. prefix .. ':d' .. bucket .. '}', ops, ids, args,
-    now, default_ttl, default_attrs)
+  local codes, recs, extras, tiles = dir_apply('{' .. prefix .. ':d' .. bucket .. '}', ops, ids,
+    args, now, default_ttl, default_attrs)
   if not codes then return redis.error_reply(recs) end
   for k = 1, n do
-    local code = codes[k]
-    if ops[k] == 'U' and code ~= 2 then
-      local tile = struct.unpack('<I4', recs[k], 38)
+    local tile = tiles[k]
+    if tile then
       local old = extras[k]
       if old >= 0 and old ~= tile then drop(old, ids[k]) end
       add(tile, scores[k], ids[k])
-    elseif ops[k] == 'R' and code == 1 then
+    elseif ops and ops[k] == 'R' and codes[k] == 1 then
       drop(struct.unpack('<I4', recs[k], 38), ids[k])
     end
   end
