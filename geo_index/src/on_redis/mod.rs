@@ -478,12 +478,21 @@ impl RedisGeoIndex {
                 call.push(b);
                 call.push(ops.len());
                 sizes.push(ops.len());
+                // One argument for the bucket: <len id, 32-byte operands,
+                // len geohash> per update (see single.lua).
+                let mut blob = Vec::with_capacity(ops.len() * 56);
                 for (i, args) in ops {
                     let u = &updates[i];
-                    call.push(u.id);
-                    call.push_bytes(args);
-                    call.push(u.pos.redis_geohash());
+                    let id = u.id.to_string();
+                    let score = u.pos.redis_geohash().to_string();
+                    debug_assert_eq!(args.len(), 32);
+                    blob.push(id.len() as u8);
+                    blob.extend_from_slice(id.as_bytes());
+                    blob.extend_from_slice(&args);
+                    blob.push(score.len() as u8);
+                    blob.extend_from_slice(score.as_bytes());
                 }
+                call.push_bytes(blob);
             }
             let replies = self.eval_all(&[call], "directory")?;
             let groups = reply::array(

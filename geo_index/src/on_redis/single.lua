@@ -5,8 +5,10 @@
 -- Cluster the client runs dir.lua, then tile.lua, per slot instead).
 -- ARGV: now (Unix ms), default TTL (ms), default attributes (packed),
 -- prefix, a mode, then per bucket: bucket number, count n, and n ops.
--- Mode `B` (a batch of upserts): each op is 3 arguments (driver id, packed
--- U operands, the position's 52-bit geohash: its GEO score), and the
+-- Mode `B` (a batch of upserts): the bucket's n ops are one argument, n
+-- times <B len, id (decimal), 32 bytes of packed U operands, B len, the
+-- position's 52-bit geohash (decimal): its GEO score> (one argument, not
+-- 3n: the server parses and the script converts one string), and the
 -- result per bucket is the ops' codes (0 inserted, 1 moved, 2 stale).
 -- Mode `O` (any ops): each op is 4 arguments (code, driver id, packed
 -- operands, geohash or `-`), and the result per bucket is dir_apply's.
@@ -38,18 +40,20 @@ local function drop(tile, id)
   t[#t + 1] = id
 end
 local batch = ARGV[5] == 'B'
-local stride = batch and 3 or 4
 local out = {}
 local i = 6
 while i <= #ARGV do
   local bucket, n = ARGV[i], tonumber(ARGV[i + 1])
   local ops, ids, args, scores = nil, {}, {}, {}
+  local next_i
   if batch then
+    local blob, pos = ARGV[i + 2], 1
     for k = 1, n do
-      local j = i + 2 + 3 * (k - 1)
-      ids[k], args[k], scores[k] = ARGV[j], ARGV[j + 1], ARGV[j + 2]
+      ids[k], args[k], scores[k], pos = struct.unpack('Bc0c32Bc0', blob, pos)
     end
+    next_i = i + 3
   else
+    next_i = i + 2 + 4 * n
     ops = {}
     for k = 1, n do
       local j = i + 2 + 4 * (k - 1)
@@ -76,7 +80,7 @@ while i <= #ARGV do
     for k = 1, n do res[k] = { codes[k], recs[k] or '', extras[k] or -1 } end
     out[#out + 1] = res
   end
-  i = i + 2 + stride * n
+  i = next_i
 end
 -- Removals first: a driver that left tile A and came back within the call
 -- is re-added below.
