@@ -44,10 +44,10 @@ local function keep_raw(raw) return raw or false end
 --   F <I1 load, I1 full, I1 available>  (release: load down, full -> available)
 -- (`ops` nil: every op is U.) Returns four arrays, one entry per op: code,
 -- record, extra, tile. U: code 0 inserted / 1 moved (record: the new one,
--- extra: the old tile or -1, tile: the new one) or 2 stale; C and L: 1 won (the new record) or 0 lost (the record); F: 1 (the
--- new record); R: 1 (the
--- old record, extra: the tombstone version); G: 1 (the record); C, L, R and
--- G: -1 when no live driver.
+-- extra: the old tile or -1, tile: the new one) or 2 stale; C and L: 1 won
+-- (the new record) or 0 lost (the record); F: 1 (the new record); R: 1
+-- (the old record, extra: the tombstone version); G: 1 (the record); C, L,
+-- F, R and G: -1 when no live driver.
 local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
   local state = {}
   read_all(key, ids, state, keep_raw)
