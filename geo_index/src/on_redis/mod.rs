@@ -2,15 +2,16 @@
 //! `RedisGeoIndex` and its configuration; the layout is documented on
 //! `RedisGeoIndex`.
 
+mod config;
 mod replay;
 mod reply;
 mod search;
+mod write;
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dispatchkit_redis_conn::script::{Call, Lua, eval_pipelined, eval_pipelined_with};
+use dispatchkit_redis_conn::script::{Call, Lua, eval_pipelined};
 use dispatchkit_redis_conn::{Pool, PoolConfig};
 use redis::Value;
 
@@ -22,80 +23,11 @@ use crate::{
     Unit, Upsert, haversine_m,
 };
 
+pub use config::RedisGeoConfig;
 pub use replay::SweepReport;
 pub use search::PartialHits;
 
-use reply::{Rec, Reply};
-
-/// Where the Redis index lives and how it is laid out.
-///
-/// ```no_run
-/// use dispatchkit_geo_index::{RedisGeoConfig, RedisGeoIndex};
-///
-/// let mut cfg = RedisGeoConfig::new("redis://127.0.0.1:6379");
-/// cfg.prefix = "drivers:seattle".into();
-/// let index = RedisGeoIndex::new(cfg)?;
-/// # Ok::<(), dispatchkit_geo_index::GeoError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct RedisGeoConfig {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS); on
-    /// a Cluster, any node.
-    pub url: String,
-    /// Whether `url` is a node of a Redis Cluster.
-    pub cluster: bool,
-    /// Prepended to every key (inside the hash tags); indexes with
-    /// different prefixes share a server without meeting. No `{` or `}`.
-    pub prefix: String,
-    /// How long a driver stays visible after its last update (default
-    /// 30 s, the seed's).
-    pub default_ttl: Duration,
-    /// How far an update's time may be ahead of the processing time
-    /// (default 5 s), as [`IndexConfig::max_future_skew`](crate::IndexConfig::max_future_skew).
-    pub max_future_skew: Duration,
-    /// Grid cells per tile side, a power of two in 1..=1024 (default 32:
-    /// ≈ 20 km of latitude, so a 5 km search reads at most 4 tiles). Every
-    /// process sharing an index must use the same value.
-    pub tile_cells: u32,
-    /// Directory buckets, a power of two in 1..=65536 (default 64: a
-    /// batch costs a script call per bucket it touches on a Cluster, and
-    /// 1M drivers make 16k-field hashes). Every process sharing an index
-    /// must use the same value.
-    pub dir_buckets: u32,
-    /// How long a tile keeps the tombstone of a driver that left it, on a
-    /// Cluster (default 60 s): a write to the tile delayed longer than this
-    /// behind a later move could bring the driver back there until its TTL.
-    pub tombstone_keep: Duration,
-    /// An `Instant` and the system time it stands for; `None`: now. Tests
-    /// pin it for exact millisecond arithmetic.
-    pub clock: Option<(Instant, SystemTime)>,
-    /// The longest a connection may take to open (default 1 s).
-    pub connect_timeout: Duration,
-    /// The longest one round trip may take (default 1 s).
-    pub io_timeout: Duration,
-    /// Extra root certificates (PEM) for `rediss://`.
-    pub tls_root_cert: Option<Vec<u8>>,
-}
-
-impl RedisGeoConfig {
-    /// The defaults, on the server at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        RedisGeoConfig {
-            url: url.into(),
-            cluster: false,
-            prefix: "dk:drivers".into(),
-            default_ttl: Duration::from_secs(30),
-            max_future_skew: Duration::from_secs(5),
-            tile_cells: 32,
-            dir_buckets: 64,
-            tombstone_keep: Duration::from_secs(60),
-            clock: None,
-            connect_timeout: Duration::from_secs(1),
-            io_timeout: Duration::from_secs(1),
-            tls_root_cert: None,
-        }
-    }
-}
+use write::TileSync;
 
 /// The driver index on Redis or a Redis Cluster (feature `redis`): the
 /// same [`DriverIndex`] as the in-process [`GeoIndex`](crate::GeoIndex),
@@ -389,256 +321,6 @@ impl RedisGeoIndex {
         Call::new(tile_lua(), self.tile_keys(tile))
             .arg(now_ms)
             .arg(self.keep_ms)
-    }
-
-    /// One directory op on `id`'s bucket: its reply.
-    fn dir_op(&self, id: DriverId, op: DirOp, now: Instant) -> Result<Reply, GeoError> {
-        let now_ms = self.ms(now);
-        let bucket = self.bucket_of(id);
-        let mut call = if self.is_single() {
-            self.single_call(now_ms).arg("O").arg(bucket).arg(1)
-        } else {
-            self.dir_call(bucket, now_ms)
-        };
-        call.push(op.0);
-        call.push(id);
-        call.push_bytes(op.1);
-        if self.is_single() {
-            call.push("-");
-        }
-        let replies = self.eval_all(&[call], "directory")?;
-        let mut reply = replies.into_iter().next();
-        if self.is_single() {
-            reply = reply
-                .map(reply::array)
-                .transpose()?
-                .and_then(|g| g.into_iter().next());
-        }
-        let mut ops = Reply::ops(reply)?;
-        ops.pop()
-            .ok_or_else(|| reply::malformed("an empty directory reply"))
-    }
-
-    /// Validates one update into the packed operands of its `U` op:
-    /// `<I8 at_ms, I4 lon_q, I4 lat_q, i4 attrs|-1, i8 ttl_ms|-1, I4 tile>`.
-    fn prep(&self, u: &DriverUpdate, now_ms: u64) -> Result<Vec<u8>, GeoError> {
-        if let Some(a) = &u.attrs {
-            a.validate()?;
-        }
-        let ttl = u.ttl.map(ttl_ms).transpose()?;
-        let at_ms = self.ms(u.at);
-        if at_ms > now_ms.saturating_add(self.max_skew_ms) {
-            return Err(GeoError::FutureUpdate {
-                ahead_ms: at_ms - now_ms,
-                max_skew_ms: self.max_skew_ms,
-            });
-        }
-        let (lon_q, lat_q) = u.pos.raw();
-        let mut b = Vec::with_capacity(32);
-        b.extend_from_slice(&at_ms.to_le_bytes());
-        b.extend_from_slice(&lon_q.to_le_bytes());
-        b.extend_from_slice(&lat_q.to_le_bytes());
-        let attrs = u.attrs.map_or(-1, |a| a.pack() as i32);
-        b.extend_from_slice(&attrs.to_le_bytes());
-        // TTLs are at most 2^40 ms (ttl_ms checks).
-        let ttl = ttl.map_or(-1, |t| t as i64);
-        b.extend_from_slice(&ttl.to_le_bytes());
-        b.extend_from_slice(&self.tile_of(u.pos).to_le_bytes());
-        Ok(b)
-    }
-
-    /// Applies a batch; `rejected` as in-process. On a single server one
-    /// script call does it all; on a Cluster, two pipelined round trips:
-    /// the directory buckets, then the tiles.
-    fn apply(&self, updates: &[DriverUpdate], now: Instant) -> Result<BatchReport, GeoError> {
-        let now_ms = self.ms(now);
-        let mut report = BatchReport::default();
-        let mut buckets: HashMap<u64, Vec<(usize, Vec<u8>)>> = HashMap::new();
-        for (i, u) in updates.iter().enumerate() {
-            match self.prep(u, now_ms) {
-                Err(e) => report.rejected.push((i, e)),
-                Ok(args) => buckets
-                    .entry(self.bucket_of(u.id))
-                    .or_default()
-                    .push((i, args)),
-            }
-        }
-        if buckets.is_empty() {
-            return Ok(report);
-        }
-        let mut count = |code: i64| match code {
-            0 => report.inserted += 1,
-            1 => report.moved += 1,
-            _ => report.stale += 1,
-        };
-        if self.is_single() {
-            let mut call = self.single_call(now_ms).arg("B");
-            let mut sizes = Vec::with_capacity(buckets.len());
-            for (b, ops) in buckets {
-                call.push(b);
-                call.push(ops.len());
-                sizes.push(ops.len());
-                // One argument for the bucket: <len id, 32-byte operands,
-                // len geohash> per update (see single.lua).
-                let mut blob = Vec::with_capacity(ops.len() * 56);
-                for (i, args) in ops {
-                    let u = &updates[i];
-                    let id = u.id.to_string();
-                    let score = u.pos.redis_geohash().to_string();
-                    debug_assert_eq!(args.len(), 32);
-                    blob.push(id.len() as u8);
-                    blob.extend_from_slice(id.as_bytes());
-                    blob.extend_from_slice(&args);
-                    blob.push(score.len() as u8);
-                    blob.extend_from_slice(score.as_bytes());
-                }
-                call.push_bytes(blob);
-            }
-            let replies = self.eval_all(&[call], "directory")?;
-            let groups = reply::array(
-                replies
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| reply::malformed("no reply"))?,
-            )?;
-            if groups.len() != sizes.len() {
-                return Err(reply::malformed("an upsert reply of the wrong length"));
-            }
-            for (group, &n) in groups.into_iter().zip(&sizes) {
-                let codes = reply::array(group)?;
-                if codes.len() != n {
-                    return Err(reply::malformed("an upsert reply of the wrong length"));
-                }
-                for c in &codes {
-                    count(reply::int(c)?);
-                }
-            }
-            return Ok(report);
-        }
-        let (calls, idx): (Vec<Call>, Vec<Vec<usize>>) = buckets
-            .into_iter()
-            .map(|(b, ops)| {
-                let mut call = self.dir_call(b, now_ms);
-                let mut idx = Vec::with_capacity(ops.len());
-                for (i, args) in ops {
-                    call.push("U");
-                    call.push(updates[i].id);
-                    call.push_bytes(args);
-                    idx.push(i);
-                }
-                (call, idx)
-            })
-            .unzip();
-        let replies = self.eval_all(&calls, "directory")?;
-        let mut sync = TileSync::new(self, now_ms);
-        for (reply, idx) in replies.into_iter().zip(&idx) {
-            let ops = Reply::ops(Some(reply))?;
-            if ops.len() != idx.len() {
-                return Err(reply::malformed("a directory reply of the wrong length"));
-            }
-            for (op, &i) in ops.into_iter().zip(idx) {
-                count(op.code);
-                if op.code == 2 {
-                    continue;
-                }
-                let id = updates[i].id;
-                let rec = op.record()?;
-                sync.put(id, &rec);
-                if let Some(old) = op.old_tile()?
-                    && old != rec.tile
-                {
-                    sync.remove(old, id, rec.ver);
-                }
-            }
-        }
-        sync.run()?;
-        Ok(report)
-    }
-
-    /// The view of a live directory record.
-    fn view(&self, id: DriverId, rec: &Rec) -> DriverView {
-        DriverView {
-            id,
-            pos: rec.pos(),
-            attrs: Attrs::unpack(rec.attrs),
-            updated_at: self.instant(rec.upd),
-            expires_at: self.instant(rec.upd.saturating_add(rec.ttl)),
-        }
-    }
-
-    /// A directory change on one driver (claim, CAS), then its tile copy.
-    fn change(&self, id: DriverId, op: DirOp, now: Instant) -> Result<bool, GeoError> {
-        let r = self.dir_op(id, op, now)?;
-        match r.code {
-            -1 => Err(GeoError::UnknownDriver(id)),
-            1 => {
-                if !self.is_single() {
-                    let mut sync = TileSync::new(self, self.ms(now));
-                    sync.put(id, &r.record()?);
-                    sync.run()?;
-                }
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-}
-
-/// The tile writes that follow directory changes, grouped per tile into
-/// one script call each, all in one pipeline.
-struct TileSync<'a> {
-    index: &'a RedisGeoIndex,
-    now_ms: u64,
-    calls: HashMap<u32, Call>,
-}
-
-impl<'a> TileSync<'a> {
-    fn new(index: &'a RedisGeoIndex, now_ms: u64) -> Self {
-        TileSync {
-            index,
-            now_ms,
-            calls: HashMap::new(),
-        }
-    }
-
-    fn call(&mut self, tile: u32) -> &mut Call {
-        let (index, now_ms) = (self.index, self.now_ms);
-        self.calls
-            .entry(tile)
-            .or_insert_with(|| index.tile_call(tile, now_ms))
-    }
-
-    fn put(&mut self, id: DriverId, rec: &Rec) {
-        let call = self.call(rec.tile);
-        call.push("P");
-        call.push(id);
-        call.push_bytes(rec.bytes());
-    }
-
-    fn remove(&mut self, tile: u32, id: DriverId, version: u64) {
-        let call = self.call(tile);
-        call.push("D");
-        call.push(id);
-        call.push_bytes(version.to_le_bytes().to_vec());
-    }
-
-    /// The tile calls, and the tiles added to the registry (the set of
-    /// tiles that ever held a driver, which searches over more than 64
-    /// tiles read), in one pipeline.
-    fn run(self) -> Result<(), GeoError> {
-        if self.calls.is_empty() {
-            return Ok(());
-        }
-        let mut register = redis::cmd("SADD");
-        register
-            .arg(self.index.registry_key())
-            .arg(self.calls.keys().copied().collect::<Vec<u32>>());
-        let calls: Vec<Call> = self.calls.into_values().collect();
-        self.index
-            .pool
-            .run_session(|s| eval_pipelined_with(s, &calls, std::slice::from_ref(&register)))
-            .map(drop)
-            .map_err(|f| RedisGeoIndex::unavailable("tiles", f))
     }
 }
 
