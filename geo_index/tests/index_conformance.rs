@@ -55,6 +55,24 @@ fn suite(index: &impl DriverIndex, t0: Instant, ttl: Duration) {
         .collect();
     let report = index.upsert_batch_at(&batch, s(3)).unwrap();
     assert_eq!((report.inserted, report.moved, report.stale), (10, 0, 0));
+    // One driver twice in a batch: applied in batch order (the second,
+    // later one moves it; an older one after it is stale).
+    let ms = Duration::from_millis(1);
+    let twice = [
+        DriverUpdate::new(id(20), ll(13.30, 52.40), s(3)).with_attrs(attrs()),
+        DriverUpdate::new(id(20), ll(13.31, 52.40), s(3) + ms),
+        DriverUpdate::new(id(20), ll(13.32, 52.40), s(3)),
+    ];
+    let report = index.upsert_batch_at(&twice, s(3) + ms).unwrap();
+    assert_eq!((report.inserted, report.moved, report.stale), (1, 1, 1));
+    assert_eq!(
+        index.position_at(id(20), s(3) + ms).unwrap(),
+        ll(13.31, 52.40)
+    );
+    assert_eq!(
+        index.remove_at(id(20), s(3) + ms).unwrap().pos,
+        ll(13.31, 52.40)
+    );
     // Distance between drivers 2 and 3: about 100 m.
     let d = index.distance_at(id(2), id(3), Unit::Meters, s(3)).unwrap();
     assert!((d - 100.0).abs() < 1.0, "{d}");

@@ -48,17 +48,29 @@ local function keep_raw(raw) return raw or false end
 -- (the new record) or 0 lost (the record); F: 1 (the new record); R: 1
 -- (the old record, extra: the tombstone version); G: 1 (the record); C, L,
 -- F, R and G: -1 when no live driver.
-local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
-  local state = {}
-  read_all(key, ids, state, keep_raw)
+local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs, unique)
+  -- unique: no driver appears twice, so each op reads its own HMGET entry
+  -- and nothing needs remembering between ops.
+  local state, raws = {}, {}
   local n = #ids
+  if unique then
+    for k = 1, n, CHUNK do
+      local last = math.min(n, k + CHUNK - 1)
+      local got = redis.call('HMGET', key, unpack(ids, k, last))
+      for j = k, last do raws[j] = got[j - k + 1] end
+    end
+  else
+    read_all(key, ids, state, keep_raw)
+  end
   local version = redis.call('HINCRBY', key, 'v', n) - n
   local codes, recs, extras, tiles = {}, {}, {}, {}
   local fields = {}
   for k = 1, n do
     -- ops == nil: every op is U (a batch of upserts).
     local op, id, arg = ops and ops[k] or 'U', ids[k], args[k]
-    local raw = state[id] or nil
+    local raw
+    if unique then raw = raws[k] else raw = state[id] end
+    raw = raw or nil
     local cv, cu, cx, cy, ca, ct, cc, ctile
     local live = false
     if raw and #raw == 41 then
@@ -127,7 +139,7 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
       code, new = 1, struct.pack(REC, version, cu, cx, cy, a, ct, cc, ctile)
     elseif op == 'R' then
       version = version + 1
-      state[id] = false
+      if not unique then state[id] = false end
       write_all('HSET', key, fields, 2)
       fields = {}
       redis.call('HDEL', key, id)
@@ -136,7 +148,7 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
       return nil, 'unknown op ' .. tostring(op)
     end
     if new then
-      state[id] = new
+      if not unique then state[id] = new end
       recs[k] = new
       fields[#fields + 1] = id
       fields[#fields + 1] = new
@@ -155,23 +167,42 @@ end
 
 -- Applies tile ops to the GEO set `geo_key` and records hash `rec_key`:
 -- puts[k] true: put record payloads[k] of driver ids[k]; false: remove it,
--- payloads[k] being the removal's <I8 version>. Returns how many applied.
-local function tile_apply(geo_key, rec_key, puts, ids, payloads, now, keep)
+-- payloads[k] being the removal's <I8 version>. `unique`: no driver twice.
+-- Returns how many applied.
+local function tile_apply(geo_key, rec_key, puts, ids, payloads, now, keep, unique)
+  -- unique: no driver twice, so each op compares with its own HMGET entry.
   local held = {}
-  read_all(rec_key, ids, held, version_of)
   local final = {}
   local applied = 0
-  for k = 1, #ids do
-    local id = ids[k]
-    local v = version_of(payloads[k])
-    if held[id] < v then
-      held[id] = v
-      final[id] = puts[k] and k or -v
-      applied = applied + 1
+  if unique then
+    for k = 1, #ids, CHUNK do
+      local last = math.min(#ids, k + CHUNK - 1)
+      local got = redis.call('HMGET', rec_key, unpack(ids, k, last))
+      for j = k, last do
+        local v = version_of(payloads[j])
+        if version_of(got[j - k + 1]) < v then
+          final[#final + 1] = puts[j] and j or -j
+          applied = applied + 1
+        end
+      end
     end
+  else
+    read_all(rec_key, ids, held, version_of)
+    local last_of = {}
+    for k = 1, #ids do
+      local id = ids[k]
+      local v = version_of(payloads[k])
+      if held[id] < v then
+        held[id] = v
+        last_of[id] = puts[k] and k or -k
+        applied = applied + 1
+      end
+    end
+    for _, k in pairs(last_of) do final[#final + 1] = k end
   end
   local geo, recs, gone = {}, {}, {}
-  for id, k in pairs(final) do
+  for _, k in ipairs(final) do
+    local id = ids[k < 0 and -k or k]
     if k > 0 then
       local rec = payloads[k]
       local _, _, x, y = struct.unpack('<I8I8I4I4', rec)
@@ -183,7 +214,7 @@ local function tile_apply(geo_key, rec_key, puts, ids, payloads, now, keep)
     else
       gone[#gone + 1] = id
       recs[#recs + 1] = id
-      recs[#recs + 1] = struct.pack('<I8I8', -k, now + keep)
+      recs[#recs + 1] = struct.pack('<I8I8', version_of(payloads[-k]), now + keep)
     end
   end
   write_all('GEOADD', geo_key, geo, 3)

@@ -20,7 +20,7 @@ impl RedisGeoIndex {
         let mut call = if self.is_single() {
             self.single_call(now_ms).arg("O").arg(bucket).arg(1)
         } else {
-            self.dir_call(bucket, now_ms)
+            self.dir_call(bucket, now_ms, true)
         };
         call.push(op.0);
         call.push(id);
@@ -92,13 +92,17 @@ impl RedisGeoIndex {
         if buckets.is_empty() {
             return Ok(report);
         }
+        // Most batches name each driver once: the scripts then skip
+        // remembering records between ops.
+        let mut seen = std::collections::HashSet::with_capacity(updates.len());
+        let unique = updates.iter().all(|u| seen.insert(u.id));
         let mut count = |code: i64| match code {
             0 => report.inserted += 1,
             1 => report.moved += 1,
             _ => report.stale += 1,
         };
         if self.is_single() {
-            let mut call = self.single_call(now_ms).arg("B");
+            let mut call = self.single_call(now_ms).arg(if unique { "B" } else { "b" });
             let mut sizes = Vec::with_capacity(buckets.len());
             for (b, ops) in buckets {
                 call.push(b);
@@ -144,7 +148,7 @@ impl RedisGeoIndex {
         let (calls, idx): (Vec<Call>, Vec<Vec<usize>>) = buckets
             .into_iter()
             .map(|(b, ops)| {
-                let mut call = self.dir_call(b, now_ms);
+                let mut call = self.dir_call(b, now_ms, unique);
                 let mut idx = Vec::with_capacity(ops.len());
                 for (i, args) in ops {
                     call.push("U");
@@ -215,7 +219,8 @@ impl RedisGeoIndex {
 pub(super) struct TileSync<'a> {
     index: &'a RedisGeoIndex,
     now_ms: u64,
-    calls: HashMap<u32, Call>,
+    /// Per tile, its ops: put (the record) or remove (the version).
+    ops: HashMap<u32, Vec<(bool, DriverId, Vec<u8>)>>,
 }
 
 impl<'a> TileSync<'a> {
@@ -223,43 +228,50 @@ impl<'a> TileSync<'a> {
         TileSync {
             index,
             now_ms,
-            calls: HashMap::new(),
+            ops: HashMap::new(),
         }
     }
 
-    fn call(&mut self, tile: u32) -> &mut Call {
-        let (index, now_ms) = (self.index, self.now_ms);
-        self.calls
-            .entry(tile)
-            .or_insert_with(|| index.tile_call(tile, now_ms))
-    }
-
     pub(super) fn put(&mut self, id: DriverId, rec: &Rec) {
-        let call = self.call(rec.tile);
-        call.push("P");
-        call.push(id);
-        call.push_bytes(rec.bytes());
+        self.ops
+            .entry(rec.tile)
+            .or_default()
+            .push((true, id, rec.bytes()));
     }
 
     pub(super) fn remove(&mut self, tile: u32, id: DriverId, version: u64) {
-        let call = self.call(tile);
-        call.push("D");
-        call.push(id);
-        call.push_bytes(version.to_le_bytes().to_vec());
+        self.ops
+            .entry(tile)
+            .or_default()
+            .push((false, id, version.to_le_bytes().to_vec()));
     }
 
     /// The tile calls, and the tiles added to the registry (the set of
     /// tiles that ever held a driver, which searches over more than 64
     /// tiles read), in one pipeline.
     pub(super) fn run(self) -> Result<(), GeoError> {
-        if self.calls.is_empty() {
+        if self.ops.is_empty() {
             return Ok(());
         }
         let mut register = redis::cmd("SADD");
         register
             .arg(self.index.registry_key())
-            .arg(self.calls.keys().copied().collect::<Vec<u32>>());
-        let calls: Vec<Call> = self.calls.into_values().collect();
+            .arg(self.ops.keys().copied().collect::<Vec<u32>>());
+        let calls: Vec<Call> = self
+            .ops
+            .into_iter()
+            .map(|(tile, ops)| {
+                let mut seen = std::collections::HashSet::with_capacity(ops.len());
+                let unique = ops.iter().all(|op| seen.insert(op.1));
+                let mut call = self.index.tile_call(tile, self.now_ms, unique);
+                for (put, id, payload) in ops {
+                    call.push(if put { "P" } else { "D" });
+                    call.push(id);
+                    call.push_bytes(payload);
+                }
+                call
+            })
+            .collect();
         self.index
             .pool
             .run_session(|s| eval_pipelined_with(s, &calls, std::slice::from_ref(&register)))
