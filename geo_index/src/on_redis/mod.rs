@@ -310,22 +310,19 @@ impl RedisGeoIndex {
             .map_err(|f| Self::unavailable(part, f))
     }
 
-    /// A `dir.lua` call on `bucket`, up to its ops (`unique`: no driver
-    /// appears twice among them).
-    fn dir_call(&self, bucket: u64, now_ms: u64, unique: bool) -> Call {
+    /// A `dir.lua` call on `bucket`, up to its ops (no driver twice).
+    fn dir_call(&self, bucket: u64, now_ms: u64) -> Call {
         Call::new(dir_lua(), self.dir_keys(bucket))
             .arg(now_ms)
             .arg(self.default_ttl_ms)
             .arg(Attrs::default().pack())
-            .arg(u8::from(unique))
     }
 
-    /// A `tile.lua` call on `tile`, up to its ops.
-    fn tile_call(&self, tile: u32, now_ms: u64, unique: bool) -> Call {
+    /// A `tile.lua` call on `tile`, up to its ops (no driver twice).
+    fn tile_call(&self, tile: u32, now_ms: u64) -> Call {
         Call::new(tile_lua(), self.tile_keys(tile))
             .arg(now_ms)
             .arg(self.keep_ms)
-            .arg(u8::from(unique))
     }
 }
 

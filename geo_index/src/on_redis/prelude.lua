@@ -17,16 +17,17 @@ local CHUNK = 1000
 local LON_STEP = 360 / 4294967296
 local LAT_STEP = 180 / 4294967296
 
--- HMGET of `ids` (in chunks) into `into[id]` = conv(value) for the first
--- occurrence of each id.
-local function read_all(key, ids, into, conv)
+-- HMGET of `ids` (in chunks): the values, in order (false where none).
+-- Every script call names a driver at most once (the client splits a batch
+-- that names one twice into rounds), so each op reads its own entry.
+local function read_each(key, ids)
+  local out = {}
   for k = 1, #ids, CHUNK do
     local last = math.min(#ids, k + CHUNK - 1)
-    local raws = redis.call('HMGET', key, unpack(ids, k, last))
-    for j = k, last do
-      if into[ids[j]] == nil then into[ids[j]] = conv(raws[j - k + 1]) end
-    end
+    local got = redis.call('HMGET', key, unpack(ids, k, last))
+    for j = k, last do out[j] = got[j - k + 1] end
   end
+  return out
 end
 
 local function write_all(cmd, key, args, per)
@@ -34,8 +35,6 @@ local function write_all(cmd, key, args, per)
     redis.call(cmd, key, unpack(args, k, math.min(#args, k + CHUNK * per - 1)))
   end
 end
-
-local function keep_raw(raw) return raw or false end
 
 -- Applies directory ops to the bucket `key`, in order. ops[k] is 'U', 'C',
 -- 'L', 'R' or 'G' for driver ids[k] with packed operands args[k]:
@@ -48,29 +47,16 @@ local function keep_raw(raw) return raw or false end
 -- (the new record) or 0 lost (the record); F: 1 (the new record); R: 1
 -- (the old record, extra: the tombstone version); G: 1 (the record); C, L,
 -- F, R and G: -1 when no live driver.
-local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs, unique)
-  -- unique: no driver appears twice, so each op reads its own HMGET entry
-  -- and nothing needs remembering between ops.
-  local state, raws = {}, {}
+local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs)
+  local raws = read_each(key, ids)
   local n = #ids
-  if unique then
-    for k = 1, n, CHUNK do
-      local last = math.min(n, k + CHUNK - 1)
-      local got = redis.call('HMGET', key, unpack(ids, k, last))
-      for j = k, last do raws[j] = got[j - k + 1] end
-    end
-  else
-    read_all(key, ids, state, keep_raw)
-  end
   local version = redis.call('HINCRBY', key, 'v', n) - n
   local codes, recs, extras, tiles = {}, {}, {}, {}
   local fields = {}
   for k = 1, n do
     -- ops == nil: every op is U (a batch of upserts).
     local op, id, arg = ops and ops[k] or 'U', ids[k], args[k]
-    local raw
-    if unique then raw = raws[k] else raw = state[id] end
-    raw = raw or nil
+    local raw = raws[k] or nil
     local cv, cu, cx, cy, ca, ct, cc, ctile
     local live = false
     if raw and #raw == 41 then
@@ -139,7 +125,6 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs, u
       code, new = 1, struct.pack(REC, version, cu, cx, cy, a, ct, cc, ctile)
     elseif op == 'R' then
       version = version + 1
-      if not unique then state[id] = false end
       write_all('HSET', key, fields, 2)
       fields = {}
       redis.call('HDEL', key, id)
@@ -148,14 +133,12 @@ local function dir_apply(key, ops, ids, args, now, default_ttl, default_attrs, u
       return nil, 'unknown op ' .. tostring(op)
     end
     if new then
-      if not unique then state[id] = new end
       recs[k] = new
       fields[#fields + 1] = id
       fields[#fields + 1] = new
     end
     codes[k], extras[k] = code, extra
   end
-  -- A driver updated twice in the call appears twice: HSET keeps the last.
   write_all('HSET', key, fields, 2)
   return codes, recs, extras, tiles
 end
@@ -167,38 +150,15 @@ end
 
 -- Applies tile ops to the GEO set `geo_key` and records hash `rec_key`:
 -- puts[k] true: put record payloads[k] of driver ids[k]; false: remove it,
--- payloads[k] being the removal's <I8 version>. `unique`: no driver twice.
--- Returns how many applied.
-local function tile_apply(geo_key, rec_key, puts, ids, payloads, now, keep, unique)
-  -- unique: no driver twice, so each op compares with its own HMGET entry.
-  local held = {}
+-- payloads[k] being the removal's <I8 version>. Returns how many applied
+-- (a driver appears at most once per call).
+local function tile_apply(geo_key, rec_key, puts, ids, payloads, now, keep)
+  local held = read_each(rec_key, ids)
   local final = {}
-  local applied = 0
-  if unique then
-    for k = 1, #ids, CHUNK do
-      local last = math.min(#ids, k + CHUNK - 1)
-      local got = redis.call('HMGET', rec_key, unpack(ids, k, last))
-      for j = k, last do
-        local v = version_of(payloads[j])
-        if version_of(got[j - k + 1]) < v then
-          final[#final + 1] = puts[j] and j or -j
-          applied = applied + 1
-        end
-      end
+  for k = 1, #ids do
+    if version_of(held[k]) < version_of(payloads[k]) then
+      final[#final + 1] = puts[k] and k or -k
     end
-  else
-    read_all(rec_key, ids, held, version_of)
-    local last_of = {}
-    for k = 1, #ids do
-      local id = ids[k]
-      local v = version_of(payloads[k])
-      if held[id] < v then
-        held[id] = v
-        last_of[id] = puts[k] and k or -k
-        applied = applied + 1
-      end
-    end
-    for _, k in pairs(last_of) do final[#final + 1] = k end
   end
   local geo, recs, gone = {}, {}, {}
   for _, k in ipairs(final) do
@@ -220,7 +180,7 @@ local function tile_apply(geo_key, rec_key, puts, ids, payloads, now, keep, uniq
   write_all('GEOADD', geo_key, geo, 3)
   write_all('HSET', rec_key, recs, 2)
   write_all('ZREM', geo_key, gone, 1)
-  return applied
+  return #final
 end
 
 -- Deletes the records of hash `rec_key` that expired by `now` (and old

@@ -199,12 +199,7 @@ impl RedisGeoIndex {
         for chunk in buckets.chunks(PASS) {
             let calls: Vec<Call> = chunk
                 .iter()
-                .map(|&b| {
-                    self.dir_call(b, now_ms, true)
-                        .arg("S")
-                        .arg(SWEEP_LIMIT)
-                        .arg("-")
-                })
+                .map(|&b| self.dir_call(b, now_ms).arg("S").arg(SWEEP_LIMIT).arg("-"))
                 .collect();
             report.directory += self.counts(&calls, "directory")?;
         }
@@ -212,12 +207,7 @@ impl RedisGeoIndex {
         for chunk in tiles.chunks(PASS) {
             let calls: Vec<Call> = chunk
                 .iter()
-                .map(|&t| {
-                    self.tile_call(t, now_ms, true)
-                        .arg("S")
-                        .arg(SWEEP_LIMIT)
-                        .arg("-")
-                })
+                .map(|&t| self.tile_call(t, now_ms).arg("S").arg(SWEEP_LIMIT).arg("-"))
                 .collect();
             report.tiles += self.counts(&calls, "tiles")?;
         }

@@ -5,9 +5,9 @@
 -- Cluster the client runs dir.lua, then tile.lua, per slot instead).
 -- ARGV: now (Unix ms), default TTL (ms), default attributes (packed),
 -- prefix, a mode, then per bucket: bucket number, count n, and n ops.
--- Mode `B` (a batch of upserts, no driver twice; `b`: some twice): the
--- bucket's n ops are one argument, n
--- times <B len, id (decimal), 32 bytes of packed U operands, B len, the
+-- A call names each driver at most once (the client splits a batch that
+-- names one twice into rounds). Mode `B` (a batch of upserts): the
+-- bucket's n ops are one argument, n times <B len, id (decimal), 32 bytes of packed U operands, B len, the
 -- position's 52-bit geohash (decimal): its GEO score> (one argument, not
 -- 3n: the server parses and the script converts one string), and the
 -- result per bucket is the ops' codes (0 inserted, 1 moved, 2 stale).
@@ -40,9 +40,7 @@ local function drop(tile, id)
   if not t then t = {}; drops[tile] = t end
   t[#t + 1] = id
 end
-local batch = ARGV[5] == 'B' or ARGV[5] == 'b'
--- B: no driver twice in the call (the client checked).
-local unique = ARGV[5] == 'B'
+local batch = ARGV[5] == 'B'
 local out = {}
 local i = 6
 while i <= #ARGV do
@@ -64,7 +62,7 @@ while i <= #ARGV do
     end
   end
   local codes, recs, extras, tiles = dir_apply('{' .. prefix .. ':d' .. bucket .. '}', ops, ids,
-    args, now, default_ttl, default_attrs, unique)
+    args, now, default_ttl, default_attrs)
   if not codes then return redis.error_reply(recs) end
   for k = 1, n do
     local tile = tiles[k]

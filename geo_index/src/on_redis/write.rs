@@ -20,7 +20,7 @@ impl RedisGeoIndex {
         let mut call = if self.is_single() {
             self.single_call(now_ms).arg("O").arg(bucket).arg(1)
         } else {
-            self.dir_call(bucket, now_ms, true)
+            self.dir_call(bucket, now_ms)
         };
         call.push(op.0);
         call.push(id);
@@ -69,14 +69,50 @@ impl RedisGeoIndex {
         Ok(b)
     }
 
-    /// Applies a batch; `rejected` as in-process. On a single server one
-    /// script call does it all; on a Cluster, two pipelined round trips:
-    /// the directory buckets, then the tiles.
+    /// Applies a batch; `rejected` as in-process. The scripts take each
+    /// driver at most once per call, so a batch that names a driver more
+    /// than once runs in rounds: round `r` holds the `r`-th update of each
+    /// driver, in batch order, and round `r + 1` starts after round `r`
+    /// answered (a driver's updates apply in batch order; the counts are
+    /// per update, so they add up across rounds).
     pub(super) fn apply(
         &self,
         updates: &[DriverUpdate],
         now: Instant,
     ) -> Result<BatchReport, GeoError> {
+        let mut seen: HashMap<DriverId, usize> = HashMap::with_capacity(updates.len());
+        let rounds: Vec<usize> = updates
+            .iter()
+            .map(|u| {
+                let n = seen.entry(u.id).or_insert(0);
+                *n += 1;
+                *n - 1
+            })
+            .collect();
+        let last = rounds.iter().copied().max().unwrap_or(0);
+        if last == 0 {
+            return self.apply_round(updates, now);
+        }
+        let mut report = BatchReport::default();
+        for r in 0..=last {
+            let idx: Vec<usize> = (0..updates.len()).filter(|&i| rounds[i] == r).collect();
+            let part: Vec<DriverUpdate> = idx.iter().map(|&i| updates[i]).collect();
+            let sub = self.apply_round(&part, now)?;
+            report.inserted += sub.inserted;
+            report.moved += sub.moved;
+            report.stale += sub.stale;
+            report
+                .rejected
+                .extend(sub.rejected.into_iter().map(|(i, e)| (idx[i], e)));
+        }
+        report.rejected.sort_by_key(|(i, _)| *i);
+        Ok(report)
+    }
+
+    /// Applies updates that name each driver at most once. On a single
+    /// server one script call does it all; on a Cluster, two pipelined
+    /// round trips: the directory buckets, then the tiles.
+    fn apply_round(&self, updates: &[DriverUpdate], now: Instant) -> Result<BatchReport, GeoError> {
         let now_ms = self.ms(now);
         let mut report = BatchReport::default();
         let mut buckets: HashMap<u64, Vec<(usize, Vec<u8>)>> = HashMap::new();
@@ -92,17 +128,13 @@ impl RedisGeoIndex {
         if buckets.is_empty() {
             return Ok(report);
         }
-        // Most batches name each driver once: the scripts then skip
-        // remembering records between ops.
-        let mut seen = std::collections::HashSet::with_capacity(updates.len());
-        let unique = updates.iter().all(|u| seen.insert(u.id));
         let mut count = |code: i64| match code {
             0 => report.inserted += 1,
             1 => report.moved += 1,
             _ => report.stale += 1,
         };
         if self.is_single() {
-            let mut call = self.single_call(now_ms).arg(if unique { "B" } else { "b" });
+            let mut call = self.single_call(now_ms).arg("B");
             let mut sizes = Vec::with_capacity(buckets.len());
             for (b, ops) in buckets {
                 call.push(b);
@@ -148,7 +180,7 @@ impl RedisGeoIndex {
         let (calls, idx): (Vec<Call>, Vec<Vec<usize>>) = buckets
             .into_iter()
             .map(|(b, ops)| {
-                let mut call = self.dir_call(b, now_ms, unique);
+                let mut call = self.dir_call(b, now_ms);
                 let mut idx = Vec::with_capacity(ops.len());
                 for (i, args) in ops {
                     call.push("U");
@@ -261,9 +293,7 @@ impl<'a> TileSync<'a> {
             .ops
             .into_iter()
             .map(|(tile, ops)| {
-                let mut seen = std::collections::HashSet::with_capacity(ops.len());
-                let unique = ops.iter().all(|op| seen.insert(op.1));
-                let mut call = self.index.tile_call(tile, self.now_ms, unique);
+                let mut call = self.index.tile_call(tile, self.now_ms);
                 for (put, id, payload) in ops {
                     call.push(if put { "P" } else { "D" });
                     call.push(id);
