@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::algorithm::Algorithm;
 use crate::decision::Decision;
-use crate::{KeyedRateLimiter, PolicyDecision, PolicyLimiter, RateLimitError, Request};
+use crate::{KeyedRateLimiter, PolicyDecision, PolicyLimiter, Quota, RateLimitError, Request};
 
 /// A rate limit with one state per key.
 ///
@@ -36,6 +36,9 @@ use crate::{KeyedRateLimiter, PolicyDecision, PolicyLimiter, RateLimitError, Req
 /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
 /// ```
 pub trait KeyedLimit<K: ?Sized>: Send + Sync {
+    /// The quota every key is held to (what `RateLimit-Policy` advertises).
+    fn quota(&self) -> Quota;
+
     /// The most units one check can ever be granted (the burst for GCRA,
     /// the limit per window for the window algorithms).
     fn capacity(&self) -> u32;
@@ -84,6 +87,10 @@ where
     A: Algorithm,
     S: BuildHasher + Send + Sync,
 {
+    fn quota(&self) -> Quota {
+        self.algorithm().quota()
+    }
+
     fn capacity(&self) -> u32 {
         self.algorithm().capacity()
     }

@@ -90,15 +90,22 @@ pub fn legacy_headers(d: &Decision, clock: &ClockMap) -> Vec<(&'static str, Stri
     let mut h = vec![
         ("X-RateLimit-Limit", d.limit().to_string()),
         ("X-RateLimit-Remaining", d.remaining().to_string()),
-        (
-            "X-RateLimit-Reset",
-            clock.epoch_seconds(d.at() + d.reset_after()).to_string(),
-        ),
+        ("X-RateLimit-Reset", reset_epoch(d, clock).to_string()),
     ];
-    if let Some(wait) = d.retry_after() {
-        h.push(("Retry-After", ceil_secs(wait).max(1).to_string()));
+    if let Some(secs) = retry_after_secs(d) {
+        h.push(("Retry-After", secs.to_string()));
     }
     h
+}
+
+/// `X-RateLimit-Reset`: Unix seconds when the state is back to full.
+fn reset_epoch(d: &Decision, clock: &ClockMap) -> u64 {
+    clock.epoch_seconds(d.at() + d.reset_after())
+}
+
+/// `Retry-After` on a denial: delay-seconds, rounded up, at least 1.
+pub(crate) fn retry_after_secs(d: &Decision) -> Option<u64> {
+    d.retry_after().map(|wait| ceil_secs(wait).max(1))
 }
 
 /// `RateLimit-Policy`: one quota policy item per limit,
@@ -170,5 +177,94 @@ pub fn policy_headers(d: &PolicyDecision, clock: &ClockMap) -> Vec<(&'static str
             h.push(ratelimit_header(&info.name, dec));
             h
         }
+    }
+}
+
+/// Which headers [`insert_headers`] writes.
+#[cfg(feature = "tower")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderStyle {
+    /// `RateLimit-Policy` and `RateLimit` (the IETF draft's fields).
+    pub ietf: bool,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`.
+    pub legacy: bool,
+}
+
+#[cfg(feature = "tower")]
+impl Default for HeaderStyle {
+    /// The draft's fields only.
+    fn default() -> Self {
+        Self {
+            ietf: true,
+            legacy: false,
+        }
+    }
+}
+
+/// Writes a policy decision's headers into an `http::HeaderMap` (what
+/// [`policy_headers`] formats as strings): `RateLimit-Policy` and
+/// `RateLimit` for the reported rule, the legacy trio if `style` asks, and
+/// `Retry-After` on a denial. Nothing when no rule applied.
+///
+/// ```
+/// use dispatchkit_ratelimit::{ClockMap, HeaderStyle, Limit, PolicyLimiter, Request, RuleSet, RuleTable};
+/// use dispatchkit_ratelimit::{KeyKind, Tier, insert_headers};
+/// use std::time::{Instant, SystemTime};
+///
+/// let table = RuleTable { rules: vec![RuleSet {
+///     tier: Some(Tier::Free),
+///     limits: vec![Limit::new(2, "minute".parse()?).named("free")],
+///     ..RuleSet::default()
+/// }] };
+/// let t0 = Instant::now();
+/// let limiter = PolicyLimiter::new_at(&table, t0)?;
+/// let req = Request { tier: Some(Tier::Free), endpoint: "/v1/menu", kind: KeyKind::ApiKey, key: &7u64 };
+/// let d = limiter.check_at(&req, 1, t0)?;
+/// let mut map = http::HeaderMap::new();
+/// insert_headers(&mut map, &d, HeaderStyle::default(), &ClockMap::new(t0, SystemTime::UNIX_EPOCH));
+/// assert_eq!(map["ratelimit-policy"], r#""free";q=2;w=60"#);
+/// // One token back every 30 s.
+/// assert_eq!(map["ratelimit"], r#""free";r=1;t=30"#);
+/// assert!(map.get("retry-after").is_none());
+/// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+/// ```
+#[cfg(feature = "tower")]
+pub fn insert_headers(
+    map: &mut http::HeaderMap,
+    d: &PolicyDecision,
+    style: HeaderStyle,
+    clock: &ClockMap,
+) {
+    use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+    let Some((info, dec)) = d.rule() else { return };
+    let text = |s: String| HeaderValue::try_from(s).ok();
+    if style.ietf {
+        let (_, policy) = ratelimit_policy_header(std::slice::from_ref(info));
+        if let Some(v) = text(policy) {
+            map.insert(HeaderName::from_static("ratelimit-policy"), v);
+        }
+        let (_, limit) = ratelimit_header(&info.name, dec);
+        if let Some(v) = text(limit) {
+            map.insert(HeaderName::from_static("ratelimit"), v);
+        }
+    }
+    if style.legacy {
+        map.insert(
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(dec.limit()),
+        );
+        map.insert(
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(dec.remaining()),
+        );
+        map.insert(
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(reset_epoch(dec, clock)),
+        );
+    }
+    if !d.is_allowed()
+        && let Some(secs) = retry_after_secs(dec)
+    {
+        map.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
 }

@@ -78,7 +78,8 @@
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on [`RuleTable`] and the other rule data, [`FailMode`] |
 //! | `redis` | off | `RedisRateLimiter`, `RedisPolicyLimiter`, `LeasedLimiter`, `RedisConfig` (the `redis` crate, synchronous connections) |
-//! | `tokio` | off | `check_n_async`, `check_n_at_async`, `peek_n_async` on `RedisRateLimiter` (one multiplexed async connection per limiter) |
+//! | `tokio` | off | `check_n_async`, `check_n_at_async`, `peek_n_async` on `RedisRateLimiter` (one multiplexed async connection per limiter); with `tower`, the layer's Redis forms |
+//! | `tower` | off | [`layer`]: `RateLimitLayer`, a tower layer for HTTP services with the IETF and legacy headers, `429` problem responses and key extractors; [`insert_headers`] into an `http::HeaderMap` |
 //!
 //! # Where this fits
 //!
@@ -99,6 +100,8 @@ mod fixed_window;
 mod gcra;
 mod headers;
 mod keyed;
+#[cfg(feature = "tower")]
+pub mod layer;
 #[cfg(feature = "redis")]
 mod on_redis;
 mod policy;
@@ -123,6 +126,8 @@ pub use gcra::cas_retries_on_this_thread;
 pub use headers::{
     ClockMap, legacy_headers, policy_headers, ratelimit_header, ratelimit_policy_header,
 };
+#[cfg(feature = "tower")]
+pub use headers::{HeaderStyle, insert_headers};
 pub use keyed::{DefaultHasher, FailMode, KeyedConfig, KeyedRateLimiter};
 #[cfg(feature = "redis")]
 pub use on_redis::{

@@ -174,6 +174,10 @@ fn lease_decision(lease: u32, left: u32, at: Instant) -> Decision {
 }
 
 impl<K: Hash + Eq + Clone + RedisKey + Send + Sync> KeyedLimit<K> for LeasedLimiter<K> {
+    fn quota(&self) -> crate::Quota {
+        self.remote.algorithm().quota()
+    }
+
     fn capacity(&self) -> u32 {
         self.remote.algorithm().capacity()
     }

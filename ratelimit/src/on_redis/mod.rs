@@ -79,6 +79,14 @@ int_keys!(
     u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, usize, isize
 );
 
+/// Per-IP limits: the address's text form (`203.0.113.9`, `2001:db8::1`).
+impl RedisKey for std::net::IpAddr {
+    fn key_bytes(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let _ = write!(out, "{self}");
+    }
+}
+
 impl<T: RedisKey + ?Sized> RedisKey for &T {
     fn key_bytes(&self, out: &mut Vec<u8>) {
         (**self).key_bytes(out);
@@ -424,6 +432,10 @@ impl RedisRateLimiter<crate::Gcra> {
 }
 
 impl<K: RedisKey + ?Sized, A: RedisAlgorithm> KeyedLimit<K> for RedisRateLimiter<A> {
+    fn quota(&self) -> crate::Quota {
+        self.alg.quota()
+    }
+
     fn capacity(&self) -> u32 {
         self.alg.capacity()
     }
