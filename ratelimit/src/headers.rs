@@ -4,7 +4,6 @@
 //! structured fields of draft-ietf-httpapi-ratelimit-headers-11 (May 2026):
 //! `RateLimit-Policy: "burst";q=100;w=60` and `RateLimit: "default";r=50;t=30`.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::decision::Decision;
@@ -125,17 +124,71 @@ pub(crate) fn retry_after_secs(d: &Decision) -> Option<u64> {
 /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
 /// ```
 pub fn ratelimit_policy_header(policies: &[PolicyInfo]) -> (&'static str, String) {
-    let mut v = String::new();
+    let mut v = Vec::new();
     for (i, p) in policies.iter().enumerate() {
         if i > 0 {
-            v.push_str(", ");
+            v.push_bytes(b", ");
         }
-        let _ = write!(v, "\"{}\";q={}", p.name, p.limit);
-        if p.window.subsec_nanos() == 0 && p.window.as_secs() > 0 {
-            let _ = write!(v, ";w={}", p.window.as_secs());
-        }
+        policy_item(&mut v, p);
     }
-    ("RateLimit-Policy", v)
+    ("RateLimit-Policy", ascii(v))
+}
+
+/// `"name";q=<limit>[;w=<window seconds>]`.
+fn policy_item(out: &mut impl Out, p: &PolicyInfo) {
+    out.quoted(p.name.as_str());
+    out.push_bytes(b";q=");
+    out.num(u64::from(p.limit));
+    if p.window.subsec_nanos() == 0 && p.window.as_secs() > 0 {
+        out.push_bytes(b";w=");
+        out.num(p.window.as_secs());
+    }
+}
+
+/// `"name";r=<remaining>;t=<effective window seconds, rounded up>`.
+fn limit_item(out: &mut impl Out, name: &RuleName, d: &Decision) {
+    out.quoted(name.as_str());
+    out.push_bytes(b";r=");
+    out.num(u64::from(d.remaining()));
+    out.push_bytes(b";t=");
+    out.num(ceil_secs(d.effective_window()));
+}
+
+/// The fields are ASCII (rule names are printable ASCII).
+fn ascii(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// Where header text is written: a `Vec` for the string forms, a stack
+/// buffer for `http` values.
+trait Out {
+    fn push_bytes(&mut self, s: &[u8]);
+
+    fn quoted(&mut self, s: &str) {
+        self.push_bytes(b"\"");
+        self.push_bytes(s.as_bytes());
+        self.push_bytes(b"\"");
+    }
+
+    fn num(&mut self, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push_bytes(&digits[i..]);
+    }
+}
+
+impl Out for Vec<u8> {
+    fn push_bytes(&mut self, s: &[u8]) {
+        self.extend_from_slice(s);
+    }
 }
 
 /// `RateLimit`: the service limit of one policy,
@@ -155,15 +208,9 @@ pub fn ratelimit_policy_header(policies: &[PolicyInfo]) -> (&'static str, String
 /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
 /// ```
 pub fn ratelimit_header(name: &RuleName, d: &Decision) -> (&'static str, String) {
-    (
-        "RateLimit",
-        format!(
-            "\"{}\";r={};t={}",
-            name,
-            d.remaining(),
-            ceil_secs(d.effective_window())
-        ),
-    )
+    let mut v = Vec::new();
+    limit_item(&mut v, name, d);
+    ("RateLimit", ascii(v))
 }
 
 /// Every header for a policy decision: the legacy trio (and `Retry-After`)
@@ -235,36 +282,90 @@ pub fn insert_headers(
     style: HeaderStyle,
     clock: &ClockMap,
 ) {
+    write_headers(map, d, style, clock, None);
+}
+
+/// [`insert_headers`], with the `RateLimit-Policy` value already built when
+/// `policy` is given (a layer whose policy never changes builds it once).
+#[cfg(feature = "tower")]
+pub(crate) fn write_headers(
+    map: &mut http::HeaderMap,
+    d: &PolicyDecision,
+    style: HeaderStyle,
+    clock: &ClockMap,
+    policy: Option<&http::HeaderValue>,
+) {
     use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    const LIMIT: HeaderName = HeaderName::from_static("ratelimit");
+    const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
     let Some((info, dec)) = d.rule() else { return };
-    let text = |s: String| HeaderValue::try_from(s).ok();
+    let n = 2 * usize::from(style.ietf) + 3 * usize::from(style.legacy);
+    let n = n + usize::from(!d.is_allowed());
+    if n > 0 {
+        map.reserve(n);
+    }
     if style.ietf {
-        let (_, policy) = ratelimit_policy_header(std::slice::from_ref(info));
-        if let Some(v) = text(policy) {
-            map.insert(HeaderName::from_static("ratelimit-policy"), v);
+        let policy = match policy {
+            Some(v) => Some(v.clone()),
+            None => policy_value(info),
+        };
+        if let Some(v) = policy {
+            map.insert(POLICY, v);
         }
-        let (_, limit) = ratelimit_header(&info.name, dec);
-        if let Some(v) = text(limit) {
-            map.insert(HeaderName::from_static("ratelimit"), v);
+        let mut b = Buf::new();
+        limit_item(&mut b, &info.name, dec);
+        if let Some(v) = b.value() {
+            map.insert(LIMIT, v);
         }
     }
     if style.legacy {
-        map.insert(
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderValue::from(dec.limit()),
-        );
-        map.insert(
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderValue::from(dec.remaining()),
-        );
-        map.insert(
-            HeaderName::from_static("x-ratelimit-reset"),
-            HeaderValue::from(reset_epoch(dec, clock)),
-        );
+        map.insert(X_LIMIT, HeaderValue::from(dec.limit()));
+        map.insert(X_REMAINING, HeaderValue::from(dec.remaining()));
+        map.insert(X_RESET, HeaderValue::from(reset_epoch(dec, clock)));
     }
     if !d.is_allowed()
         && let Some(secs) = retry_after_secs(dec)
     {
         map.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+}
+
+/// The `RateLimit-Policy` value of one policy, as [`ratelimit_policy_header`]
+/// formats it.
+#[cfg(feature = "tower")]
+pub(crate) fn policy_value(info: &PolicyInfo) -> Option<http::HeaderValue> {
+    let mut b = Buf::new();
+    policy_item(&mut b, info);
+    b.value()
+}
+
+/// A header value built on the stack: a rule name (at most 32 bytes) and
+/// two numbers always fit, so the only allocation is the value's own.
+#[cfg(feature = "tower")]
+struct Buf {
+    b: [u8; 96],
+    n: usize,
+}
+
+#[cfg(feature = "tower")]
+impl Buf {
+    fn new() -> Self {
+        Self { b: [0; 96], n: 0 }
+    }
+
+    fn value(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_bytes(&self.b[..self.n]).ok()
+    }
+}
+
+#[cfg(feature = "tower")]
+impl Out for Buf {
+    fn push_bytes(&mut self, s: &[u8]) {
+        let end = (self.n + s.len()).min(self.b.len());
+        self.b[self.n..end].copy_from_slice(&s[..end - self.n]);
+        self.n = end;
     }
 }

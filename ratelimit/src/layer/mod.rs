@@ -39,7 +39,7 @@ mod limit;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Instant, SystemTime};
 
@@ -54,7 +54,8 @@ pub use limit::{Endpoint, Keyed, LimitError, Policy, RequestLimit};
 #[cfg(feature = "tokio")]
 pub use limit::{RedisKeyed, RedisPolicy};
 
-use crate::{ClockMap, HeaderStyle, PolicyDecision, insert_headers};
+use crate::headers::{policy_value, write_headers};
+use crate::{ClockMap, HeaderStyle, PolicyDecision, PolicyInfo};
 
 type Now = Arc<dyn Fn() -> Instant + Send + Sync>;
 
@@ -65,6 +66,9 @@ struct Config {
     clock: ClockMap,
     /// `None`: each limiter's own clock.
     now: Option<Now>,
+    /// The `RateLimit-Policy` value of the first policy reported (a keyed
+    /// limit reports one policy for ever): built once, then cloned.
+    policy: OnceLock<(PolicyInfo, HeaderValue)>,
 }
 
 impl fmt::Debug for Config {
@@ -112,6 +116,7 @@ impl<L> RateLimitLayer<L> {
                 fail_open: false,
                 clock: ClockMap::now(),
                 now: None,
+                policy: OnceLock::new(),
             }),
         }
     }
@@ -222,7 +227,7 @@ impl Config {
                     None => "rate limit exceeded".to_owned(),
                 };
                 let mut res = problem(StatusCode::TOO_MANY_REQUESTS, &detail);
-                insert_headers(res.headers_mut(), &d, self.style, &self.clock);
+                self.write(res.headers_mut(), &d);
                 Next::Answer(res)
             }
             Err(LimitError::Rejected(r)) => Next::Answer(problem(r.status, &r.detail)),
@@ -236,9 +241,20 @@ impl Config {
 
     fn finish<R>(&self, mut res: Response<R>, d: Option<PolicyDecision>) -> Response<R> {
         if let Some(d) = d {
-            insert_headers(res.headers_mut(), &d, self.style, &self.clock);
+            self.write(res.headers_mut(), &d);
         }
         res
+    }
+
+    fn write(&self, map: &mut http::HeaderMap, d: &PolicyDecision) {
+        let policy = d.rule().and_then(|(info, _)| {
+            let (cached, value) = self.policy.get_or_init(|| {
+                let v = policy_value(info).unwrap_or(HeaderValue::from_static(""));
+                (*info, v)
+            });
+            (cached == info).then_some(value)
+        });
+        write_headers(map, d, self.style, &self.clock, policy);
     }
 }
 
@@ -306,10 +322,11 @@ where
                 // The standard tower move: the service polled ready goes
                 // with the request; a clone stays for the next one.
                 let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                // Boxed: only a limiter that waits (Redis, I/O anyway)
+                // pays for it; the ready path's future stays small.
                 State::Check {
-                    check,
-                    req: Some(req),
-                    inner: Some(std::mem::replace(&mut self.inner, clone)),
+                    wait: Some(Box::new((check, req, inner))),
                 }
             }
         };
@@ -332,7 +349,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<C, S, F, B, R> {
-        Check { check: C, req: Option<Request<B>>, inner: Option<S> },
+        Check { wait: Option<Box<(C, Request<B>, S)>> },
         Call { #[pin] fut: F, decision: Option<PolicyDecision> },
         Answer { res: Option<Response<R>> },
     }
@@ -356,17 +373,23 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Check { check, req, inner } => {
-                    let verdict = ready!(Pin::new(check).poll(cx));
-                    let next = match (req.take(), inner.take()) {
-                        (Some(req), Some(mut inner)) => match this.config.next(verdict) {
-                            Next::Pass(decision) => State::Call {
-                                fut: inner.call(req),
-                                decision,
-                            },
-                            Next::Answer(res) => State::Answer { res: Some(res) },
-                        },
-                        _ => State::Answer { res: None },
+                StateProj::Check { wait } => {
+                    let Some(w) = wait.as_mut() else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    let verdict = ready!(Pin::new(&mut w.0).poll(cx));
+                    let next = match wait.take() {
+                        Some(w) => {
+                            let (_, req, mut inner) = *w;
+                            match this.config.next(verdict) {
+                                Next::Pass(decision) => State::Call {
+                                    fut: inner.call(req),
+                                    decision,
+                                },
+                                Next::Answer(res) => State::Answer { res: Some(res) },
+                            }
+                        }
+                        None => State::Answer { res: None },
                     };
                     this.state.set(next);
                 }
