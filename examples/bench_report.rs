@@ -180,6 +180,20 @@ const HEADLINE: &[(&str, &str, &str, &str, &str)] = &[
         "cache 90 % get, 2 threads",
     ),
     (
+        "cache_get_or_load_async",
+        "dispatchkit",
+        "moka",
+        "hit",
+        "async cache hits (get_or_load_async vs get_with)",
+    ),
+    (
+        "http_ratelimit_layer",
+        "dispatchkit",
+        "tower_governor",
+        "1t",
+        "axum requests through a rate-limit layer, in-process",
+    ),
+    (
         "pricing_surge_recompute",
         "dispatchkit",
         "naive",

@@ -57,7 +57,8 @@
 //! | `workload` | off | the seeded reference workload (`rand`, `rand_distr`); the benches, examples and tests turn it on |
 //! | `serde` | off | `Serialize` / `Deserialize` on public data types of every enabled module, through the same checks as the constructors |
 //! | `redis` | off | the Redis backends: `geo::RedisGeoIndex`, the limiters and policies, the cache's shared tier, on one server or a Redis Cluster |
-//! | `tokio` | off | async checks on the Redis limiters |
+//! | `tokio` | off | async checks on the Redis limiters (and the layer's Redis forms with `tower`) |
+//! | `tower` | off | `ratelimit::layer`: a tower rate-limit layer for HTTP services, with the IETF headers |
 //!
 //! The code map is
 //! [ARCHITECTURE.md](https://github.com/dispatchkit/dispatchkit/blob/main/ARCHITECTURE.md);

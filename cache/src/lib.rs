@@ -24,8 +24,10 @@
 //!   ([`Weigher`]), S3-FIFO eviction (hit ratio above exact LRU's on the
 //!   ARC OLTP trace) or exact [`Policy::Lru`], optional TinyLFU
 //!   [`Admission`], per-entry TTL with a cache-wide default, time-to-idle,
-//!   single-flight [`get_or_load`](Cache::get_or_load), optional negative
-//!   caching, [`CacheStats`] and an eviction listener with the
+//!   single-flight [`get_or_load`](Cache::get_or_load) (blocking) and
+//!   [`get_or_load_async`](Cache::get_or_load_async) (a future: waiters
+//!   park their task, not their thread, on any executor; a cancelled
+//!   loader is replaced by a waiter), optional negative caching, [`CacheStats`] and an eviction listener with the
 //!   [`EvictionCause`].
 //! - [`TieredCache`]: a per-instance L1 over a shared L2 over a
 //!   user-implemented [`Store`], write-through or bounded, coalescing

@@ -212,6 +212,7 @@ pub(crate) use windowed;
 
 /// The allowing decision of a backend that could not answer, configured to
 /// fail open: nothing charged, full capacity shown.
+#[cfg(feature = "redis")]
 pub(crate) fn fallback_decision(limit: u32, cost: u32, at: Instant) -> Decision {
     let mut d = cap_decision(true, limit, cost, 0, at, 0);
     d.source = crate::decision::Source::Fallback;

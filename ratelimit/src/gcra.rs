@@ -60,12 +60,14 @@ impl Gcra {
         }
     }
 
-    /// The emission interval `T`, ns.
+    /// The emission interval `T`, ns (the Redis scripts' argument).
+    #[cfg(feature = "redis")]
     pub(crate) fn interval_ns(&self) -> u64 {
         self.t
     }
 
-    /// The tolerance `τ = (burst − 1)·T`, ns.
+    /// The tolerance `τ = (burst − 1)·T`, ns (the Redis scripts' argument).
+    #[cfg(feature = "redis")]
     pub(crate) fn tolerance_ns(&self) -> u64 {
         self.tau
     }

@@ -156,3 +156,12 @@ const _: () = {
     send_sync::<PolicyLimiter<u64>>();
     send_sync::<RuleTable>();
 };
+
+// The layer and its service are shared and moved between worker threads.
+#[cfg(feature = "tower")]
+const _: () = {
+    const fn send_sync_clone<T: Send + Sync + Clone>() {}
+    type PerKey = layer::Keyed<KeyedRateLimiter<String, Gcra>, layer::HeaderKey>;
+    send_sync_clone::<layer::RateLimitLayer<PerKey>>();
+    send_sync_clone::<layer::RateLimitService<PerKey, ()>>();
+};
