@@ -48,6 +48,8 @@ impl Epoch {
 pub(crate) struct LazyTick<'a> {
     epoch: &'a Epoch,
     at: Option<i64>,
+    /// Read from the clock (not given by the caller): `refresh` forgets it.
+    lazy: bool,
 }
 
 impl<'a> LazyTick<'a> {
@@ -56,12 +58,25 @@ impl<'a> LazyTick<'a> {
         Self {
             epoch,
             at: Some(epoch.tick(now)),
+            lazy: false,
         }
     }
 
     /// A tick that reads `Instant::now()` the first time it is needed.
     pub(crate) fn lazy(epoch: &'a Epoch) -> Self {
-        Self { epoch, at: None }
+        Self {
+            epoch,
+            at: None,
+            lazy: true,
+        }
+    }
+
+    /// After a wait or a load: a clock-read tick is read again when next
+    /// needed (a caller's `now` stays).
+    pub(crate) fn refresh(&mut self) {
+        if self.lazy {
+            self.at = None;
+        }
     }
 
     /// The tick, refused when it is too far from the epoch to set a

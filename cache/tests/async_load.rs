@@ -30,7 +30,7 @@ where
         let _ = tx.send(());
     });
     rx.recv_timeout(Duration::from_secs(60))
-        .expect("the runtime finished: no task blocked its only thread");
+        .expect("the runtime did not finish within 60 s: a task blocked its only thread or a waiter was stranded");
 }
 
 /// Yields until `cond` holds.
@@ -286,4 +286,49 @@ fn async_waiters_and_blocking_callers_share_one_flight() {
     });
     assert_eq!(leader.join().unwrap(), 77);
     assert_eq!(cache.stats().loads, 1);
+}
+
+#[test]
+fn a_panicking_weigher_abandons_the_flight_instead_of_stranding_waiters() {
+    on_current_thread(|| async {
+        // The weigher panics on 13: the leader's task dies inside the cache
+        // after its loader returned.
+        let cache = Arc::new(
+            Cache::<u64, u64>::builder(1_000)
+                .weigher(|_: &u64, v: &u64| {
+                    assert_ne!(*v, 13, "weigher refuses 13");
+                    1
+                })
+                .build()
+                .unwrap(),
+        );
+        let release = Arc::new(tokio::sync::Notify::new());
+        let leader = {
+            let (cache, release) = (cache.clone(), release.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load_async(&4, || async move {
+                        release.notified().await;
+                        13
+                    })
+                    .await
+            })
+        };
+        let c = cache.clone();
+        let mut waiters = Vec::new();
+        for _ in 0..5 {
+            let cache = cache.clone();
+            waiters.push(tokio::spawn(async move {
+                cache.get_or_load_async(&4, || async { 7 }).await
+            }));
+        }
+        until(move || c.stats().load_waits == 5).await;
+        release.notify_one();
+        assert!(leader.await.unwrap_err().is_panic());
+        // A waiter took over with its own loader; nobody is left parked.
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), 7);
+        }
+        assert_eq!(cache.get(&4), Some(7));
+    });
 }

@@ -250,8 +250,9 @@ impl Default for HeaderStyle {
 
 /// Writes a policy decision's headers into an `http::HeaderMap` (what
 /// [`policy_headers`] formats as strings): `RateLimit-Policy` and
-/// `RateLimit` for the reported rule, the legacy trio if `style` asks, and
-/// `Retry-After` on a denial. Nothing when no rule applied.
+/// `RateLimit` for the reported rule (appended to items already there),
+/// the legacy trio if `style` asks, and `Retry-After` on a denial (those
+/// two only where the map has none yet). Nothing when no rule applied.
 ///
 /// ```
 /// use dispatchkit_ratelimit::{ClockMap, HeaderStyle, Limit, PolicyLimiter, Request, RuleSet, RuleTable};
@@ -312,21 +313,28 @@ pub(crate) fn write_headers(
             Some(v) => Some(v.clone()),
             None => policy_value(info),
         };
+        // Appended: a response that already carries another layer's
+        // policies lists both (the fields are structured lists).
         if let Some(v) = policy {
-            map.insert(POLICY, v);
+            map.append(POLICY, v);
         }
         let mut b = Buf::new();
         limit_item(&mut b, &info.name, dec);
         if let Some(v) = b.value() {
-            map.insert(LIMIT, v);
+            map.append(LIMIT, v);
         }
     }
     if style.legacy {
-        map.insert(X_LIMIT, HeaderValue::from(dec.limit()));
-        map.insert(X_REMAINING, HeaderValue::from(dec.remaining()));
-        map.insert(X_RESET, HeaderValue::from(reset_epoch(dec, clock)));
+        // One number each: an inner layer's (the one that decided a
+        // denial) are kept.
+        if !map.contains_key(&X_LIMIT) {
+            map.insert(X_LIMIT, HeaderValue::from(dec.limit()));
+            map.insert(X_REMAINING, HeaderValue::from(dec.remaining()));
+            map.insert(X_RESET, HeaderValue::from(reset_epoch(dec, clock)));
+        }
     }
     if !d.is_allowed()
+        && !map.contains_key(RETRY_AFTER)
         && let Some(secs) = retry_after_secs(dec)
     {
         map.insert(RETRY_AFTER, HeaderValue::from(secs));

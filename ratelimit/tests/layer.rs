@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::get;
-use dispatchkit_ratelimit::layer::{HeaderKey, Keyed, RateLimitLayer, RedisKeyed};
+use dispatchkit_ratelimit::layer::{HeaderKey, Keyed, PeerIp, RateLimitLayer, RedisKeyed};
 use dispatchkit_ratelimit::{
-    FixedWindow, Gcra, KeyedRateLimiter, Quota, RedisConfig, RedisRateLimiter, RuleName,
+    Decision, FixedWindow, Gcra, KeyedLimit, KeyedRateLimiter, Quota, RateLimitError, RedisConfig,
+    RedisRateLimiter, RuleName,
 };
 
 /// A clock the test moves: `t0` plus the stored milliseconds.
@@ -60,17 +62,7 @@ async fn serve(app: Router) -> SocketAddr {
 
 fn app<L>(layer: RateLimitLayer<L>) -> Router
 where
-    RateLimitLayer<L>: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-    <RateLimitLayer<L> as tower_layer::Layer<axum::routing::Route>>::Service:
-        tower_service::Service<
-                axum::extract::Request,
-                Response = axum::response::Response,
-                Error = std::convert::Infallible,
-                Future: Send,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
+    L: dispatchkit_ratelimit::layer::RequestLimit<axum::body::Body>,
 {
     Router::new()
         .route("/v1/hello", get(|| async { "hello" }))
@@ -191,6 +183,10 @@ async fn a_request_without_a_key_is_rejected_with_a_problem() {
     let addr = serve(app(layer_with(per_minute(3, &clock), &clock))).await;
     let r = call(&reqwest::Client::new(), addr, None).await;
     assert_eq!(r.status, 401);
+    assert_eq!(
+        r.get("www-authenticate"),
+        Some(r#"ApiKey header="x-api-key""#)
+    );
     assert_eq!(r.get("content-type"), Some("application/problem+json"));
     let problem: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(problem["status"], 401);
@@ -326,4 +322,147 @@ async fn redis_backed_layer_counts_on_the_server() {
     let r = call(&client, a, Some("k")).await;
     assert_eq!(r.status, 429);
     assert!(r.get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn forwarded_for_is_trusted_only_as_configured() {
+    // One proxy of ours in front: the client is the last X-Forwarded-For
+    // entry; 1 request per minute per client.
+    let clock = Manual::new();
+    let limit = Keyed::new(
+        KeyedRateLimiter::<std::net::IpAddr, _>::new_at(
+            FixedWindow::new(Quota::per_minute(1).unwrap()),
+            clock.t0,
+        ),
+        PeerIp::from_extension(|c: &ConnectInfo<SocketAddr>| c.0.ip()).trust_x_forwarded_for(1),
+        RuleName::new("per-ip").unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app(layer_with(limit, &clock));
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let c = reqwest::Client::new();
+    let send = |xff: Option<&'static [u8]>| {
+        let mut req = c.get(format!("http://{addr}/v1/hello"));
+        if let Some(v) = xff {
+            req = req.header(
+                "x-forwarded-for",
+                reqwest::header::HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // The client's own garbage before the proxy's entry changes nothing.
+    assert_eq!(send(Some(b"\xff\xfe, 198.51.100.1")).await, 200);
+    assert_eq!(
+        send(Some(b"10.9.9.9, 198.51.100.1")).await,
+        429,
+        "same client"
+    );
+    assert_eq!(send(Some(b"198.51.100.2")).await, 200, "another client");
+    // The proxy's entry must be an address.
+    assert_eq!(send(Some(b"198.51.100.3, not-an-ip")).await, 400);
+    // No header: not through the proxy, the peer is the client.
+    assert_eq!(send(None).await, 200);
+    assert_eq!(send(None).await, 429);
+}
+
+#[tokio::test]
+async fn stacked_layers_list_both_policies() {
+    let clock = Manual::new();
+    let global = Keyed::new(
+        KeyedRateLimiter::<String, _>::new_at(
+            FixedWindow::new(Quota::per_minute(100).unwrap()),
+            clock.t0,
+        ),
+        HeaderKey::new("x-api-key").unwrap(),
+        RuleName::new("global").unwrap(),
+    );
+    let app = Router::new()
+        .route("/v1/hello", get(|| async { "hello" }))
+        .layer(layer_with(per_minute(1, &clock), &clock))
+        .layer(layer_with(global, &clock));
+    let addr = serve(app).await;
+    let c = reqwest::Client::new();
+    let res = c
+        .get(format!("http://{addr}/v1/hello"))
+        .header("x-api-key", "k")
+        .send()
+        .await
+        .unwrap();
+    let all = |name: &str| -> Vec<String> {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        all("ratelimit"),
+        [r#""per-key";r=0;t=60"#, r#""global";r=99;t=60"#]
+    );
+    assert_eq!(
+        all("ratelimit-policy"),
+        [r#""per-key";q=1;w=60"#, r#""global";q=100;w=60"#]
+    );
+    assert_eq!(
+        all("x-ratelimit-remaining"),
+        ["0"],
+        "the inner layer's numbers"
+    );
+    // The inner layer's denial keeps its Retry-After and its 429.
+    let r = call(&c, addr, Some("k")).await;
+    assert_eq!((r.status, r.get("retry-after")), (429, Some("60")));
+    assert_eq!(r.get("x-ratelimit-remaining"), Some("0"));
+}
+
+/// A limit that cannot be applied: every check is a configuration error.
+struct Misconfigured;
+
+impl KeyedLimit<str> for Misconfigured {
+    fn quota(&self) -> Quota {
+        Quota::per_second(1).unwrap()
+    }
+    fn capacity(&self) -> u32 {
+        1
+    }
+    fn check_n(&self, _: &str, cost: u32) -> Result<Decision, RateLimitError> {
+        Err(RateLimitError::InvalidCost {
+            cost,
+            reason: "test: misconfigured",
+        })
+    }
+    fn check_n_at(&self, k: &str, cost: u32, _: Instant) -> Result<Decision, RateLimitError> {
+        self.check_n(k, cost)
+    }
+    fn peek_n(&self, k: &str, cost: u32) -> Result<Decision, RateLimitError> {
+        self.check_n(k, cost)
+    }
+    fn peek_n_at(&self, k: &str, cost: u32, _: Instant) -> Result<Decision, RateLimitError> {
+        self.check_n(k, cost)
+    }
+}
+
+#[tokio::test]
+async fn a_misconfigured_limit_is_a_500_even_when_fail_open() {
+    let limit = Keyed::new(
+        Misconfigured,
+        HeaderKey::new("x-api-key").unwrap(),
+        RuleName::new("broken").unwrap(),
+    );
+    let addr = serve(app(RateLimitLayer::new(limit).fail_open(true))).await;
+    let r = call(&reqwest::Client::new(), addr, Some("k")).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.get("content-type"), Some("application/problem+json"));
+    assert!(
+        !r.body.contains("test: misconfigured"),
+        "internal details stay inside"
+    );
 }

@@ -30,6 +30,10 @@ where
     /// [`CacheStats::load_waits`]). A loader result that is too heavy to
     /// cache is still returned. If the leader panics, a waiter retries.
     ///
+    /// Waiting blocks the thread: in async code use
+    /// [`get_or_load_async`](Self::get_or_load_async) (a blocking waiter on
+    /// a runtime thread can stall the task it waits for).
+    ///
     /// ```
     /// use dispatchkit_cache::Cache;
     ///
@@ -267,12 +271,14 @@ where
                     if let Some(r) = waited(flight.wait_async().await) {
                         return r;
                     }
+                    now.refresh();
                 }
                 Step::Lead(flight) => {
                     let Some(load) = loader.take() else { continue };
                     let guard = LeaderGuard::arm(self, hash, key, &flight);
                     let t0 = Instant::now();
                     let result = load().await;
+                    now.refresh();
                     return self.settle(guard, result, t0, &mut now);
                 }
             }
@@ -302,6 +308,8 @@ where
                     if let Some(r) = waited(flight.wait()) {
                         return r;
                     }
+                    // Retrying after a wait: the clock moved on.
+                    now.refresh();
                 }
                 Step::Lead(flight) => {
                     // A caller leads at most once (it returns).
@@ -309,6 +317,8 @@ where
                     let guard = LeaderGuard::arm(self, hash, key, &flight);
                     let t0 = Instant::now();
                     let result = load();
+                    // The value's TTL starts when it was loaded.
+                    now.refresh();
                     return self.settle(guard, result, t0, now);
                 }
             }
@@ -373,7 +383,9 @@ where
         V: Clone,
         E: Send + Sync + 'static,
     {
-        guard.armed = false;
+        // The guard stays armed until the outcome is published: a panic in
+        // user code below (the weigher, `Hash`/`Eq`, `Clone`) abandons the
+        // flight instead of leaving its waiters parked for ever.
         let (hash, key, flight) = (guard.hash, guard.key, guard.flight);
         let nanos = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let s = self.counters.local();
@@ -402,6 +414,7 @@ where
                 } else {
                     Outcome::Abandoned
                 });
+                guard.armed = false;
                 Ok(v)
             }
             Err(e) => {
@@ -418,6 +431,7 @@ where
                     false
                 });
                 flight.publish(Outcome::Failed(shared));
+                guard.armed = false;
                 Err(e)
             }
         }

@@ -20,6 +20,9 @@ pub struct Rejection {
     pub status: StatusCode,
     /// What was wrong, for the client.
     pub detail: Cow<'static, str>,
+    /// The `WWW-Authenticate` challenge a `401` carries (RFC 9110 §15.5.2
+    /// requires one).
+    pub challenge: Option<Cow<'static, str>>,
 }
 
 impl Rejection {
@@ -28,12 +31,21 @@ impl Rejection {
         Self {
             status,
             detail: detail.into(),
+            challenge: None,
         }
     }
 
-    /// `401 Unauthorized`: the credential the key comes from is missing.
-    pub fn unauthorized(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, detail)
+    /// `401 Unauthorized` with the `WWW-Authenticate` `challenge` (an
+    /// auth-scheme and its parameters, e.g. `Bearer` or
+    /// `ApiKey header="x-api-key"`): the credential is missing.
+    pub fn unauthorized(
+        challenge: impl Into<Cow<'static, str>>,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            challenge: Some(challenge.into()),
+            ..Self::new(StatusCode::UNAUTHORIZED, detail)
+        }
     }
 
     /// `400 Bad Request`: the key's source is malformed.
@@ -57,7 +69,8 @@ pub trait KeyExtractor<B>: Send + Sync + 'static {
 }
 
 /// The value of a header, e.g. an API key in `x-api-key`: missing is
-/// `401`, not visible ASCII or empty is `400`.
+/// `401` (with `WWW-Authenticate: ApiKey header="x-api-key"`), not visible
+/// ASCII or empty is `400`.
 ///
 /// ```
 /// use dispatchkit_ratelimit::layer::{HeaderKey, KeyExtractor};
@@ -90,10 +103,12 @@ impl<B> KeyExtractor<B> for HeaderKey {
     type Key = str;
 
     fn extract<'r>(&self, req: &'r Request<B>) -> Result<Cow<'r, str>, Rejection> {
-        let v = req
-            .headers()
-            .get(&self.name)
-            .ok_or_else(|| Rejection::unauthorized(format!("missing header {}", self.name)))?;
+        let v = req.headers().get(&self.name).ok_or_else(|| {
+            Rejection::unauthorized(
+                format!("ApiKey header=\"{}\"", self.name),
+                format!("missing header {}", self.name),
+            )
+        })?;
         match v.to_str() {
             Ok(s) if !s.is_empty() => Ok(Cow::Borrowed(s)),
             _ => Err(Rejection::bad_request(format!(
@@ -110,8 +125,9 @@ type PeerFn = dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync;
 /// server puts in the request's extensions), or, only when the user opts
 /// in with [`trust_x_forwarded_for`](Self::trust_x_forwarded_for), the
 /// address a known number of trusted proxies recorded in
-/// `X-Forwarded-For`. No address at all is a server misconfiguration,
-/// answered `500`.
+/// `X-Forwarded-For` (an entry there that is not an address is `400`). IPv6
+/// clients are keyed per /64 ([`ipv6_prefix`](Self::ipv6_prefix)). No
+/// address at all is a server misconfiguration, answered `500`.
 ///
 /// With axum, the peer is `ConnectInfo<SocketAddr>` (serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()`):
@@ -131,18 +147,24 @@ type PeerFn = dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync;
 /// // Behind two proxies we run, the client is the second entry from the right.
 /// let behind_two = PeerIp::new().trust_x_forwarded_for(2);
 /// assert_eq!(*behind_two.extract(&req)?, "203.0.113.9".parse::<IpAddr>()?);
+/// // IPv6 clients are keyed per /64.
+/// let mut v6 = http::Request::get("/").body(())?;
+/// v6.extensions_mut().insert("[2001:db8:1:2:aaaa::1]:443".parse::<SocketAddr>()?);
+/// assert_eq!(*PeerIp::new().extract(&v6)?, "2001:db8:1:2::".parse::<IpAddr>()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct PeerIp {
     peer: Arc<PeerFn>,
     trusted_proxies: usize,
+    ipv6_prefix: u8,
 }
 
 impl fmt::Debug for PeerIp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PeerIp")
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("ipv6_prefix", &self.ipv6_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +186,7 @@ impl PeerIp {
                     .or_else(|| ext.get::<IpAddr>().copied())
             }),
             trusted_proxies: 0,
+            ipv6_prefix: 64,
         }
     }
 
@@ -177,6 +200,28 @@ impl PeerIp {
         Self {
             peer: Arc::new(move |ext: &Extensions| ext.get::<T>().map(&ip)),
             trusted_proxies: 0,
+            ipv6_prefix: 64,
+        }
+    }
+
+    /// IPv6 clients are keyed by their first `bits` bits (default 64: one
+    /// key per /64, the block a single subscriber usually holds, so a
+    /// client cannot rotate through addresses to escape its limit); 128
+    /// keys every address apart. IPv4-mapped IPv6 addresses are keyed as
+    /// the IPv4 address.
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits.min(128);
+        self
+    }
+
+    fn key_of(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u32::from(self.ipv6_prefix);
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+            v4 => v4,
         }
     }
 
@@ -191,20 +236,34 @@ impl PeerIp {
         self
     }
 
-    fn forwarded<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+    /// The client address the trusted proxies recorded: `Ok(None)` when
+    /// the header is not trusted or has fewer entries than proxies (the
+    /// request did not come through them); `Err` when the entry the
+    /// proxies vouch for is not an IP address.
+    fn forwarded<B>(&self, req: &Request<B>) -> Result<Option<IpAddr>, Rejection> {
         if self.trusted_proxies == 0 {
-            return None;
+            return Ok(None);
         }
+        // Raw bytes: a client's own garbage in the line a proxy appended
+        // to must not hide the proxies' entries.
         let entries = || {
             req.headers()
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
+                .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         };
         let n = entries().count();
-        let i = n.checked_sub(self.trusted_proxies)?;
-        entries().nth(i)?.trim().parse().ok()
+        let Some(i) = n.checked_sub(self.trusted_proxies) else {
+            return Ok(None);
+        };
+        let entry = entries().nth(i).unwrap_or_default();
+        std::str::from_utf8(entry)
+            .ok()
+            .and_then(|e| e.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                Rejection::bad_request("the client entry of X-Forwarded-For is not an IP address")
+            })
     }
 }
 
@@ -212,9 +271,9 @@ impl<B> KeyExtractor<B> for PeerIp {
     type Key = IpAddr;
 
     fn extract<'r>(&self, req: &'r Request<B>) -> Result<Cow<'r, IpAddr>, Rejection> {
-        self.forwarded(req)
+        self.forwarded(req)?
             .or_else(|| (self.peer)(req.extensions()))
-            .map(Cow::Owned)
+            .map(|ip| Cow::Owned(self.key_of(ip)))
             .ok_or_else(|| {
                 Rejection::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -241,6 +300,7 @@ impl<B> KeyExtractor<B> for PeerIp {
 /// ```
 pub struct FromExtension<T, K, F> {
     key: F,
+    challenge: Cow<'static, str>,
     _types: std::marker::PhantomData<fn(&T) -> K>,
 }
 
@@ -248,6 +308,7 @@ impl<T, K, F: Clone> Clone for FromExtension<T, K, F> {
     fn clone(&self) -> Self {
         Self {
             key: self.key.clone(),
+            challenge: self.challenge.clone(),
             _types: std::marker::PhantomData,
         }
     }
@@ -266,12 +327,20 @@ where
     T: Send + Sync + 'static,
     F: Fn(&T) -> K + Send + Sync + 'static,
 {
-    /// The key `key(t)` of the extension `t: T`.
+    /// The key `key(t)` of the extension `t: T`; a request without one
+    /// is `401` with `WWW-Authenticate: Bearer`.
     pub fn new(key: F) -> Self {
         Self {
             key,
+            challenge: Cow::Borrowed("Bearer"),
             _types: std::marker::PhantomData,
         }
+    }
+
+    /// The `WWW-Authenticate` challenge of the `401` (default `Bearer`).
+    pub fn challenge(mut self, challenge: impl Into<Cow<'static, str>>) -> Self {
+        self.challenge = challenge.into();
+        self
     }
 }
 
@@ -287,7 +356,9 @@ where
         req.extensions()
             .get::<T>()
             .map(|t| Cow::Owned((self.key)(t)))
-            .ok_or_else(|| Rejection::unauthorized("the request is not authenticated"))
+            .ok_or_else(|| {
+                Rejection::unauthorized(self.challenge.clone(), "the request is not authenticated")
+            })
     }
 }
 

@@ -1,4 +1,4 @@
-//! A tower [`Layer`](tower_layer::Layer) that rate-limits HTTP requests
+//! A tower [`Layer`] that rate-limits HTTP requests
 //! (feature `tower`): axum, hyper, tonic or any `tower::Service` over
 //! `http::Request`s.
 //!
@@ -8,9 +8,15 @@
 //! `X-RateLimit-Limit` / `-Remaining` / `-Reset`. A denial is `429 Too Many
 //! Requests` with `Retry-After` (seconds) and an RFC 9457
 //! `application/problem+json` body; a request without a usable key is the
-//! extractor's [`Rejection`] (`401` / `400`); a limiter that cannot answer
-//! (Redis down, fail-closed) is `503`, or passes if the layer is
-//! [`fail_open`](RateLimitLayer::fail_open). Nothing panics.
+//! extractor's [`Rejection`] (`401` with `WWW-Authenticate`, `400`); a
+//! limiter that cannot answer (Redis down, fail-closed) is `503`, or passes
+//! if the layer is [`fail_open`](RateLimitLayer::fail_open); a limit that
+//! cannot be applied (a misconfigured rule) is `500`. Nothing panics.
+//!
+//! Layers stack: an inner layer's `RateLimit` / `RateLimit-Policy` items
+//! stay and an outer layer adds its own to the lists (the draft's list
+//! fields); the legacy headers and `Retry-After` are the innermost
+//! layer's.
 //!
 //! In-process limiters ([`Keyed`], [`Policy`]) decide inside `call`: the
 //! allowed path allocates only the header values it writes. The Redis
@@ -43,7 +49,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Instant, SystemTime};
 
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -55,7 +61,7 @@ pub use limit::{Endpoint, Keyed, LimitError, Policy, RequestLimit};
 pub use limit::{RedisKeyed, RedisPolicy};
 
 use crate::headers::{policy_value, write_headers};
-use crate::{ClockMap, HeaderStyle, PolicyDecision, PolicyInfo};
+use crate::{ClockMap, HeaderStyle, PolicyDecision, PolicyInfo, RateLimitError};
 
 type Now = Arc<dyn Fn() -> Instant + Send + Sync>;
 
@@ -230,11 +236,27 @@ impl Config {
                 self.write(res.headers_mut(), &d);
                 Next::Answer(res)
             }
-            Err(LimitError::Rejected(r)) => Next::Answer(problem(r.status, &r.detail)),
-            Err(LimitError::Backend(_)) if self.fail_open => Next::Pass(None),
-            Err(LimitError::Backend(e)) => Next::Answer(problem(
+            Err(LimitError::Rejected(r)) => {
+                let mut res = problem(r.status, &r.detail);
+                if let Some(c) = r.challenge.and_then(|c| HeaderValue::try_from(&*c).ok()) {
+                    res.headers_mut().insert(WWW_AUTHENTICATE, c);
+                }
+                Next::Answer(res)
+            }
+            // Only "cannot answer" may fail open; the backend's own words
+            // stay in the server (they can name hosts).
+            Err(LimitError::Backend(RateLimitError::Unavailable { .. })) if self.fail_open => {
+                Next::Pass(None)
+            }
+            Err(LimitError::Backend(RateLimitError::Unavailable { .. })) => Next::Answer(problem(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("the rate limiter cannot answer: {e}"),
+                "the rate limiter is unavailable; retry later",
+            )),
+            // A limit that cannot be applied (a misconfigured rule or
+            // cost) is a server error, never a free pass.
+            Err(LimitError::Backend(_)) => Next::Answer(problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the rate limit is misconfigured",
             )),
         }
     }
