@@ -427,7 +427,12 @@ fn every_cache_type_survives_hostile_json() {
         a.set(1, 2).unwrap();
         let _ = tier.flush();
     });
-    let tier = SharedTier::new(Cache::new(16).unwrap(), Nothing, TierConfig::default()).unwrap();
+    let tier = SharedTier::new(
+        Cache::<u64, u64>::new(16).unwrap(),
+        Nothing,
+        TierConfig::default(),
+    )
+    .unwrap();
     let a = tier.instance(Cache::new(4).unwrap());
     fuzz("TierStats", vec![a.stats()], |_| {});
     fuzz(

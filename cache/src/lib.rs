@@ -95,7 +95,7 @@ pub use on_redis::{Codec, Postcard, RedisTier, RedisTierConfig, RedisTierStats, 
 pub use policy::{Admission, Policy};
 pub use stats::{CacheStats, EvictionCause, EvictionListener, Evictions};
 pub use tier::Tier;
-pub use tiered::{SharedTier, Store, TierConfig, TierStats, TieredCache, WriteMode};
+pub use tiered::{AsyncStore, SharedTier, Store, TierConfig, TierStats, TieredCache, WriteMode};
 pub use time::MAX_TTL;
 pub use weigher::{UnitWeigher, Weigher};
 

@@ -37,7 +37,10 @@ use crate::weigher::{UnitWeigher, Weigher};
 use crate::write_behind::{Op, WriteBehind};
 use crate::{CacheError, StorePanic};
 
+mod key_lock;
+mod on_async;
 mod shared;
+pub use on_async::AsyncStore;
 pub use shared::SharedTier;
 
 /// The source of truth behind the cache tiers (a user's database).
@@ -320,14 +323,7 @@ where
             None => sh.apply(&key, &Op::Put(value.clone()))?,
             Some(q) => q.enqueue(&key, Op::Put(value.clone()), |k, o| sh.apply(k, o))?,
         }
-        if sh.l2.insert_at(key.clone(), value.clone(), now).is_err() {
-            sh.l2.remove_at(&key, now);
-        }
-        sh.broadcast_invalidate(&key, self.id, now);
-        let k = key.clone();
-        if self.l1.insert_at(key, value, now).is_err() {
-            self.l1.remove_at(&k, now);
-        }
+        self.fill(key, value, now);
         Ok(())
     }
 
@@ -351,25 +347,64 @@ where
             None => sh.apply(key, &Op::Delete)?,
             Some(q) => q.enqueue(key, Op::Delete, |k, o| sh.apply(k, o))?,
         }
-        sh.l2.remove_at(key, now);
-        sh.broadcast_invalidate(key, self.id, now);
-        self.l1.remove_at(key, now);
+        self.drop_key(key, now);
         Ok(())
     }
+}
 
+/// What every instance does, whatever its store.
+impl<K, V, St, W, S> TieredCache<K, V, St, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    W: Weigher<K, V>,
+    S: BuildHasher,
+{
     /// Removes `key` from L2 and every instance's L1 without touching the
     /// store (its value changed at the source): the next GET reloads it.
+    /// Waits (blocking) for a writer of the key; async code uses
+    /// [`invalidate_async`](Self::invalidate_async).
     pub fn invalidate(&self, key: &K) {
         self.invalidate_at(key, Instant::now());
     }
 
     /// [`invalidate`](Self::invalidate) at time `now`.
     pub fn invalidate_at(&self, key: &K, now: Instant) {
+        let _guard = self.shared.write_lock(key);
+        self.drop_key(key, now);
+    }
+
+    /// A write's tier updates, under the key's write lock once the store
+    /// (or its queue) has the write: L2, every other instance's L1
+    /// invalidated, this instance's L1. An entry too heavy for a tier is
+    /// removed from it instead.
+    fn fill(&self, key: K, value: V, now: Instant) {
         let sh = &self.shared;
-        let _guard = sh.write_lock(key);
+        if sh.l2.insert_at(key.clone(), value.clone(), now).is_err() {
+            sh.l2.remove_at(&key, now);
+        }
+        sh.broadcast_invalidate(&key, self.id, now);
+        let k = key.clone();
+        if self.l1.insert_at(key, value, now).is_err() {
+            self.l1.remove_at(&k, now);
+        }
+    }
+
+    /// A delete's or invalidation's tier updates: gone from L2 and every
+    /// instance's L1.
+    fn drop_key(&self, key: &K, now: Instant) {
+        let sh = &self.shared;
         sh.l2.remove_at(key, now);
         sh.broadcast_invalidate(key, self.id, now);
         self.l1.remove_at(key, now);
+    }
+
+    /// [`invalidate`](Self::invalidate), waiting for a writer of the key as
+    /// a future.
+    pub async fn invalidate_async(&self, key: &K) {
+        let now = Instant::now();
+        let _guard = self.shared.write_lock_async(key).await;
+        self.drop_key(key, now);
     }
 
     /// This instance's L1.

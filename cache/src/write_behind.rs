@@ -243,40 +243,67 @@ impl<K: Hash + Eq + Clone, V: Clone> WriteBehind<K, V> {
         apply: impl Fn(&K, &Op<V>) -> Result<(), CacheError>,
     ) -> Result<(), CacheError> {
         loop {
-            let oldest = {
-                let mut q = self.queue.lock();
-                match q.enqueue(key, op.clone()) {
-                    Enqueued::New => return Ok(()),
-                    Enqueued::Coalesced => {
-                        self.coalesced.fetch_add(1, Relaxed);
-                        return Ok(());
-                    }
-                    Enqueued::Full => {
-                        let oldest = q.begin_batch(1);
-                        if oldest.is_empty() {
-                            // Every pending write is being applied by a
-                            // concurrent flush: refuse rather than wait.
-                            return Err(CacheError::QueueFull {
-                                capacity: q.capacity(),
-                                in_flight: q.in_flight(),
-                            });
-                        }
-                        oldest
-                    }
-                }
+            let Some((mut oldest, capacity)) = self.make_room(key, &op)? else {
+                return Ok(());
             };
-            let capacity = self.queue.lock().capacity();
-            let mut oldest = InFlight::new(&self.queue, oldest);
             let Some((k, o, _)) = oldest.next() else {
                 continue;
             };
             let r = apply(k, o);
             oldest.finish(r.as_ref().map(|_| ()));
-            if let Err(e) = r {
-                return Err(CacheError::WriteBehindFull {
-                    capacity,
-                    source: store_source(e),
-                });
+            r.map_err(|e| full(capacity, e))?;
+        }
+    }
+
+    /// [`enqueue`](Self::enqueue) with an async `apply` (given the key and
+    /// operation by value). Dropped mid-apply, the oldest write goes back
+    /// to pending.
+    pub(crate) async fn enqueue_async<F, Fut>(
+        &self,
+        key: &K,
+        op: Op<V>,
+        apply: F,
+    ) -> Result<(), CacheError>
+    where
+        F: Fn(K, Op<V>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), CacheError>>,
+    {
+        loop {
+            let Some((mut oldest, capacity)) = self.make_room(key, &op)? else {
+                return Ok(());
+            };
+            let Some((k, o, _)) = oldest.next() else {
+                continue;
+            };
+            let r = apply(k.clone(), o.clone()).await;
+            oldest.finish(r.as_ref().map(|_| ()));
+            r.map_err(|e| full(capacity, e))?;
+        }
+    }
+
+    /// Queues `op` for `key` if there is room (`None`); when the queue is
+    /// full, takes its oldest write for the caller to apply (with the
+    /// queue's capacity). Every pending write being applied by a
+    /// concurrent flush: `QueueFull` rather than wait.
+    fn make_room(&self, key: &K, op: &Op<V>) -> Result<Room<'_, K, V>, CacheError> {
+        let mut q = self.queue.lock();
+        match q.enqueue(key, op.clone()) {
+            Enqueued::New => Ok(None),
+            Enqueued::Coalesced => {
+                self.coalesced.fetch_add(1, Relaxed);
+                Ok(None)
+            }
+            Enqueued::Full => {
+                let oldest = q.begin_batch(1);
+                if oldest.is_empty() {
+                    return Err(CacheError::QueueFull {
+                        capacity: q.capacity(),
+                        in_flight: q.in_flight(),
+                    });
+                }
+                let capacity = q.capacity();
+                drop(q);
+                Ok(Some((InFlight::new(&self.queue, oldest), capacity)))
             }
         }
     }
@@ -288,31 +315,81 @@ impl<K: Hash + Eq + Clone, V: Clone> WriteBehind<K, V> {
         &self,
         apply: impl Fn(&K, &Op<V>) -> Result<(), CacheError>,
     ) -> Result<usize, CacheError> {
+        let mut batch = self.begin_flush();
+        let mut tally = Tally::default();
+        while let Some((key, op, _)) = batch.next() {
+            let r = apply(key, op);
+            batch.finish(r.as_ref().map(|_| ()));
+            tally.add(r);
+        }
+        tally.outcome()
+    }
+
+    /// [`flush`](Self::flush) with an async `apply`. Dropped mid-flush,
+    /// the writes not yet applied go back to pending.
+    pub(crate) async fn flush_async<F, Fut>(&self, apply: F) -> Result<usize, CacheError>
+    where
+        F: Fn(K, Op<V>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), CacheError>>,
+    {
+        let mut batch = self.begin_flush();
+        let mut tally = Tally::default();
+        while let Some((key, op, _)) = batch.next() {
+            let r = apply(key.clone(), op.clone()).await;
+            batch.finish(r.as_ref().map(|_| ()));
+            tally.add(r);
+        }
+        tally.outcome()
+    }
+
+    /// Every write pending now, marked in flight.
+    fn begin_flush(&self) -> InFlight<'_, K, V> {
         let batch = {
             let mut q = self.queue.lock();
             let n = q.len();
             q.begin_batch(n)
         };
-        let mut batch = InFlight::new(&self.queue, batch);
-        let mut applied = 0;
-        let mut failed = 0;
-        let mut first_error = None;
-        while let Some((key, op, _)) = batch.next() {
-            let r = apply(key, op);
-            batch.finish(r.as_ref().map(|_| ()));
-            match r {
-                Ok(()) => applied += 1,
-                Err(e) => {
-                    failed += 1;
-                    first_error.get_or_insert(e);
-                }
+        InFlight::new(&self.queue, batch)
+    }
+}
+
+/// `None`: queued. Else the oldest write, taken for the caller to apply,
+/// and the queue's capacity.
+type Room<'a, K, V> = Option<(InFlight<'a, K, V>, usize)>;
+
+/// The error of a SET that found the queue full and could not drain it.
+fn full(capacity: usize, e: CacheError) -> CacheError {
+    CacheError::WriteBehindFull {
+        capacity,
+        source: store_source(e),
+    }
+}
+
+/// A flush's results.
+#[derive(Default)]
+struct Tally {
+    applied: usize,
+    failed: usize,
+    first_error: Option<CacheError>,
+}
+
+impl Tally {
+    fn add(&mut self, r: Result<(), CacheError>) {
+        match r {
+            Ok(()) => self.applied += 1,
+            Err(e) => {
+                self.failed += 1;
+                self.first_error.get_or_insert(e);
             }
         }
-        match first_error {
-            None => Ok(applied),
+    }
+
+    fn outcome(self) -> Result<usize, CacheError> {
+        match self.first_error {
+            None => Ok(self.applied),
             Some(e) => Err(CacheError::FlushFailed {
-                applied,
-                failed,
+                applied: self.applied,
+                failed: self.failed,
                 source: store_source(e),
             }),
         }

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
+use super::key_lock::{KeyGuard, KeyLock};
 use super::{
     Miss, Store, StoreCounters, TierConfig, TieredCache, WriteMode, apply_op, catch_store,
 };
@@ -29,10 +30,10 @@ const WRITE_STRIPES: usize = 64;
 /// of instance L1s that invalidations are broadcast to.
 pub struct SharedTier<K, V, St, W = UnitWeigher, S = DefaultHashBuilder> {
     pub(super) l2: Cache<K, V, W, S>,
-    store: St,
-    config: TierConfig,
+    pub(super) store: St,
+    pub(super) config: TierConfig,
     pub(super) queue: Option<WriteBehind<K, V>>,
-    write_locks: Box<[Mutex<()>]>,
+    write_locks: Box<[KeyLock]>,
     stripe_hasher: foldhash::fast::RandomState,
     pub(super) instances: Registry<K, V, W, S>,
     next_instance: AtomicU64,
@@ -49,11 +50,12 @@ impl<K, V, St, W, S> fmt::Debug for SharedTier<K, V, St, W, S> {
     }
 }
 
+/// What every shared tier does, whatever its store (blocking [`Store`]
+/// or [`AsyncStore`](super::AsyncStore)).
 impl<K, V, St, W, S> SharedTier<K, V, St, W, S>
 where
     K: Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
-    St: Store<K, V>,
     W: Weigher<K, V>,
     S: BuildHasher,
 {
@@ -106,7 +108,7 @@ where
             store,
             config,
             queue,
-            write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            write_locks: (0..WRITE_STRIPES).map(|_| KeyLock::default()).collect(),
             stripe_hasher: foldhash::fast::RandomState::default(),
             instances: RwLock::new(Vec::new()),
             next_instance: AtomicU64::new(0),
@@ -158,73 +160,46 @@ where
         self.queue.as_ref().map_or(0, WriteBehind::len)
     }
 
-    pub(super) fn write_lock(&self, key: &K) -> parking_lot::MutexGuard<'_, ()> {
-        let i = self.stripe_hasher.hash_one(key) as usize % WRITE_STRIPES;
-        self.write_locks[i].lock()
+    fn stripe(&self, key: &K) -> &KeyLock {
+        &self.write_locks[self.stripe_hasher.hash_one(key) as usize % WRITE_STRIPES]
     }
 
-    /// Applies `op` to the store with up to `store_attempts` tries. A
-    /// store that panics counts as a failed attempt ([`StorePanic`]): the
-    /// cache's state stays consistent and the write is retried or reported.
-    pub(super) fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
-        let (r, errors) = apply_op(&self.store, key, op, self.config.store_attempts);
-        self.counters.errors.fetch_add(u64::from(errors), Relaxed);
-        if r.is_ok() {
-            match op {
-                Op::Put(_) => &self.counters.puts,
-                Op::Delete => &self.counters.deletes,
-            }
-            .fetch_add(1, Relaxed);
+    /// The key's write lock, blocking the thread while another writer
+    /// holds it.
+    pub(super) fn write_lock(&self, key: &K) -> KeyGuard<'_> {
+        self.stripe(key).lock()
+    }
+
+    /// The key's write lock, waited for as a future.
+    pub(super) async fn write_lock_async(&self, key: &K) -> KeyGuard<'_> {
+        self.stripe(key).lock_async().await
+    }
+
+    /// Counts a store write that succeeded.
+    pub(super) fn count_applied(&self, op: &Op<V>) {
+        match op {
+            Op::Put(_) => &self.counters.puts,
+            Op::Delete => &self.counters.deletes,
         }
-        r
+        .fetch_add(1, Relaxed);
     }
 
-    /// Applies every write pending when called (writes that arrive meanwhile
-    /// stay queued); returns how many were applied. Write-through: `Ok(0)`.
-    /// Concurrent flushes split the queue between them. A store that
-    /// errors or panics never loses a write and never wedges the queue: the
-    /// write goes back to pending with its error
-    /// ([`SharedTier::failed_writes`]) and the next flush retries it.
-    ///
-    /// # Errors
-    /// [`CacheError::FlushFailed`] if some writes failed every attempt; they
-    /// stay queued (nothing is dropped) and the next flush retries them.
-    pub fn flush(&self) -> Result<usize, CacheError> {
-        match &self.queue {
-            None => Ok(0),
-            Some(q) => q.flush(|k, o| self.apply(k, o)),
-        }
+    /// A read a pending write-behind write answers (the store is stale).
+    pub(super) fn pending_read(&self, key: &K) -> Option<Result<V, Miss>> {
+        let op = self.queue.as_ref()?.peek(key)?;
+        self.counters.pending_reads.fetch_add(1, Relaxed);
+        Some(match op {
+            Op::Put(v) => Ok(v),
+            Op::Delete => Err(Miss::NotFound),
+        })
     }
 
-    /// Pending write-behind writes whose last attempt failed, with that
-    /// error (write-through: empty). They stay pending and are retried by
-    /// the next [`flush`](Self::flush) (or a SET that drains the queue).
-    pub fn failed_writes(&self) -> Vec<(K, CacheError)> {
-        self.queue
-            .as_ref()
-            .map_or_else(Vec::new, WriteBehind::failures)
-    }
-
-    /// Loads `key` into L2 (single-flight across instances): a pending
-    /// write-behind write first, then the store.
-    pub(super) fn load_l2(&self, key: &K, now: Instant) -> Result<V, Miss> {
-        self.l2
-            .try_get_or_load_at(key, now, || self.load_l3(key))
-            .map_err(|e| (*e).clone())
-    }
-
-    fn load_l3(&self, key: &K) -> Result<V, Miss> {
-        if let Some(queue) = &self.queue
-            && let Some(op) = queue.peek(key)
-        {
-            self.counters.pending_reads.fetch_add(1, Relaxed);
-            return match op {
-                Op::Put(v) => Ok(v),
-                Op::Delete => Err(Miss::NotFound),
-            };
-        }
-        self.counters.gets.fetch_add(1, Relaxed);
-        match catch_store(|| self.store.get(key)) {
+    /// A store read's result as a tier load's.
+    pub(super) fn store_read(
+        &self,
+        r: Result<Option<V>, Arc<dyn std::error::Error + Send + Sync>>,
+    ) -> Result<V, Miss> {
+        match r {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Err(Miss::NotFound),
             Err(source) => {
@@ -236,6 +211,15 @@ where
                 }))
             }
         }
+    }
+
+    /// Pending write-behind writes whose last attempt failed, with that
+    /// error (write-through: empty). They stay pending and are retried by
+    /// the next flush (or a SET that drains the queue).
+    pub fn failed_writes(&self) -> Vec<(K, CacheError)> {
+        self.queue
+            .as_ref()
+            .map_or_else(Vec::new, WriteBehind::failures)
     }
 
     /// Removes `key` from every instance's L1 except `except`'s.
@@ -260,5 +244,60 @@ where
         if let Some(q) = &self.queue {
             q.check_invariants();
         }
+    }
+}
+
+/// The tier logic over a blocking [`Store`].
+impl<K, V, St, W, S> SharedTier<K, V, St, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    St: Store<K, V>,
+    W: Weigher<K, V>,
+    S: BuildHasher,
+{
+    /// Applies `op` to the store with up to `store_attempts` tries. A
+    /// store that panics counts as a failed attempt ([`StorePanic`]): the
+    /// cache's state stays consistent and the write is retried or reported.
+    pub(super) fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
+        let (r, errors) = apply_op(&self.store, key, op, self.config.store_attempts);
+        self.counters.errors.fetch_add(u64::from(errors), Relaxed);
+        if r.is_ok() {
+            self.count_applied(op);
+        }
+        r
+    }
+
+    /// Applies every write pending when called (writes that arrive meanwhile
+    /// stay queued); returns how many were applied. Write-through: `Ok(0)`.
+    /// Concurrent flushes split the queue between them. A store that
+    /// errors or panics never loses a write and never wedges the queue: the
+    /// write goes back to pending with its error
+    /// ([`SharedTier::failed_writes`]) and the next flush retries it.
+    ///
+    /// # Errors
+    /// [`CacheError::FlushFailed`] if some writes failed every attempt; they
+    /// stay queued (nothing is dropped) and the next flush retries them.
+    pub fn flush(&self) -> Result<usize, CacheError> {
+        match &self.queue {
+            None => Ok(0),
+            Some(q) => q.flush(|k, o| self.apply(k, o)),
+        }
+    }
+
+    /// Loads `key` into L2 (single-flight across instances): a pending
+    /// write-behind write first, then the store.
+    pub(super) fn load_l2(&self, key: &K, now: Instant) -> Result<V, Miss> {
+        self.l2
+            .try_get_or_load_at(key, now, || self.load_l3(key))
+            .map_err(|e| (*e).clone())
+    }
+
+    fn load_l3(&self, key: &K) -> Result<V, Miss> {
+        if let Some(pending) = self.pending_read(key) {
+            return pending;
+        }
+        self.counters.gets.fetch_add(1, Relaxed);
+        self.store_read(catch_store(|| self.store.get(key)))
     }
 }
