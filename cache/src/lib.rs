@@ -50,6 +50,7 @@
 //! |---|---|---|
 //! | `serde` | off | `Serialize` / `Deserialize` on [`CacheStats`], [`Evictions`], [`EvictionCause`], [`Policy`], [`Admission`], [`UnitWeigher`], [`TierConfig`], [`TierStats`], [`WriteMode`] |
 //! | `redis` | off | `RedisTier`, `RedisTieredCache`, `RedisTierConfig`, `Codec`, `Postcard` (the shared tier on Redis) |
+//! | `tokio` | off | with `redis`: `RedisTieredCache::get_async` / `set_async` / `delete_async` / `invalidate_async` and `RedisTier::flush_async` over an [`AsyncStore`] (Redis calls on tokio's blocking pool). [`Cache::get_or_load_async`] and the in-process tiers' async forms need no feature |
 //!
 //! # Time
 //!

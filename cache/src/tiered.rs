@@ -41,6 +41,8 @@ mod key_lock;
 mod on_async;
 mod shared;
 pub use on_async::AsyncStore;
+#[cfg(feature = "tokio")]
+pub(crate) use on_async::{apply_op_async, catch_panic};
 pub use shared::SharedTier;
 
 /// The source of truth behind the cache tiers (a user's database).

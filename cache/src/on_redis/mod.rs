@@ -22,6 +22,9 @@
 //! past the configured timeouts. Single-flight stays per process.
 
 mod codec;
+mod config;
+#[cfg(feature = "tokio")]
+mod on_async;
 mod subscriber;
 
 use std::fmt;
@@ -29,12 +32,13 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dispatchkit_redis_conn::{Failure, Pool, PoolConfig};
 use parking_lot::{Mutex, RwLock};
 
 pub use codec::{Codec, Postcard};
+pub use config::{RedisTierConfig, RedisTierStats};
 use subscriber::{origin_id, subscribe_loop};
 
 use crate::cache::{Cache, DefaultHashBuilder};
@@ -42,61 +46,6 @@ use crate::tiered::{Store, apply_op, catch_store};
 use crate::weigher::{UnitWeigher, Weigher};
 use crate::write_behind::{Op, WriteBehind};
 use crate::{CacheError, Tier, TierConfig, WriteMode};
-
-/// Where the shared tier lives and how long to wait for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisTierConfig {
-    /// `redis://[user:password@]host:port[/db]`.
-    pub url: String,
-    /// Prefix of every key and of the invalidation channel (default
-    /// `"dk:cache"`); tiers with different data use different prefixes.
-    pub key_prefix: String,
-    /// How long an entry stays in the L2 (Redis `SET … PX`; default 10 min).
-    pub l2_ttl: Duration,
-    /// The longest a new connection may take (default 250 ms).
-    pub connect_timeout: Duration,
-    /// The longest one command may take (default 100 ms).
-    pub io_timeout: Duration,
-    /// Extra root certificates (PEM) to trust for `rediss://` besides the
-    /// system's.
-    pub tls_root_cert: Option<Vec<u8>>,
-    /// Whether `url` is one node of a Redis Cluster.
-    pub cluster: bool,
-}
-
-impl RedisTierConfig {
-    /// The defaults for `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            key_prefix: "dk:cache".into(),
-            l2_ttl: Duration::from_secs(600),
-            connect_timeout: Duration::from_millis(250),
-            io_timeout: Duration::from_millis(100),
-            tls_root_cert: None,
-            cluster: false,
-        }
-    }
-}
-
-/// Counters of a [`RedisTier`] (all its instances).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RedisTierStats {
-    /// L1 misses answered by Redis.
-    pub l2_hits: u64,
-    /// L1 misses Redis did not hold.
-    pub l2_misses: u64,
-    /// Redis calls that failed (reads fell through to the store; writes
-    /// could not reach the L2 or the other processes).
-    pub l2_errors: u64,
-    /// Store reads.
-    pub store_gets: u64,
-    /// Invalidations received from other processes.
-    pub invalidations_received: u64,
-    /// Times the subscriber (re)subscribed and emptied the L1s.
-    pub resubscriptions: u64,
-}
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -162,11 +111,13 @@ fn redis_error(operation: &'static str, f: Failure) -> CacheError {
     }
 }
 
+/// What every Redis tier does, whatever its store (blocking [`Store`] or,
+/// with the `tokio` feature, [`AsyncStore`](crate::AsyncStore)).
 impl<K, V, St, C, W, S> RedisTier<K, V, St, C, W, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
-    St: Store<K, V>,
+    St: Send + Sync + 'static,
     C: Codec<K> + Codec<V> + 'static,
     W: Weigher<K, V> + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
@@ -274,19 +225,6 @@ where
         &self.store
     }
 
-    /// Applies every write-behind write pending when called; returns how
-    /// many were applied (write-through: `Ok(0)`). A failed write stays
-    /// pending with its error ([`failed_writes`](Self::failed_writes)).
-    ///
-    /// # Errors
-    /// [`CacheError::FlushFailed`] if some writes failed every attempt.
-    pub fn flush(&self) -> Result<usize, CacheError> {
-        match &self.queue {
-            None => Ok(0),
-            Some(q) => q.flush(|k, o| self.apply(k, o)),
-        }
-    }
-
     /// Write-behind writes pending in this process.
     pub fn pending_writes(&self) -> usize {
         self.queue.as_ref().map_or(0, WriteBehind::len)
@@ -297,18 +235,6 @@ where
         self.queue
             .as_ref()
             .map_or_else(Vec::new, WriteBehind::failures)
-    }
-
-    fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
-        apply_op(&self.store, key, op, self.tier.store_attempts).0
-    }
-
-    /// The store write of `op` for `key`: now (write-through) or queued.
-    fn write_store(&self, key: &K, op: Op<V>) -> Result<(), CacheError> {
-        match &self.queue {
-            None => self.apply(key, &op),
-            Some(q) => q.enqueue(key, op, |k, o| self.apply(k, o)),
-        }
     }
 
     /// Counters.
@@ -344,50 +270,49 @@ where
         Ok(name)
     }
 
-    /// This process's pending write, else L2, else the store (filling L2);
-    /// `Ok(None)` when the store has none.
-    fn load(&self, key: &K) -> Result<Option<V>, CacheError> {
-        if let Some(op) = self.queue.as_ref().and_then(|q| q.peek(key)) {
-            return Ok(match op {
-                Op::Put(v) => Some(v),
-                Op::Delete => None,
-            });
-        }
-        let name = self.key_name(key)?;
+    /// This process's pending write of `key` (`Some(None)`: a delete).
+    fn pending(&self, key: &K) -> Option<Option<V>> {
+        let op = self.queue.as_ref()?.peek(key)?;
+        Some(match op {
+            Op::Put(v) => Some(v),
+            Op::Delete => None,
+        })
+    }
+
+    /// The L2 entry of `key` (a Redis failure, or an entry another schema
+    /// wrote, reads as a miss).
+    fn l2_get(&self, key: &K) -> Option<V> {
+        let name = self.key_name(key).ok()?;
         let cached: Result<Option<Vec<u8>>, CacheError> =
             self.redis("get", |c| redis::cmd("GET").arg(&name).query(c));
-        if let Ok(Some(bytes)) = &cached {
-            // An entry another schema wrote reads as a miss.
-            if let Ok(v) = Codec::<V>::decode(&*self.codec, bytes) {
-                self.shared.counters.l2_hits.fetch_add(1, Relaxed);
-                return Ok(Some(v));
-            }
+        if let Ok(Some(bytes)) = &cached
+            && let Ok(v) = Codec::<V>::decode(&*self.codec, bytes)
+        {
+            self.shared.counters.l2_hits.fetch_add(1, Relaxed);
+            return Some(v);
         }
         if cached.is_ok() {
             self.shared.counters.l2_misses.fetch_add(1, Relaxed);
         }
-        self.load_l3(key)
+        None
     }
 
-    /// The store's value of `key` (a pending write first), filling Redis.
-    fn load_l3(&self, key: &K) -> Result<Option<V>, CacheError> {
-        if let Some(op) = self.queue.as_ref().and_then(|q| q.peek(key)) {
-            return Ok(match op {
-                Op::Put(v) => Some(v),
-                Op::Delete => None,
-            });
-        }
-        let name = self.key_name(key)?;
-        self.shared.counters.store_gets.fetch_add(1, Relaxed);
-        let v = catch_store(|| self.store.get(key)).map_err(|source| CacheError::Store {
+    /// A store read's result; a value found is to be put in Redis.
+    fn from_store(
+        r: Result<Option<V>, Arc<dyn std::error::Error + Send + Sync>>,
+    ) -> Result<Option<V>, CacheError> {
+        r.map_err(|source| CacheError::Store {
             operation: "get",
             attempts: 1,
             source,
-        })?;
-        if let Some(v) = &v {
+        })
+    }
+
+    /// Puts a value the store answered into Redis (best effort).
+    fn fill_l2(&self, key: &K, v: &V) {
+        if let Ok(name) = self.key_name(key) {
             let _ = self.put_l2(&name, v);
         }
-        Ok(v)
     }
 
     fn put_l2(&self, name: &[u8], v: &V) -> Result<(), CacheError> {
@@ -471,6 +396,67 @@ where
     }
 }
 
+/// The tier over a blocking [`Store`].
+impl<K, V, St, C, W, S> RedisTier<K, V, St, C, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    St: Store<K, V> + 'static,
+    C: Codec<K> + Codec<V> + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// Applies every write-behind write pending when called; returns how
+    /// many were applied (write-through: `Ok(0)`). A failed write stays
+    /// pending with its error ([`failed_writes`](Self::failed_writes)).
+    ///
+    /// # Errors
+    /// [`CacheError::FlushFailed`] if some writes failed every attempt.
+    pub fn flush(&self) -> Result<usize, CacheError> {
+        match &self.queue {
+            None => Ok(0),
+            Some(q) => q.flush(|k, o| self.apply(k, o)),
+        }
+    }
+
+    fn apply(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
+        apply_op(&self.store, key, op, self.tier.store_attempts).0
+    }
+
+    /// The store write of `op` for `key`: now (write-through) or queued.
+    fn write_store(&self, key: &K, op: Op<V>) -> Result<(), CacheError> {
+        match &self.queue {
+            None => self.apply(key, &op),
+            Some(q) => q.enqueue(key, op, |k, o| self.apply(k, o)),
+        }
+    }
+
+    /// This process's pending write, else L2, else the store (filling L2);
+    /// `Ok(None)` when the store has none.
+    fn load(&self, key: &K) -> Result<Option<V>, CacheError> {
+        if let Some(v) = self.pending(key) {
+            return Ok(v);
+        }
+        if let Some(v) = self.l2_get(key) {
+            return Ok(Some(v));
+        }
+        self.load_l3(key)
+    }
+
+    /// The store's value of `key` (a pending write first), filling Redis.
+    fn load_l3(&self, key: &K) -> Result<Option<V>, CacheError> {
+        if let Some(v) = self.pending(key) {
+            return Ok(v);
+        }
+        self.shared.counters.store_gets.fetch_add(1, Relaxed);
+        let v = Self::from_store(catch_store(|| self.store.get(key)))?;
+        if let Some(v) = &v {
+            self.fill_l2(key, v);
+        }
+        Ok(v)
+    }
+}
+
 impl<K, V, St, C, W, S> Drop for RedisTier<K, V, St, C, W, S> {
     fn drop(&mut self) {
         self.shared.stop.store(true, Relaxed);
@@ -516,7 +502,7 @@ impl<K, V, St, C, W, S> RedisTieredCache<K, V, St, C, W, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
-    St: Store<K, V>,
+    St: Send + Sync + 'static,
     C: Codec<K> + Codec<V> + 'static,
     W: Weigher<K, V> + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
@@ -531,6 +517,27 @@ where
         &self.tier
     }
 
+    /// Removes `key` from every L1 of this process but this instance's.
+    fn invalidate_local(&self, key: &K) {
+        for (id, w) in self.tier.shared.instances.read().iter() {
+            if *id != self.id
+                && let Some(c) = w.upgrade()
+            {
+                c.remove(key);
+            }
+        }
+    }
+}
+
+impl<K, V, St, C, W, S> RedisTieredCache<K, V, St, C, W, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    St: Store<K, V> + 'static,
+    C: Codec<K> + Codec<V> + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
     /// The values of `keys` in one Redis round trip for the L1 misses
     /// (`MGET`), then the store for what Redis lacks (filling Redis and L1);
     /// `None` where the store has none. Not single-flight (a batch read is
@@ -584,24 +591,13 @@ where
         }
         Ok(out)
     }
-
-    /// Removes `key` from every L1 of this process but this instance's.
-    fn invalidate_local(&self, key: &K) {
-        for (id, w) in self.tier.shared.instances.read().iter() {
-            if *id != self.id
-                && let Some(c) = w.upgrade()
-            {
-                c.remove(key);
-            }
-        }
-    }
 }
 
 impl<K, V, St, C, W, S> Tier<K, V> for RedisTieredCache<K, V, St, C, W, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
-    St: Store<K, V>,
+    St: Store<K, V> + 'static,
     C: Codec<K> + Codec<V> + 'static,
     W: Weigher<K, V> + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,

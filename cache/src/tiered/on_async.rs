@@ -73,9 +73,9 @@ pub trait AsyncStore<K, V>: Send + Sync {
 
 /// Polls a store future (boxed: one allocation per store call, which is
 /// I/O anyway), turning a panic into a [`StorePanic`] error.
-struct CatchPanic<F>(Pin<Box<F>>);
+pub(crate) struct CatchPanic<F>(Pin<Box<F>>);
 
-fn catch_panic<F>(f: F) -> CatchPanic<F> {
+pub(crate) fn catch_panic<F>(f: F) -> CatchPanic<F> {
     CatchPanic(Box::pin(f))
 }
 
@@ -97,6 +97,43 @@ where
     }
 }
 
+/// [`apply_op`](super::apply_op) for an async store: `op` for `key` with up
+/// to `attempts` tries (a panic counts as a failed try); the result and how
+/// many tries failed.
+pub(crate) async fn apply_op_async<K, V, St: AsyncStore<K, V>>(
+    store: &St,
+    key: &K,
+    op: &Op<V>,
+    attempts: u32,
+) -> (Result<(), CacheError>, u32) {
+    let operation = match op {
+        Op::Put(_) => "put",
+        Op::Delete => "delete",
+    };
+    let mut last = None;
+    for failed in 0..attempts {
+        let r = match op {
+            Op::Put(v) => catch_panic(store.put(key, v)).await,
+            Op::Delete => catch_panic(store.delete(key)).await,
+        };
+        match r {
+            Ok(()) => return (Ok(()), failed),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(source) => (
+            Err(CacheError::Store {
+                operation,
+                attempts,
+                source,
+            }),
+            attempts,
+        ),
+        None => (Ok(()), 0),
+    }
+}
+
 impl<K, V, St, W, S> SharedTier<K, V, St, W, S>
 where
     K: Hash + Eq + Clone + Send + Sync,
@@ -108,36 +145,12 @@ where
     /// [`apply`](SharedTier::apply) for an async store: up to
     /// `store_attempts` tries, a panic counting as a failed one.
     async fn apply_async(&self, key: &K, op: &Op<V>) -> Result<(), CacheError> {
-        let operation = match op {
-            Op::Put(_) => "put",
-            Op::Delete => "delete",
-        };
-        let attempts = self.config.store_attempts;
-        let mut last = None;
-        for _ in 0..attempts {
-            let r = match op {
-                Op::Put(v) => catch_panic(self.store.put(key, v)).await,
-                Op::Delete => catch_panic(self.store.delete(key)).await,
-            };
-            match r {
-                Ok(()) => {
-                    self.count_applied(op);
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.counters.errors.fetch_add(1, Relaxed);
-                    last = Some(e);
-                }
-            }
+        let (r, errors) = apply_op_async(&self.store, key, op, self.config.store_attempts).await;
+        self.counters.errors.fetch_add(u64::from(errors), Relaxed);
+        if r.is_ok() {
+            self.count_applied(op);
         }
-        match last {
-            Some(source) => Err(CacheError::Store {
-                operation,
-                attempts,
-                source,
-            }),
-            None => Ok(()),
-        }
+        r
     }
 
     /// [`flush`](SharedTier::flush) for an async store. Dropped mid-flush,

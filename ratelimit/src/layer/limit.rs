@@ -132,6 +132,10 @@ pub enum Endpoint {
     Route(Arc<EndpointFn>),
     /// One name for every request through this layer.
     Fixed(&'static str),
+    /// The method, a space, and the route as [`Endpoint::Route`] finds it
+    /// (`GET /v1/restaurants/{id}/menu`): rules per method. One small
+    /// allocation per request (the joined name).
+    MethodRoute(Arc<EndpointFn>),
 }
 
 impl fmt::Debug for Endpoint {
@@ -140,6 +144,7 @@ impl fmt::Debug for Endpoint {
             Endpoint::Path => f.write_str("Path"),
             Endpoint::Route(_) => f.write_str("Route(..)"),
             Endpoint::Fixed(s) => f.debug_tuple("Fixed").field(s).finish(),
+            Endpoint::MethodRoute(_) => f.write_str("MethodRoute(..)"),
         }
     }
 }
@@ -157,12 +162,31 @@ impl Endpoint {
         Endpoint::Route(Arc::new(f))
     }
 
+    /// [`Endpoint::MethodRoute`] from a function of the extensions.
+    pub fn method_route<F>(f: F) -> Self
+    where
+        F: Fn(&Extensions) -> Option<&str> + Send + Sync + 'static,
+    {
+        Endpoint::MethodRoute(Arc::new(f))
+    }
+
     /// The endpoint name of `req`.
-    pub fn of<'r, B>(&self, req: &'r Request<B>) -> &'r str {
+    ///
+    /// ```
+    /// use dispatchkit_ratelimit::layer::Endpoint;
+    ///
+    /// let req = http::Request::post("/v1/login").body(())?;
+    /// assert_eq!(Endpoint::Path.of(&req), "/v1/login");
+    /// assert_eq!(Endpoint::method_route(|_| None).of(&req), "POST /v1/login");
+    /// # Ok::<(), http::Error>(())
+    /// ```
+    pub fn of<'r, B>(&self, req: &'r Request<B>) -> Cow<'r, str> {
+        let route = |f: &EndpointFn| f(req.extensions()).unwrap_or_else(|| req.uri().path());
         match self {
-            Endpoint::Path => req.uri().path(),
-            Endpoint::Route(f) => f(req.extensions()).unwrap_or_else(|| req.uri().path()),
-            Endpoint::Fixed(s) => s,
+            Endpoint::Path => Cow::Borrowed(req.uri().path()),
+            Endpoint::Route(f) => Cow::Borrowed(route(&**f)),
+            Endpoint::Fixed(s) => Cow::Borrowed(s),
+            Endpoint::MethodRoute(f) => Cow::Owned(format!("{} {}", req.method(), route(&**f))),
         }
     }
 }
@@ -232,7 +256,7 @@ impl<L, X: KeyExtractor<B>, B> Policy<L, X, B> {
 /// Who a request is, for a rules table.
 struct Subject<'r, K: ?Sized + ToOwned> {
     tier: Option<Tier>,
-    endpoint: &'r str,
+    endpoint: Cow<'r, str>,
     key: Cow<'r, K>,
 }
 
@@ -251,7 +275,7 @@ where
             Ok(s) => {
                 let req = crate::Request {
                     tier: s.tier,
-                    endpoint: s.endpoint,
+                    endpoint: &s.endpoint,
                     kind: self.kind,
                     key: &*s.key,
                 };
@@ -386,7 +410,7 @@ mod on_redis {
                 Ok(k) => X::Key::clone(&k),
             };
             let tier = (self.tier)(&key);
-            let endpoint = self.endpoint.of(req).to_owned();
+            let endpoint = self.endpoint.of(req).into_owned();
             let kind = self.kind;
             let limiter = Arc::clone(&self.limiter);
             Box::pin(async move {
