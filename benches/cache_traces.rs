@@ -1,0 +1,179 @@
+//! Hit ratios on real traces: the ARC paper's OLTP (capacities 1,000 /
+//! 2,000 / 5,000) and P3 (1,000 / 10,000 / 32,768 / 100,000), replayed with
+//! demand fill (`get`; on a miss, `insert`) through dispatchkit's policies
+//! and the peers a user would pick (moka, quick_cache) beside an exact LRU
+//! (the `lru` crate), in one run. The table goes to the bench notes, which
+//! `bench_report` puts in BENCHMARKS.md; a small criterion group times one
+//! OLTP replay per cache so the run is a bench like the others.
+//!
+//! Traces: `cache/tests/data/` (see its README: source, checksums, the
+//! citation condition).
+
+#[path = "common/notes.rs"]
+mod notes;
+
+use std::hint::black_box;
+use std::io::Read;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use dispatchkit::cache::{Admission, Cache, Policy};
+
+/// A trace's keys, one per request (runs expanded).
+fn trace(name: &str) -> Vec<u64> {
+    let path = format!("{}/cache/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).expect("committed trace");
+    let mut text = String::new();
+    ruzstd::decoding::StreamingDecoder::new(&bytes[..])
+        .expect("zstd frame")
+        .read_to_string(&mut text)
+        .expect("utf-8 trace");
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let start: u64 = f.next().and_then(|s| s.parse().ok()).expect("start");
+        let count: u64 = f.next().and_then(|s| s.parse().ok()).expect("count");
+        keys.extend(start..start + count);
+    }
+    keys
+}
+
+/// A cache under replay: `get` answers a hit, `insert` fills a miss.
+trait Replay {
+    fn get(&self, k: u64) -> bool;
+    fn insert(&self, k: u64);
+}
+
+impl Replay for Cache<u64, u64> {
+    fn get(&self, k: u64) -> bool {
+        Cache::get(self, &k).is_some()
+    }
+    fn insert(&self, k: u64) {
+        let _ = Cache::insert(self, k, k);
+    }
+}
+
+impl Replay for moka::sync::Cache<u64, u64> {
+    fn get(&self, k: u64) -> bool {
+        moka::sync::Cache::get(self, &k).is_some()
+    }
+    fn insert(&self, k: u64) {
+        moka::sync::Cache::insert(self, k, k);
+    }
+}
+
+impl Replay for quick_cache::sync::Cache<u64, u64> {
+    fn get(&self, k: u64) -> bool {
+        quick_cache::sync::Cache::get(self, &k).is_some()
+    }
+    fn insert(&self, k: u64) {
+        quick_cache::sync::Cache::insert(self, k, k);
+    }
+}
+
+struct ExactLru(Mutex<lru::LruCache<u64, u64>>);
+
+impl Replay for ExactLru {
+    fn get(&self, k: u64) -> bool {
+        self.0.lock().expect("not poisoned").get(&k).is_some()
+    }
+    fn insert(&self, k: u64) {
+        self.0.lock().expect("not poisoned").put(k, k);
+    }
+}
+
+type Make = fn(u64) -> Box<dyn Replay>;
+
+/// Every cache of the table (bench id, table name), with its constructor
+/// at a capacity.
+const CACHES: [(&str, &str, Make); 6] = [
+    ("dispatchkit", "dispatchkit (S3-FIFO)", |c| {
+        Box::new(Cache::<u64, u64>::new(c).expect("capacity"))
+    }),
+    ("dispatchkit_tinylfu", "dispatchkit S3-FIFO+TinyLFU", |c| {
+        Box::new(
+            Cache::<u64, u64>::builder(c)
+                .admission(Admission::TinyLfu)
+                .build()
+                .expect("capacity"),
+        )
+    }),
+    ("dispatchkit_lru", "dispatchkit LRU", |c| {
+        Box::new(
+            Cache::<u64, u64>::builder(c)
+                .policy(Policy::Lru)
+                .build()
+                .expect("capacity"),
+        )
+    }),
+    ("moka", "moka", |c| {
+        Box::new(moka::sync::Cache::<u64, u64>::new(c))
+    }),
+    ("quick_cache", "quick_cache", |c| {
+        Box::new(quick_cache::sync::Cache::<u64, u64>::new(c as usize))
+    }),
+    ("lru_exact", "lru (exact)", |c| {
+        Box::new(ExactLru(Mutex::new(lru::LruCache::new(
+            NonZeroUsize::new(c as usize).expect("capacity > 0"),
+        ))))
+    }),
+];
+
+fn ratio(cache: &dyn Replay, keys: &[u64]) -> f64 {
+    let mut hits = 0usize;
+    for &k in keys {
+        if cache.get(k) {
+            hits += 1;
+        } else {
+            cache.insert(k);
+        }
+    }
+    hits as f64 / keys.len() as f64
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let quick = std::env::args().any(|a| a == "--test" || a == "--list");
+    let oltp = trace("OLTP.lis.zst");
+    if !quick {
+        let p3 = trace("P3.lis.zst");
+        notes::line(
+            "cache_traces",
+            "hit ratio (%), demand fill, one run; best per row marked *",
+        );
+        let mut header = String::from("trace, capacity");
+        for (_, name, _) in CACHES {
+            header.push_str(&format!(" | {name}"));
+        }
+        notes::line("cache_traces", &header);
+        for (label, keys, caps) in [
+            ("OLTP", &oltp, &[1_000u64, 2_000, 5_000][..]),
+            ("P3", &p3, &[1_000u64, 10_000, 32_768, 100_000][..]),
+        ] {
+            for &cap in caps {
+                let ratios: Vec<f64> = CACHES
+                    .iter()
+                    .map(|(_, _, make)| 100.0 * ratio(&*make(cap), keys))
+                    .collect();
+                let best = ratios.iter().copied().fold(f64::MIN, f64::max);
+                let mut row = format!("{label}, {cap}");
+                for r in &ratios {
+                    let mark = if (*r - best).abs() < 1e-9 { "*" } else { "" };
+                    row.push_str(&format!(" | {r:.2}{mark}"));
+                }
+                notes::line("cache_traces", &row);
+            }
+        }
+    }
+    let mut g = c.benchmark_group("cache_trace_replay_oltp_1000");
+    g.throughput(Throughput::Elements(oltp.len() as u64));
+    g.sample_size(10);
+    for (id, _, make) in CACHES {
+        g.bench_function(BenchmarkId::new(id, "1t"), |b| {
+            b.iter(|| black_box(ratio(&*make(1_000), &oltp)))
+        });
+    }
+    g.finish();
+    c.final_summary();
+}
