@@ -8,8 +8,11 @@
 //! moka-rs/cache-trace (sha256 2a81096104b6de28…8d3531), decompressed with
 //! the pure-Rust `ruzstd` so the test needs no system zstd.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+
+#[path = "common/naive_lru.rs"]
+mod naive_lru;
+use naive_lru::NaiveLru;
 
 use dispatchkit_cache::{Admission, Cache, Policy};
 
@@ -34,42 +37,6 @@ fn oltp() -> Vec<u64> {
         keys.extend(start..start + count);
     }
     keys
-}
-
-/// The naive twin: an exact LRU (recency stamps in a `BTreeMap`).
-struct NaiveLru {
-    cap: usize,
-    stamp_of: HashMap<u64, u64>,
-    by_stamp: BTreeMap<u64, u64>,
-    clock: u64,
-}
-
-impl NaiveLru {
-    fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            stamp_of: HashMap::new(),
-            by_stamp: BTreeMap::new(),
-            clock: 0,
-        }
-    }
-
-    /// Demand access: true on a hit; inserts (evicting the LRU) on a miss.
-    fn access(&mut self, k: u64) -> bool {
-        self.clock += 1;
-        if let Some(old) = self.stamp_of.insert(k, self.clock) {
-            self.by_stamp.remove(&old);
-            self.by_stamp.insert(self.clock, k);
-            return true;
-        }
-        self.by_stamp.insert(self.clock, k);
-        if self.stamp_of.len() > self.cap
-            && let Some((_, victim)) = self.by_stamp.pop_first()
-        {
-            self.stamp_of.remove(&victim);
-        }
-        false
-    }
 }
 
 fn lru_ratio(trace: &[u64], cap: usize) -> f64 {
