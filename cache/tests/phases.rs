@@ -104,7 +104,8 @@ fn score(p: &Phase, mut hit_or_fill: impl FnMut(u64) -> bool) -> f64 {
 
 #[test]
 fn policies_hold_against_lru_on_breaking_phases() {
-    let policies: [(&str, fn() -> Cache<u64, u64>); 2] = [
+    type Make = fn() -> Cache<u64, u64>;
+    let policies: [(&str, Make); 2] = [
         ("S3-FIFO", || Cache::builder(CAP).shards(1).build().unwrap()),
         ("S3-FIFO+TinyLFU", || {
             Cache::builder(CAP)
