@@ -22,10 +22,11 @@
 
 #[path = "common/notes.rs"]
 mod notes;
+#[path = "common/traces.rs"]
+mod traces;
 
 use std::alloc::System;
 use std::hint::black_box;
-use std::io::Read;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::thread;
@@ -302,28 +303,6 @@ fn mix_ratio<P: Peer + ?Sized>(p: &P, keys: &[u64]) -> f64 {
     mix(p, keys) as f64 / gets as f64
 }
 
-/// The OLTP trace (cache/tests/data), demand-filled.
-fn oltp() -> Vec<u64> {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/cache/tests/data/OLTP.lis.zst"
-    ))
-    .expect("committed trace");
-    let mut text = String::new();
-    ruzstd::decoding::StreamingDecoder::new(&bytes[..])
-        .expect("zstd frame")
-        .read_to_string(&mut text)
-        .expect("utf-8 trace");
-    let mut keys = Vec::new();
-    for line in text.lines() {
-        let mut f = line.split_ascii_whitespace();
-        let start: u64 = f.next().and_then(|s| s.parse().ok()).expect("start");
-        let count: u64 = f.next().and_then(|s| s.parse().ok()).expect("count");
-        keys.extend(start..start + count);
-    }
-    keys
-}
-
 fn demand_ratio<P: Peer + ?Sized>(p: &P, trace: &[u64]) -> f64 {
     let mut hits = 0usize;
     for &k in trace {
@@ -373,7 +352,7 @@ fn report() {
             &format!("  {name:<22} {:.4}", mix_ratio(&*make(CAPACITY), &long)),
         );
     }
-    let trace = oltp();
+    let trace = traces::keys("OLTP.lis.zst");
     for cap in [1000u64, 2000] {
         notes::line(
             "cache",

@@ -11,33 +11,15 @@
 
 #[path = "common/notes.rs"]
 mod notes;
+#[path = "common/traces.rs"]
+mod traces;
 
 use std::hint::black_box;
-use std::io::Read;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use dispatchkit::cache::{Admission, Cache, Policy};
-
-/// A trace's keys, one per request (runs expanded).
-fn trace(name: &str) -> Vec<u64> {
-    let path = format!("{}/cache/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).expect("committed trace");
-    let mut text = String::new();
-    ruzstd::decoding::StreamingDecoder::new(&bytes[..])
-        .expect("zstd frame")
-        .read_to_string(&mut text)
-        .expect("utf-8 trace");
-    let mut keys = Vec::new();
-    for line in text.lines() {
-        let mut f = line.split_ascii_whitespace();
-        let start: u64 = f.next().and_then(|s| s.parse().ok()).expect("start");
-        let count: u64 = f.next().and_then(|s| s.parse().ok()).expect("count");
-        keys.extend(start..start + count);
-    }
-    keys
-}
 
 /// A cache under replay: `get` answers a hit, `insert` fills a miss.
 trait Replay {
@@ -135,9 +117,9 @@ fn ratio(cache: &dyn Replay, keys: &[u64]) -> f64 {
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let quick = std::env::args().any(|a| a == "--test" || a == "--list");
-    let oltp = trace("OLTP.lis.zst");
+    let oltp = traces::keys("OLTP.lis.zst");
     if !quick {
-        let p3 = trace("P3.lis.zst");
+        let p3 = traces::keys("P3.lis.zst");
         notes::line(
             "cache_traces",
             "hit ratio (%), demand fill, one run; best per row marked *",

@@ -448,10 +448,6 @@ pub(crate) fn apply_op<K, V, St: Store<K, V>>(
     op: &Op<V>,
     attempts: u32,
 ) -> (Result<(), CacheError>, u32) {
-    let operation = match op {
-        Op::Put(_) => "put",
-        Op::Delete => "delete",
-    };
     let mut last = None;
     for failed in 0..attempts {
         match catch_store(|| match op {
@@ -462,10 +458,20 @@ pub(crate) fn apply_op<K, V, St: Store<K, V>>(
             Err(e) => last = Some(e),
         }
     }
+    gave_up(op, attempts, last)
+}
+
+/// The outcome of a store write whose `attempts` tries all failed, the
+/// last with `last` (`None`: no try was made).
+pub(crate) fn gave_up<V>(
+    op: &Op<V>,
+    attempts: u32,
+    last: Option<Arc<dyn std::error::Error + Send + Sync>>,
+) -> (Result<(), CacheError>, u32) {
     match last {
         Some(source) => (
             Err(CacheError::Store {
-                operation,
+                operation: op.name(),
                 attempts,
                 source,
             }),

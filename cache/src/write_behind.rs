@@ -25,6 +25,16 @@ pub(crate) enum Op<V> {
     Delete,
 }
 
+impl<V> Op<V> {
+    /// The store call's name in errors.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Put(_) => "put",
+            Op::Delete => "delete",
+        }
+    }
+}
+
 struct Pending<V> {
     op: Op<V>,
     seq: u64,

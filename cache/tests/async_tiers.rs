@@ -39,6 +39,8 @@ struct Db {
     gated_gets: AtomicBool,
     /// A signal between the threads of the mixed-writer test.
     release: AtomicBool,
+    /// A blocking put ran while `release` was still false.
+    put_before_release: AtomicBool,
     /// Puts running now, and the most ever running at once.
     in_put: AtomicUsize,
     max_in_put: AtomicUsize,
@@ -106,6 +108,9 @@ impl Store<u64, u64> for Db {
         Ok(self.rows.lock().get(key).copied())
     }
     fn put(&self, key: &u64, value: &u64) -> Result<(), Down> {
+        if !self.release.load(Ordering::SeqCst) {
+            self.put_before_release.store(true, Ordering::SeqCst);
+        }
         self.rows.lock().insert(*key, *value);
         Ok(())
     }
@@ -429,5 +434,9 @@ fn blocking_and_async_writers_share_the_key_lock() {
     shared.store().release.store(true, Ordering::SeqCst);
     async_side.join().unwrap();
     blocking.join().unwrap().unwrap();
+    assert!(
+        !shared.store().put_before_release.load(Ordering::SeqCst),
+        "the blocking writer reached the store while the async writer held the key"
+    );
     assert_eq!(shared.store().rows.lock().get(&9), Some(&2));
 }

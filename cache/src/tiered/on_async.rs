@@ -106,10 +106,6 @@ pub(crate) async fn apply_op_async<K, V, St: AsyncStore<K, V>>(
     op: &Op<V>,
     attempts: u32,
 ) -> (Result<(), CacheError>, u32) {
-    let operation = match op {
-        Op::Put(_) => "put",
-        Op::Delete => "delete",
-    };
     let mut last = None;
     for failed in 0..attempts {
         let r = match op {
@@ -121,17 +117,7 @@ pub(crate) async fn apply_op_async<K, V, St: AsyncStore<K, V>>(
             Err(e) => last = Some(e),
         }
     }
-    match last {
-        Some(source) => (
-            Err(CacheError::Store {
-                operation,
-                attempts,
-                source,
-            }),
-            attempts,
-        ),
-        None => (Ok(()), 0),
-    }
+    super::gave_up(op, attempts, last)
 }
 
 impl<K, V, St, W, S> SharedTier<K, V, St, W, S>
