@@ -25,13 +25,21 @@ const MIN_SHARD_ENTRIES: usize = 128;
 ///
 /// ```
 /// use std::time::Duration;
-/// use dispatchkit_cache::{Admission, Cache};
+/// use dispatchkit_cache::{Admission, Cache, CacheError, Policy};
 ///
 /// let cache: Cache<u64, String> = Cache::builder(10_000)
 ///     .time_to_live(Duration::from_secs(60))
-///     .admission(Admission::TinyLfu)
+///     .policy(Policy::WTinyLfu)
 ///     .build()?;
 /// assert_eq!(cache.capacity(), 10_000);
+/// assert_eq!(cache.admission(), Admission::TinyLfu); // built in
+///
+/// // A combination that means nothing is refused, not ignored.
+/// let lru_tinylfu = Cache::<u64, String>::builder(10_000)
+///     .policy(Policy::Lru)
+///     .admission(Admission::TinyLfu)
+///     .build();
+/// assert!(matches!(lru_tinylfu, Err(CacheError::IncompatibleAdmission { .. })));
 /// # Ok::<(), dispatchkit_cache::CacheError>(())
 /// ```
 pub struct CacheBuilder<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
@@ -43,7 +51,7 @@ pub struct CacheBuilder<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
     pub(crate) tti: Option<Duration>,
     pub(crate) negative_ttl: Option<Duration>,
     pub(crate) policy: Policy,
-    pub(crate) admission: Admission,
+    pub(crate) admission: Option<Admission>,
     pub(crate) shards: Option<usize>,
     pub(crate) estimated_entries: Option<usize>,
     pub(crate) listener: Option<EvictionListener<K, V>>,
@@ -78,7 +86,7 @@ impl<K, V> CacheBuilder<K, V> {
             tti: None,
             negative_ttl: None,
             policy: Policy::default(),
-            admission: Admission::default(),
+            admission: None,
             shards: None,
             estimated_entries: None,
             listener: None,
@@ -150,15 +158,18 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
         self
     }
 
-    /// The replacement policy (default [`Policy::S3Fifo`]).
+    /// The replacement policy (default [`Policy::S3Fifo`]; which to pick
+    /// when: [`Policy`]).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }
 
-    /// The admission policy (default [`Admission::AdmitAll`]).
+    /// The admission policy (default: the policy's own,
+    /// [`Policy::default_admission`]). [`build`](Self::build) refuses the
+    /// combinations that mean nothing.
     pub fn admission(mut self, admission: Admission) -> Self {
-        self.admission = admission;
+        self.admission = Some(admission);
         self
     }
 
@@ -194,7 +205,9 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
     /// [`CacheError::InvalidDuration`] for a TTL / TTI / negative TTL of 0
     /// or above [`MAX_TTL`](crate::MAX_TTL);
     /// [`CacheError::InvalidShards`] for 0 shards, more than
-    /// [`MAX_SHARDS`], or more shards than the capacity.
+    /// [`MAX_SHARDS`], or more shards than the capacity;
+    /// [`CacheError::IncompatibleAdmission`] for TinyLFU admission with
+    /// [`Policy::Lru`] or admit-all with [`Policy::WTinyLfu`].
     pub fn build(self) -> Result<Cache<K, V, W, S>, CacheError>
     where
         K: std::hash::Hash + Eq,
@@ -207,6 +220,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
                 reason: "a cache must hold at least one entry",
             });
         }
+        let admission = checked_admission(self.policy, self.admission)?;
         let ttl = self
             .ttl
             .map(|d| checked_ttl("time_to_live", d))
@@ -258,12 +272,31 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             tti,
             negative_ttl,
             self.policy,
-            self.admission,
+            admission,
             shards,
             est,
             self.listener,
         ))
     }
+}
+
+/// The admission to run: `asked`, or the policy's default; refuses the
+/// combinations that mean nothing.
+fn checked_admission(policy: Policy, asked: Option<Admission>) -> Result<Admission, CacheError> {
+    let reason = match (policy, asked) {
+        (Policy::Lru, Some(Admission::TinyLfu)) => {
+            "exact LRU keeps every new key; use Policy::WTinyLfu for frequency-based admission"
+        }
+        (Policy::WTinyLfu, Some(Admission::AdmitAll)) => {
+            "W-TinyLFU's admission filter is the policy; use Policy::S3Fifo or Policy::Lru to admit every key"
+        }
+        (_, asked) => return Ok(asked.unwrap_or(policy.default_admission())),
+    };
+    Err(CacheError::IncompatibleAdmission {
+        policy,
+        admission: asked.unwrap_or_default(),
+        reason,
+    })
 }
 
 /// Enough shards that each holds ≥ `MIN_SHARD_ENTRIES` entries, at most 16

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use crate::lock::{ShardLock, WriteGuard};
 
 use crate::CacheError;
 use crate::builder::CacheBuilder;
+use crate::climb::{Climber, INITIAL_WINDOW};
 use crate::policy::{Admission, Policy};
 use crate::shard::{Lookup, Shard, ShardParams};
 use crate::stats::{CacheStats, Counters, EvictionCause, EvictionListener, Removed};
@@ -27,6 +29,11 @@ struct Padded<T>(T);
 
 /// One shard behind its lock, padded.
 type ShardSlot<K, V> = Padded<ShardLock<Shard<K, V>>>;
+
+/// A thread checks the window climber once per this many of its inserts
+/// (summing the counters costs about as much as a few hundred inserts'
+/// share of it).
+const CLIMB_EVERY: u64 = 256;
 
 /// A concurrent, sharded, bounded key-value cache with per-entry TTL,
 /// optional time-to-idle, S3-FIFO (default) or exact-LRU eviction, optional
@@ -73,6 +80,8 @@ pub struct Cache<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
     epoch: Epoch,
     counters: Counters,
     listener: Option<EvictionListener<K, V>>,
+    /// W-TinyLFU's window sizing (other policies: `None`).
+    climber: Option<Mutex<Climber>>,
 }
 
 impl<K, V, W, S> fmt::Debug for Cache<K, V, W, S> {
@@ -158,6 +167,8 @@ where
                     },
                     policy,
                     admission: admission == Admission::TinyLfu,
+                    window: INITIAL_WINDOW,
+                    seed: i + 1,
                     weighted,
                     tti,
                     negative_cap: (est_per_shard / 8).max(16),
@@ -180,6 +191,10 @@ where
             epoch: Epoch::new(),
             counters: Counters::new(),
             listener,
+            climber: (policy == Policy::WTinyLfu).then(|| {
+                // One sample per 10 × capacity lookups (in entries).
+                Mutex::new(Climber::new((est_entries as u64).saturating_mul(10)))
+            }),
         }
     }
 
@@ -337,7 +352,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let shard = self.shard(hash);
-        if self.policy == Policy::S3Fifo {
+        if self.policy != Policy::Lru {
             let g = shard.read();
             match g.get_shared(hash, key, now) {
                 Lookup::Hit(v) => return Some(f(v)),
@@ -398,7 +413,11 @@ where
 
     /// Inserts or replaces `key` with the cache's default TTL (if any).
     /// A replaced value is reported with [`EvictionCause::Replaced`]; room
-    /// is made by the policy. The entry is present when this returns.
+    /// is made by the policy. The entry is present when this returns, except
+    /// under [`Policy::WTinyLfu`] with a weigher, which refuses a new entry
+    /// heavier than its window when the entry is less frequent than what
+    /// it would displace (it is then reported as evicted, cause
+    /// [`EvictionCause::Capacity`]).
     ///
     /// # Errors
     /// [`CacheError::EntryTooHeavy`] when the entry weighs more than
@@ -494,9 +513,37 @@ where
         );
         // One stripe access for the insert and what it evicted.
         let stripe = self.counters.local();
-        stripe.inserts.fetch_add(1, Relaxed);
+        let n = stripe.inserts.fetch_add(1, Relaxed);
         stripe.add_evictions(&out.counts);
         self.notify(out);
+        self.maybe_climb(n);
+    }
+
+    /// Every `CLIMB_EVERY` inserts of a thread (`n`: the thread's count
+    /// before this one), a W-TinyLFU cache checks whether a hit-ratio
+    /// sample completed and resizes the shards' windows if the climber
+    /// moved (one lock per shard, once per sample).
+    #[inline]
+    pub(crate) fn maybe_climb(&self, n: u64) {
+        if n % CLIMB_EVERY == CLIMB_EVERY - 1
+            && let Some(c) = &self.climber
+        {
+            self.climb(c);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn climb(&self, climber: &Mutex<Climber>) {
+        let Ok(mut c) = climber.try_lock() else {
+            return;
+        };
+        let (hits, misses, evicted) = self.counters.lookups();
+        if let Some(share) = c.observe(hits, misses, evicted > 0) {
+            for s in self.shards.iter() {
+                self.lock(&s.0).set_window(share, &self.hasher);
+            }
+        }
     }
 
     /// Removes `key`, returning its value if it was live (cause

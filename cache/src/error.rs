@@ -29,6 +29,18 @@ pub enum CacheError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// The admission asked for means nothing under the policy (TinyLFU
+    /// with exact LRU, admit-all with W-TinyLFU, whose policy is its
+    /// admission filter).
+    #[error("admission {admission:?} with policy {policy:?}: {reason}")]
+    IncompatibleAdmission {
+        /// The policy.
+        policy: crate::Policy,
+        /// The admission refused with it.
+        admission: crate::Admission,
+        /// Why the combination means nothing.
+        reason: &'static str,
+    },
     /// The shard count is out of range.
     #[error("invalid shard count {value}: {reason}")]
     InvalidShards {

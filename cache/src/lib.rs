@@ -72,6 +72,7 @@
 
 mod builder;
 mod cache;
+mod climb;
 mod error;
 mod ghost;
 mod load;

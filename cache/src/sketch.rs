@@ -1,10 +1,11 @@
 //! TinyLFU's frequency sketch: a count-min sketch of 4-bit counters with
 //! periodic halving ("aging"), so it tracks recent popularity.
 //!
-//! Only the write path (inserts and loads, under the shard's write lock)
-//! increments it, so reads stay free of shared writes; a resident entry's
-//! own popularity is its S3-FIFO frequency counter, and the sketch answers
-//! for keys that are not resident (the admission candidate).
+//! Only code under the shard's write lock touches it, so reads stay free
+//! of shared writes. S3-FIFO's admission counts inserts and loads;
+//! W-TinyLFU counts every access: misses when they insert, hits through
+//! the entry's 2-bit read mark, which the policy drains into the sketch
+//! when it next visits the entry (a read buffer kept in the entry).
 
 /// Counters per 64-bit word.
 const PER_WORD: u64 = 16;
@@ -18,13 +19,13 @@ pub(crate) struct Sketch {
 }
 
 impl Sketch {
-    /// A sketch sized for `entries` resident entries: 4 counters per entry
+    /// A sketch sized for `entries` resident entries: `per_entry` counters each
     /// (rounded up to a power of two of words), halved every `10 × entries`
     /// additions.
-    pub(crate) fn new(entries: usize) -> Self {
+    pub(crate) fn new(entries: usize, per_entry: u64) -> Self {
         // At most 2^22 entries' worth (8 MiB) per shard.
         let entries = entries.clamp(16, 1 << 22);
-        let counters = (entries as u64) * 4;
+        let counters = (entries as u64) * per_entry;
         let words = (counters / PER_WORD).next_power_of_two().max(4);
         Self {
             words: vec![0; words as usize].into_boxed_slice(),
@@ -54,16 +55,22 @@ impl Sketch {
     /// Counts one occurrence of `hash`; O(1) amortised (a halving pass over
     /// the table every `sample` additions).
     pub(crate) fn increment(&mut self, hash: u64) {
+        self.increment_by(hash, 1);
+    }
+
+    /// Counts `n` occurrences of `hash` (each counter saturates at 15).
+    pub(crate) fn increment_by(&mut self, hash: u64, n: u64) {
         let mut added = false;
         for (w, s) in self.positions(hash) {
             let c = (self.words[w] >> s) & 15;
-            if c < 15 {
-                self.words[w] += 1 << s;
+            let add = n.min(15 - c);
+            if add > 0 {
+                self.words[w] += add << s;
                 added = true;
             }
         }
         if added {
-            self.additions += 1;
+            self.additions += n;
             if self.additions >= self.sample {
                 self.halve();
             }
@@ -103,7 +110,7 @@ mod tests {
 
     #[test]
     fn counts_saturate_and_age() {
-        let mut s = Sketch::new(64);
+        let mut s = Sketch::new(64, 4);
         for _ in 0..20 {
             s.increment(42);
         }
@@ -114,8 +121,23 @@ mod tests {
     }
 
     #[test]
+    fn increment_by_equals_repeated_increments() {
+        let (mut a, mut b) = (Sketch::new(64, 4), Sketch::new(64, 4));
+        for k in 0..40u64 {
+            let n = k % 5;
+            a.increment_by(k, n);
+            for _ in 0..n {
+                b.increment(k);
+            }
+        }
+        for k in 0..40u64 {
+            assert_eq!(a.estimate(k), b.estimate(k), "key {k}");
+        }
+    }
+
+    #[test]
     fn frequent_beats_rare() {
-        let mut s = Sketch::new(1024);
+        let mut s = Sketch::new(1024, 4);
         for i in 0..5_000u64 {
             s.increment(i % 512);
             if i % 10 == 0 {

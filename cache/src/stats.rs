@@ -247,6 +247,18 @@ impl Counters {
         }
     }
 
+    /// Cumulative hits, misses and capacity evictions (what the window
+    /// climber samples).
+    pub(crate) fn lookups(&self) -> (u64, u64, u64) {
+        self.stripes.iter().fold((0, 0, 0), |(h, m, e), s| {
+            (
+                h + s.hits.load(Relaxed),
+                m + s.misses.load(Relaxed),
+                e + s.evicted[0].load(Relaxed),
+            )
+        })
+    }
+
     pub(crate) fn snapshot(&self) -> CacheStats {
         let mut out = CacheStats::default();
         for s in self.stripes.iter() {

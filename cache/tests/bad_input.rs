@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dispatchkit_cache::{
-    Cache, CacheError, MAX_SHARDS, MAX_TTL, SharedTier, Store, TierConfig, WriteMode,
+    Admission, Cache, CacheError, MAX_SHARDS, MAX_TTL, Policy, SharedTier, Store, TierConfig,
+    WriteMode,
 };
 
 #[test]
@@ -119,6 +120,48 @@ fn bad_shard_counts_are_rejected() {
             .shard_count(),
         4
     );
+}
+
+#[test]
+fn meaningless_policy_and_admission_pairs_are_rejected() {
+    for (policy, admission) in [
+        (Policy::Lru, Admission::TinyLfu),
+        (Policy::WTinyLfu, Admission::AdmitAll),
+    ] {
+        let e = Cache::<u64, u64>::builder(100)
+            .policy(policy)
+            .admission(admission)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(e, CacheError::IncompatibleAdmission { policy: p, admission: a, .. } if p == policy && a == admission),
+            "{policy:?} + {admission:?}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("{admission:?}")) && msg.contains(&format!("{policy:?}")),
+            "the message names both: {msg}"
+        );
+    }
+    // Each policy's own admission, asked for or not, is accepted.
+    for (policy, admission) in [
+        (Policy::S3Fifo, Admission::AdmitAll),
+        (Policy::S3Fifo, Admission::TinyLfu),
+        (Policy::Lru, Admission::AdmitAll),
+        (Policy::WTinyLfu, Admission::TinyLfu),
+    ] {
+        let c = Cache::<u64, u64>::builder(100)
+            .policy(policy)
+            .admission(admission)
+            .build()
+            .unwrap();
+        assert_eq!((c.policy(), c.admission()), (policy, admission));
+        let d = Cache::<u64, u64>::builder(100)
+            .policy(policy)
+            .build()
+            .unwrap();
+        assert_eq!(d.admission(), policy.default_admission());
+    }
 }
 
 #[test]

@@ -355,14 +355,19 @@ fn scans_do_not_flush_the_hot_set() {
         c.check_invariants();
         hits as f64 / gets as f64
     }
-    for admission in [Admission::AdmitAll, Admission::TinyLfu] {
+    for (policy, admission) in [
+        (Policy::S3Fifo, Admission::AdmitAll),
+        (Policy::S3Fifo, Admission::TinyLfu),
+        (Policy::WTinyLfu, Admission::TinyLfu),
+    ] {
         let c = Cache::builder(1000)
             .shards(1)
+            .policy(policy)
             .admission(admission)
             .build()
             .unwrap();
         let r = run(&c);
-        assert!(r > 0.99, "{admission:?}: hot-set hit ratio {r}");
+        assert!(r > 0.99, "{policy:?} {admission:?}: hot-set hit ratio {r}");
     }
     let lru = Cache::builder(1000)
         .shards(1)
@@ -382,4 +387,59 @@ fn caches_are_send_and_sync() {
     assert_send_sync::<Cache<u64, String>>();
     assert_send_sync::<Cache<String, Arc<Vec<u8>>>>();
     assert_send_sync::<dispatchkit_cache::CacheBuilder<u64, u64>>();
+}
+
+/// W-TinyLFU with a weigher: a heavy key seen once does not push out hot
+/// light entries (it must win one frequency duel per victim), while a
+/// heavy key requested again and again earns its place, at the expense of
+/// cold entries, not hot ones.
+#[test]
+fn w_tinylfu_admits_heavy_entries_only_on_frequency() {
+    let c = Cache::builder(1_000)
+        .shards(1)
+        .policy(Policy::WTinyLfu)
+        .weigher(|_: &u64, w: &u64| *w)
+        .estimated_entries(100)
+        .build()
+        .unwrap();
+    let access = |k: u64, w: u64| {
+        if c.get(&k).is_none() {
+            c.insert(k, w).unwrap();
+        }
+    };
+    // 40 hot entries of weight 10 (400), each requested 20 times.
+    for _ in 0..20 {
+        for k in 0..40 {
+            access(k, 10);
+        }
+    }
+    let mut cold = 1_000u64;
+    let mut touch_cold = |n: usize| {
+        for _ in 0..n {
+            access(cold, 10);
+            cold += 1;
+        }
+    };
+    // Cold one-off entries fill the rest and keep the window turning.
+    touch_cold(80);
+    // A heavy one-off: weight 300, seen once.
+    access(500, 300);
+    touch_cold(40);
+    let hot = (0..40).filter(|k| c.get(k).is_some()).count();
+    assert_eq!(hot, 40, "a heavy one-off displaced hot entries");
+    assert_eq!(c.get(&500), None, "a heavy one-off was admitted");
+    // A heavy key requested often is admitted, and only cold entries make
+    // room for it.
+    for _ in 0..15 {
+        access(501, 300);
+        touch_cold(3);
+        for k in 0..40 {
+            access(k, 10);
+        }
+    }
+    assert_eq!(c.get(&501), Some(300), "a frequent heavy key was kept out");
+    let hot = (0..40).filter(|k| c.get(k).is_some()).count();
+    assert_eq!(hot, 40, "the heavy key displaced hot entries");
+    c.check_invariants();
+    assert!(c.weight() <= 1_000);
 }

@@ -368,7 +368,11 @@ proptest! {
     fn default_policy_keeps_invariants(
         cap in 1u64..200,
         shards in proptest::option::of(0u32..4),
-        admission in prop_oneof![Just(Admission::AdmitAll), Just(Admission::TinyLfu)],
+        (policy, admission) in prop_oneof![
+            Just((Policy::S3Fifo, Admission::AdmitAll)),
+            Just((Policy::S3Fifo, Admission::TinyLfu)),
+            Just((Policy::WTinyLfu, Admission::TinyLfu)),
+        ],
         ttl in proptest::option::of(50u64..500),
         tti in proptest::option::of(50u64..500),
         ops in proptest::collection::vec(op(64), 1..400),
@@ -382,7 +386,7 @@ proptest! {
             s
         });
         let events: Events = Arc::default();
-        let c = cache(cap, ttl, tti, Policy::S3Fifo, shards, admission, &events);
+        let c = cache(cap, ttl, tti, policy, shards, admission, &events);
         // Ground truth of the latest write per key (no eviction): a value
         // the cache returns must be this one, and live.
         let mut truth = Model {
@@ -421,9 +425,18 @@ proptest! {
                     } else {
                         prop_assert!(r.is_ok(), "step {}: {:?}", step, r);
                         truth.insert(key, (val, weight), ttl, now).unwrap();
-                        // Just inserted: present, with this value.
-                        prop_assert_eq!(c.get_at(&key, now), Some((val, weight)), "step {}", step);
-                        truth.get(key, now);
+                        let got = c.get_at(&key, now);
+                        if got.is_none() && policy == Policy::WTinyLfu {
+                            // W-TinyLFU refused an entry heavier than its
+                            // window: reported as a capacity eviction.
+                            let last = events.lock().unwrap().last().copied();
+                            prop_assert_eq!(last, Some((key, EvictionCause::Capacity)), "step {}", step);
+                            truth.remove(key, now);
+                        } else {
+                            // Just inserted: present, with this value.
+                            prop_assert_eq!(got, Some((val, weight)), "step {}", step);
+                            truth.get(key, now);
+                        }
                     }
                 }
                 Op::Remove(k) => {

@@ -17,7 +17,7 @@
 #[path = "common/naive_lru.rs"]
 mod naive_lru;
 
-use dispatchkit_cache::{Admission, Cache};
+use dispatchkit_cache::{Admission, Cache, Policy};
 use naive_lru::NaiveLru;
 
 const CAP: u64 = 1_000;
@@ -105,12 +105,19 @@ fn score(p: &Phase, mut hit_or_fill: impl FnMut(u64) -> bool) -> f64 {
 #[test]
 fn policies_hold_against_lru_on_breaking_phases() {
     type Make = fn() -> Cache<u64, u64>;
-    let policies: [(&str, Make); 2] = [
+    let policies: [(&str, Make); 3] = [
         ("S3-FIFO", || Cache::builder(CAP).shards(1).build().unwrap()),
         ("S3-FIFO+TinyLFU", || {
             Cache::builder(CAP)
                 .shards(1)
                 .admission(Admission::TinyLfu)
+                .build()
+                .unwrap()
+        }),
+        ("W-TinyLFU", || {
+            Cache::builder(CAP)
+                .shards(1)
+                .policy(Policy::WTinyLfu)
                 .build()
                 .unwrap()
         }),

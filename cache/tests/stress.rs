@@ -8,7 +8,7 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dispatchkit_cache::{Cache, CacheError, SharedTier, Store, TierConfig, WriteMode};
+use dispatchkit_cache::{Cache, CacheError, Policy, SharedTier, Store, TierConfig, WriteMode};
 
 /// xorshift64*, one per thread.
 fn rng(seed: u64) -> impl FnMut() -> u64 {
@@ -43,9 +43,23 @@ const THREADS: usize = 4;
 
 #[test]
 fn capacity_in_entries_and_bytes_is_never_exceeded() {
-    let by_count: Cache<u64, u64> = Cache::builder(512).shards(2).build().unwrap();
+    capacity_is_never_exceeded(Policy::S3Fifo);
+}
+
+#[test]
+fn w_tinylfu_capacity_in_entries_and_bytes_is_never_exceeded() {
+    capacity_is_never_exceeded(Policy::WTinyLfu);
+}
+
+fn capacity_is_never_exceeded(policy: Policy) {
+    let by_count: Cache<u64, u64> = Cache::builder(512)
+        .shards(2)
+        .policy(policy)
+        .build()
+        .unwrap();
     let by_bytes = Cache::<u64, Vec<u8>>::builder(16_384)
         .weigher(|_: &u64, v: &Vec<u8>| v.len() as u64)
+        .policy(policy)
         .shards(2)
         .estimated_entries(128)
         .build()

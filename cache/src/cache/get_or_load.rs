@@ -458,10 +458,11 @@ where
                 false
             }
         };
-        if filled {
-            self.counters.local().inserts.fetch_add(1, Relaxed);
-        }
         self.finish(out);
+        if filled {
+            let n = self.counters.local().inserts.fetch_add(1, Relaxed);
+            self.maybe_climb(n);
+        }
     }
 }
 

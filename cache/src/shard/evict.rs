@@ -2,7 +2,7 @@
 //!
 //! The shard owns the slab, the hash table and the totals; a policy owns
 //! its lists (threaded through the slab) and whatever history it keeps
-//! (S3-FIFO's ghost and sketch), and decides three things: which queue a
+//! (S3-FIFO's ghost, W-TinyLFU's sketch), and decides three things: which queue a
 //! new entry joins, what a read or write does to an entry's place, and
 //! which entry goes next when the shard is full. A new policy is a new
 //! file implementing [`Evict`] and a variant of [`Eviction`].
@@ -12,10 +12,13 @@ use std::hash::{BuildHasher, Hash};
 use super::lru::Lru;
 use super::s3fifo::S3Fifo;
 use super::slab::{Queue, Slab};
+use super::wtinylfu::WTinyLfu;
 use crate::stats::EvictionCause;
 use crate::time::LazyTick;
 
 /// The entry a policy gives up: its slab index, its key's hash and why.
+/// Index `NIL`: the policy refuses the entry being inserted instead
+/// (W-TinyLFU, an entry heavier than its window that lost its duel).
 pub(crate) struct Victim {
     pub(crate) index: u32,
     pub(crate) hash: u64,
@@ -25,10 +28,11 @@ pub(crate) struct Victim {
 /// A replacement policy over one shard's slab.
 pub(crate) trait Evict {
     /// The queue a new entry of hash `hash` and weight `weight` joins;
-    /// asked before room is made for it.
+    /// asked before room is made for it (the policy may move entries
+    /// between its own lists meanwhile).
     fn place<K: Hash, V, S: BuildHasher>(
         &mut self,
-        slab: &Slab<K, V>,
+        slab: &mut Slab<K, V>,
         hash: u64,
         weight: u64,
         hasher: &S,
@@ -70,6 +74,7 @@ pub(crate) trait Evict {
 
 /// The policies a shard can run (static dispatch over [`Evict`]).
 pub(crate) enum Eviction {
+    WTinyLfu(WTinyLfu),
     S3Fifo(S3Fifo),
     Lru(Lru),
 }
@@ -77,6 +82,7 @@ pub(crate) enum Eviction {
 macro_rules! each_policy {
     ($self:expr, $p:ident => $e:expr) => {
         match $self {
+            Eviction::WTinyLfu($p) => $e,
             Eviction::S3Fifo($p) => $e,
             Eviction::Lru($p) => $e,
         }
@@ -87,7 +93,7 @@ impl Evict for Eviction {
     #[inline]
     fn place<K: Hash, V, S: BuildHasher>(
         &mut self,
-        slab: &Slab<K, V>,
+        slab: &mut Slab<K, V>,
         hash: u64,
         weight: u64,
         hasher: &S,

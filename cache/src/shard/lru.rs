@@ -26,7 +26,7 @@ impl Evict for Lru {
     #[inline]
     fn place<K: Hash, V, S: BuildHasher>(
         &mut self,
-        _: &Slab<K, V>,
+        _: &mut Slab<K, V>,
         _: u64,
         _: u64,
         _: &S,

@@ -7,7 +7,7 @@
 //! - [`list`]: the intrusive doubly linked lists policies are made of.
 //! - [`evict`]: the [`Evict`] trait a policy implements, and the
 //!   [`Eviction`] enum the shard dispatches on.
-//! - [`s3fifo`], [`lru`]: one file per policy.
+//! - [`wtinylfu`], [`s3fifo`], [`lru`]: one file per policy.
 //! - this module: the hash table, the totals, lookups, writes, expiry,
 //!   and the single-flight / negative-caching side tables.
 //!
@@ -23,6 +23,7 @@ mod list;
 mod lru;
 mod s3fifo;
 mod slab;
+mod wtinylfu;
 
 use std::any::Any;
 use std::borrow::Borrow;
@@ -35,7 +36,8 @@ use hashbrown::HashTable;
 use self::evict::{Evict, Eviction, Victim};
 use self::lru::Lru;
 use self::s3fifo::S3Fifo;
-use self::slab::{Entry, Slab};
+use self::slab::{Entry, NIL, Slab};
+use self::wtinylfu::WTinyLfu;
 use crate::load::Flight;
 use crate::policy::Policy;
 use crate::stats::{EvictionCause, Removed};
@@ -43,6 +45,15 @@ use crate::time::LazyTick;
 
 /// Slab slots the amortised expiry sweep inspects per write.
 const SWEEP_STEP: usize = 2;
+
+/// What one eviction step did.
+enum Room {
+    Made,
+    /// Nothing left to evict.
+    Gone,
+    /// The policy refused the entry being inserted.
+    Refused,
+}
 
 /// A remembered load failure (negative caching).
 pub(crate) struct Negative {
@@ -65,6 +76,10 @@ pub(crate) struct ShardParams {
     pub(crate) est_entries: usize,
     pub(crate) policy: Policy,
     pub(crate) admission: bool,
+    /// The W-TinyLFU window's share of the capacity.
+    pub(crate) window: f64,
+    /// Seeds the shard's random choices (W-TinyLFU's duel jitter).
+    pub(crate) seed: u64,
     /// Whether entries have their own weights (a weigher is set).
     pub(crate) weighted: bool,
     /// Time-to-idle in nanoseconds.
@@ -114,6 +129,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             weight: 0,
             sweep: 0,
             policy: match p.policy {
+                Policy::WTinyLfu => {
+                    Eviction::WTinyLfu(WTinyLfu::new(p.capacity, p.est_entries, p.window, p.seed))
+                }
                 Policy::S3Fifo => {
                     Eviction::S3Fifo(S3Fifo::new(p.capacity, p.est_entries, p.admission))
                 }
@@ -151,15 +169,23 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .copied()
     }
 
+    /// Sets the W-TinyLFU window's share of the capacity (other policies
+    /// have no window).
+    pub(crate) fn set_window<S: BuildHasher>(&mut self, share: f64, hasher: &S) {
+        if let Eviction::WTinyLfu(p) = &mut self.policy {
+            p.resize(share, &mut self.slab, hasher);
+        }
+    }
+
     /// A read under the shared lock (policies whose reads write nothing
-    /// but the entry's own frequency mark: S3-FIFO).
+    /// but the entry's own read mark: W-TinyLFU, S3-FIFO).
     #[inline(always)]
     pub(crate) fn get_shared<Q>(&self, hash: u64, key: &Q, now: &mut LazyTick<'_>) -> Lookup<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        debug_assert!(matches!(self.policy, Eviction::S3Fifo(_)));
+        debug_assert!(!matches!(self.policy, Eviction::Lru(_)));
         match self.find(hash, key) {
             None => Lookup::Miss,
             Some(i) if self.slab.is_expired(i, now) => Lookup::Expired,
@@ -248,19 +274,21 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     // ----- eviction ----------------------------------------------------
 
-    /// Removes one entry by policy. False when the shard is empty.
+    /// Removes one entry by policy. `Gone` when the shard is empty,
+    /// `Refused` when the policy turns away the entry being inserted.
     fn evict_one<S: BuildHasher>(
         &mut self,
         now: &mut LazyTick<'_>,
         hasher: &S,
         out: &mut Removed<K, V>,
-    ) -> bool {
+    ) -> Room {
         match self.policy.victim(&mut self.slab, now, hasher) {
+            Some(Victim { index: NIL, .. }) => Room::Refused,
             Some(Victim { index, hash, cause }) => {
                 self.take_into(hash, index, cause, out);
-                true
+                Room::Made
             }
-            None => false,
+            None => Room::Gone,
         }
     }
 
@@ -284,25 +312,33 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
-    /// Evicts until `extra` more weight fits and a slot is free.
+    /// Evicts until `extra` more weight fits and a slot is free; false
+    /// when the policy refused the entry being inserted instead.
     fn make_room<S: BuildHasher>(
         &mut self,
         extra: u64,
         now: &mut LazyTick<'_>,
         hasher: &S,
         out: &mut Removed<K, V>,
-    ) {
-        while (self.weight.saturating_add(extra) > self.capacity
-            || self.len >= self.slab.max_entries())
-            && self.evict_one(now, hasher, out)
-        {}
+    ) -> bool {
+        while self.weight.saturating_add(extra) > self.capacity
+            || self.len >= self.slab.max_entries()
+        {
+            match self.evict_one(now, hasher, out) {
+                Room::Made => {}
+                Room::Gone => break,
+                Room::Refused => return false,
+            }
+        }
+        true
     }
 
     // ----- writes ------------------------------------------------------
 
     /// Inserts or replaces `key`. `weight <= capacity` is the caller's
-    /// check; the entry is present on return and the weight is within the
-    /// capacity.
+    /// check; the entry is present on return (unless W-TinyLFU refused a
+    /// new entry heavier than its window: then it is in `out` with cause
+    /// `Capacity`) and the weight is within the capacity.
     #[expect(
         clippy::too_many_arguments,
         reason = "a hot insert path: the entry's parts, its deadline, the clock, the hasher and the eviction sink, without building a struct per call"
@@ -337,8 +373,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         let queue = self
             .policy
-            .place(&self.slab, hash, u64::from(weight), hasher);
-        self.make_room(u64::from(weight), now, hasher, out);
+            .place(&mut self.slab, hash, u64::from(weight), hasher);
+        if !self.make_room(u64::from(weight), now, hasher, out) {
+            out.push(key, value, EvictionCause::Capacity);
+            return;
+        }
         let i = self
             .slab
             .alloc(Entry::new(key, value, deadline), weight, idle);
@@ -382,7 +421,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.policy.unlink(&mut self.slab, i);
             self.weight -= old_weight;
             self.len -= 1;
-            self.make_room(new_weight, now, hasher, out);
+            // No entry is being placed, so no policy refuses one.
+            let made = self.make_room(new_weight, now, hasher, out);
+            debug_assert!(made);
             self.len += 1;
             self.slab.set_weight(i, weight);
             self.weight += new_weight;

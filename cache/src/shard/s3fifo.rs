@@ -45,14 +45,15 @@ impl S3Fifo {
             small_target,
             main_target: capacity - small_target,
             ghost: Ghost::new(est_entries),
-            sketch: admission.then(|| Sketch::new(est_entries)),
+            sketch: admission.then(|| Sketch::new(est_entries, 4)),
         }
     }
 
     fn list_mut(&mut self, q: Queue) -> &mut List {
         match q {
             Queue::Small => &mut self.small,
-            Queue::Main => &mut self.main,
+            // S3-FIFO links entries on small and main only.
+            Queue::Main | Queue::Protected => &mut self.main,
         }
     }
 
@@ -85,7 +86,7 @@ impl Evict for S3Fifo {
     #[inline]
     fn place<K: Hash, V, S: BuildHasher>(
         &mut self,
-        slab: &Slab<K, V>,
+        slab: &mut Slab<K, V>,
         hash: u64,
         weight: u64,
         hasher: &S,

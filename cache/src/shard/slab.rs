@@ -3,7 +3,7 @@
 //! weigher is set, idle deadlines with time-to-idle).
 //!
 //! An entry is its key, value, TTL deadline, a `prev` link and one atomic
-//! `link` word packing `next` (29 bits), a queue bit and a 2-bit
+//! `link` word packing `next` (28 bits), a 2-bit queue and a 2-bit
 //! frequency, so a read under the shared lock can bump the frequency. For
 //! `u64 → u64` an entry is 32 bytes: half a cache line. The links are the
 //! eviction policy's lists ([`super::list`]); what the queue bit and the
@@ -15,12 +15,13 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering::Relaxed};
 use crate::time::{LazyTick, NEVER};
 
 /// Bits of the `link` word holding `next`.
-const NEXT_BITS: u32 = 29;
+const NEXT_BITS: u32 = 28;
 const NEXT_MASK: u32 = (1 << NEXT_BITS) - 1;
-/// The queue bit of the `link` word (set: main).
-const MAIN_BIT: u32 = 1 << NEXT_BITS;
+/// The queue field of the `link` word (two bits).
+const QUEUE_SHIFT: u32 = NEXT_BITS;
+const QUEUE_MASK: u32 = 3 << QUEUE_SHIFT;
 /// The frequency field of the `link` word.
-const FREQ_SHIFT: u32 = NEXT_BITS + 1;
+const FREQ_SHIFT: u32 = NEXT_BITS + 2;
 /// End of a list / of the free list.
 pub(crate) const NIL: u32 = NEXT_MASK;
 /// Most entries one shard can index (NIL is reserved).
@@ -28,11 +29,13 @@ pub(crate) const MAX_SLOTS: usize = NIL as usize;
 /// Frequency saturation (two bits).
 pub(crate) const MAX_FREQ: u32 = 3;
 
-/// Which of a policy's two lists an entry is on.
+/// Which of a policy's lists an entry is on (S3-FIFO: small / main;
+/// W-TinyLFU: window / probation / protected; LRU: main).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Queue {
-    Small,
-    Main,
+    Small = 0,
+    Main = 1,
+    Protected = 2,
 }
 
 pub(crate) struct Entry<K, V> {
@@ -42,7 +45,7 @@ pub(crate) struct Entry<K, V> {
     pub(crate) deadline: i64,
     /// `prev + 1` (the zero niche makes `Slot` no larger than `Entry`).
     prev: NonZeroU32,
-    /// `next | queue << 29 | freq << 30`; `freq` is stored under the read
+    /// `next | queue << 28 | freq << 30`; `freq` is stored under the read
     /// lock (lossy between concurrent readers, which is harmless), the rest
     /// only under the write lock.
     link: AtomicU32,
@@ -79,19 +82,16 @@ impl<K, V> Entry<K, V> {
     }
     #[inline]
     pub(crate) fn queue(&self) -> Queue {
-        if self.link.load(Relaxed) & MAIN_BIT != 0 {
-            Queue::Main
-        } else {
-            Queue::Small
+        match (self.link.load(Relaxed) & QUEUE_MASK) >> QUEUE_SHIFT {
+            0 => Queue::Small,
+            1 => Queue::Main,
+            _ => Queue::Protected,
         }
     }
     #[inline]
     pub(crate) fn set_queue(&mut self, q: Queue) {
         let l = self.link.get_mut();
-        *l = match q {
-            Queue::Main => *l | MAIN_BIT,
-            Queue::Small => *l & !MAIN_BIT,
-        };
+        *l = (*l & !QUEUE_MASK) | ((q as u32) << QUEUE_SHIFT);
     }
     #[inline]
     pub(crate) fn freq(&self) -> u32 {

@@ -1,0 +1,400 @@
+//! W-TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient
+//! Cache Admission Policy", ACM TOS 2017), with Caffeine's adaptive window.
+//!
+//! New keys enter a small LRU *window* (1 % of the shard's weight at
+//! first; [`crate::climb`] moves the split). The window's least recently
+//! used entry is the *candidate* for the main space, a segmented LRU of
+//! *probation* (20 %) and *protected* (80 %). While main has room the
+//! candidate simply moves into probation; when it is full the candidate
+//! duels main's victim (probation's least recently used entry) on their
+//! estimated frequency in a count-min sketch, and the loser is evicted.
+//! A candidate that is not more frequent loses, except that one with an
+//! estimate of at least [`HASH_DOS_THRESHOLD`] wins one duel in 128 at
+//! random (Caffeine's defence against an attacker who keeps main's victim
+//! artificially hot). A heavy candidate has to win one duel per victim it
+//! displaces, so it never pushes out many frequent light entries on the
+//! strength of one comparison.
+//!
+//! # Reads under the shared lock
+//! A read only stores the entry's 2-bit read mark ([`Slab::touch_shared`],
+//! nothing when the mark is already 3), so hits write nothing shared and
+//! move nothing. The lists are CLOCK approximations of LRU: when the
+//! policy meets an entry at the LRU end of a list it drains the entry's
+//! mark into the sketch (one increment per read, up to 3 per visit, the
+//! read buffer Caffeine keeps per thread kept in the entry instead) and
+//! acts on it: a marked window entry goes to the window's MRU end, a
+//! marked probation entry is promoted to protected, a marked protected
+//! entry goes to protected's MRU end. Protected's overflow is demoted to
+//! probation's MRU end. Every list is passed at most once per decision,
+//! since each visit clears the mark it acts on.
+
+use std::hash::{BuildHasher, Hash};
+
+use super::evict::{Evict, Victim};
+use super::list::List;
+use super::slab::{MAX_FREQ, NIL, Queue, Slab};
+use crate::sketch::Sketch;
+use crate::stats::EvictionCause;
+use crate::time::LazyTick;
+
+/// Frequency estimate from which a losing candidate still wins one duel
+/// in 128 (Caffeine's value: below it a key is too rare to be an attack).
+const HASH_DOS_THRESHOLD: u8 = 6;
+
+/// Protected's share of main, in percent (the SLRU split of the paper and
+/// Caffeine).
+const PROTECTED_PERCENT: u64 = 80;
+
+/// Sketch counters per expected entry: 16 (one 64-bit word), Caffeine's
+/// size. Measured on the P3 trace (fixed 1 % window, one shard): 4 per
+/// entry lose 1.4 points at 32,768 entries to collisions that rate
+/// one-time keys as frequent.
+const SKETCH_COUNTERS: u64 = 16;
+
+/// The window, the two main segments and the sketch.
+pub(crate) struct WTinyLfu {
+    /// `Queue::Small`.
+    window: List,
+    /// `Queue::Main`.
+    probation: List,
+    /// `Queue::Protected`.
+    protected: List,
+    capacity: u64,
+    window_target: u64,
+    protected_target: u64,
+    /// The weight of the entry being inserted, between `place` and `link`
+    /// (it joins the window, so it counts against the window's target).
+    incoming: u64,
+    /// Its key's hash.
+    incoming_hash: u64,
+    sketch: Sketch,
+    /// xorshift64 state for the duel jitter.
+    rng: u64,
+}
+
+impl WTinyLfu {
+    /// A policy for a shard of `capacity` weight and about `est_entries`
+    /// entries (sizes the sketch), its window `window` of the weight;
+    /// `seed` makes the jitter differ between shards.
+    pub(crate) fn new(capacity: u64, est_entries: usize, window: f64, seed: u64) -> Self {
+        let mut p = Self {
+            window: List::EMPTY,
+            probation: List::EMPTY,
+            protected: List::EMPTY,
+            capacity,
+            window_target: 0,
+            protected_target: 0,
+            incoming: 0,
+            incoming_hash: 0,
+            sketch: Sketch::new(est_entries, SKETCH_COUNTERS),
+            rng: seed | 1,
+        };
+        p.set_targets(window);
+        p
+    }
+
+    /// Sets the window to `fraction` of the weight (rounded; protected
+    /// gets its share of the rest). Entries move lazily: an oversized
+    /// window feeds candidates at the next evictions, an oversized main
+    /// gives up victims; [`Self::resize`] also demotes protected's
+    /// overflow at once.
+    fn set_targets(&mut self, fraction: f64) {
+        // At least one unit: an unweighted entry always fits the window,
+        // so only an entry heavier than the window can be refused.
+        let w = (self.capacity as f64 * fraction.clamp(0.0, 1.0)).round() as u64;
+        self.window_target = w.max(1).min(self.capacity);
+        self.protected_target = (self.capacity - self.window_target) * PROTECTED_PERCENT / 100;
+    }
+
+    /// [`Self::set_targets`], then protected's overflow demoted.
+    pub(crate) fn resize<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        fraction: f64,
+        slab: &mut Slab<K, V>,
+        hasher: &S,
+    ) {
+        self.set_targets(fraction);
+        self.demote(slab, hasher);
+    }
+
+    fn list_mut(&mut self, q: Queue) -> &mut List {
+        match q {
+            Queue::Small => &mut self.window,
+            Queue::Main => &mut self.probation,
+            Queue::Protected => &mut self.protected,
+        }
+    }
+
+    fn main_weight(&self) -> u64 {
+        self.probation.weight + self.protected.weight
+    }
+
+    fn main_target(&self) -> u64 {
+        self.capacity - self.window_target
+    }
+
+    /// Moves entry `i` to the MRU end of `q`.
+    fn move_to<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32, q: Queue) {
+        self.unlink(slab, i);
+        self.list_mut(q).push_back(slab, i, q);
+    }
+
+    /// Drains entry `i`'s read mark into the sketch; whether it had one.
+    fn drain_mark<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Slab<K, V>,
+        i: u32,
+        hasher: &S,
+    ) -> bool {
+        let f = slab.entry(i).freq();
+        if f == 0 {
+            return false;
+        }
+        let h = hasher.hash_one(&slab.entry(i).key);
+        self.sketch.increment_by(h, u64::from(f));
+        slab.entry_mut(i).set_freq(0);
+        true
+    }
+
+    /// The window's LRU entry after second chances (a marked head moves
+    /// to the MRU end); `None` when the window is empty.
+    fn window_lru<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Slab<K, V>,
+        hasher: &S,
+    ) -> Option<u32> {
+        loop {
+            let i = self.window.head;
+            if i == NIL {
+                return None;
+            }
+            if !self.drain_mark(slab, i, hasher) {
+                return Some(i);
+            }
+            self.move_to(slab, i, Queue::Small);
+        }
+    }
+
+    /// Keeps protected within its target: its LRU entry (after second
+    /// chances) moves to probation's MRU end.
+    fn demote<K: Hash, V, S: BuildHasher>(&mut self, slab: &mut Slab<K, V>, hasher: &S) {
+        while self.protected.weight > self.protected_target {
+            let i = self.protected.head;
+            if i == NIL {
+                break;
+            }
+            let q = if self.drain_mark(slab, i, hasher) {
+                Queue::Protected
+            } else {
+                Queue::Main
+            };
+            self.move_to(slab, i, q);
+        }
+    }
+
+    /// Main's victim: probation's LRU entry once the marked ones ahead of
+    /// it are promoted, else (probation empty) protected's LRU entry after
+    /// second chances; `None` when main is empty.
+    fn main_victim<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Slab<K, V>,
+        hasher: &S,
+    ) -> Option<u32> {
+        loop {
+            let i = self.probation.head;
+            if i != NIL {
+                if !self.drain_mark(slab, i, hasher) {
+                    return Some(i);
+                }
+                self.move_to(slab, i, Queue::Protected);
+                self.demote(slab, hasher);
+                continue;
+            }
+            let i = self.protected.head;
+            if i == NIL {
+                return None;
+            }
+            if !self.drain_mark(slab, i, hasher) {
+                return Some(i);
+            }
+            self.move_to(slab, i, Queue::Protected);
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Whether the candidate of hash `c` beats main's victim of hash `v`.
+    fn admit(&mut self, c: u64, v: u64) -> bool {
+        let (fc, fv) = (self.sketch.estimate(c), self.sketch.estimate(v));
+        if fc > fv {
+            return true;
+        }
+        fc >= HASH_DOS_THRESHOLD && self.next_random() & 127 == 0
+    }
+}
+
+/// Entry `i` given up, expired or evicted for capacity.
+fn give_up<K: Hash, V, S: BuildHasher>(
+    slab: &Slab<K, V>,
+    i: u32,
+    now: &mut LazyTick<'_>,
+    hasher: &S,
+) -> Victim {
+    let cause = if slab.is_expired(i, now) {
+        EvictionCause::Expired
+    } else {
+        EvictionCause::Capacity
+    };
+    Victim {
+        index: i,
+        hash: hasher.hash_one(&slab.entry(i).key),
+        cause,
+    }
+}
+
+impl Evict for WTinyLfu {
+    #[inline]
+    fn place<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Slab<K, V>,
+        hash: u64,
+        weight: u64,
+        hasher: &S,
+    ) -> Queue {
+        // A miss is an access.
+        self.sketch.increment(hash);
+        // While main has room (the cache is filling, or main gave up
+        // victims), the window's overflow moves into probation uncontested.
+        while self.window.weight + weight > self.window_target {
+            let Some(c) = self.window_lru(slab, hasher) else {
+                break;
+            };
+            if self.main_weight() + slab.weight_of(c) > self.main_target() {
+                break;
+            }
+            self.move_to(slab, c, Queue::Main);
+        }
+        self.incoming = weight;
+        self.incoming_hash = hash;
+        Queue::Small
+    }
+    #[inline]
+    fn link<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32, q: Queue) {
+        self.list_mut(q).push_back(slab, i, q);
+        self.incoming = 0;
+    }
+    #[inline]
+    fn unlink<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32) {
+        let q = slab.entry(i).queue();
+        self.list_mut(q).unlink(slab, i);
+    }
+    #[inline]
+    fn on_read<K, V>(&mut self, _: &mut Slab<K, V>, _: u32) {}
+    #[inline]
+    fn on_write<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32) {
+        // A write is an access: one more read mark.
+        let e = slab.entry_mut(i);
+        let f = e.freq();
+        e.set_freq(f + 1);
+    }
+    #[inline]
+    fn relinks_on_replace(&self) -> bool {
+        false
+    }
+    #[inline]
+    fn reweigh(&mut self, q: Queue, old: u64, new: u64) {
+        let l = self.list_mut(q);
+        l.weight = l.weight - old + new;
+    }
+    fn victim<K: Hash, V, S: BuildHasher>(
+        &mut self,
+        slab: &mut Slab<K, V>,
+        now: &mut LazyTick<'_>,
+        hasher: &S,
+    ) -> Option<Victim> {
+        loop {
+            if self.window.weight + self.incoming > self.window_target
+                && let Some(c) = self.window_lru(slab, hasher)
+            {
+                if slab.is_expired(c, now) {
+                    return Some(give_up(slab, c, now, hasher));
+                }
+                if self.main_weight() + slab.weight_of(c) <= self.main_target() {
+                    self.move_to(slab, c, Queue::Main);
+                    continue;
+                }
+                let Some(v) = self.main_victim(slab, hasher) else {
+                    // Heavier than all of main: nothing to duel.
+                    return Some(give_up(slab, c, now, hasher));
+                };
+                if slab.is_expired(v, now) {
+                    return Some(give_up(slab, v, now, hasher));
+                }
+                let hc = hasher.hash_one(&slab.entry(c).key);
+                let hv = hasher.hash_one(&slab.entry(v).key);
+                // The loser goes; a winning candidate stays at the window's
+                // LRU end and moves into main once there is room for it.
+                let loser = if self.admit(hc, hv) { v } else { c };
+                return Some(give_up(slab, loser, now, hasher));
+            }
+            if self.window.weight + self.incoming > self.window_target
+                && self.incoming > 0
+                && let Some(v) = self.main_victim(slab, hasher)
+            {
+                // The window is empty and the entry being inserted overflows
+                // it alone: it is the candidate, and duels main's victim.
+                if slab.is_expired(v, now) {
+                    return Some(give_up(slab, v, now, hasher));
+                }
+                let hv = hasher.hash_one(&slab.entry(v).key);
+                if self.admit(self.incoming_hash, hv) {
+                    return Some(give_up(slab, v, now, hasher));
+                }
+                self.incoming = 0;
+                return Some(Victim {
+                    index: NIL,
+                    hash: self.incoming_hash,
+                    cause: EvictionCause::Capacity,
+                });
+            }
+            // The window is within its target, so main is over its own.
+            if let Some(v) = self.main_victim(slab, hasher) {
+                return Some(give_up(slab, v, now, hasher));
+            }
+            let c = self.window_lru(slab, hasher)?;
+            return Some(give_up(slab, c, now, hasher));
+        }
+    }
+    #[inline]
+    fn sweeps(&self) -> bool {
+        true
+    }
+    fn clear(&mut self) {
+        self.window = List::EMPTY;
+        self.probation = List::EMPTY;
+        self.protected = List::EMPTY;
+        self.incoming = 0;
+        self.sketch.clear();
+    }
+    fn heap_bytes(&self) -> usize {
+        self.sketch.heap_bytes()
+    }
+    fn check_invariants<K, V>(&self, slab: &Slab<K, V>, mut each: impl FnMut(u32)) {
+        let mut check = |i: u32| {
+            assert!(slab.entry(i).freq() <= MAX_FREQ, "entry {i} freq over cap");
+            each(i);
+        };
+        self.window.check_invariants(slab, Queue::Small, &mut check);
+        self.probation
+            .check_invariants(slab, Queue::Main, &mut check);
+        self.protected
+            .check_invariants(slab, Queue::Protected, &mut check);
+    }
+}
