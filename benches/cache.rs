@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use cap::Cap;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use dispatchkit::cache::{Admission, Cache, SharedTier, Store, TierConfig};
+use dispatchkit::cache::{Admission, Cache, Policy, SharedTier, Store, TierConfig};
 use dispatchkit::workload::zipf_keys;
 
 #[global_allocator]
@@ -112,6 +112,12 @@ fn dk(cap: u64) -> Dk {
 fn dk_admission(cap: u64) -> Dk {
     Dk(Cache::builder(cap)
         .admission(Admission::TinyLfu)
+        .build()
+        .expect("valid capacity"))
+}
+fn dk_wtinylfu(cap: u64) -> Dk {
+    Dk(Cache::builder(cap)
+        .policy(Policy::WTinyLfu)
         .build()
         .expect("valid capacity"))
 }
@@ -202,6 +208,7 @@ fn bench_group(c: &mut Criterion, keys: &[u64], group: &str, prefilled: bool) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     bench_peer(&mut g, "dispatchkit", dk, keys, prefilled);
+    bench_peer(&mut g, "dispatchkit_wtinylfu", dk_wtinylfu, keys, prefilled);
     bench_peer(&mut g, "moka", moka, keys, prefilled);
     bench_peer(&mut g, "quick_cache", quick, keys, prefilled);
     bench_peer(&mut g, "lru_mutex", lru_mutex, keys, prefilled);
@@ -332,9 +339,10 @@ fn overhead(make: MakePeer, n: u64) -> f64 {
 type MakePeer = fn(u64) -> Box<dyn Peer>;
 
 /// Every cache the printed report compares, with its constructor.
-const CACHES: [(&str, MakePeer); 5] = [
+const CACHES: [(&str, MakePeer); 6] = [
     ("dispatchkit", |c| Box::new(dk(c))),
     ("dispatchkit+TinyLFU", |c| Box::new(dk_admission(c))),
+    ("dispatchkit W-TinyLFU", |c| Box::new(dk_wtinylfu(c))),
     ("moka", |c| Box::new(moka(c))),
     ("quick_cache", |c| Box::new(quick(c))),
     ("lru_mutex", |c| Box::new(lru_mutex(c))),

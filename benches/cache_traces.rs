@@ -69,9 +69,17 @@ type Make = fn(u64) -> Box<dyn Replay>;
 
 /// Every cache of the table (bench id, table name), with its constructor
 /// at a capacity.
-const CACHES: [(&str, &str, Make); 6] = [
+const CACHES: [(&str, &str, Make); 7] = [
     ("dispatchkit", "dispatchkit (S3-FIFO)", |c| {
         Box::new(Cache::<u64, u64>::new(c).expect("capacity"))
+    }),
+    ("dispatchkit_wtinylfu", "dispatchkit W-TinyLFU", |c| {
+        Box::new(
+            Cache::<u64, u64>::builder(c)
+                .policy(Policy::WTinyLfu)
+                .build()
+                .expect("capacity"),
+        )
     }),
     ("dispatchkit_tinylfu", "dispatchkit S3-FIFO+TinyLFU", |c| {
         Box::new(

@@ -437,7 +437,11 @@ fn every_cache_type_survives_hostile_json() {
     fuzz("TierStats", vec![a.stats()], |_| {});
     fuzz(
         "Policy",
-        vec![cache::Policy::S3Fifo, cache::Policy::Lru],
+        vec![
+            cache::Policy::S3Fifo,
+            cache::Policy::Lru,
+            cache::Policy::WTinyLfu,
+        ],
         |p| {
             let c = Cache::<u64, u64>::builder(64).policy(*p).build().unwrap();
             (0..200).for_each(|k| c.insert(k, k).unwrap());

@@ -21,9 +21,10 @@
 //! behind):
 //!
 //! - [`Cache`]: sharded, `Send + Sync`, capacity in entries or bytes
-//!   ([`Weigher`]), S3-FIFO eviction (hit ratio above exact LRU's on the
-//!   ARC OLTP trace) or exact [`Policy::Lru`], optional TinyLFU
-//!   [`Admission`], per-entry TTL with a cache-wide default, time-to-idle,
+//!   ([`Weigher`]), S3-FIFO eviction (the default), W-TinyLFU
+//!   ([`Policy::WTinyLfu`]: frequency-filtered admission, a window sized by
+//!   hill climbing) or exact [`Policy::Lru`], optional TinyLFU
+//!   [`Admission`] for S3-FIFO (which to pick when: [`Policy`]), per-entry TTL with a cache-wide default, time-to-idle,
 //!   single-flight [`get_or_load`](Cache::get_or_load) (blocking) and
 //!   [`get_or_load_async`](Cache::get_or_load_async) (a future: waiters
 //!   park their task, not their thread, on any executor; a cancelled
