@@ -2,7 +2,7 @@
 //! `next` links: the queues the eviction policies are made of. Head is the
 //! eviction end (oldest / least recently used), tail the newest.
 
-use super::slab::{NIL, Queue, Slab};
+use super::slab::{MAX_FREQ, NIL, Queue, Slab};
 
 /// A list's ends, length and total weight.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,12 @@ impl List {
         self.tail = i;
         self.len += 1;
         self.weight += weight;
+    }
+
+    /// An entry on this list changed weight in place from `old` to `new`.
+    #[inline]
+    pub(crate) fn reweigh(&mut self, old: u64, new: u64) {
+        self.weight = self.weight - old + new;
     }
 
     /// Removes entry `i`, which is on this list.
@@ -82,6 +88,7 @@ impl List {
         while i != NIL {
             let e = slab.entry(i);
             assert_eq!(e.queue(), q, "entry {i} on the wrong list");
+            assert!(e.freq() <= MAX_FREQ, "entry {i} freq over cap");
             assert_eq!(e.prev(), prev, "entry {i} has a broken back link");
             let ew = slab.weight_of(i);
             assert!(ew >= 1, "entry {i} weighs 0");

@@ -54,7 +54,7 @@ impl Evict for Lru {
     }
     #[inline]
     fn reweigh(&mut self, _: Queue, old: u64, new: u64) {
-        self.list.weight = self.list.weight - old + new;
+        self.list.reweigh(old, new);
     }
     fn victim<K: Hash, V, S: BuildHasher>(
         &mut self,

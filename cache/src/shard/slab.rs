@@ -102,6 +102,12 @@ impl<K, V> Entry<K, V> {
         let l = self.link.get_mut();
         *l = (*l & !(3 << FREQ_SHIFT)) | (f.min(MAX_FREQ) << FREQ_SHIFT);
     }
+    /// Counts a write as one more use (saturating at the cap).
+    #[inline]
+    pub(crate) fn mark_write(&mut self) {
+        let f = self.freq();
+        self.set_freq(f + 1);
+    }
     /// Marks a read under the shared lock: stores `freq + 1` only when
     /// below the cap, so a hot entry is read without any write.
     #[inline]

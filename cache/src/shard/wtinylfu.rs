@@ -32,7 +32,7 @@ use std::hash::{BuildHasher, Hash};
 
 use super::evict::{Evict, Victim};
 use super::list::List;
-use super::slab::{MAX_FREQ, NIL, Queue, Slab};
+use super::slab::{NIL, Queue, Slab};
 use crate::sketch::Sketch;
 use crate::stats::EvictionCause;
 use crate::time::LazyTick;
@@ -299,10 +299,7 @@ impl Evict for WTinyLfu {
     fn on_read<K, V>(&mut self, _: &mut Slab<K, V>, _: u32) {}
     #[inline]
     fn on_write<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32) {
-        // A write is an access: one more read mark.
-        let e = slab.entry_mut(i);
-        let f = e.freq();
-        e.set_freq(f + 1);
+        slab.entry_mut(i).mark_write();
     }
     #[inline]
     fn relinks_on_replace(&self) -> bool {
@@ -310,8 +307,7 @@ impl Evict for WTinyLfu {
     }
     #[inline]
     fn reweigh(&mut self, q: Queue, old: u64, new: u64) {
-        let l = self.list_mut(q);
-        l.weight = l.weight - old + new;
+        self.list_mut(q).reweigh(old, new);
     }
     fn victim<K: Hash, V, S: BuildHasher>(
         &mut self,
@@ -341,8 +337,13 @@ impl Evict for WTinyLfu {
                 let hv = hasher.hash_one(&slab.entry(v).key);
                 // The loser goes; a winning candidate stays at the window's
                 // LRU end and moves into main once there is room for it.
-                let loser = if self.admit(hc, hv) { v } else { c };
-                return Some(give_up(slab, loser, now, hasher));
+                // Neither has expired (checked above); their hashes are known.
+                let (index, hash) = if self.admit(hc, hv) { (v, hv) } else { (c, hc) };
+                return Some(Victim {
+                    index,
+                    hash,
+                    cause: EvictionCause::Capacity,
+                });
             }
             if self.window.weight + self.incoming > self.window_target
                 && self.incoming > 0
@@ -355,7 +356,11 @@ impl Evict for WTinyLfu {
                 }
                 let hv = hasher.hash_one(&slab.entry(v).key);
                 if self.admit(self.incoming_hash, hv) {
-                    return Some(give_up(slab, v, now, hasher));
+                    return Some(Victim {
+                        index: v,
+                        hash: hv,
+                        cause: EvictionCause::Capacity,
+                    });
                 }
                 self.incoming = 0;
                 return Some(Victim {
@@ -387,14 +392,10 @@ impl Evict for WTinyLfu {
         self.sketch.heap_bytes()
     }
     fn check_invariants<K, V>(&self, slab: &Slab<K, V>, mut each: impl FnMut(u32)) {
-        let mut check = |i: u32| {
-            assert!(slab.entry(i).freq() <= MAX_FREQ, "entry {i} freq over cap");
-            each(i);
-        };
-        self.window.check_invariants(slab, Queue::Small, &mut check);
+        self.window.check_invariants(slab, Queue::Small, &mut each);
         self.probation
-            .check_invariants(slab, Queue::Main, &mut check);
+            .check_invariants(slab, Queue::Main, &mut each);
         self.protected
-            .check_invariants(slab, Queue::Protected, &mut check);
+            .check_invariants(slab, Queue::Protected, &mut each);
     }
 }
