@@ -6,12 +6,15 @@
 //! sketch's halving, so each sample sees one "generation" of frequencies)
 //! the cache-wide hit ratio of the sample is compared with the previous
 //! one: if it did not fall, the window moves again the same way by the
-//! current step, otherwise it turns back. Steps start at 6.25 % of the
+//! current step, otherwise it turns back. Steps start at 3.125 % of the
 //! capacity and shrink by 2 % per sample, so the split settles; a change
-//! of the hit ratio by 5 points or more (a new phase) restarts them at
-//! 6.25 %. These are Caffeine's constants: 6.25 % moves a 1 % window to
-//! its useful range (0–40 %) within a few samples, and a decay of 0.98
-//! halves the step in about 35 samples, long enough for a trace's phase.
+//! of the hit ratio by 5 points or more (a new phase) restarts them.
+//! Caffeine starts at 6.25 %; half of it measured better on both traces
+//! (mean of 4 runs, 32 shards: OLTP at 2,000 entries +0.5 points, P3 at
+//! 32,768 +0.4): P3's hit ratio rises through the trace, so every move
+//! looks like a gain and big steps carry the window far from its best.
+//! A decay of 0.98 halves the step in about 35 samples, long enough for a
+//! trace's phase.
 //! The window ranges over 0–80 % of the capacity (main keeps its
 //! frequency-filtered fifth at least). Samples start once the cache has
 //! evicted: before that every policy has the same hits.
@@ -19,7 +22,7 @@
 /// The window's share of the capacity before any sample.
 pub(crate) const INITIAL_WINDOW: f64 = 0.01;
 /// The step a climb starts (and restarts) with, as a share of capacity.
-const STEP: f64 = 0.0625;
+const STEP: f64 = 0.031_25;
 /// The step's decay per sample.
 const DECAY: f64 = 0.98;
 /// A change of the sampled hit ratio that restarts the step.

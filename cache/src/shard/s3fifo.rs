@@ -45,7 +45,7 @@ impl S3Fifo {
             small_target,
             main_target: capacity - small_target,
             ghost: Ghost::new(est_entries),
-            sketch: admission.then(|| Sketch::new(est_entries, 4)),
+            sketch: admission.then(|| Sketch::new(est_entries, 4, 10)),
         }
     }
 
