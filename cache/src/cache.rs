@@ -4,7 +4,6 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 mod get_or_load;
@@ -218,7 +217,7 @@ where
         match shard.write() {
             Ok(g) => g,
             Err(g) => {
-                self.counters.local().lock_waits.fetch_add(1, Relaxed);
+                self.counters.add(|s| &s.lock_waits, 1);
                 g
             }
         }
@@ -512,9 +511,7 @@ where
             &mut out,
         );
         // One stripe access for the insert and what it evicted.
-        let stripe = self.counters.local();
-        let n = stripe.inserts.fetch_add(1, Relaxed);
-        stripe.add_evictions(&out.counts);
+        let n = self.counters.count_insert(&out.counts);
         self.notify(out);
         self.maybe_climb(n);
     }
@@ -578,8 +575,10 @@ where
         let r = self.lock(self.shard(hash)).remove(hash, key, now, &mut out);
         self.finish(out);
         let (k, v) = r?;
-        self.counters.local().evicted[crate::stats::cause_index(EvictionCause::Explicit)]
-            .fetch_add(1, Relaxed);
+        self.counters.add(
+            |s| &s.evicted[crate::stats::cause_index(EvictionCause::Explicit)],
+            1,
+        );
         if let Some(l) = &self.listener {
             l(&k, &v, EvictionCause::Explicit);
         }

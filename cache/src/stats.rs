@@ -14,6 +14,7 @@
 //! thread beyond the owned stripes counts with `fetch_add` on a small set
 //! of shared stripes. Every count is exact either way.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -130,31 +131,38 @@ pub(crate) struct Stripe {
     pub(crate) evicted: [AtomicU64; 4],
 }
 
+/// Adds `n` to counter `c` of a stripe: a plain load and store when the
+/// thread owns the stripe (it is the only writer; readers only load), a
+/// `fetch_add` on a shared one. Returns the previous value.
+#[inline]
+fn bump(c: &AtomicU64, n: u64, owned: bool) -> u64 {
+    if owned {
+        let v = c.load(Relaxed);
+        c.store(v.wrapping_add(n), Relaxed);
+        v
+    } else {
+        c.fetch_add(n, Relaxed)
+    }
+}
+
 impl Stripe {
     /// Adds eviction counts by cause.
     #[inline]
-    pub(crate) fn add_evictions(&self, counts: &[u64; 4]) {
-        let [a, b, c, d] = *counts;
-        if a != 0 {
-            self.evicted[0].fetch_add(a, Relaxed);
-        }
-        if b != 0 {
-            self.evicted[1].fetch_add(b, Relaxed);
-        }
-        if c != 0 {
-            self.evicted[2].fetch_add(c, Relaxed);
-        }
-        if d != 0 {
-            self.evicted[3].fetch_add(d, Relaxed);
+    fn add_evictions(&self, counts: &[u64; 4], owned: bool) {
+        for (c, &n) in self.evicted.iter().zip(counts) {
+            if n != 0 {
+                bump(c, n, owned);
+            }
         }
     }
 }
 
 /// Per-thread-striped counters: `owned` stripes, one per thread slot below
-/// `owned`, then `shared_mask + 1` stripes shared by the other threads.
+/// `owned.len()`, then `shared_mask + 1` stripes shared by the other
+/// threads.
 pub(crate) struct Counters {
-    stripes: Box<[Stripe]>,
-    owned: usize,
+    owned: Box<[Stripe]>,
+    shared: Box<[Stripe]>,
     shared_mask: usize,
 }
 
@@ -178,6 +186,9 @@ impl ThreadSlot {
 
 impl Drop for ThreadSlot {
     fn drop(&mut self) {
+        // Anything this thread still counts while being torn down goes to
+        // a shared stripe: the slot may already belong to a new thread.
+        let _ = SLOT.try_with(|s| s.set(TORN_DOWN));
         FREE_SLOTS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -185,16 +196,29 @@ impl Drop for ThreadSlot {
     }
 }
 
+/// `SLOT` before the thread's first count.
+const UNSET: usize = usize::MAX - 1;
+/// `SLOT` once the thread's `ThreadSlot` was dropped (indexes a shared
+/// stripe, like any slot at or above `owned`).
+const TORN_DOWN: usize = usize::MAX;
+
 thread_local! {
-    /// This thread's slot, taken on first use.
+    /// This thread's slot number: a constant-initialised cell without a
+    /// destructor, so the hot path reads it with one thread-relative load
+    /// (no lazy-initialisation state to check).
+    static SLOT: Cell<usize> = const { Cell::new(UNSET) };
+    /// Owns the slot and gives it back when the thread exits; touched once
+    /// per thread.
     static THREAD_SLOT: ThreadSlot = ThreadSlot::take();
 }
 
-/// This thread's slot; `usize::MAX` while the thread is being torn down
-/// (a shared stripe then).
-#[inline]
-fn thread_slot() -> usize {
-    THREAD_SLOT.try_with(|s| s.0).unwrap_or(usize::MAX)
+/// Takes the thread's slot on its first count.
+#[cold]
+#[inline(never)]
+fn first_slot() -> usize {
+    let v = THREAD_SLOT.try_with(|s| s.0).unwrap_or(TORN_DOWN);
+    SLOT.with(|s| s.set(v));
+    v
 }
 
 impl Counters {
@@ -203,8 +227,8 @@ impl Counters {
         let owned = (cpus * 4).next_power_of_two().clamp(8, 64);
         let shared = 4;
         Self {
-            stripes: (0..owned + shared).map(|_| Stripe::default()).collect(),
-            owned,
+            owned: (0..owned).map(|_| Stripe::default()).collect(),
+            shared: (0..shared).map(|_| Stripe::default()).collect(),
             shared_mask: shared - 1,
         }
     }
@@ -213,55 +237,76 @@ impl Counters {
     /// writer).
     #[inline]
     fn stripe(&self) -> (&Stripe, bool) {
-        let v = thread_slot();
-        if v < self.owned {
-            (&self.stripes[v], true)
-        } else {
-            (&self.stripes[self.owned + (v & self.shared_mask)], false)
+        // One thread-relative load and one compare on the hot path: a slot
+        // not yet taken (`UNSET`) or torn down falls past the owned stripes.
+        let v = SLOT.with(Cell::get);
+        match self.owned.get(v) {
+            Some(s) => (s, true),
+            None => self.stripe_slow(v),
         }
     }
 
-    /// This thread's stripe (for counters written with `fetch_add`).
-    #[inline]
-    pub(crate) fn local(&self) -> &Stripe {
-        self.stripe().0
+    #[cold]
+    #[inline(never)]
+    fn stripe_slow(&self, v: usize) -> (&Stripe, bool) {
+        let v = if v == UNSET { first_slot() } else { v };
+        match self.owned.get(v) {
+            Some(s) => (s, true),
+            None => (&self.shared[v & self.shared_mask], false),
+        }
     }
 
-    /// Counts one lookup: a plain increment on an owned stripe, `fetch_add`
-    /// on a shared one.
+    /// Adds `n` to the counter `field` picks in this thread's stripe;
+    /// returns its previous value (per stripe).
+    #[inline]
+    pub(crate) fn add(&self, field: fn(&Stripe) -> &AtomicU64, n: u64) -> u64 {
+        let (s, owned) = self.stripe();
+        bump(field(s), n, owned)
+    }
+
+    /// Counts one lookup.
     #[inline]
     pub(crate) fn count_lookup(&self, hit: bool) {
         let (s, owned) = self.stripe();
-        let c = if hit { &s.hits } else { &s.misses };
-        if owned {
-            c.store(c.load(Relaxed) + 1, Relaxed);
-        } else {
-            c.fetch_add(1, Relaxed);
-        }
+        bump(if hit { &s.hits } else { &s.misses }, 1, owned);
     }
 
+    /// Counts what a locked operation removed, by cause.
     #[inline]
     pub(crate) fn record_evictions(&self, counts: &[u64; 4]) {
         if counts != &[0; 4] {
-            self.local().add_evictions(counts);
+            let (s, owned) = self.stripe();
+            s.add_evictions(counts, owned);
         }
+    }
+
+    /// Counts an insert and what it removed (one stripe lookup for both);
+    /// returns this thread's insert count before it.
+    #[inline]
+    pub(crate) fn count_insert(&self, counts: &[u64; 4]) -> u64 {
+        let (s, owned) = self.stripe();
+        s.add_evictions(counts, owned);
+        bump(&s.inserts, 1, owned)
     }
 
     /// Cumulative hits, misses and capacity evictions (what the window
     /// climber samples).
     pub(crate) fn lookups(&self) -> (u64, u64, u64) {
-        self.stripes.iter().fold((0, 0, 0), |(h, m, e), s| {
-            (
-                h + s.hits.load(Relaxed),
-                m + s.misses.load(Relaxed),
-                e + s.evicted[0].load(Relaxed),
-            )
-        })
+        self.owned
+            .iter()
+            .chain(self.shared.iter())
+            .fold((0, 0, 0), |(h, m, e), s| {
+                (
+                    h + s.hits.load(Relaxed),
+                    m + s.misses.load(Relaxed),
+                    e + s.evicted[0].load(Relaxed),
+                )
+            })
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
         let mut out = CacheStats::default();
-        for s in self.stripes.iter() {
+        for s in self.owned.iter().chain(self.shared.iter()) {
             out.hits += s.hits.load(Relaxed);
             out.misses += s.misses.load(Relaxed);
             out.inserts += s.inserts.load(Relaxed);
@@ -283,7 +328,7 @@ impl Counters {
 impl fmt::Debug for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Counters")
-            .field("stripes", &self.stripes.len())
+            .field("stripes", &(self.owned.len() + self.shared.len()))
             .finish()
     }
 }

@@ -6,7 +6,6 @@ use std::any::Any;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use super::{Cache, Out};
@@ -346,7 +345,7 @@ where
         {
             drop(g);
             self.finish(out);
-            self.counters.local().negative_hits.fetch_add(1, Relaxed);
+            self.counters.add(|s| &s.negative_hits, 1);
             return Step::Done(Err(e));
         }
         let step = match g.flight(key) {
@@ -363,7 +362,7 @@ where
         drop(g);
         self.finish(out);
         if matches!(step, Step::Wait(_)) {
-            self.counters.local().load_waits.fetch_add(1, Relaxed);
+            self.counters.add(|s| &s.load_waits, 1);
         }
         step
     }
@@ -388,9 +387,8 @@ where
         // flight instead of leaving its waiters parked for ever.
         let (hash, key, flight) = (guard.hash, guard.key, guard.flight);
         let nanos = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let s = self.counters.local();
-        s.loads.fetch_add(1, Relaxed);
-        s.load_nanos.fetch_add(nanos, Relaxed);
+        self.counters.add(|s| &s.loads, 1);
+        self.counters.add(|s| &s.load_nanos, nanos);
         match result {
             Ok(v) => {
                 // Not cached (but returned) when it cannot be stored: too
@@ -418,7 +416,7 @@ where
                 Ok(v)
             }
             Err(e) => {
-                s.load_failures.fetch_add(1, Relaxed);
+                self.counters.add(|s| &s.load_failures, 1);
                 let e = Arc::new(e);
                 let shared: Arc<dyn Any + Send + Sync> = e.clone();
                 self.complete(hash, key, flight, now, |g, now, _| {
@@ -460,7 +458,7 @@ where
         };
         self.finish(out);
         if filled {
-            let n = self.counters.local().inserts.fetch_add(1, Relaxed);
+            let n = self.counters.count_insert(&[0; 4]);
             self.maybe_climb(n);
         }
     }

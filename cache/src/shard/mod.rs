@@ -161,12 +161,26 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.find_entry(hash, key).map(|(i, _)| i)
+    }
+
+    /// [`Self::find`], with the entry it found.
+    #[inline(always)]
+    pub(crate) fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<(u32, &Entry<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let slab = &self.slab;
-        self.table
-            .find(hash, |&i| {
-                slab.get(i).is_some_and(|e| e.key.borrow() == key)
-            })
-            .copied()
+        let mut found = None;
+        let &i = self.table.find(hash, |&i| match slab.get(i) {
+            Some(e) if e.key.borrow() == key => {
+                found = Some(e);
+                true
+            }
+            _ => false,
+        })?;
+        found.map(|e| (i, e))
     }
 
     /// Sets the W-TinyLFU window's share of the capacity (other policies
@@ -186,13 +200,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         debug_assert!(!matches!(self.policy, Eviction::Lru(_)));
-        match self.find(hash, key) {
+        match self.find_entry(hash, key) {
             None => Lookup::Miss,
-            Some(i) if self.slab.is_expired(i, now) => Lookup::Expired,
-            Some(i) => {
-                self.slab.touch_shared(i, now);
-                Lookup::Hit(&self.slab.entry(i).value)
-            }
+            Some((i, e)) if self.slab.read_live(i, e, now) => Lookup::Hit(&e.value),
+            Some(_) => Lookup::Expired,
         }
     }
 

@@ -278,6 +278,27 @@ impl<K, V> Slab<K, V> {
         }
     }
 
+    /// A read under the shared lock of entry `e`, found in slot `i`: when
+    /// it is live, marks the read ([`Self::touch_shared`]) and returns
+    /// `true`; `false` when it has expired. Checks the idle time-to-live
+    /// setting once (the hit path of every lookup).
+    #[inline(always)]
+    pub(crate) fn read_live(&self, i: u32, e: &Entry<K, V>, now: &mut LazyTick<'_>) -> bool {
+        let d = e.deadline;
+        if d != NEVER && now.get() >= d {
+            return false;
+        }
+        if self.tti != 0 {
+            let t = now.get();
+            if t >= self.idle[i as usize].load(Relaxed) {
+                return false;
+            }
+            self.idle[i as usize].store(crate::time::deadline(t, self.tti), Relaxed);
+        }
+        e.bump_shared();
+        true
+    }
+
     /// Stores `entry` in a free slot (growing the slab if none) and returns
     /// its index.
     pub(crate) fn alloc(&mut self, entry: Entry<K, V>, weight: u32, idle: i64) -> u32 {
