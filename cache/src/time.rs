@@ -97,16 +97,25 @@ impl<'a> LazyTick<'a> {
         Ok(t)
     }
 
+    #[inline]
     pub(crate) fn get(&mut self) -> i64 {
         match self.at {
             Some(t) => t,
             None => {
-                let t = self.epoch.tick(Instant::now());
+                let t = read_clock(self.epoch);
                 self.at = Some(t);
                 t
             }
         }
     }
+}
+
+/// The clock read of a lazy tick, out of line and taking no reference to
+/// the tick, so a tick that is never read stays in registers.
+#[cold]
+#[inline(never)]
+fn read_clock(epoch: &Epoch) -> i64 {
+    epoch.tick(Instant::now())
 }
 
 /// Checks a time-to-live / time-to-idle / negative TTL and converts it to

@@ -377,6 +377,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if let Some(i) = self.find(hash, &key) {
             if self.slab.is_expired(i, now) {
                 self.take_into(hash, i, EvictionCause::Expired, out);
+            } else if !self.slab.weighted() && !self.policy.relinks_on_replace() {
+                // The common replace: same weight, same place.
+                let old = self.slab.overwrite(i, value, deadline, idle);
+                self.policy.on_write(&mut self.slab, i);
+                out.push(key, old, EvictionCause::Replaced);
+                return;
             } else {
                 self.replace(i, key, value, weight, deadline, idle, now, hasher, out);
                 return;
@@ -444,10 +450,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.weight = self.weight - old_weight + new_weight;
             self.policy.reweigh(q, old_weight, new_weight);
         }
-        let old = std::mem::replace(&mut self.slab.entry_mut(i).value, value);
-        self.slab.set_deadline(i, deadline);
+        let old = self.slab.overwrite(i, value, deadline, idle);
         self.policy.on_write(&mut self.slab, i);
-        self.slab.set_idle(i, idle);
         out.push(key, old, EvictionCause::Replaced);
     }
 

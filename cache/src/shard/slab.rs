@@ -247,16 +247,22 @@ impl<K, V> Slab<K, V> {
         }
     }
 
-    /// Sets entry `i`'s TTL deadline, keeping the `expiring` count.
-    pub(crate) fn set_deadline(&mut self, i: u32, deadline: i64) {
+    /// Overwrites live entry `i` in place (its weight and place on its
+    /// list unchanged): the new value, TTL deadline (keeping the
+    /// `expiring` count) and idle deadline; returns the old value.
+    #[inline]
+    pub(crate) fn overwrite(&mut self, i: u32, value: V, deadline: i64, idle: i64) -> V {
         let e = self.entry_mut(i);
         let was = e.deadline != NEVER;
         e.deadline = deadline;
+        let old = std::mem::replace(&mut e.value, value);
         match (was, deadline != NEVER) {
             (false, true) => self.expiring += 1,
             (true, false) => self.expiring -= 1,
             _ => {}
         }
+        self.set_idle(i, idle);
+        old
     }
 
     #[inline(always)]
