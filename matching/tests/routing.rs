@@ -125,7 +125,7 @@ proptest! {
         start_seed in any::<u64>(),
         s in 0usize..60, e in 0usize..60,
         iterations in 0u64..40,
-        two_opt in any::<bool>(), or_opt in any::<bool>(),
+        two_opt in any::<bool>(), or_opt in any::<bool>(), lk in any::<bool>(),
     ) {
         let d = PlanarPoints::new(pts, PlanarMetric::Euc2d).unwrap();
         let n = d.len();
@@ -151,7 +151,7 @@ proptest! {
             let opts = SolveOptions {
                 max_iterations: iterations,
                 time_budget: None,
-                moves: Moves { two_opt, or_opt },
+                moves: Moves { two_opt, or_opt, lk },
                 ..SolveOptions::default()
             };
             let sol = improve(&d, shape, &order, &opts).unwrap();
@@ -282,6 +282,21 @@ fn bad_input_is_a_typed_error() {
         ..SolveOptions::default()
     };
     assert!(solve(&d, RouteShape::Closed, &too_exact).is_err());
+    // No cap, no stall rule and no budget: the kicks would never stop.
+    let endless = SolveOptions {
+        max_iterations: u64::MAX,
+        stall_per_stop: 0,
+        time_budget: None,
+        ..SolveOptions::default()
+    };
+    assert!(matches!(
+        solve(&d, RouteShape::Closed, &endless),
+        Err(MatchingError::InvalidParameter {
+            name: "max_iterations",
+            ..
+        })
+    ));
+    assert!(improve(&d, RouteShape::Closed, &[0, 1, 2], &endless).is_err());
     for bad in [&[0, 1][..], &[0, 1, 1], &[0, 1, 5]] {
         assert!(improve(&d, RouteShape::Closed, bad, &SolveOptions::default()).is_err());
     }
@@ -396,6 +411,33 @@ fn optimal_tours_have_the_published_length() {
         checked += 1;
     }
     assert_eq!(checked, 10, "10 of the 12 instances ship an .opt.tour");
+}
+
+/// The stall rule alone stops the search: no kick cap, no time budget,
+/// and the search ends `stall_per_stop × n` kicks after its last new best
+/// tour (deterministic, so the count is exact).
+#[test]
+fn the_stall_rule_stops_the_search() {
+    let (name, n, _) = optima().into_iter().find(|(_, n, _)| *n == 51).unwrap();
+    let d = instance(&name).distances().unwrap();
+    let opts = SolveOptions {
+        max_iterations: u64::MAX,
+        stall_per_stop: 20,
+        time_budget: None,
+        exact_up_to: 0,
+        ..SolveOptions::default()
+    };
+    let a = solve(&d, RouteShape::Closed, &opts).unwrap();
+    assert!(a.iterations >= 20 * n as u64, "{} kicks", a.iterations);
+    // The same seed gives the same kicks, so the same stop.
+    let b = solve(&d, RouteShape::Closed, &opts).unwrap();
+    assert_eq!((a.iterations, a.route.order), (b.iterations, b.route.order));
+    // A longer stall allowance never stops earlier.
+    let longer = SolveOptions {
+        stall_per_stop: 40,
+        ..opts
+    };
+    assert!(solve(&d, RouteShape::Closed, &longer).unwrap().iterations > a.iterations);
 }
 
 /// The heuristic on the small instances with a fixed kick budget (so the

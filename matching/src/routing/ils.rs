@@ -1,7 +1,7 @@
 //! Iterated local search (Lourenço, Martin & Stützle 2003; the kick is
 //! Martin, Otto & Felten's double bridge restricted to short segments so
 //! that the local search after it stays local, as in Johnson & McGeoch
-//! 1997).
+//! 1997), with their large-step Markov chain acceptance.
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,16 @@ use crate::routing::problem::Problem;
 /// Longest segment a double-bridge kick moves.
 const KICK_SEGMENT: usize = 50;
 
-/// Read the clock once per this many iterations.
-const CLOCK_EVERY: u64 = 32;
+/// Read the clock once per this many iterations (a kick costs 5–20 µs on
+/// 50–1,000 stops, a clock read about 25 ns).
+const CLOCK_EVERY: u64 = 1;
+
+/// The acceptance temperature, in mean edge lengths of the first local
+/// optimum: a kick that ends one mean edge longer is kept with
+/// probability e^(−1/0.6) ≈ 0.19. Measured on the TSPLIB development
+/// instances (1 s, 5 seeds): 0.05 → mean gap 0.12 % on the four hardest,
+/// 0.3 → 0.075 %, 0.6 → 0.059 %, 1.0 → 0.085 %.
+const TEMPERATURE: f64 = 0.6;
 
 /// Where the kicks land: SplitMix64 (Steele, Lea & Flood 2014) seeded by
 /// [`SolveOptions::seed`](crate::routing::SolveOptions::seed). Choosing
@@ -31,6 +39,11 @@ impl Kicks {
         z ^ (z >> 31)
     }
 
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
     /// Uniform in `0..n` by multiply-shift (bias below n / 2^64).
     fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next()) * n as u128) >> 64) as usize
@@ -44,20 +57,35 @@ pub(crate) struct IlsStats {
     pub(crate) improvements: u64,
 }
 
+/// When the kicks stop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most kicks.
+    pub(crate) kicks: u64,
+    /// Kicks without a new best tour after which the search stops (0: no
+    /// such limit).
+    pub(crate) stall: u64,
+    /// Wall-clock end.
+    pub(crate) deadline: Option<Instant>,
+}
+
 /// Runs the local search to a local optimum, then kicks and re-optimises
-/// until `max_iterations` or `deadline`, keeping a kicked tour when it is
-/// no longer than the current one. Returns the final (best) tour length.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the loop's inputs are distinct (problem, neighbours, search state, tour, limits, seed, tolerance) and it has one caller"
-)]
+/// until a limit, and returns the best tour seen (in `t`) with its length.
+///
+/// Acceptance is a large-step Markov chain (Martin, Otto & Felten 1991):
+/// a kicked tour no longer than the current one is kept; a longer one is
+/// kept with probability `exp(−Δ / T)`, `T` being [`TEMPERATURE`] times
+/// the mean edge of the first local optimum. Keeping only improvements
+/// (the plain ILS) stalls in the first deep local optimum: measured on
+/// the TSPLIB development instances, 1 s per solve, 5 seeds, it left
+/// ch130, a280 and pcb442 at 0.18–0.33 % above the optimum on average
+/// whatever the budget, where this acceptance reaches 0.00–0.07 %.
 pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
     p: &Problem<'_, D>,
     nb: &Neighbours,
     ls: &mut LocalSearch,
     t: &mut ArrayTour,
-    max_iterations: u64,
-    deadline: Option<Instant>,
+    limits: Limits,
     seed: u64,
     eps: f64,
 ) -> (f64, IlsStats) {
@@ -76,16 +104,21 @@ pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
     }
     let open = p.real() != n;
     let lmax = KICK_SEGMENT.min((n - 2) / 2).max(1);
+    let temp = TEMPERATURE * mean_real_edge(p, &t.tour);
     let mut rng = Kicks(seed);
     let mut saved = t.clone();
+    let mut best = t.clone();
+    let mut best_len = cur;
+    let mut since_best = 0u64;
     let mut buf = Vec::with_capacity(2 * lmax);
-    while stats.iterations < max_iterations {
+    while stats.iterations < limits.kicks && (limits.stall == 0 || since_best < limits.stall) {
         if stats.iterations.is_multiple_of(CLOCK_EVERY)
-            && deadline.is_some_and(|d| Instant::now() >= d)
+            && limits.deadline.is_some_and(|d| Instant::now() >= d)
         {
             break;
         }
         stats.iterations += 1;
+        since_best += 1;
         saved.copy_from(t);
         let p0 = rng.below(n);
         let l1 = 1 + rng.below(lmax);
@@ -103,16 +136,38 @@ pub(crate) fn iterated_local_search<D: Distances + ?Sized>(
         } else {
             cur + kick + gain
         };
-        if new < cur - eps {
+        if new <= cur + eps {
+            // Shorter, or a sideways step (kept: it diversifies).
             cur = new;
-            stats.improvements += 1;
-        } else if new <= cur + eps {
-            // A sideways step: keep it (it diversifies), length unchanged.
+            if new < best_len - eps {
+                best_len = new;
+                best.copy_from(t);
+                stats.improvements += 1;
+                since_best = 0;
+            }
+        } else if temp > 0.0 && rng.unit() < (-(new - cur) / temp).exp() {
+            cur = new;
         } else {
             t.copy_from(&saved);
         }
     }
+    t.copy_from(&best);
     (p.tour_length(&t.tour), stats)
+}
+
+/// Mean length of the tour's edges between real stops (an open path's
+/// dummy edges left out).
+fn mean_real_edge<D: Distances + ?Sized>(p: &Problem<'_, D>, tour: &[u32]) -> f64 {
+    let real = p.real() as u32;
+    let (mut sum, mut k) = (0.0, 0u32);
+    for (i, &a) in tour.iter().enumerate() {
+        let b = tour[(i + 1) % tour.len()];
+        if a < real && b < real {
+            sum += p.d(a, b);
+            k += 1;
+        }
+    }
+    if k == 0 { 0.0 } else { sum / f64::from(k) }
 }
 
 /// `deadline` from a budget, saturating far in the future.

@@ -1,7 +1,7 @@
-//! 2-opt and Or-opt over an array tour, driven by neighbour lists and
-//! don't-look bits (Bentley 1992): a queue holds the cities whose
-//! surroundings changed; a city leaves it when no improving move starts
-//! from it.
+//! 2-opt, Or-opt and Lin–Kernighan chains of 2-opt moves over an array
+//! tour, driven by neighbour lists and don't-look bits (Bentley 1992): a
+//! queue holds the cities whose surroundings changed; a city leaves it
+//! when no improving move starts from it.
 
 use std::collections::VecDeque;
 
@@ -19,6 +19,12 @@ pub struct Moves {
     /// Or-opt: move a segment of 1–3 consecutive stops, either way round,
     /// between two other adjacent stops.
     pub or_opt: bool,
+    /// Lin–Kernighan-style chains (Lin & Kernighan 1973): from an edge at
+    /// a stop, up to six 2-opt moves in sequence, each chosen by the
+    /// LK gain criterion with one step of look-ahead; the best prefix of
+    /// the chain is kept when it shortens the tour, the rest undone. Finds
+    /// the 3-opt and deeper moves that 2-opt and Or-opt cannot.
+    pub lk: bool,
 }
 
 impl Default for Moves {
@@ -26,6 +32,7 @@ impl Default for Moves {
         Self {
             two_opt: true,
             or_opt: true,
+            lk: true,
         }
     }
 }
@@ -86,6 +93,19 @@ impl ArrayTour {
             self.put(j, ci);
             i = if i + 1 == n { 0 } else { i + 1 };
             j = if j == 0 { n - 1 } else { j - 1 };
+        }
+    }
+
+    /// The 2-opt exchange of edges `(a, b)` and `(c, d)`, where `b` follows
+    /// `a` and `d` follows `c` in the same direction (`fwd`: forward):
+    /// afterwards the tour has edges `(a, c)` and `(b, d)`.
+    pub(crate) fn exchange(&mut self, a: u32, b: u32, c: u32, d: u32, fwd: bool) {
+        debug_assert_eq!(b, if fwd { self.succ(a) } else { self.pred(a) });
+        debug_assert_eq!(d, if fwd { self.succ(c) } else { self.pred(c) });
+        if fwd {
+            self.reverse(b, c);
+        } else {
+            self.reverse(c, b);
         }
     }
 
@@ -185,6 +205,9 @@ impl ArrayTour {
     }
 }
 
+/// Most 2-opt moves in one Lin–Kernighan chain.
+const LK_DEPTH: usize = 6;
+
 /// The local search state: the queue of cities with their don't-look bit
 /// off.
 #[derive(Debug)]
@@ -257,6 +280,11 @@ impl LocalSearch {
                     None if self.moves.or_opt => self.or_opt(p, nb, t, a),
                     None => None,
                 };
+                let step = match step {
+                    Some(s) => Some(s),
+                    None if self.moves.lk => self.lk_chain(p, nb, t, a),
+                    None => None,
+                };
                 match step {
                     Some(delta) => {
                         total += delta;
@@ -301,6 +329,82 @@ impl LocalSearch {
                     }
                     return Some(delta);
                 }
+            }
+        }
+        None
+    }
+
+    /// A Lin–Kernighan chain from `t1`: see [`Moves::lk`]. Returns the
+    /// change in tour length when the chain improved the tour.
+    fn lk_chain<D: Distances + ?Sized>(
+        &mut self,
+        p: &Problem<'_, D>,
+        nb: &Neighbours,
+        t: &mut ArrayTour,
+        t1: u32,
+    ) -> Option<f64> {
+        let eps = self.eps;
+        let next = |t: &ArrayTour, c: u32, fwd: bool| if fwd { t.succ(c) } else { t.pred(c) };
+        for first in [true, false] {
+            let mut fwd = first;
+            let mut t2 = next(t, t1, fwd);
+            // The LK gain: removed minus added edge lengths, the closing
+            // edge (t1, t2) not yet added.
+            let mut g = p.d(t1, t2);
+            let mut steps = [(0u32, 0u32, 0u32); LK_DEPTH];
+            let (mut len, mut best_len) = (0, 0);
+            let (mut total, mut best) = (0.0, -eps);
+            while len < LK_DEPTH {
+                let beyond = next(t, t2, fwd);
+                let mut pick = None;
+                let mut pick_gain = f64::NEG_INFINITY;
+                for &t3 in nb.of(t2) {
+                    let d23 = p.d(t2, t3);
+                    if d23 >= g - eps {
+                        break;
+                    }
+                    if t3 == t1 || t3 == beyond {
+                        continue;
+                    }
+                    // Removing (t4, t3) and closing with (t4, t1) keeps a tour.
+                    let t4 = next(t, t3, !fwd);
+                    let look = p.d(t4, t3) - d23;
+                    if look > pick_gain {
+                        pick_gain = look;
+                        pick = Some((t3, t4, d23));
+                    }
+                }
+                let Some((t3, t4, d23)) = pick else {
+                    break;
+                };
+                let d43 = p.d(t4, t3);
+                total += p.d(t1, t4) + d23 - p.d(t1, t2) - d43;
+                t.exchange(t1, t2, t4, t3, fwd);
+                steps[len] = (t2, t3, t4);
+                len += 1;
+                g = g - d23 + d43;
+                if total < best {
+                    (best, best_len) = (total, len);
+                }
+                t2 = t4;
+                fwd = t.succ(t1) == t4;
+            }
+            // Undo the steps after the best prefix, last first: each
+            // restores edges (t1, t2) and (t4, t3).
+            while len > best_len {
+                len -= 1;
+                let (t2, t3, t4) = steps[len];
+                let f = t.succ(t1) == t4;
+                t.exchange(t1, t4, t2, t3, f);
+            }
+            if best_len > 0 {
+                self.push(t1);
+                for &(a, b, c) in &steps[..best_len] {
+                    for x in [a, b, c] {
+                        self.push(x);
+                    }
+                }
+                return Some(best);
             }
         }
         None
@@ -572,14 +676,14 @@ mod tests {
         /// leaves a valid tour; re-running it finds nothing more.
         #[test]
         fn local_search_reports_its_gain(pts in prop::collection::vec((0.0..100.0f64, 0.0..100.0f64), 3..50),
-                                         two_opt in any::<bool>(), or_opt in any::<bool>(), open in any::<bool>()) {
+                                         two_opt in any::<bool>(), or_opt in any::<bool>(), lk in any::<bool>(), open in any::<bool>()) {
             let d = PlanarPoints::new(pts, PlanarMetric::Euc2d).unwrap();
             let shape = if open { RouteShape::path_from(0) } else { RouteShape::Closed };
             let p = Problem::new(&d, shape).unwrap();
             let nb = Neighbours::new(&p, 8);
             let mut t = ArrayTour::new((0..p.n() as u32).collect());
             let before = p.tour_length(&t.tour);
-            let mut ls = LocalSearch::new(p.n(), Moves { two_opt, or_opt }, 1e-9);
+            let mut ls = LocalSearch::new(p.n(), Moves { two_opt, or_opt, lk }, 1e-9);
             ls.push_all(&t);
             let gain = ls.run(&p, &nb, &mut t);
             t.check_invariants();

@@ -5,7 +5,7 @@
 //! | best route, whatever the size | [`solve`] | Held–Karp up to 12 stops, else construction + iterated local search |
 //! | exact route, ≤ 16 stops | [`held_karp`] | O(2ⁿ·n²) |
 //! | a first route | [`construct`] ([`Construction::Greedy`] or [`Construction::NearestNeighbour`]) | O(n²) |
-//! | improve a given route | [`improve`] (2-opt + Or-opt, then double-bridge kicks) | bounded by iterations and time |
+//! | improve a given route | [`improve`] (2-opt + Or-opt + Lin–Kernighan chains, then double-bridge kicks) | bounded by kicks, a stall rule and time |
 //! | read TSPLIB | [`TsplibInstance::parse`], [`parse_tour`] | O(text) |
 //!
 //! Stops are given by anything that implements [`Distances`]:
