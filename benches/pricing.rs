@@ -6,12 +6,15 @@
 //! | group | `dispatchkit/…` | baseline beside it |
 //! |---|---|---|
 //! | `pricing_quote` | rate-card lookup + exact upfront quote (integer money, explicit rounding, receipt lines) | `naive_f64/1t`: the seed's Lambda formula `(base + d × per_km + t × per_min) × surge` in `f64`, rounded to cents once — what a float implementation costs |
-//! | `pricing_surge_recompute` | `SurgeEngine::recompute_at` over a `GeoIndex` of 1M drivers (20 metros) with 100k requests in the window; `dispatchkit/…` uses the default 2 threads, `dispatchkit_1thread/…` one | `naive/1m_drivers`: brute force — one `h3o` conversion per driver and per request, `HashMap` counts, the curve per cell (no smoothing) |
+//! | `pricing_surge_recompute` | `SurgeEngine::recompute_at` over a `GeoIndex` of 1M (`1m_drivers`) or 10M (`10m_drivers`: the seed's fleet, the same 20 metros 10× denser) drivers with 100k requests in the window, warm (the binary prints the first, cold, recompute beside it); `dispatchkit/…` uses the default 2 threads, `dispatchkit_1thread/…` one | `naive/…`: brute force — one `h3o` conversion per driver and per request, `HashMap` counts, the curve per cell (no smoothing) |
 //! | `pricing_order_total` | price a delivery order (items, tiered delivery fee with surge, service fee, small-order fee, tax, two stacked promos, tip) and split its capture | `naive_f64/1t`: the same formula in `f64` with a float split (restaurant = 80 % of subtotal, platform = the rest) |
 //!
 //! Throughput is elements (quotes, drivers, orders) per second. The 2-thread
 //! surge figure is the engine's own `std::thread::scope` split of the driver
 //! scan, measured as wall time of one `recompute_at`.
+
+#[path = "common/notes.rs"]
+mod notes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
@@ -130,7 +133,7 @@ fn bench_quote(c: &mut Criterion) {
     g.finish();
 }
 
-/// 1M drivers of the reference fleet in a `GeoIndex`, all available.
+/// `drivers` drivers of the reference fleet (20 metros) in a `GeoIndex`, all available.
 fn fleet_index(drivers: usize, t0: Instant) -> (MetroConfig, GeoIndex) {
     let cfg = MetroConfig {
         drivers,
@@ -156,11 +159,26 @@ fn fleet_index(drivers: usize, t0: Instant) -> (MetroConfig, GeoIndex) {
 }
 
 fn bench_surge(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pricing_surge_recompute");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    // The reference fleet (1M) and the seed's (10M, the same 20 metros 10×
+    // denser), each with 100k requests in the window.
+    for (drivers, param) in [(1_000_000, "1m_drivers"), (10_000_000, "10m_drivers")] {
+        surge_at_scale(&mut g, drivers, param);
+    }
+    g.finish();
+}
+
+fn surge_at_scale(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    drivers: usize,
+    param: &str,
+) {
     let t0 = Instant::now();
     // Requests arrive over the 4 minutes before `now`; drivers reported at
     // `now` (the index's TTL is 30 s).
     let now = t0 + Duration::from_secs(240);
-    let drivers = 1_000_000;
     let (cfg, index) = fleet_index(drivers, now);
     assert_eq!(index.live_len_at(now), drivers);
     let requests = QueryStream::new(&cfg, 9).expect("queries").pickups(100_000);
@@ -177,24 +195,39 @@ fn bench_surge(c: &mut Criterion) {
         }
         e
     };
-    let mut g = c.benchmark_group("pricing_surge_recompute");
     g.throughput(Throughput::Elements(drivers as u64));
-    g.sample_size(10);
-    g.measurement_time(Duration::from_secs(10));
     let e2 = engine(2);
-    let warm = e2.recompute_at(&index, now); // warm the cell cache (geometry only)
-    assert_eq!((warm.drivers, warm.requests), (drivers, requests.len()));
-    g.bench_function(BenchmarkId::new("dispatchkit", "1m_drivers"), |b| {
+    // The first recompute also learns the cells' geometry (the locator's
+    // cache); the benches below measure the warm ones.
+    let cold = Instant::now();
+    let first = e2.recompute_at(&index, now);
+    let cold = cold.elapsed();
+    assert_eq!((first.drivers, first.requests), (drivers, requests.len()));
+    let warm = Instant::now();
+    let second = e2.recompute_at(&index, now);
+    let warm = warm.elapsed();
+    assert_eq!(second.cells, first.cells);
+    notes::line(
+        "pricing",
+        &format!(
+            "surge recompute, {drivers} drivers, 2 threads: first (cold cell cache) {:.1} ms, second {:.1} ms; {} cells, {} located without h3o",
+            cold.as_secs_f64() * 1e3,
+            warm.as_secs_f64() * 1e3,
+            second.cells,
+            second.fast_path,
+        ),
+    );
+    g.bench_function(BenchmarkId::new("dispatchkit", param), |b| {
         b.iter(|| black_box(e2.recompute_at(&index, now)))
     });
     let e1 = engine(1);
     e1.recompute_at(&index, now);
-    g.bench_function(BenchmarkId::new("dispatchkit_1thread", "1m_drivers"), |b| {
+    g.bench_function(BenchmarkId::new("dispatchkit_1thread", param), |b| {
         b.iter(|| black_box(e1.recompute_at(&index, now)))
     });
     let curve = SurgeCurve::default();
     let res = SurgeConfig::default().resolution;
-    g.bench_function(BenchmarkId::new("naive", "1m_drivers"), |b| {
+    g.bench_function(BenchmarkId::new("naive", param), |b| {
         b.iter(|| {
             let mut supply: HashMap<u64, u32> = HashMap::new();
             index.for_each_at(now, |v| {
@@ -219,7 +252,6 @@ fn bench_surge(c: &mut Criterion) {
             black_box(surging)
         })
     });
-    g.finish();
 }
 
 fn delivery_pricing() -> DeliveryPricing {
