@@ -36,6 +36,7 @@ mod construct;
 mod distances;
 mod held_karp;
 mod ils;
+mod lk;
 mod local_search;
 mod neighbours;
 mod problem;
