@@ -465,8 +465,9 @@ impl Locator {
     /// Remembers that `cell` occurs in tile `key`, and classifies the
     /// tile's sub-buckets against it at once, so that the rest of the
     /// first recompute finds the drivers of this cell's interior without
-    /// the candidate test (a cold recompute measured 3.6–10× a warm one
-    /// when learners only classified after the pass).
+    /// the candidate test, and [`Locator::absorb`] adopts the classified
+    /// tile instead of classifying it again (the first recompute's cost
+    /// beside a warm one is printed by the pricing bench).
     fn learn(&mut self, key: u64, cell: CellIndex) {
         let slot = match self.slot_of.get(&cell) {
             Some(&s) => s,
@@ -513,12 +514,27 @@ impl Locator {
     /// classifies the tile's sub-buckets against it ([`Locator::classify_tile`]).
     pub(crate) fn absorb(&mut self, learner: &Locator) {
         for (lt, &key) in learner.tiles.iter().zip(&learner.tile_keys) {
-            for &ls in &lt.cands[..usize::from(lt.len)] {
+            let fresh = self.tile_of.get(key).is_none();
+            let mut slots = [0_u32; TILE_CANDIDATES];
+            for (k, &ls) in lt.cands[..usize::from(lt.len)].iter().enumerate() {
                 let g = learner.cells[ls as usize];
-                let slot = match self.slot_of.get(&g.cell) {
+                slots[k] = match self.slot_of.get(&g.cell) {
                     Some(&s) => s,
                     None => self.add_cell(g),
                 };
+            }
+            if fresh && let Some((_, t)) = self.tile_mut(key) {
+                // A tile new here: the learner classified it as it learned
+                // (same tiling, same candidates in the same order), so its
+                // sub-bucket states carry over without classifying again.
+                *t = Tile {
+                    cands: slots,
+                    len: lt.len,
+                    sub: lt.sub,
+                };
+                continue;
+            }
+            for &slot in &slots[..usize::from(lt.len)] {
                 if let Some((ti, t)) = self.tile_mut(key)
                     && let Some(ci) = t.add(slot)
                 {
