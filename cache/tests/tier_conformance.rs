@@ -55,12 +55,22 @@ impl Store<u64, String> for DbRef {
 }
 
 /// A Redis tier over `db`.
+/// A Redis tier whose invalidation subscriber has subscribed: subscribing
+/// empties every L1 (messages may have been missed before), so a test that
+/// filled an L1 before that would see its entries vanish (seen once in CI,
+/// under load: "misses fill the L1").
 fn redis_tier(
     cfg: RedisTierConfig,
     mode: TierConfig,
     db: &Arc<Db>,
 ) -> Arc<RedisTier<u64, String, DbRef>> {
-    RedisTier::new(cfg, mode, DbRef(Arc::clone(db)), Postcard).expect("valid tier")
+    let tier = RedisTier::new(cfg, mode, DbRef(Arc::clone(db)), Postcard).expect("valid tier");
+    let t0 = Instant::now();
+    while !tier.is_subscribed() {
+        assert!(t0.elapsed().as_secs() < 10, "never subscribed");
+        std::thread::yield_now();
+    }
+    tier
 }
 
 fn l1() -> Cache<u64, String> {
