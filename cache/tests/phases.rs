@@ -22,22 +22,8 @@ use naive_lru::NaiveLru;
 
 const CAP: u64 = 1_000;
 
-/// SplitMix64: a deterministic stream of u64s.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+// The tests' seeded stream (SplitMix64).
+use dispatchkit_test_support::SplitMix64 as Rng;
 
 /// `count` Zipf(1.0) draws over `base .. base + n`.
 fn zipf(rng: &mut Rng, n: u64, base: u64, count: usize) -> Vec<u64> {

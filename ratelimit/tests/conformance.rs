@@ -219,21 +219,8 @@ fn redis_conforms() {
 
 // ------------------------------------------------------------ the replay
 
-/// SplitMix64: the streams are seeded and reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+// The tests' seeded stream (SplitMix64).
+use dispatchkit_test_support::SplitMix64 as Rng;
 
 /// What a test compares of two decisions: all of it.
 fn numbers(d: &Decision) -> (bool, u32, u32, u32, Option<Duration>, Duration, Duration) {

@@ -187,17 +187,8 @@ fn redis_policy_conforms() {
     conformance(&redis_limiter(&server, t0, SystemTime::now()), t0);
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
+// The tests' seeded stream (SplitMix64).
+use dispatchkit_test_support::SplitMix64 as Rng;
 
 #[test]
 fn redis_policy_decisions_equal_in_process_decisions() {

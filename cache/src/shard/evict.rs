@@ -42,13 +42,23 @@ pub(crate) trait Evict {
     /// Takes entry `i` off its list.
     fn unlink<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32);
     /// A read of live entry `i` under the exclusive lock (the shared-lock
-    /// mark, [`Slab::touch_shared`], has been made).
-    fn on_read<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32);
-    /// A write replaced live entry `i`'s value in place.
-    fn on_write<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32);
+    /// mark, [`Slab::touch_shared`], has been made). Nothing by default:
+    /// the mark is the policies' read signal.
+    #[inline]
+    fn on_read<K, V>(&mut self, _slab: &mut Slab<K, V>, _i: u32) {}
+    /// A write replaced live entry `i`'s value in place. By default it
+    /// counts as one use ([`Entry::mark_write`](super::slab::Entry::mark_write)).
+    #[inline]
+    fn on_write<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32) {
+        slab.entry_mut(i).mark_write();
+    }
     /// Whether a replaced entry is taken off its list while room is made
-    /// and relinked at the newest end (else it keeps its place).
-    fn relinks_on_replace(&self) -> bool;
+    /// and relinked at the newest end (else it keeps its place, the
+    /// default).
+    #[inline]
+    fn relinks_on_replace(&self) -> bool {
+        false
+    }
     /// An entry on `q` changed weight in place from `old` to `new`.
     fn reweigh(&mut self, q: Queue, old: u64, new: u64);
     /// The next entry to remove (`Expired` when the one found at the

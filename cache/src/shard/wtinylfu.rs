@@ -359,16 +359,6 @@ impl Evict for WTinyLfu {
         self.list_mut(q).unlink(slab, i);
     }
     #[inline]
-    fn on_read<K, V>(&mut self, _: &mut Slab<K, V>, _: u32) {}
-    #[inline]
-    fn on_write<K, V>(&mut self, slab: &mut Slab<K, V>, i: u32) {
-        slab.entry_mut(i).mark_write();
-    }
-    #[inline]
-    fn relinks_on_replace(&self) -> bool {
-        false
-    }
-    #[inline]
     fn reweigh(&mut self, q: Queue, old: u64, new: u64) {
         self.list_mut(q).reweigh(old, new);
     }
