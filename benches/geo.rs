@@ -11,8 +11,12 @@
 //!   status; Redis searches a key that holds only available drivers, as
 //!   the seed keeps one key per state.
 //! - `geo_search_5km_all`: the same without `COUNT`.
+//! - `geo_search_5km_count10`, `dispatchkit/10m_1t` and `10m_2t`: the
+//!   k-nearest search over the seed's 10M drivers (the same metro, ten
+//!   times denser), so the growth from 1M is measured here; the peers run
+//!   at 1M only.
 //!
-//! The binary also prints the index's memory per driver at 1M drivers
+//! The binary also prints the index's memory per driver at 1M and 10M drivers
 //! (a counting global allocator, `cap::Cap`).
 
 mod common;
@@ -39,6 +43,8 @@ use rstar::primitives::GeomWithData;
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 
 const DRIVERS: usize = 1_000_000;
+/// The seed's fleet: the same metro, ten times denser.
+const DRIVERS_10M: usize = 10_000_000;
 const BATCH: usize = 4096;
 const UPDATES: usize = 2_000_000;
 const QUERIES: usize = 20_000;
@@ -74,9 +80,9 @@ struct World {
     queries: Vec<LonLat>,
 }
 
-fn world() -> World {
+fn world(drivers: usize) -> World {
     let fleet = Fleet::generate(&MetroConfig {
-        drivers: DRIVERS,
+        drivers,
         ..MetroConfig::default()
     })
     .expect("valid config");
@@ -100,8 +106,8 @@ fn world() -> World {
         &format!(
             "geo_index memory: {} bytes for {} drivers = {:.1} bytes/driver",
             bytes,
-            DRIVERS,
-            bytes as f64 / DRIVERS as f64
+            drivers,
+            bytes as f64 / drivers as f64
         ),
     );
     let mut stream = fleet
@@ -313,7 +319,7 @@ impl RedisPeer {
 // ---------------------------------------------------------------- benches
 
 fn benches(c: &mut Criterion) {
-    let w = world();
+    let w = world(DRIVERS);
     let mut rstar = RstarPeer::new(&w.fleet);
     let mut redis = RedisPeer::new(&w);
     if redis.is_none() {
@@ -424,29 +430,7 @@ fn benches(c: &mut Criterion) {
                 None => q.asc(),
             }
         };
-        let mut qi = 0usize;
-        g.bench_function(BenchmarkId::new("dispatchkit", "1t"), |b| {
-            let mut out = Vec::new();
-            b.iter(|| {
-                w.index
-                    .search_into_at(&query(w.queries[qi % QUERIES]), now, &mut out)
-                    .expect("valid");
-                qi += 1;
-                black_box(out.len())
-            })
-        });
-        g.bench_function(BenchmarkId::new("dispatchkit", "2t"), |b| {
-            b.iter_custom(|iters| {
-                common::two_threads(iters, |t, n| {
-                    let mut out = Vec::new();
-                    for i in 0..n as usize {
-                        let q = query(w.queries[(i * 2 + t) % QUERIES]);
-                        w.index.search_into_at(&q, now, &mut out).expect("valid");
-                        black_box(out.len());
-                    }
-                })
-            })
-        });
+        bench_dispatchkit_search(&mut g, "", &w, now, &query);
         let mut qi = 0usize;
         g.bench_function(BenchmarkId::new("rstar", "1t"), |b| {
             b.iter(|| {
@@ -474,6 +458,61 @@ fn benches(c: &mut Criterion) {
         }
         g.finish();
     }
+    drop((rstar, redis, w));
+
+    // The k-nearest search as the fleet grows to the seed's 10M drivers
+    // (the same metro, ten times denser; no update stream has moved them).
+    let big = world(DRIVERS_10M);
+    let mut g = c.benchmark_group("geo_search_5km_count10");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(5));
+    let query = |p: LonLat| {
+        Search::radius(p, 5.0, Unit::Kilometers)
+            .filter(filter)
+            .count(10)
+    };
+    bench_dispatchkit_search(&mut g, "10m_", &big, big.t0, &query);
+    g.finish();
+}
+
+/// dispatchkit's search benches (`{prefix}1t`, `{prefix}2t`) over `w`'s
+/// queries at `now`.
+fn bench_dispatchkit_search(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    prefix: &str,
+    w: &World,
+    now: Instant,
+    query: &(dyn Fn(LonLat) -> Search + Sync),
+) {
+    let mut qi = 0usize;
+    g.bench_function(
+        BenchmarkId::new("dispatchkit", format!("{prefix}1t")),
+        |b| {
+            let mut out = Vec::new();
+            b.iter(|| {
+                w.index
+                    .search_into_at(&query(w.queries[qi % QUERIES]), now, &mut out)
+                    .expect("valid");
+                qi += 1;
+                black_box(out.len())
+            })
+        },
+    );
+    g.bench_function(
+        BenchmarkId::new("dispatchkit", format!("{prefix}2t")),
+        |b| {
+            b.iter_custom(|iters| {
+                common::two_threads(iters, |t, n| {
+                    let mut out = Vec::new();
+                    for i in 0..n as usize {
+                        let q = query(w.queries[(i * 2 + t) % QUERIES]);
+                        w.index.search_into_at(&q, now, &mut out).expect("valid");
+                        black_box(out.len());
+                    }
+                })
+            })
+        },
+    );
 }
 
 criterion_group!(geo, benches);

@@ -109,6 +109,7 @@ mod on_redis;
 mod prefetch;
 mod query;
 mod read;
+mod rings;
 mod search;
 mod shard;
 mod snapshot;

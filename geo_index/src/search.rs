@@ -2,19 +2,16 @@
 //! scan) over the shards an area touches.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
-use std::f64::consts::FRAC_PI_2;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use parking_lot::RwLockReadGuard;
 
 use crate::area::ShapeM;
-use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
-use crate::grid::{
-    COLS, CellRange, ROWS, angle, cell_key, col_of, col_west, row_of, row_south, shard_of,
-};
-use crate::prefetch::prefetch;
+use crate::coord::EARTH_RADIUS_M;
+use crate::grid::{COLS, CellRange, angle, cell_key, shard_of};
+use crate::rings::CellBound;
 use crate::shard::{Shard, Slot};
 use crate::{
     Attrs, Center, DriverId, DriverView, Filter, GeoError, GeoIndex, Hit, LonLat, Order, Search,
@@ -24,7 +21,7 @@ use crate::{
 /// Equirectangular distance around the centre, used only to skip exact
 /// haversines: it is within a factor `1 ± eps` of the true distance for
 /// every point the search can accept.
-struct Approx {
+pub(crate) struct Approx {
     lon0: u32,
     lat0: u32,
     kx: f64,
@@ -54,7 +51,7 @@ impl Approx {
 
     /// Squared flat distance, metres².
     #[inline]
-    fn d2(&self, s: &Slot) -> f64 {
+    pub(crate) fn d2(&self, s: &Slot) -> f64 {
         let dx = f64::from(s.lon_q.wrapping_sub(self.lon0) as i32) * self.kx;
         let dy = (i64::from(s.lat_q) - i64::from(self.lat0)) as f64 * self.ky;
         dx * dx + dy * dy
@@ -63,7 +60,7 @@ impl Approx {
     /// The squared flat distance beyond which a point is surely farther
     /// than `bound_m`; `∞` when the approximation is off.
     #[inline]
-    fn cut(&self, bound_m: f64) -> f64 {
+    pub(crate) fn cut(&self, bound_m: f64) -> f64 {
         if self.enabled {
             let b = bound_m * (1.0 + self.eps) + 0.01;
             b * b
@@ -75,9 +72,9 @@ impl Approx {
 
 /// A candidate kept by a walk, ordered by (distance, id).
 #[derive(Debug, Clone, Copy)]
-struct Found {
-    d: f64,
-    slot: Slot,
+pub(crate) struct Found {
+    pub(crate) d: f64,
+    pub(crate) slot: Slot,
 }
 
 impl PartialEq for Found {
@@ -99,7 +96,7 @@ impl Ord for Found {
 }
 
 /// The shards a search holds, read-locked in ascending order.
-struct Locked<'a> {
+pub(crate) struct Locked<'a> {
     guards: Vec<(usize, RwLockReadGuard<'a, Shard>)>,
     mask: usize,
 }
@@ -115,7 +112,7 @@ impl Locked<'_> {
 
     /// The held shard of cell (`cx`, `cy`).
     #[inline]
-    fn shard_of_cell(&self, cx: u32, cy: u32) -> Option<&Shard> {
+    pub(crate) fn shard_of_cell(&self, cx: u32, cy: u32) -> Option<&Shard> {
         self.shard(shard_of(cx, cy, self.mask))
     }
 
@@ -128,17 +125,17 @@ impl Locked<'_> {
 
 /// The slots of the cell with key `key` in `shard`, if it has one.
 #[inline]
-fn slots_of(shard: &Shard, key: u32) -> Option<&[Slot]> {
+pub(crate) fn slots_of(shard: &Shard, key: u32) -> Option<&[Slot]> {
     let c = shard.cell_of.get(key)?;
     Some(&shard.cells[c as usize].slots)
 }
 
 /// Everything a walk needs to judge one slot.
-struct Judge<'q, P> {
-    center: LonLat,
-    shape: ShapeM,
+pub(crate) struct Judge<'q, P> {
+    pub(crate) center: LonLat,
+    pub(crate) shape: ShapeM,
     filter: &'q Filter,
-    approx: Approx,
+    pub(crate) approx: Approx,
     now_ms: u64,
     pred: P,
 }
@@ -301,7 +298,7 @@ impl GeoIndex {
                 // Never allocate from a caller's count.
                 let mut v = Vec::with_capacity(k.min(1024));
                 if rings_ok {
-                    self.walk_rings(&locked, &range, &mut judge, &mut |f, _| {
+                    self.walk_any(&locked, &range, &mut judge, &mut |f| {
                         v.push(f);
                         v.len() < k
                     });
@@ -357,23 +354,46 @@ impl GeoIndex {
         }
     }
 
-    /// Distance of a slot if it is a match: free slots, filter, liveness,
-    /// the flat pre-check against `cut`, the exact shape test, then the
-    /// caller's predicate.
+    /// Distance of a slot if it is a match: [`prefilter`](Self::prefilter),
+    /// then [`refine`](Self::refine).
     #[inline]
-    fn judge<P: FnMut(&Shard, &Slot) -> bool>(
+    pub(crate) fn judge<P: FnMut(&Shard, &Slot) -> bool>(
         &self,
         j: &mut Judge<'_, P>,
         shard: &Shard,
         s: &Slot,
         cut: f64,
     ) -> Option<f64> {
-        if s.is_free() || !j.filter.matches_packed(s.attrs()) || j.approx.d2(s) > cut {
+        self.prefilter(j, shard, s, cut)?;
+        self.refine(j, shard, s)
+    }
+
+    /// The cheap tests of a slot: not free, the attribute filter, the flat
+    /// distance against `cut`, liveness. Returns the squared flat distance.
+    #[inline]
+    pub(crate) fn prefilter<P>(
+        &self,
+        j: &Judge<'_, P>,
+        shard: &Shard,
+        s: &Slot,
+        cut: f64,
+    ) -> Option<f64> {
+        if s.is_free() || !j.filter.matches_packed(s.attrs()) {
             return None;
         }
-        if !self.is_live(shard, s, j.now_ms) {
-            return None;
-        }
+        let d2 = j.approx.d2(s);
+        (d2 <= cut && self.is_live(shard, s, j.now_ms)).then_some(d2)
+    }
+
+    /// The exact shape test of a slot that passed the cheap tests, then the
+    /// caller's predicate: its distance if it is a match.
+    #[inline]
+    pub(crate) fn refine<P: FnMut(&Shard, &Slot) -> bool>(
+        &self,
+        j: &mut Judge<'_, P>,
+        shard: &Shard,
+        s: &Slot,
+    ) -> Option<f64> {
         let d = j.shape.test(j.center, s.pos())?;
         (j.pred)(shard, s).then_some(d)
     }
@@ -424,269 +444,6 @@ impl GeoIndex {
                         && !emit(Found { d, slot: *s })
                     {
                         return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Matches ring by ring outwards from the centre's cell; `emit(found,
-    /// bound)` returns false to stop. Stops by itself once the nearest
-    /// unvisited cell is farther than `j`'s bound, which `bound()` reports.
-    fn walk_rings<P: FnMut(&Shard, &Slot) -> bool>(
-        &self,
-        locked: &Locked<'_>,
-        range: &CellRange,
-        j: &mut Judge<'_, P>,
-        emit: &mut dyn FnMut(Found, &mut f64) -> bool,
-    ) {
-        let mut bound = j.shape.reach();
-        let mut cut = j.approx.cut(bound);
-        let (lon0, lat0) = (j.center.lon(), j.center.lat());
-        let cx0 = col_of(lon0);
-        let cy0 = row_of(lat0);
-        let max_r = (cx0 - range.col_lo)
-            .max(range.col_hi - cx0)
-            .max(cy0 - range.row_lo)
-            .max(range.row_hi - cy0)
-            .max(0);
-        let cos0 = lat0.to_radians().cos();
-        let near = CellBound::new(j.center);
-        // The ring's cells that can hold a match, nearest first, with their
-        // slots. A cell costs three dependent cache misses (index word, cell
-        // header, slots), so the ring is resolved in three passes, each
-        // prefetching the memory the next one reads for every cell of the ring:
-        // the misses of a pass overlap instead of queueing one cell at a time.
-        let mut cells: Vec<(f64, &Shard, u32, &[Slot])> = Vec::new();
-        for r in 0..=max_r {
-            if r > 0 && ring_lower_bound(lon0, lat0, cos0, cx0, cy0, r - 1) > bound {
-                return;
-            }
-            cells.clear();
-            for (dx, dy) in ring(r) {
-                let (col, cy) = (cx0 + dx, cy0 + dy);
-                if cy < range.row_lo
-                    || cy > range.row_hi
-                    || col < range.col_lo
-                    || col > range.col_hi
-                {
-                    continue;
-                }
-                let b = near.at(col, cy);
-                if b > bound {
-                    continue;
-                }
-                let cx = col.rem_euclid(i64::from(COLS)) as u32;
-                let cy = cy as u32;
-                if let Some(shard) = locked.shard_of_cell(cx, cy) {
-                    let key = cell_key(cx, cy);
-                    shard.cell_of.prefetch(key);
-                    cells.push((b, shard, key, &[]));
-                }
-            }
-            for (_, shard, key, slots) in &mut cells {
-                *slots = slots_of(shard, *key).unwrap_or_default();
-            }
-            for &(_, _, _, slots) in &cells {
-                // Every 64-byte line of the slots (24-byte slots: one in two
-                // lands on each line at least once).
-                for s in slots.iter().step_by(2) {
-                    prefetch(s);
-                }
-            }
-            cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-            for &(b, shard, _, slots) in &cells {
-                if b > bound {
-                    continue;
-                }
-                for s in slots {
-                    if let Some(d) = self.judge(j, shard, s, cut) {
-                        let before = bound;
-                        if !emit(Found { d, slot: *s }, &mut bound) {
-                            return;
-                        }
-                        if bound != before {
-                            cut = j.approx.cut(bound);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The `k` nearest matches, ascending by (distance, id).
-    fn walk_nearest<P: FnMut(&Shard, &Slot) -> bool>(
-        &self,
-        locked: &Locked<'_>,
-        range: &CellRange,
-        j: &mut Judge<'_, P>,
-        k: usize,
-    ) -> Vec<Found> {
-        let mut heap: BinaryHeap<Found> = BinaryHeap::with_capacity(k.min(1024) + 1);
-        self.walk_rings(locked, range, j, &mut |f, bound| {
-            if heap.len() < k {
-                heap.push(f);
-            } else if let Some(top) = heap.peek()
-                && f < *top
-            {
-                heap.pop();
-                heap.push(f);
-            }
-            if heap.len() == k
-                && let Some(top) = heap.peek()
-            {
-                *bound = bound.min(top.d);
-            }
-            true
-        });
-        heap.into_sorted_vec()
-    }
-}
-
-/// Lower bounds on the distance from the centre to any point of a cell,
-/// so walks skip cells that cannot hold a match.
-struct CellBound {
-    lon0: f64,
-    lat0: f64,
-    cos0: f64,
-    cx0: i64,
-}
-
-impl CellBound {
-    fn new(c: LonLat) -> Self {
-        CellBound {
-            lon0: c.lon(),
-            lat0: c.lat(),
-            cos0: c.lat().to_radians().cos(),
-            cx0: col_of(c.lon()),
-        }
-    }
-
-    /// Bound for the cell at unwrapped column `col` (same frame as the
-    /// centre's column) and row `row`: the larger of the latitude gap
-    /// `R·Δφ` and the meridian bound `R·asin(cos φ₀ · sin Δλ)`.
-    #[inline]
-    fn at(&self, col: i64, row: i64) -> f64 {
-        let south = row_south(row);
-        let north = south + crate::grid::CELL_DEG;
-        let dlat = (south - self.lat0).max(self.lat0 - north).max(0.0);
-        let west = col_west(col);
-        let east = west + crate::grid::CELL_DEG;
-        let dlon = (west - self.lon0).max(self.lon0 - east).max(0.0);
-        let b_lat = dlat.to_radians() * EARTH_RADIUS_M;
-        // asin(x) ≥ x and sin(d) ≥ d − d³/6: a trig-free lower bound on
-        // R·asin(cos φ₀ · sin Δλ).
-        let d = dlon.to_radians().min(FRAC_PI_2);
-        let b_lon = self.cos0 * d * (1.0 - d * d / 6.0) * EARTH_RADIUS_M;
-        b_lat.max(b_lon) * (1.0 - 1e-12) - 1e-6
-    }
-
-    /// Bound for a cell given by wrapped column `cx`: takes the copy of the
-    /// column nearest the centre's.
-    #[inline]
-    fn wrapped(&self, cx: u32, cy: u32) -> f64 {
-        let cols = i64::from(COLS);
-        let d = (i64::from(cx) - self.cx0 + cols / 2).rem_euclid(cols) - cols / 2;
-        self.at(self.cx0 + d, i64::from(cy))
-    }
-}
-
-/// The cell offsets of ring `r` (Chebyshev distance `r` from the centre),
-/// walking the perimeter once.
-fn ring(r: i64) -> impl Iterator<Item = (i64, i64)> {
-    let n = if r == 0 { 1 } else { 8 * r };
-    (0..n).map(move |i| {
-        if r == 0 {
-            return (0, 0);
-        }
-        let side = 2 * r;
-        match i / side {
-            0 => (-r + i, -r),
-            1 => (r, -r + (i - side)),
-            2 => (r - (i - 2 * side), r),
-            _ => (-r, r - (i - 3 * side)),
-        }
-    })
-}
-
-/// A lower bound (metres) on the distance from the centre to any point
-/// outside the rectangle of rings 0..=r: the nearer of the latitude edges
-/// (`R·Δφ`) and the longitude edges (the distance to a meridian Δλ away,
-/// `R·asin(cos φ₀ · sin Δλ)`).
-fn ring_lower_bound(lon0: f64, lat0: f64, cos0: f64, cx0: i64, cy0: i64, r: i64) -> f64 {
-    let north = if cy0 + r + 1 >= i64::from(ROWS) || row_south(cy0 + r + 1) > LAT_LIMIT {
-        f64::INFINITY
-    } else {
-        (row_south(cy0 + r + 1) - lat0).to_radians() * EARTH_RADIUS_M
-    };
-    let south = if cy0 - r <= 0 || row_south(cy0 - r) < -LAT_LIMIT {
-        f64::INFINITY
-    } else {
-        (lat0 - row_south(cy0 - r)).to_radians() * EARTH_RADIUS_M
-    };
-    let dlon = (col_west(cx0 + r + 1) - lon0).min(lon0 - col_west(cx0 - r));
-    let lon = if 2 * r + 1 >= i64::from(COLS) {
-        f64::INFINITY
-    } else {
-        (cos0 * dlon.to_radians().min(FRAC_PI_2).sin()).asin() * EARTH_RADIUS_M
-    };
-    // A hair under, against rounding in the edge arithmetic.
-    north.min(south).min(lon) * (1.0 - 1e-12) - 1e-6
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::haversine_m;
-
-    #[test]
-    fn rings_cover_each_cell_once() {
-        for r in 0..5 {
-            let cells: Vec<_> = ring(r).collect();
-            assert_eq!(cells.len() as i64, if r == 0 { 1 } else { 8 * r });
-            let mut sorted = cells.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            assert_eq!(sorted.len(), cells.len());
-            assert!(cells.iter().all(|&(x, y)| x.abs().max(y.abs()) == r));
-        }
-    }
-
-    #[test]
-    fn ring_bound_is_below_every_point_outside() {
-        // Points just outside the rectangle of rings 0..=r are never closer
-        // than the bound.
-        for &(lon0, lat0) in &[
-            (0.001, 0.002),
-            (-122.33, 47.61),
-            (179.999, 60.0),
-            (10.0, -70.0),
-        ] {
-            let c = LonLat::new(lon0, lat0).unwrap();
-            let (cx0, cy0) = (col_of(c.lon()), row_of(c.lat()));
-            let cos0 = c.lat().to_radians().cos();
-            for r in 0..6 {
-                let b = ring_lower_bound(c.lon(), c.lat(), cos0, cx0, cy0, r);
-                for (dx, dy) in ring(r + 1) {
-                    let (col, row) = (cx0 + dx, cy0 + dy);
-                    // The cell's corners and edge midpoints.
-                    for (fx, fy) in [
-                        (0.0, 0.0),
-                        (1.0, 0.0),
-                        (0.0, 1.0),
-                        (1.0, 1.0),
-                        (0.5, 0.0),
-                        (0.0, 0.5),
-                    ] {
-                        let lon = col_west(col) + fx * crate::grid::CELL_DEG;
-                        let lon = (lon + 180.0).rem_euclid(360.0) - 180.0;
-                        let lat = row_south(row) + fy * crate::grid::CELL_DEG;
-                        if let Ok(p) = LonLat::new(lon, lat) {
-                            assert!(
-                                haversine_m(c, p) >= b,
-                                "r={r} ({lon},{lat}) nearer than bound {b}"
-                            );
-                        }
                     }
                 }
             }
