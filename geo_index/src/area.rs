@@ -6,6 +6,7 @@ use std::f64::consts::FRAC_PI_2;
 
 use geo::{Distance, Point};
 
+use crate::coord::HaversineFrom;
 use crate::coord::{EARTH_RADIUS_M, REDIS_HAVERSINE, redis_cell_centre};
 use crate::grid::{CellRange, angle, radius_range};
 use crate::{LonLat, haversine_m};
@@ -103,6 +104,19 @@ impl ShapeM {
                 };
                 CellRange::new(lo, hi, dlon.map(|d| (lon - d - MARGIN, lon + d + MARGIN)))
             }
+        }
+    }
+
+    /// [`test`](Self::test) from a centre whose haversine terms are
+    /// computed once.
+    #[inline]
+    pub(crate) fn test_from(self, c: &HaversineFrom, p: LonLat) -> Option<f64> {
+        match self {
+            ShapeM::Radius(r) => {
+                let d = c.to(p);
+                (d <= r).then_some(d)
+            }
+            _ => self.test(c.origin(), p),
         }
     }
 

@@ -9,7 +9,7 @@ use foldhash::fast::RandomState;
 use parking_lot::RwLockReadGuard;
 
 use crate::area::ShapeM;
-use crate::coord::EARTH_RADIUS_M;
+use crate::coord::{EARTH_RADIUS_M, HaversineFrom};
 use crate::grid::{COLS, CellRange, angle, cell_key, shard_of};
 use crate::rings::CellBound;
 use crate::shard::{Shard, Slot};
@@ -133,6 +133,8 @@ pub(crate) fn slots_of(shard: &Shard, key: u32) -> Option<&[Slot]> {
 /// Everything a walk needs to judge one slot.
 pub(crate) struct Judge<'q, P> {
     pub(crate) center: LonLat,
+    /// The centre's haversine terms.
+    from: HaversineFrom,
     pub(crate) shape: ShapeM,
     filter: &'q Filter,
     pub(crate) approx: Approx,
@@ -277,6 +279,7 @@ impl GeoIndex {
         let locked = self.lock_range(&range);
         let mut judge = Judge {
             center,
+            from: HaversineFrom::new(center),
             shape,
             filter: &q.filter,
             approx: Approx::new(center, shape.reach()),
@@ -394,7 +397,7 @@ impl GeoIndex {
         shard: &Shard,
         s: &Slot,
     ) -> Option<f64> {
-        let d = j.shape.test(j.center, s.pos())?;
+        let d = j.shape.test_from(&j.from, s.pos())?;
         (j.pred)(shard, s).then_some(d)
     }
 
