@@ -19,13 +19,17 @@ use std::f64::consts::FRAC_PI_2;
 use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
 use crate::grid::{COLS, CellRange, ROWS, cell_key, col_of, col_west, row_of, row_south};
 use crate::prefetch::prefetch;
-use crate::search::{Found, Judge, Locked, slots_of};
+use crate::search::{Found, Judge, Locked};
 use crate::shard::{Shard, Slot};
 use crate::{GeoIndex, LonLat};
 
 /// One cell of a ring that can hold a match: the lower bound on its
-/// distance from the centre, its shard, its key and its slots.
+/// distance from the centre, its shard, its key (then its index in the
+/// shard's arena) and its slots.
 type RingCell<'l> = (f64, &'l Shard, u32, &'l [Slot]);
+
+/// The arena index of a ring cell the shard does not hold.
+const NO_CELL: u32 = u32::MAX;
 
 /// The squared flat distance of a candidate refined already (below any
 /// real one).
@@ -62,7 +66,7 @@ impl GeoIndex {
         let cos0 = lat0.to_radians().cos();
         let near = CellBound::new(center);
         // A cell costs three dependent cache misses (index word, cell
-        // header, slots), so the ring is resolved in three passes, each
+        // header, slots), so the ring is resolved in four passes, each
         // prefetching the memory the next one reads for every cell of the
         // ring: the misses of a pass overlap instead of queueing one cell at
         // a time.
@@ -93,8 +97,15 @@ impl GeoIndex {
                     cells.push((b, shard, key, &[]));
                 }
             }
-            for (_, shard, key, slots) in &mut cells {
-                *slots = slots_of(shard, *key).unwrap_or_default();
+            // The key becomes the cell's arena index (`NO_CELL`: none),
+            // its header prefetched.
+            for (_, shard, key, _) in &mut cells {
+                *key = shard.prefetch_cell(*key).unwrap_or(NO_CELL);
+            }
+            for (_, shard, c, slots) in &mut cells {
+                if let Some(cell) = shard.cells.get(*c as usize) {
+                    *slots = &cell.slots;
+                }
             }
             for &(_, _, _, slots) in &cells {
                 // Every 64-byte line of the slots (24-byte slots: one in two
