@@ -130,15 +130,13 @@ impl Table {
 
     fn grow(&mut self) {
         let cap = (self.entries.len() * 3 / 2).max(16);
-        let old = std::mem::replace(
-            &mut self.entries,
-            (0..cap)
-                .map(|_| Entry {
-                    key: EMPTY,
-                    loc: AtomicU64::new(0),
-                })
-                .collect(),
-        );
+        let mut fresh: Vec<Entry> = Vec::with_capacity(cap);
+        crate::prefetch::advise_huge_pages(&mut fresh);
+        fresh.extend((0..cap).map(|_| Entry {
+            key: EMPTY,
+            loc: AtomicU64::new(0),
+        }));
+        let old = std::mem::replace(&mut self.entries, fresh);
         self.len = 0;
         for e in old.into_iter().filter(|e| e.key != EMPTY) {
             self.insert(e.key, Loc::unpack(e.loc.into_inner()));
