@@ -359,10 +359,10 @@ where
                 Lookup::Expired => {}
             }
             drop(g);
-            self.reclaim_expired(shard, hash, key, now);
+            self.reclaim_expired(shard, hash, key, *now);
             None
         } else {
-            self.lookup_exclusive(shard, hash, key, now, f)
+            self.lookup_exclusive(shard, hash, key, *now, f)
         }
     }
 
@@ -375,13 +375,13 @@ where
         shard: &ShardLock<Shard<K, V>>,
         hash: u64,
         key: &Q,
-        now: &mut LazyTick<'_>,
+        mut now: LazyTick<'_>,
     ) where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let mut out = self.removed();
-        self.lock(shard).reclaim(hash, key, now, &mut out);
+        self.lock(shard).reclaim(hash, key, &mut now, &mut out);
         self.finish(out);
     }
 
@@ -392,7 +392,7 @@ where
         shard: &ShardLock<Shard<K, V>>,
         hash: u64,
         key: &Q,
-        now: &mut LazyTick<'_>,
+        mut now: LazyTick<'_>,
         f: impl FnOnce(&V) -> R,
     ) -> Option<R>
     where
@@ -402,7 +402,7 @@ where
         let mut out = self.removed();
         let r = self
             .lock(shard)
-            .get_exclusive(hash, key, now, &mut out)
+            .get_exclusive(hash, key, &mut now, &mut out)
             .map(f);
         self.finish(out);
         r

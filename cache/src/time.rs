@@ -44,7 +44,9 @@ impl Epoch {
 
 /// A tick read at most once, on first use: the plain (non-`_at`) forms of
 /// the API only read the clock when an entry actually has a deadline.
-#[derive(Debug)]
+/// `Copy`, so the rare out-of-line paths of a read take it by value and
+/// the hit path's tick never needs an address (it stays in registers).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct LazyTick<'a> {
     epoch: &'a Epoch,
     at: Option<i64>,
