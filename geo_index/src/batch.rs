@@ -27,6 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use foldhash::fast::RandomState;
+use parking_lot::RwLockWriteGuard;
 
 use crate::fence::FenceEvent;
 use crate::grid::{cell_key, cell_xy, shard_of};
@@ -258,9 +259,28 @@ impl GeoIndex {
         relocated.clear();
         let mut deferred: Vec<u32> = Vec::new();
         let mut deferred_ids: HashSet<u64, RandomState> = HashSet::default();
-        for group in sorted.chunk_by(|a, b| a.primary == b.primary) {
+        let mut groups = sorted.chunk_by(|a, b| a.primary == b.primary).peekable();
+        // The next group's shard, locked early with its headers prefetched.
+        let mut next_shard: Option<RwLockWriteGuard<'_, Shard>> = None;
+        while let Some(group) = groups.next() {
             let s = group[0].primary as usize;
-            let mut shard = self.write_shard(s);
+            let mut shard = next_shard.take().unwrap_or_else(|| {
+                let shard = self.write_shard(s);
+                prefetch_headers(&shard, group);
+                shard
+            });
+            // A group is small (a batch of 4096 over 256 shards is about 16
+            // items), too small for its own prefetches to land before its
+            // first items need them: the next group's shard is locked now
+            // (if free; shards are locked in ascending order, so holding two
+            // cannot deadlock) and its cell headers are fetched while this
+            // group is applied.
+            if let Some(next) = groups.peek()
+                && let Some(g) = self.shards[next[0].primary as usize].try_write()
+            {
+                prefetch_headers(&g, next);
+                next_shard = Some(g);
+            }
             self.prefetch_group(&shard, s, group, movers);
             let fences = !shard.fences.is_empty();
             for (k, it) in group.iter().enumerate() {
@@ -318,7 +338,8 @@ impl GeoIndex {
     }
 
     /// Fetches, ahead of applying `group` under shard `s`'s lock, what
-    /// that will read: every driver's cell header (prefetched), the slots
+    /// that will read (the cell headers were prefetched by
+    /// [`prefetch_headers`] when the shard was locked): the slots
     /// of the first [`AHEAD`] drivers (the apply loop prefetches the rest,
     /// [`AHEAD`] items before it reaches them, so their misses overlap the
     /// work on earlier items), and for drivers that move to another cell
@@ -327,10 +348,6 @@ impl GeoIndex {
     /// in passes. Without this each such move waits for three misses in a
     /// row.
     fn prefetch_group(&self, shard: &Shard, s: usize, group: &[Item], movers: &mut Vec<u32>) {
-        for it in group.iter().filter(|it| it.loc != NO_LOC) {
-            let l = Loc::unpack(it.loc);
-            prefetch(shard.cells.as_ptr().wrapping_add(l.cell as usize));
-        }
         for it in group.iter().take(AHEAD) {
             prefetch_slot(shard, it);
         }
@@ -398,6 +415,15 @@ impl GeoIndex {
             relocated.push((it.id, shard.relocate(s, l, it.key, next)));
         }
         Some(Applied::Moved)
+    }
+}
+
+/// Prefetches the cell header of every driver of `group` that `shard`
+/// holds.
+fn prefetch_headers(shard: &Shard, group: &[Item]) {
+    for it in group.iter().filter(|it| it.loc != NO_LOC) {
+        let l = Loc::unpack(it.loc);
+        prefetch(shard.cells.as_ptr().wrapping_add(l.cell as usize));
     }
 }
 
