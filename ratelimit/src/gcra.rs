@@ -391,6 +391,12 @@ impl sealed::Sealed for Gcra {
     /// (another thread wrote: a lost race, counted and backed off; or,
     /// rarely, the memo came from an earlier limiter at the same address),
     /// takes the general path.
+    ///
+    /// When `cost` does not fit at `now` with `e`, and the TAT and `seen`
+    /// read next show the TAT is still `e` and `now` is the newest time
+    /// seen, the check is `check_cell`'s denial at `t_eff = now` on that TAT
+    /// and returns it at once (a denial of one unit is the other half of a
+    /// saturated limiter's checks; it then costs two loads and one test).
     #[inline]
     fn check_direct(&self, cell: &GcraCell, now: u64, at: Instant, cost: u32) -> Decision {
         // The address only names the cell for the memo; it is never
@@ -398,20 +404,33 @@ impl sealed::Sealed for Gcra {
         let addr = std::ptr::from_ref(cell) as usize;
         let (last, e) = LAST_DIRECT.with(Cell::get);
         let mut backoff = Backoff::new();
-        if last == addr && e != 0 && self.fits_tat(e, now, cost) {
-            let next = self.charged(e, now, cost);
-            count_write();
-            if cell
-                .tat
-                .compare_exchange(e, next, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
+        if last == addr && e != 0 {
+            if self.fits_tat(e, now, cost) {
+                let next = self.charged(e, now, cost);
+                count_write();
+                if cell
+                    .tat
+                    .compare_exchange(e, next, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    let seen = cell.seen.load(Ordering::Relaxed);
+                    LAST_DIRECT.with(|c| c.set((addr, next)));
+                    return self.finish(cell, seen, next, now, at, cost, true, true);
+                }
+                CAS_RETRIES.with(|c| c.set(c.get() + 1));
+                backoff.wait();
+            } else {
+                // `cost` does not fit at `now` with the remembered TAT. If the
+                // TAT is still that one and `now` is the newest time seen,
+                // `check_cell` would decide at `t_eff = now` on this very
+                // TAT: the same denial, decided without its second test, and
+                // the memo already holds what it would store.
                 let seen = cell.seen.load(Ordering::Relaxed);
-                LAST_DIRECT.with(|c| c.set((addr, next)));
-                return self.finish(cell, seen, next, now, at, cost, true, true);
+                let tat = cell.tat.load(Ordering::Acquire);
+                if tat == e && seen <= now {
+                    return self.finish(cell, seen, tat, now, at, cost, false, true);
+                }
             }
-            CAS_RETRIES.with(|c| c.set(c.get() + 1));
-            backoff.wait();
         }
         let seen = cell.seen.load(Ordering::Relaxed);
         let tat = cell.tat.load(Ordering::Acquire);
