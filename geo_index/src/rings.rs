@@ -146,8 +146,8 @@ impl GeoIndex {
         });
     }
 
-    /// The `k` nearest matches (unordered; the nearest by (distance, id)): each ring
-    /// filtered by the cheap tests, then refined with the `k` flat-nearest
+    /// The `k` nearest matches by (distance, id), unordered: each cell
+    /// filtered by the cheap tests, then refined with its `k` flat-nearest
     /// candidates first (see the module docs).
     pub(crate) fn walk_nearest<P: FnMut(&Shard, &Slot) -> bool>(
         &self,
@@ -226,8 +226,10 @@ impl GeoIndex {
 }
 
 /// The `k`-th smallest of `values` (`k ≥ 1`, at least `k` values), or
-/// for `k > 32` the 32nd: an upper bound either way, which is all the
-/// k-nearest walk needs. One pass, insertion into a sorted array of 32.
+/// for `k > 32` the 32nd. One pass, insertion into a sorted array of 32.
+/// For `k > 32` the k-nearest walk then refines the 32 flat-nearest first
+/// and the rest through the cut, as it does for any candidate: slower for
+/// such a `k`, never wrong.
 fn kth_smallest(values: impl Iterator<Item = f64>, k: usize) -> f64 {
     const TOP: usize = 32;
     let kept = k.clamp(1, TOP);
