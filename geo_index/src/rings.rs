@@ -132,7 +132,7 @@ impl GeoIndex {
     ) {
         let mut bound = j.shape.reach();
         let cut = j.approx.cut(bound);
-        self.walk_rings(locked, range, j.center, &mut bound, |cells, _| {
+        self.walk_rings(locked, range, j.from.origin(), &mut bound, |cells, _| {
             for &(_, shard, _, slots) in cells {
                 for s in slots {
                     if let Some(d) = self.judge(j, shard, s, cut)
@@ -159,49 +159,55 @@ impl GeoIndex {
         let mut heap: BinaryHeap<Found> = BinaryHeap::with_capacity(k.min(1024) + 1);
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut bound = j.shape.reach();
-        self.walk_rings(locked, range, j.center, &mut bound, |cells, bound| {
-            // Cell by cell, nearest first: a cell the bound has passed by
-            // the time it comes is skipped whole.
-            for &(b, shard, _, slots) in cells {
-                if b > *bound {
-                    continue;
-                }
-                let mut cut = j.approx.cut(*bound);
-                candidates.clear();
-                for s in slots {
-                    if let Some(d2) = self.prefilter(j, shard, s, cut) {
-                        candidates.push(Candidate { d2, slot: *s });
+        self.walk_rings(
+            locked,
+            range,
+            j.from.origin(),
+            &mut bound,
+            |cells, bound| {
+                // Cell by cell, nearest first: a cell the bound has passed by
+                // the time it comes is skipped whole.
+                for &(b, shard, _, slots) in cells {
+                    if b > *bound {
+                        continue;
                     }
-                }
-                // The flat-nearest `k` first: they fill the heap, whose top
-                // then cuts most of the rest.
-                if candidates.len() > k {
-                    let first = kth_smallest(candidates.iter().map(|c| c.d2), k);
-                    for c in &mut candidates {
-                        if c.d2 > first || c.d2 > cut {
+                    let mut cut = j.approx.cut(*bound);
+                    candidates.clear();
+                    for s in slots {
+                        if let Some(d2) = self.prefilter(j, shard, s, cut) {
+                            candidates.push(Candidate { d2, slot: *s });
+                        }
+                    }
+                    // The flat-nearest `k` first: they fill the heap, whose top
+                    // then cuts most of the rest.
+                    if candidates.len() > k {
+                        let first = kth_smallest(candidates.iter().map(|c| c.d2), k);
+                        for c in &mut candidates {
+                            if c.d2 > first || c.d2 > cut {
+                                continue;
+                            }
+                            if let Some(d) = self.refine(j, shard, &c.slot) {
+                                Self::keep_nearest(&mut heap, k, Found { d, slot: c.slot }, bound);
+                                cut = j.approx.cut(*bound);
+                            }
+                            c.d2 = REFINED;
+                        }
+                    }
+                    for c in &candidates {
+                        // Refined already, or cut (`cut` is ∞ when the flat
+                        // approximation is off).
+                        if !(0.0..=cut).contains(&c.d2) {
                             continue;
                         }
                         if let Some(d) = self.refine(j, shard, &c.slot) {
                             Self::keep_nearest(&mut heap, k, Found { d, slot: c.slot }, bound);
                             cut = j.approx.cut(*bound);
                         }
-                        c.d2 = REFINED;
                     }
                 }
-                for c in &candidates {
-                    // Refined already, or cut (`cut` is ∞ when the flat
-                    // approximation is off).
-                    if !(0.0..=cut).contains(&c.d2) {
-                        continue;
-                    }
-                    if let Some(d) = self.refine(j, shard, &c.slot) {
-                        Self::keep_nearest(&mut heap, k, Found { d, slot: c.slot }, bound);
-                        cut = j.approx.cut(*bound);
-                    }
-                }
-            }
-            true
-        });
+                true
+            },
+        );
         // Unsorted: the search sorts what a walk found.
         heap.into_vec()
     }

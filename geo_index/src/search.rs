@@ -51,7 +51,7 @@ impl Approx {
 
     /// Squared flat distance, metres².
     #[inline]
-    pub(crate) fn d2(&self, s: &Slot) -> f64 {
+    fn d2(&self, s: &Slot) -> f64 {
         let dx = f64::from(s.lon_q.wrapping_sub(self.lon0) as i32) * self.kx;
         let dy = (i64::from(s.lat_q) - i64::from(self.lat0)) as f64 * self.ky;
         dx * dx + dy * dy
@@ -125,16 +125,15 @@ impl Locked<'_> {
 
 /// The slots of the cell with key `key` in `shard`, if it has one.
 #[inline]
-pub(crate) fn slots_of(shard: &Shard, key: u32) -> Option<&[Slot]> {
+fn slots_of(shard: &Shard, key: u32) -> Option<&[Slot]> {
     let c = shard.cell_of.get(key)?;
     Some(&shard.cells[c as usize].slots)
 }
 
 /// Everything a walk needs to judge one slot.
 pub(crate) struct Judge<'q, P> {
-    pub(crate) center: LonLat,
-    /// The centre's haversine terms.
-    from: HaversineFrom,
+    /// The centre, with its haversine terms.
+    pub(crate) from: HaversineFrom,
     pub(crate) shape: ShapeM,
     filter: &'q Filter,
     pub(crate) approx: Approx,
@@ -278,7 +277,6 @@ impl GeoIndex {
         let range = shape.range(center);
         let locked = self.lock_range(&range);
         let mut judge = Judge {
-            center,
             from: HaversineFrom::new(center),
             shape,
             filter: &q.filter,
@@ -411,7 +409,7 @@ impl GeoIndex {
     ) {
         let reach = j.shape.reach();
         let cut = j.approx.cut(reach);
-        let near = CellBound::new(j.center);
+        let near = CellBound::new(j.from.origin());
         let cells_in_range = range.rows().saturating_mul(range.cols());
         let stored: usize = locked.guards.iter().map(|(_, g)| g.cells.len()).sum();
         if cells_in_range > 2 * stored as u64 {
