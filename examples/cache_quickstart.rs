@@ -34,6 +34,7 @@ fn main() -> Result<(), CacheError> {
     // 1. A plain cache: 10k entries, 30-minute TTL, time as a parameter.
     let menus: Cache<u32, String> = Cache::builder(10_000)
         .time_to_live(Duration::from_secs(30 * 60))
+        .record_stats(true)
         .build()?;
     let t0 = Instant::now();
     let menu = menus.get_or_load_at(&42, t0, || "pad thai, green curry".to_string());
@@ -51,6 +52,7 @@ fn main() -> Result<(), CacheError> {
     let shared = SharedTier::new(
         Cache::builder(100_000)
             .time_to_live(Duration::from_secs(30 * 60))
+            .record_stats(true)
             .build()?,
         db,
         TierConfig {
@@ -63,6 +65,7 @@ fn main() -> Result<(), CacheError> {
     let l1 = || {
         Cache::builder(1_000)
             .time_to_live(Duration::from_secs(60))
+            .record_stats(true) // hits and misses are counted on request
             .build()
     };
     let (a, b) = (shared.instance(l1()?), shared.instance(l1()?));

@@ -55,6 +55,7 @@ pub struct CacheBuilder<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
     pub(crate) shards: Option<usize>,
     pub(crate) estimated_entries: Option<usize>,
     pub(crate) listener: Option<EvictionListener<K, V>>,
+    pub(crate) record_stats: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -71,6 +72,7 @@ impl<K, V, W, S> fmt::Debug for CacheBuilder<K, V, W, S> {
             .field("shards", &self.shards)
             .field("estimated_entries", &self.estimated_entries)
             .field("listener", &self.listener.is_some())
+            .field("record_stats", &self.record_stats)
             .finish()
     }
 }
@@ -90,6 +92,7 @@ impl<K, V> CacheBuilder<K, V> {
             shards: None,
             estimated_entries: None,
             listener: None,
+            record_stats: false,
             _types: PhantomData,
         }
     }
@@ -113,6 +116,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             shards: self.shards,
             estimated_entries: self.estimated_entries,
             listener: self.listener,
+            record_stats: self.record_stats,
             _types: PhantomData,
         }
     }
@@ -132,6 +136,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             shards: self.shards,
             estimated_entries: self.estimated_entries,
             listener: self.listener,
+            record_stats: self.record_stats,
             _types: PhantomData,
         }
     }
@@ -147,6 +152,32 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
     /// Costs one store per hit (the idle deadline) and 8 bytes per entry.
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
         self.tti = Some(tti);
+        self
+    }
+
+    /// Counts hits and misses ([`CacheStats::hits`](crate::CacheStats::hits),
+    /// [`misses`](crate::CacheStats::misses),
+    /// [`hit_ratio`](crate::CacheStats::hit_ratio)). Off by default, as in
+    /// Caffeine (`recordStats`) and quick_cache (its `stats` feature):
+    /// counting is a store on every read, about a tenth of a hit's cost.
+    /// [`Policy::WTinyLfu`] counts them whatever this says (its window
+    /// climber samples the hit ratio). Every other counter of
+    /// [`Cache::stats`] (inserts, evictions, loads, lock waits) is always
+    /// kept.
+    ///
+    /// ```
+    /// use dispatchkit_cache::Cache;
+    ///
+    /// let cache: Cache<u64, u64> = Cache::builder(100).record_stats(true).build()?;
+    /// cache.insert(1, 10)?;
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// assert_eq!(cache.get(&2), None);
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.inserts), (1, 1, 1));
+    /// # Ok::<(), dispatchkit_cache::CacheError>(())
+    /// ```
+    pub fn record_stats(mut self, record: bool) -> Self {
+        self.record_stats = record;
         self
     }
 
@@ -276,6 +307,7 @@ impl<K, V, W, S> CacheBuilder<K, V, W, S> {
             shards,
             est,
             self.listener,
+            self.record_stats,
         ))
     }
 }

@@ -78,6 +78,9 @@ pub struct Cache<K, V, W = UnitWeigher, S = DefaultHashBuilder> {
     max_entry_weight: u64,
     epoch: Epoch,
     counters: Counters,
+    /// Whether hits and misses are counted
+    /// ([`CacheBuilder::record_stats`], or W-TinyLFU's climber).
+    count_lookups: bool,
     listener: Option<EvictionListener<K, V>>,
     /// W-TinyLFU's window sizing (other policies: `None`).
     climber: Option<Mutex<Climber>>,
@@ -148,6 +151,7 @@ where
         shards: usize,
         est_entries: usize,
         listener: Option<EvictionListener<K, V>>,
+        record_stats: bool,
     ) -> Self {
         let n = shards as u64;
         let base = capacity / n;
@@ -189,6 +193,7 @@ where
             max_entry_weight: base.min(u64::from(u32::MAX)),
             epoch: Epoch::new(),
             counters: Counters::new(),
+            count_lookups: record_stats || policy == Policy::WTinyLfu,
             listener,
             climber: (policy == Policy::WTinyLfu).then(|| {
                 // One sample per 10 × capacity lookups (in entries).
@@ -333,7 +338,9 @@ where
     {
         let hash = self.hash(key);
         let r = self.lookup(hash, key, now, f);
-        self.counters.count_lookup(r.is_some());
+        if self.count_lookups {
+            self.counters.count_lookup(r.is_some());
+        }
         r
     }
 
@@ -351,19 +358,18 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let shard = self.shard(hash);
-        if self.policy != Policy::Lru {
-            let g = shard.read();
-            match g.get_shared(hash, key, now) {
-                Lookup::Hit(v) => return Some(f(v)),
-                Lookup::Miss => return None,
-                Lookup::Expired => {}
-            }
-            drop(g);
-            self.reclaim_expired(shard, hash, key, *now);
-            None
-        } else {
-            self.lookup_exclusive(shard, hash, key, *now, f)
+        if self.policy == Policy::Lru {
+            return self.lookup_exclusive(shard, hash, key, *now, f);
         }
+        let g = shard.read();
+        match g.get_shared(hash, key, *now) {
+            Lookup::Hit(v) => return Some(f(v)),
+            Lookup::Miss => return None,
+            Lookup::Expired => {}
+        }
+        drop(g);
+        self.reclaim_expired(shard, hash, key, *now);
+        None
     }
 
     /// Reclaims `key` found expired by a shared-lock read (rare: off the
@@ -658,7 +664,9 @@ where
         self.admission
     }
 
-    /// A snapshot of the counters. O(threads).
+    /// A snapshot of the counters. O(threads). Hits and misses read 0
+    /// unless [`CacheBuilder::record_stats`] is on (or the policy is
+    /// [`Policy::WTinyLfu`]); the other counters are always kept.
     pub fn stats(&self) -> CacheStats {
         self.counters.snapshot()
     }

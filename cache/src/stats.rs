@@ -68,9 +68,13 @@ impl Evictions {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Lookups that returned a live value.
+    /// Lookups that returned a live value (counted when
+    /// [`CacheBuilder::record_stats`](crate::CacheBuilder::record_stats) is
+    /// on, or under [`Policy::WTinyLfu`](crate::Policy::WTinyLfu); 0
+    /// otherwise).
     pub hits: u64,
-    /// Lookups that found nothing live (absent or expired).
+    /// Lookups that found nothing live (absent or expired); counted like
+    /// [`hits`](Self::hits).
     pub misses: u64,
     /// Successful inserts (new keys and replacements).
     pub inserts: u64,
@@ -119,8 +123,9 @@ impl CacheStats {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Stripe {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
+    /// Hits, then misses (indexed by `!hit`: counting a lookup takes no
+    /// branch).
+    pub(crate) lookups: [AtomicU64; 2],
     pub(crate) inserts: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) load_failures: AtomicU64,
@@ -268,7 +273,7 @@ impl Counters {
     #[inline]
     pub(crate) fn count_lookup(&self, hit: bool) {
         let (s, owned) = self.stripe();
-        bump(if hit { &s.hits } else { &s.misses }, 1, owned);
+        bump(&s.lookups[usize::from(!hit)], 1, owned);
     }
 
     /// Counts what a locked operation removed, by cause.
@@ -297,8 +302,8 @@ impl Counters {
             .chain(self.shared.iter())
             .fold((0, 0, 0), |(h, m, e), s| {
                 (
-                    h + s.hits.load(Relaxed),
-                    m + s.misses.load(Relaxed),
+                    h + s.lookups[0].load(Relaxed),
+                    m + s.lookups[1].load(Relaxed),
                     e + s.evicted[0].load(Relaxed),
                 )
             })
@@ -307,8 +312,8 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> CacheStats {
         let mut out = CacheStats::default();
         for s in self.owned.iter().chain(self.shared.iter()) {
-            out.hits += s.hits.load(Relaxed);
-            out.misses += s.misses.load(Relaxed);
+            out.hits += s.lookups[0].load(Relaxed);
+            out.misses += s.lookups[1].load(Relaxed);
             out.inserts += s.inserts.load(Relaxed);
             out.loads += s.loads.load(Relaxed);
             out.load_failures += s.load_failures.load(Relaxed);

@@ -44,40 +44,43 @@ impl Epoch {
 
 /// A tick read at most once, on first use: the plain (non-`_at`) forms of
 /// the API only read the clock when an entry actually has a deadline.
-/// `Copy`, so the rare out-of-line paths of a read take it by value and
-/// the hit path's tick never needs an address (it stays in registers).
+/// `Copy` and two words, so the rare out-of-line paths of a read take it
+/// by value in registers and the hit path never stores it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LazyTick<'a> {
-    epoch: &'a Epoch,
-    at: Option<i64>,
-    /// Read from the clock (not given by the caller): `refresh` forgets it.
-    lazy: bool,
+    /// The clock's epoch for a tick read from the clock; `None` for a tick
+    /// the caller gave (it is never read again).
+    clock: Option<&'a Epoch>,
+    /// The tick, or [`UNREAD`] before a clock tick's first use.
+    at: i64,
 }
+
+/// A clock tick not read yet ([`Epoch::tick`] never returns it: it
+/// saturates at `-(NEVER - 1)`).
+const UNREAD: i64 = i64::MIN;
 
 impl<'a> LazyTick<'a> {
     /// A tick fixed to `now`.
     pub(crate) fn at(epoch: &'a Epoch, now: Instant) -> Self {
         Self {
-            epoch,
-            at: Some(epoch.tick(now)),
-            lazy: false,
+            clock: None,
+            at: epoch.tick(now),
         }
     }
 
     /// A tick that reads `Instant::now()` the first time it is needed.
     pub(crate) fn lazy(epoch: &'a Epoch) -> Self {
         Self {
-            epoch,
-            at: None,
-            lazy: true,
+            clock: Some(epoch),
+            at: UNREAD,
         }
     }
 
     /// After a wait or a load: a clock-read tick is read again when next
     /// needed (a caller's `now` stays).
     pub(crate) fn refresh(&mut self) {
-        if self.lazy {
-            self.at = None;
+        if self.clock.is_some() {
+            self.at = UNREAD;
         }
     }
 
@@ -101,13 +104,12 @@ impl<'a> LazyTick<'a> {
 
     #[inline]
     pub(crate) fn get(&mut self) -> i64 {
-        match self.at {
-            Some(t) => t,
-            None => {
-                let t = read_clock(self.epoch);
-                self.at = Some(t);
-                t
+        match self.clock {
+            Some(epoch) if self.at == UNREAD => {
+                self.at = read_clock(epoch);
+                self.at
             }
+            _ => self.at,
         }
     }
 }
@@ -145,4 +147,40 @@ pub(crate) fn checked_ttl(name: &'static str, d: Duration) -> Result<i64, CacheE
 /// lifetime, TTLs by `MAX_TTL`, so saturation is unreachable in practice).
 pub(crate) fn deadline(tick: i64, ttl: i64) -> i64 {
     tick.saturating_add(ttl).min(NEVER - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lazy_tick_reads_the_clock_once_until_refreshed() {
+        let epoch = Epoch::new();
+        let mut t = LazyTick::lazy(&epoch);
+        let first = t.get();
+        assert!(first >= 0);
+        std::thread::yield_now();
+        assert_eq!(t.get(), first, "a read tick is kept");
+        t.refresh();
+        assert!(t.get() >= first, "a refreshed tick reads the clock again");
+    }
+
+    #[test]
+    fn a_given_tick_survives_refresh_and_is_never_the_unread_mark() {
+        let epoch = Epoch::new();
+        let at = epoch.0 + Duration::from_secs(5);
+        let mut t = LazyTick::at(&epoch, at);
+        assert_eq!(t.get(), 5_000_000_000);
+        t.refresh();
+        assert_eq!(t.get(), 5_000_000_000, "a caller's tick stays");
+        // The earliest instant the platform can represent saturates well
+        // above the mark a lazy tick uses for "not read yet".
+        let far = (1..=63)
+            .rev()
+            .find_map(|s| epoch.0.checked_sub(Duration::from_secs(1u64 << s)))
+            .expect("some instant before the epoch");
+        let mut t = LazyTick::at(&epoch, far);
+        assert!(t.get() > UNREAD);
+        assert!(t.get() < 0);
+    }
 }

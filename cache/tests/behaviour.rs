@@ -193,7 +193,11 @@ fn listener_may_call_back_into_the_cache() {
 
 #[test]
 fn get_or_load_caches_values_and_counts_loads() {
-    let c: Cache<u32, u32> = Cache::builder(10).time_to_live(secs(5)).build().unwrap();
+    let c: Cache<u32, u32> = Cache::builder(10)
+        .time_to_live(secs(5))
+        .record_stats(true)
+        .build()
+        .unwrap();
     let calls = AtomicUsize::new(0);
     let t0 = Instant::now();
     let load = || {
@@ -442,4 +446,41 @@ fn w_tinylfu_admits_heavy_entries_only_on_frequency() {
     assert_eq!(hot, 40, "the heavy key displaced hot entries");
     c.check_invariants();
     assert!(c.weight() <= 1_000);
+}
+
+#[test]
+fn hits_and_misses_are_counted_on_request_the_rest_always() {
+    let lookups = |c: &Cache<u32, u32>| {
+        c.insert(1, 1).unwrap();
+        c.insert(1, 2).unwrap();
+        assert_eq!(c.get(&1), Some(2));
+        assert!(!c.contains_key(&2));
+        let s = c.stats();
+        assert_eq!(s.inserts, 2);
+        assert_eq!(s.evictions.replaced, 1);
+        (s.hits, s.misses)
+    };
+    let plain: Cache<u32, u32> = Cache::new(10).unwrap();
+    assert_eq!(lookups(&plain), (0, 0), "off by default");
+    let recorded = Cache::builder(10).record_stats(true).build().unwrap();
+    assert_eq!(lookups(&recorded), (1, 1));
+    for policy in [Policy::S3Fifo, Policy::Lru] {
+        let c = Cache::builder(10).policy(policy).build().unwrap();
+        assert_eq!(lookups(&c), (0, 0), "{policy:?}");
+        let c = Cache::builder(10)
+            .policy(policy)
+            .record_stats(true)
+            .build()
+            .unwrap();
+        assert_eq!(lookups(&c), (1, 1), "{policy:?}");
+    }
+    // W-TinyLFU's window climber samples the hit ratio: always counted.
+    let w = Cache::builder(10).policy(Policy::WTinyLfu).build().unwrap();
+    assert_eq!(lookups(&w), (1, 1));
+    let w = Cache::builder(10)
+        .policy(Policy::WTinyLfu)
+        .record_stats(false)
+        .build()
+        .unwrap();
+    assert_eq!(lookups(&w), (1, 1));
 }

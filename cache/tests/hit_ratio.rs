@@ -74,15 +74,26 @@ fn default_policy_beats_lru_on_oltp() {
     let trace = oltp();
     for cap in [1000u64, 2000] {
         let lru = lru_ratio(&trace, cap as usize);
-        let plain = cache_ratio(&trace, &Cache::new(cap).unwrap());
+        let plain = cache_ratio(
+            &trace,
+            &Cache::builder(cap).record_stats(true).build().unwrap(),
+        );
         let admit = cache_ratio(
             &trace,
             &Cache::builder(cap)
+                .record_stats(true)
                 .admission(Admission::TinyLfu)
                 .build()
                 .unwrap(),
         );
-        let one_shard = cache_ratio(&trace, &Cache::builder(cap).shards(1).build().unwrap());
+        let one_shard = cache_ratio(
+            &trace,
+            &Cache::builder(cap)
+                .record_stats(true)
+                .shards(1)
+                .build()
+                .unwrap(),
+        );
         eprintln!(
             "OLTP cap {cap}: LRU {lru:.6}  S3-FIFO {plain:.6}  +TinyLFU {admit:.6}  1 shard {one_shard:.6}"
         );

@@ -179,6 +179,7 @@ fn cache(
     events: &Events,
 ) -> Cache<u8, Val, impl Weigher<u8, Val>> {
     let mut b = Cache::builder(cap)
+        .record_stats(true)
         .weigher(|_: &u8, v: &Val| u64::from(v.1))
         .policy(policy)
         .admission(admission)
@@ -296,7 +297,10 @@ proptest! {
         };
         if unit {
             // No weigher: capacity in entries.
-            let mut b = Cache::builder(cap).policy(Policy::Lru).shards(1);
+            let mut b = Cache::builder(cap)
+                .record_stats(true)
+                .policy(Policy::Lru)
+                .shards(1);
             if let Some(t) = ttl {
                 b = b.time_to_live(Duration::from_millis(t));
             }
@@ -321,7 +325,7 @@ proptest! {
         ops in proptest::collection::vec(op(64), 1..400),
     ) {
         // No weigher: capacity in entries (the slab never outgrows it).
-        let mut b = Cache::builder(cap);
+        let mut b = Cache::builder(cap).record_stats(true);
         if let Some(t) = ttl {
             b = b.time_to_live(Duration::from_millis(t));
         }

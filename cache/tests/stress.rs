@@ -431,7 +431,7 @@ fn no_instance_reads_older_than_an_acknowledged_write() {
 fn lookup_counts_are_exact_across_thread_waves() {
     const THREADS: usize = 80;
     const GETS: u64 = 20_000;
-    let cache: Cache<u64, u64> = Cache::new(1_000).unwrap();
+    let cache: Cache<u64, u64> = Cache::builder(1_000).record_stats(true).build().unwrap();
     for k in 0..500 {
         cache.insert(k, k).unwrap();
     }

@@ -83,6 +83,7 @@ fn tiers(store: FakeStore, mode: WriteMode) -> Shared {
     SharedTier::new(
         Cache::builder(1000)
             .time_to_live(Duration::from_secs(600))
+            .record_stats(true)
             .build()
             .unwrap(),
         store,
@@ -97,6 +98,7 @@ fn tiers(store: FakeStore, mode: WriteMode) -> Shared {
 fn l1() -> Cache<u64, String> {
     Cache::builder(100)
         .time_to_live(Duration::from_secs(60))
+        .record_stats(true)
         .build()
         .unwrap()
 }

@@ -201,6 +201,7 @@ where
             .hasher(Fixed::default())
             .estimated_entries((l2_bytes / 512) as usize)
             .time_to_live(l2_ttl)
+            .record_stats(true)
             .build()?;
         let shared = SharedTier::new(
             l2,
@@ -217,6 +218,7 @@ where
                     .hasher(Fixed::default())
                     .estimated_entries(16 << 10)
                     .time_to_live(Duration::from_secs(60))
+                    .record_stats(true)
                     .build()
                     .map(|l1| shared.instance(l1))
             })

@@ -194,7 +194,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// A read under the shared lock (policies whose reads write nothing
     /// but the entry's own read mark: W-TinyLFU, S3-FIFO).
     #[inline(always)]
-    pub(crate) fn get_shared<Q>(&self, hash: u64, key: &Q, now: &mut LazyTick<'_>) -> Lookup<&V>
+    pub(crate) fn get_shared<Q>(&self, hash: u64, key: &Q, now: LazyTick<'_>) -> Lookup<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,

@@ -134,16 +134,17 @@ pub(crate) struct Aligned<K, V>(pub(crate) Slot<K, V>);
 #[repr(C)]
 pub(crate) struct Slab<K, V> {
     slots: Vec<Aligned<K, V>>,
-    /// Time-to-idle in nanoseconds, 0 for none (one compare on reads).
+    /// Time-to-idle in nanoseconds, 0 for none.
     tti: i64,
+    /// Entries with a TTL deadline (beside `tti`: a read tests both at
+    /// once).
+    expiring: usize,
     /// Whether entries have their own weights (a weigher is set).
     weighted: bool,
     /// Most entries the shard can ever hold: the slab never grows past it.
     max_entries: usize,
     /// Head of the free list.
     free: u32,
-    /// Entries with a TTL deadline.
-    expiring: usize,
     /// Entry weights, parallel to `slots`; empty without a weigher.
     weights: Vec<u32>,
     /// Idle deadlines (time-to-idle), parallel to `slots`; empty without TTI.
@@ -286,10 +287,21 @@ impl<K, V> Slab<K, V> {
 
     /// A read under the shared lock of entry `e`, found in slot `i`: when
     /// it is live, marks the read ([`Self::touch_shared`]) and returns
-    /// `true`; `false` when it has expired. Checks the idle time-to-live
-    /// setting once (the hit path of every lookup).
+    /// `true`; `false` when it has expired. The hit path of every lookup:
+    /// a shard with no deadline and no time-to-idle answers after one test
+    /// (the rest is out of line, so the hit path keeps its registers).
     #[inline(always)]
-    pub(crate) fn read_live(&self, i: u32, e: &Entry<K, V>, now: &mut LazyTick<'_>) -> bool {
+    pub(crate) fn read_live(&self, i: u32, e: &Entry<K, V>, now: LazyTick<'_>) -> bool {
+        if (self.tti as u64 | self.expiring as u64) == 0 {
+            e.bump_shared();
+            return true;
+        }
+        self.read_live_timed(i, e, now)
+    }
+
+    /// [`Self::read_live`] in a shard with deadlines or a time-to-idle.
+    #[inline(never)]
+    fn read_live_timed(&self, i: u32, e: &Entry<K, V>, mut now: LazyTick<'_>) -> bool {
         let d = e.deadline;
         if d != NEVER && now.get() >= d {
             return false;
