@@ -12,9 +12,11 @@
 /// lighter write path (no sketch, no duel): pick it for write-heavy
 /// caches and as the safe default, W-TinyLFU when the key popularity is
 /// skewed and misses are expensive. [`Policy::Lru`] only for a known
-/// pure-recency workload or as an exact reference. Reads cost the same
-/// under S3-FIFO and W-TinyLFU (the shard's read lock, a mark in the
-/// entry).
+/// pure-recency workload or as an exact reference. A read under either
+/// takes the shard's read lock and marks the entry; W-TinyLFU also counts
+/// the hit or miss (its window climber samples the hit ratio), which
+/// S3-FIFO does only with
+/// [`CacheBuilder::record_stats`](crate::CacheBuilder::record_stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Policy {
