@@ -15,6 +15,8 @@
 //!   k-nearest search over the seed's 10M drivers (the same metro, ten
 //!   times denser), so the growth from 1M is measured here; the peers run
 //!   at 1M only.
+//! - `geo_update`, `dispatchkit/10m_1t`: location updates at 10M drivers
+//!   (the big fleet's own stream, batches of 4096; run after its searches).
 //!
 //! The binary also prints the index's memory per driver at 1M and 10M drivers
 //! (a counting global allocator, `cap::Cap`).
@@ -472,6 +474,29 @@ fn benches(c: &mut Criterion) {
             .count(10)
     };
     bench_dispatchkit_search(&mut g, "10m_", &big, big.t0, &query);
+    g.finish();
+
+    // Location updates at 10M drivers (after the searches above, so they
+    // ran on the unmoved index): the same batches of 4096 from the big
+    // fleet's own stream.
+    let mut g = c.benchmark_group("geo_update");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.measurement_time(Duration::from_secs(6));
+    let clock = AtomicU64::new(0);
+    let (mut next, mut buf) = (0usize, Vec::with_capacity(BATCH));
+    g.bench_function(BenchmarkId::new("dispatchkit", "10m_1t"), |b| {
+        b.iter(|| {
+            apply_batches(
+                &big.index,
+                big.t0,
+                &big.all_updates,
+                &mut next,
+                &clock,
+                1,
+                &mut buf,
+            )
+        })
+    });
     g.finish();
 }
 
