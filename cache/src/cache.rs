@@ -14,7 +14,7 @@ use crate::CacheError;
 use crate::builder::CacheBuilder;
 use crate::climb::{Climber, INITIAL_WINDOW};
 use crate::policy::{Admission, Policy};
-use crate::shard::{Lookup, Shard, ShardParams};
+use crate::shard::{Fast, Lookup, Shard, ShardParams};
 use crate::stats::{CacheStats, Counters, EvictionCause, EvictionListener, Removed};
 use crate::time::{Epoch, LazyTick, NEVER, checked_ttl, deadline};
 use crate::weigher::{UnitWeigher, Weigher};
@@ -505,17 +505,43 @@ where
         now: &mut LazyTick<'_>,
     ) {
         let dl = ttl.map_or(NEVER, |t| deadline(now.get(), t));
+        let mut g = self.lock(self.shard(hash));
+        // The common replace, when no listener wants the old value: in
+        // place, counted, nothing collected.
+        let fast = if dl == NEVER && self.listener.is_none() {
+            g.replace_in_place(hash, key, value)
+        } else {
+            Fast::General(key, value)
+        };
         let mut out = self.removed();
-        self.lock(self.shard(hash)).insert(
-            hash,
-            key,
-            value,
-            weight,
-            dl,
-            now,
-            &self.hasher,
-            &mut out,
-        );
+        match fast {
+            Fast::Replaced(old) => {
+                drop(g);
+                drop(old);
+                let n = self.counters.count_replace();
+                self.maybe_climb(n);
+                return;
+            }
+            // The fast path's conditions hold: no weigher (weight 1), no
+            // time-to-idle (no idle deadline).
+            Fast::Absent(key, value) => {
+                g.insert_new(
+                    hash,
+                    key,
+                    value,
+                    1,
+                    NEVER,
+                    NEVER,
+                    now,
+                    &self.hasher,
+                    &mut out,
+                );
+            }
+            Fast::General(key, value) => {
+                g.insert(hash, key, value, weight, dl, now, &self.hasher, &mut out);
+            }
+        }
+        drop(g);
         // One stripe access for the insert and what it evicted.
         let n = self.counters.count_insert(&out.counts);
         self.notify(out);

@@ -294,6 +294,15 @@ impl Counters {
         bump(&s.inserts, 1, owned)
     }
 
+    /// Counts an insert that replaced a live value in place (and removed
+    /// nothing else); returns this thread's insert count before it.
+    #[inline]
+    pub(crate) fn count_replace(&self) -> u64 {
+        let (s, owned) = self.stripe();
+        bump(&s.evicted[cause_index(EvictionCause::Replaced)], 1, owned);
+        bump(&s.inserts, 1, owned)
+    }
+
     /// Cumulative hits, misses and capacity evictions (what the window
     /// climber samples).
     pub(crate) fn lookups(&self) -> (u64, u64, u64) {

@@ -194,9 +194,10 @@ impl Default for TierConfig {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct TierStats {
-    /// This instance's L1.
+    /// This instance's L1 (hits and misses when it was built with
+    /// [`record_stats`](crate::CacheBuilder::record_stats)).
     pub l1: CacheStats,
-    /// The shared L2 (all instances).
+    /// The shared L2 (all instances; hits and misses likewise).
     pub l2: CacheStats,
     /// Store reads (L3 loads; all instances).
     pub store_gets: u64,

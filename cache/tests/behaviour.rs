@@ -484,3 +484,41 @@ fn hits_and_misses_are_counted_on_request_the_rest_always() {
         .unwrap();
     assert_eq!(lookups(&w), (1, 1));
 }
+
+#[test]
+fn a_replace_counts_alike_with_and_without_a_listener() {
+    // Without a listener an in-place replace skips collecting the old
+    // value; with one it is reported. The counters must not tell them apart.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = Arc::clone(&seen);
+    let heard: Cache<u32, u32> = Cache::builder(4)
+        .eviction_listener(move |k, v, cause| s2.lock().unwrap().push((*k, *v, cause)))
+        .build()
+        .unwrap();
+    let quiet: Cache<u32, u32> = Cache::builder(4).build().unwrap();
+    for c in [&heard, &quiet] {
+        for round in 0..3 {
+            for k in 0..6 {
+                c.insert(k, k * 10 + round).unwrap();
+            }
+        }
+        c.insert(1, 7).unwrap();
+        c.check_invariants();
+    }
+    let (a, b) = (heard.stats(), quiet.stats());
+    assert_eq!(a, b);
+    assert_eq!(a.inserts, 19);
+    assert_eq!(
+        a.inserts - a.evictions.replaced,
+        heard.len() as u64 + a.evictions.capacity
+    );
+    let replaced = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.2 == EvictionCause::Replaced)
+        .count();
+    assert_eq!(replaced as u64, a.evictions.replaced);
+    assert!(a.evictions.replaced > 0 && a.evictions.capacity > 0);
+    assert_eq!(quiet.get(&1), heard.get(&1));
+}

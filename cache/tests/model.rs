@@ -365,6 +365,15 @@ proptest! {
             }
             c.check_invariants();
             prop_assert!(c.len() as u64 <= cap);
+            // Every insert of a key not live is in the cache or was removed
+            // (the in-place replace path counts like the general one).
+            let s = c.stats();
+            let e = s.evictions;
+            prop_assert_eq!(
+                s.inserts - e.replaced,
+                c.len() as u64 + e.capacity + e.expired + e.explicit,
+                "step {}", step
+            );
         }
     }
 

@@ -41,7 +41,7 @@ use self::wtinylfu::WTinyLfu;
 use crate::load::Flight;
 use crate::policy::Policy;
 use crate::stats::{EvictionCause, Removed};
-use crate::time::LazyTick;
+use crate::time::{LazyTick, NEVER};
 
 /// Slab slots the amortised expiry sweep inspects per write.
 const SWEEP_STEP: usize = 2;
@@ -67,6 +67,16 @@ pub(crate) enum Lookup<T> {
     Miss,
     /// Present but expired (not returned; the caller reclaims it).
     Expired,
+}
+
+/// What [`Shard::replace_in_place`] did.
+pub(crate) enum Fast<K, V> {
+    /// Replaced; the old value.
+    Replaced(V),
+    /// The key is absent (and the shard fits the fast path's conditions).
+    Absent(K, V),
+    /// Not tried: the general path decides.
+    General(K, V),
 }
 
 /// Fixed parameters of a shard.
@@ -346,6 +356,32 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     // ----- writes ------------------------------------------------------
 
+    /// The common write, with nothing to report but the count: `key` is
+    /// live and gets `value` in place, in a shard where nothing can expire
+    /// (the new value has no deadline either), with no weigher, no load in
+    /// flight or remembered failure, under a policy that keeps a replaced
+    /// entry where it is. Otherwise hands the key and value back, saying
+    /// whether the key was found absent (the new-key path then skips the
+    /// lookup).
+    #[inline]
+    pub(crate) fn replace_in_place(&mut self, hash: u64, key: K, value: V) -> Fast<K, V> {
+        if self.side_len != 0
+            || !self.slab.untimed()
+            || self.slab.weighted()
+            || self.policy.relinks_on_replace()
+        {
+            return Fast::General(key, value);
+        }
+        match self.find(hash, &key) {
+            Some(i) => {
+                let old = self.slab.overwrite(i, value, NEVER, NEVER);
+                self.policy.on_write(&mut self.slab, i);
+                Fast::Replaced(old)
+            }
+            None => Fast::Absent(key, value),
+        }
+    }
+
     /// Inserts or replaces `key`. `weight <= capacity` is the caller's
     /// check; the entry is present on return (unless W-TinyLFU refused a
     /// new entry heavier than its window: then it is in `out` with cause
@@ -388,6 +424,27 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 return;
             }
         }
+        self.insert_new(hash, key, value, weight, deadline, idle, now, hasher, out);
+    }
+
+    /// [`Self::insert`] of a key known to be absent (`weight` already 1
+    /// without a weigher; `idle` its idle deadline).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a hot insert path: the entry's parts, its deadlines, the clock, the hasher and the eviction sink, without building a struct per call"
+    )]
+    pub(crate) fn insert_new<S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        deadline: i64,
+        idle: i64,
+        now: &mut LazyTick<'_>,
+        hasher: &S,
+        out: &mut Removed<K, V>,
+    ) {
         let queue = self
             .policy
             .place(&mut self.slab, hash, u64::from(weight), hasher);

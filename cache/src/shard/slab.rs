@@ -183,6 +183,13 @@ impl<K, V> Slab<K, V> {
         self.tti != 0
     }
 
+    /// No entry has a deadline and there is no time-to-idle: nothing here
+    /// can expire.
+    #[inline(always)]
+    pub(crate) fn untimed(&self) -> bool {
+        (self.tti as u64 | self.expiring as u64) == 0
+    }
+
     /// Entries with a TTL deadline.
     pub(crate) fn expiring(&self) -> usize {
         self.expiring
@@ -292,7 +299,7 @@ impl<K, V> Slab<K, V> {
     /// (the rest is out of line, so the hit path keeps its registers).
     #[inline(always)]
     pub(crate) fn read_live(&self, i: u32, e: &Entry<K, V>, now: LazyTick<'_>) -> bool {
-        if (self.tti as u64 | self.expiring as u64) == 0 {
+        if self.untimed() {
             e.bump_shared();
             return true;
         }
