@@ -339,7 +339,10 @@ where
         let hash = self.hash(key);
         let r = self.lookup(hash, key, now, f);
         if self.count_lookups {
-            self.counters.count_lookup(r.is_some());
+            match r {
+                Some(_) => self.counters.count_lookup(true),
+                None => self.counters.count_lookup(false),
+            }
         }
         r
     }

@@ -120,11 +120,11 @@ impl CacheStats {
     }
 }
 
+/// `repr(C)`: the lookup counters first, at the stripe's own address.
 #[derive(Debug, Default)]
-#[repr(align(128))]
+#[repr(C, align(128))]
 pub(crate) struct Stripe {
-    /// Hits, then misses (indexed by `!hit`: counting a lookup takes no
-    /// branch).
+    /// Hits, then misses.
     pub(crate) lookups: [AtomicU64; 2],
     pub(crate) inserts: AtomicU64,
     pub(crate) loads: AtomicU64,
@@ -269,11 +269,13 @@ impl Counters {
         bump(field(s), n, owned)
     }
 
-    /// Counts one lookup.
+    /// Counts one lookup (a hit when `hit`), at a fixed offset in the
+    /// thread's stripe.
     #[inline]
     pub(crate) fn count_lookup(&self, hit: bool) {
         let (s, owned) = self.stripe();
-        bump(&s.lookups[usize::from(!hit)], 1, owned);
+        let [hits, misses] = &s.lookups;
+        bump(if hit { hits } else { misses }, 1, owned);
     }
 
     /// Counts what a locked operation removed, by cause.
