@@ -169,8 +169,22 @@ const HEADLINE: &[(&str, &str, &str, &str, &str)] = &[
         "cache_get_only",
         "dispatchkit",
         "quick_cache",
+        "1t",
+        "cache reads, 1 thread",
+    ),
+    (
+        "cache_get_only",
+        "dispatchkit",
+        "quick_cache",
         "2t",
         "cache reads, 2 threads",
+    ),
+    (
+        "cache_zipf_90get",
+        "dispatchkit",
+        "quick_cache",
+        "1t",
+        "cache 90 % get, 1 thread",
     ),
     (
         "cache_zipf_90get",
