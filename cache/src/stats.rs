@@ -97,7 +97,9 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// `hits / (hits + misses)`, 0 when there were no lookups.
+    /// `hits / (hits + misses)`, 0 when there were no lookups (so 0 when
+    /// hits and misses are not counted: see
+    /// [`CacheBuilder::record_stats`](crate::CacheBuilder::record_stats)).
     pub fn hit_ratio(&self) -> f64 {
         let n = self.hits + self.misses;
         if n == 0 {
