@@ -29,6 +29,9 @@ const DECAY: f64 = 0.98;
 const RESTART: f64 = 0.05;
 /// The largest window share.
 const MAX_WINDOW: f64 = 0.8;
+/// A sampled hit ratio below this is a scan: W-TinyLFU's sketch then keeps
+/// its counts longer (see `SCAN_MIN_SAMPLE` in the policy).
+pub(crate) const SCAN_RATE: f64 = 0.03;
 
 /// The climber's state (one per cache).
 #[derive(Debug, Clone)]
@@ -41,6 +44,10 @@ pub(crate) struct Climber {
     /// Cumulative hits and misses at the start of the sample.
     hits: u64,
     misses: u64,
+    /// Whether the last sample was a scan, and whether that changed since
+    /// [`Self::take_scan_change`] last looked.
+    scan: bool,
+    scan_changed: bool,
 }
 
 impl Climber {
@@ -54,7 +61,15 @@ impl Climber {
             sample: sample.max(1),
             hits: 0,
             misses: 0,
+            scan: false,
+            scan_changed: false,
         }
+    }
+
+    /// Whether the cache went into a scan or out of one since the last
+    /// call (`Some(in_scan)`).
+    pub(crate) fn take_scan_change(&mut self) -> Option<bool> {
+        std::mem::take(&mut self.scan_changed).then_some(self.scan)
     }
 
     /// Takes the cache's cumulative `hits` and `misses` and whether it has
@@ -75,6 +90,10 @@ impl Climber {
         }
         (self.hits, self.misses) = (hits, misses);
         let rate = h as f64 / n as f64;
+        if (rate < SCAN_RATE) != self.scan {
+            self.scan = !self.scan;
+            self.scan_changed = true;
+        }
         let change = rate - self.previous;
         let amount = if change >= 0.0 { self.step } else { -self.step };
         self.step = if change.abs() >= RESTART {
@@ -125,6 +144,22 @@ mod tests {
         let w = climb(|w| 0.6 - w * 0.5, 300);
         let last = w[w.len() - 50..].iter().sum::<f64>() / 50.0;
         assert!(last < 0.08, "settled at {last}");
+    }
+
+    #[test]
+    fn a_scan_is_reported_once_on_entry_and_once_on_exit() {
+        let mut c = Climber::new(1_000);
+        c.observe(0, 0, true);
+        assert_eq!(c.take_scan_change(), None);
+        // 1 % hits: a scan.
+        c.observe(10, 990, true);
+        assert_eq!(c.take_scan_change(), Some(true));
+        c.observe(20, 1_980, true);
+        assert_eq!(c.take_scan_change(), None, "still in it: no change");
+        // 50 % hits: out of it.
+        c.observe(520, 2_480, true);
+        assert_eq!(c.take_scan_change(), Some(false));
+        assert_eq!(c.take_scan_change(), None);
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) struct Sketch {
     mask: u64,
     additions: u64,
     sample: u64,
+    /// The halving period the sketch was built with.
+    base: u64,
 }
 
 impl Sketch {
@@ -38,7 +40,14 @@ impl Sketch {
             mask: words - 1,
             additions: 0,
             sample: (entries as u64) * period.max(1),
+            base: (entries as u64) * period.max(1),
         }
+    }
+
+    /// Halves after at least `min` additions (`Some`), or back at the
+    /// period it was built with (`None`).
+    pub(crate) fn set_min_sample(&mut self, min: Option<u64>) {
+        self.sample = min.map_or(self.base, |m| self.base.max(m));
     }
 
     /// The four (word, shift) positions of `hash`.
@@ -118,6 +127,37 @@ impl Sketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_min_sample_keeps_counts_longer_and_can_be_undone() {
+        // 64 entries × period 4: halves every 256 additions.
+        let (mut short, mut long) = (Sketch::new(64, 4, 4), Sketch::new(64, 4, 4));
+        long.set_min_sample(Some(10_000));
+        for s in [&mut short, &mut long] {
+            for _ in 0..8 {
+                s.increment(7);
+            }
+            // Other keys push the short one past two halvings.
+            for k in 0..600u64 {
+                s.increment(k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 40);
+            }
+        }
+        assert!(
+            long.estimate(7) >= 8,
+            "long memory kept {}",
+            long.estimate(7)
+        );
+        assert!(
+            short.estimate(7) <= 4,
+            "short memory kept {}",
+            short.estimate(7)
+        );
+        long.set_min_sample(None);
+        for k in 0..300u64 {
+            long.increment(k.wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1 << 41);
+        }
+        assert!(long.estimate(7) < 8, "back to the built period");
+    }
 
     #[test]
     fn counts_saturate_and_age() {

@@ -175,9 +175,18 @@ where
             return;
         };
         let (hits, misses, evicted) = self.counters.lookups();
-        if let Some(share) = c.observe(hits, misses, evicted > 0) {
-            for s in self.shards.iter() {
-                self.lock(&s.0).set_window(share, &self.hasher);
+        let window = c.observe(hits, misses, evicted > 0);
+        let scan = c.take_scan_change();
+        if window.is_none() && scan.is_none() {
+            return;
+        }
+        for s in self.shards.iter() {
+            let mut g = self.lock(&s.0);
+            if let Some(share) = window {
+                g.set_window(share, &self.hasher);
+            }
+            if let Some(scan) = scan {
+                g.set_scan_memory(scan);
             }
         }
     }

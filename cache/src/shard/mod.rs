@@ -201,6 +201,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
+    /// Switches W-TinyLFU's sketch to its scan memory or back (other
+    /// policies: nothing).
+    pub(crate) fn set_scan_memory(&mut self, scan: bool) {
+        if let Eviction::WTinyLfu(p) = &mut self.policy {
+            p.set_scan_memory(scan);
+        }
+    }
+
     /// A read under the shared lock (policies whose reads write nothing
     /// but the entry's own read mark: W-TinyLFU, S3-FIFO).
     #[inline(always)]
