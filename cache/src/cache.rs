@@ -340,6 +340,7 @@ where
         let hash = self.hash(key);
         let r = self.lookup(hash, key, now, f);
         if self.count_lookups {
+            // One arm per counter: each bumps a fixed offset of the stripe.
             match r {
                 Some(_) => self.counters.count_lookup(true),
                 None => self.counters.count_lookup(false),

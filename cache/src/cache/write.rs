@@ -120,8 +120,7 @@ where
         } else {
             Fast::General(key, value)
         };
-        let mut out = self.removed();
-        match fast {
+        let (key, value, absent) = match fast {
             Fast::Replaced(old) => {
                 drop(g);
                 drop(old);
@@ -129,24 +128,26 @@ where
                 self.maybe_climb(n);
                 return;
             }
+            Fast::Absent(key, value) => (key, value, true),
+            Fast::General(key, value) => (key, value, false),
+        };
+        let mut out = self.removed();
+        if absent {
             // The fast path's conditions hold: no weigher (weight 1), no
-            // time-to-idle (no idle deadline).
-            Fast::Absent(key, value) => {
-                g.insert_new(
-                    hash,
-                    key,
-                    value,
-                    1,
-                    NEVER,
-                    NEVER,
-                    now,
-                    &self.hasher,
-                    &mut out,
-                );
-            }
-            Fast::General(key, value) => {
-                g.insert(hash, key, value, weight, dl, now, &self.hasher, &mut out);
-            }
+            // time-to-idle (no idle deadline), no deadline.
+            g.insert_new(
+                hash,
+                key,
+                value,
+                1,
+                NEVER,
+                NEVER,
+                now,
+                &self.hasher,
+                &mut out,
+            );
+        } else {
+            g.insert(hash, key, value, weight, dl, now, &self.hasher, &mut out);
         }
         drop(g);
         // One stripe access for the insert and what it evicted.

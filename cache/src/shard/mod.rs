@@ -381,11 +381,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             return Fast::General(key, value);
         }
         match self.find(hash, &key) {
-            Some(i) => {
-                let old = self.slab.overwrite(i, value, NEVER, NEVER);
-                self.policy.on_write(&mut self.slab, i);
-                Fast::Replaced(old)
-            }
+            Some(i) => Fast::Replaced(self.overwrite_in_place(i, value, NEVER, NEVER)),
             None => Fast::Absent(key, value),
         }
     }
@@ -423,8 +419,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.take_into(hash, i, EvictionCause::Expired, out);
             } else if !self.slab.weighted() && !self.policy.relinks_on_replace() {
                 // The common replace: same weight, same place.
-                let old = self.slab.overwrite(i, value, deadline, idle);
-                self.policy.on_write(&mut self.slab, i);
+                let old = self.overwrite_in_place(i, value, deadline, idle);
                 out.push(key, old, EvictionCause::Replaced);
                 return;
             } else {
@@ -433,6 +428,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
         }
         self.insert_new(hash, key, value, weight, deadline, idle, now, hasher, out);
+    }
+
+    /// Gives live entry `i` a new value (and deadlines) where it is, marks
+    /// the write for the policy; returns the old value.
+    #[inline]
+    fn overwrite_in_place(&mut self, i: u32, value: V, deadline: i64, idle: i64) -> V {
+        let old = self.slab.overwrite(i, value, deadline, idle);
+        self.policy.on_write(&mut self.slab, i);
+        old
     }
 
     /// [`Self::insert`] of a key known to be absent (`weight` already 1
@@ -515,8 +519,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.weight = self.weight - old_weight + new_weight;
             self.policy.reweigh(q, old_weight, new_weight);
         }
-        let old = self.slab.overwrite(i, value, deadline, idle);
-        self.policy.on_write(&mut self.slab, i);
+        let old = self.overwrite_in_place(i, value, deadline, idle);
         out.push(key, old, EvictionCause::Replaced);
     }
 
