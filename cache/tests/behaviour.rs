@@ -491,11 +491,16 @@ fn a_replace_counts_alike_with_and_without_a_listener() {
     // value; with one it is reported. The counters must not tell them apart.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = Arc::clone(&seen);
-    let heard: Cache<u32, u32> = Cache::builder(4)
+    // One shard and a fixed hasher each: two caches with their own random
+    // seeds would spread the keys differently and evict differently.
+    let fixed = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default;
+    let heard: Cache<u32, u32, _, _> = Cache::builder(4)
+        .shards(1)
+        .hasher(fixed())
         .eviction_listener(move |k, v, cause| s2.lock().unwrap().push((*k, *v, cause)))
         .build()
         .unwrap();
-    let quiet: Cache<u32, u32> = Cache::builder(4).build().unwrap();
+    let quiet: Cache<u32, u32, _, _> = Cache::builder(4).shards(1).hasher(fixed()).build().unwrap();
     for c in [&heard, &quiet] {
         for round in 0..3 {
             for k in 0..6 {
