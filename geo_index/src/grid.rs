@@ -120,16 +120,16 @@ impl CellRange {
         off <= self.col_hi - self.col_lo
     }
 
-    /// The distinct lock shards of the tiles the range covers, ascending;
-    /// `None` when that would be most shards anyway.
-    pub(crate) fn shards(&self, mask: usize) -> Option<Vec<usize>> {
+    /// Appends the distinct lock shards of the tiles the range covers,
+    /// ascending, to `out` (empty); false, with nothing appended, when that
+    /// would be most shards anyway.
+    pub(crate) fn shards_into(&self, mask: usize, out: &mut Vec<usize>) -> bool {
         let tile = 1i64 << TILE_SHIFT;
         let tiles_x = (self.col_hi.div_euclid(tile) - self.col_lo.div_euclid(tile) + 1) as usize;
         let tiles_y = (self.row_hi.div_euclid(tile) - self.row_lo.div_euclid(tile) + 1) as usize;
         if self.all_cols() || tiles_x * tiles_y > mask.div_ceil(2) {
-            return None;
+            return false;
         }
-        let mut out = Vec::with_capacity(tiles_x * tiles_y);
         for ty in self.row_lo.div_euclid(tile)..=self.row_hi.div_euclid(tile) {
             for tx in self.col_lo.div_euclid(tile)..=self.col_hi.div_euclid(tile) {
                 let cx = (tx * tile).rem_euclid(i64::from(COLS)) as u32;
@@ -139,7 +139,7 @@ impl CellRange {
         }
         out.sort_unstable();
         out.dedup();
-        Some(out)
+        true
     }
 }
 

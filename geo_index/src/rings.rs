@@ -19,8 +19,8 @@ use std::f64::consts::FRAC_PI_2;
 use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
 use crate::grid::{COLS, CellRange, ROWS, cell_key, col_of, col_west, row_of, row_south};
 use crate::prefetch::prefetch;
-use crate::search::{Found, Judge, Locked};
-use crate::shard::{Shard, Slot};
+use crate::search::{Found, Judge, Locked, Scratch};
+use crate::shard::{Shard, Slot, TOMB};
 use crate::{GeoIndex, LonLat};
 
 /// One cell of a ring that can hold a match: the lower bound on its
@@ -36,9 +36,23 @@ const NO_CELL: u32 = u32::MAX;
 const REFINED: f64 = -1.0;
 
 /// A slot that passed the cheap tests, with its squared flat distance.
-struct Candidate {
+#[derive(Clone, Copy)]
+pub(crate) struct Candidate {
     d2: f64,
     slot: Slot,
+}
+
+impl Candidate {
+    /// A placeholder in the scratch buffer.
+    const EMPTY: Candidate = Candidate {
+        d2: 0.0,
+        slot: Slot {
+            id: TOMB,
+            lon_q: 0,
+            lat_q: 0,
+            meta: 0,
+        },
+    };
 }
 
 impl GeoIndex {
@@ -155,9 +169,13 @@ impl GeoIndex {
         range: &CellRange,
         j: &mut Judge<'_, P>,
         k: usize,
+        scratch: &mut Scratch,
     ) -> Vec<Found> {
-        let mut heap: BinaryHeap<Found> = BinaryHeap::with_capacity(k.min(1024) + 1);
-        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut heap = std::mem::take(&mut scratch.found);
+        heap.clear();
+        heap.reserve(k.min(1024) + 1);
+        let mut heap = BinaryHeap::from(heap);
+        let buf = &mut scratch.candidates;
         let mut bound = j.shape.reach();
         self.walk_rings(
             locked,
@@ -172,17 +190,23 @@ impl GeoIndex {
                         continue;
                     }
                     let mut cut = j.approx.cut(*bound);
-                    candidates.clear();
-                    for s in slots {
-                        if let Some(d2) = self.prefilter(j, shard, s, cut) {
-                            candidates.push(Candidate { d2, slot: *s });
-                        }
+                    // Each slot is written at the end of the kept ones and
+                    // kept by moving the end past it: no branch per slot.
+                    if buf.len() < slots.len() {
+                        buf.resize(slots.len(), Candidate::EMPTY);
                     }
+                    let mut n = 0;
+                    for s in slots {
+                        let (pass, d2) = self.sift(j, shard, s, cut);
+                        buf[n] = Candidate { d2, slot: *s };
+                        n += usize::from(pass);
+                    }
+                    let candidates = &mut buf[..n];
                     // The flat-nearest `k` first: they fill the heap, whose top
                     // then cuts most of the rest.
                     if candidates.len() > k {
                         let first = kth_smallest(candidates.iter().map(|c| c.d2), k);
-                        for c in &mut candidates {
+                        for c in candidates.iter_mut() {
                             if c.d2 > first || c.d2 > cut {
                                 continue;
                             }
@@ -193,7 +217,7 @@ impl GeoIndex {
                             c.d2 = REFINED;
                         }
                     }
-                    for c in &candidates {
+                    for c in candidates.iter() {
                         // Refined already, or cut (`cut` is ∞ when the flat
                         // approximation is off).
                         if !(0.0..=cut).contains(&c.d2) {
