@@ -2,16 +2,18 @@
 //! centre's cell, for `ANY` and for the k-nearest walk, with the lower
 //! bounds that let a walk skip cells and stop.
 //!
-//! The k-nearest walk filters, then refines, cell by cell (nearest cell
-//! first, a cell the bound has passed skipped whole). A cell's slots are
-//! first judged by the cheap tests (free, attribute filter, the flat distance
-//! against the current bound, liveness); of those candidates, the `k`
-//! with the smallest flat distance get the exact haversine test first, so
-//! the heap's bound drops to about the answer's before the rest are looked
-//! at, and the rest are mostly cut by their flat distance. In a dense
-//! cell (hundreds of drivers within 600 m) the exact tests stay about `k`
-//! per search instead of one per driver nearer than the heap's top at the
-//! time it was seen.
+//! The k-nearest walk visits cells nearest first and skips a cell the
+//! bound has passed. A cell's slots are first sifted by the cheap tests
+//! (free, attribute filter, the flat distance against the current bound,
+//! liveness) with no branch per slot. Then, where the flat
+//! (equirectangular) distance is on — every search whose radius is under
+//! about 127 km away from the poles — the candidates compete on flat
+//! distance alone: the `k` nearest so far are held, their farthest bounds
+//! the walk, and only the final `k` (plus the rare candidates within the
+//! flat distance's error of the `k`-th) get the exact haversine, so a
+//! search makes about `k` exact tests however dense the cells. Elsewhere a
+//! cell's `k` flat-nearest candidates are refined first and the rest are
+//! mostly cut by their flat distance.
 
 use std::collections::BinaryHeap;
 use std::f64::consts::FRAC_PI_2;
@@ -27,6 +29,38 @@ use crate::{GeoIndex, LonLat};
 /// distance from the centre, its shard, its key (then its index in the
 /// shard's arena) and its slots.
 type RingCell<'l> = (f64, &'l Shard, u32, &'l [Slot]);
+
+/// The exact distance of a held candidate not refined yet.
+const UNREFINED: f64 = -1.0;
+
+/// A candidate the flat k-nearest walk holds: its squared flat distance,
+/// its exact distance if known ([`UNREFINED`] if not) and the slot.
+/// Ordered by flat distance (a max-heap's top is the farthest held).
+#[derive(Clone, Copy)]
+pub(crate) struct Near {
+    d2: f64,
+    exact: f64,
+    slot: Slot,
+}
+
+impl PartialEq for Near {
+    fn eq(&self, o: &Self) -> bool {
+        self.d2.to_bits() == o.d2.to_bits()
+    }
+}
+impl Eq for Near {}
+impl PartialOrd for Near {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Near {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Squared distances are ≥ 0 and never NaN: their bits order like
+        // the values.
+        self.d2.to_bits().cmp(&o.d2.to_bits())
+    }
+}
 
 /// The arena index of a ring cell the shard does not hold.
 const NO_CELL: u32 = u32::MAX;
@@ -160,10 +194,168 @@ impl GeoIndex {
         });
     }
 
-    /// The `k` nearest matches by (distance, id), unordered: each cell
-    /// filtered by the cheap tests, then refined with its `k` flat-nearest
-    /// candidates first (see the module docs).
+    /// The `k` nearest matches by (distance, id), and possibly a few more,
+    /// unordered (the caller sorts and truncates): with the flat distance
+    /// on, [`Self::walk_nearest_flat`], else each cell refined eagerly
+    /// ([`Self::walk_nearest_exact`]).
     pub(crate) fn walk_nearest<P: FnMut(&Shard, &Slot) -> bool>(
+        &self,
+        locked: &Locked<'_>,
+        range: &CellRange,
+        j: &mut Judge<'_, P>,
+        k: usize,
+        scratch: &mut Scratch,
+    ) -> Vec<Found> {
+        if j.approx.enabled() {
+            self.walk_nearest_flat(locked, range, j, k, scratch)
+        } else {
+            self.walk_nearest_exact(locked, range, j, k, scratch)
+        }
+    }
+
+    /// The k-nearest walk on flat distances, refining only at the end: the
+    /// `k` flat-nearest candidates so far are held in a heap whose top
+    /// bounds the walk (its flat distance turned into an upper bound on the
+    /// true one); candidates the heap gives up or refuses but that are
+    /// within the cut of the bound are kept aside (`band`), and only the
+    /// held ones and the band's survivors get the exact haversine at the
+    /// end, so about `k` exact tests per search instead of one per
+    /// candidate that was nearer than the heap's top when it came (36 per
+    /// search at 10M drivers). Every held candidate is a match (the
+    /// caller's predicate has passed, and it is within the radius: one
+    /// whose flat distance does not prove it is refined at once), so the
+    /// bound is always above the `k`-th match's distance and no cell that
+    /// could hold one is skipped.
+    fn walk_nearest_flat<P: FnMut(&Shard, &Slot) -> bool>(
+        &self,
+        locked: &Locked<'_>,
+        range: &CellRange,
+        j: &mut Judge<'_, P>,
+        k: usize,
+        scratch: &mut Scratch,
+    ) -> Vec<Found> {
+        let mut heap = std::mem::take(&mut scratch.near);
+        heap.clear();
+        heap.reserve(k.min(1024) + 1);
+        let mut heap = BinaryHeap::from(heap);
+        let mut band = std::mem::take(&mut scratch.band);
+        band.clear();
+        let buf = &mut scratch.candidates;
+        let reach = j.shape.reach();
+        let inside = j.approx.inner(reach);
+        let mut bound = reach;
+        let mut cut = j.approx.cut(bound);
+        self.walk_rings(
+            locked,
+            range,
+            j.from.origin(),
+            &mut bound,
+            |cells, bound| {
+                for &(b, shard, _, slots) in cells {
+                    if b > *bound {
+                        continue;
+                    }
+                    let n = self.sift_cell(j, shard, slots, cut, buf);
+                    let candidates = &mut buf[..n];
+                    // The cell's `k` flat-nearest first: they settle the heap's
+                    // top, which then refuses most of the rest.
+                    let first = if n > k {
+                        kth_smallest(candidates.iter().map(|c| c.d2), k)
+                    } else {
+                        f64::INFINITY
+                    };
+                    for pass in [true, false] {
+                        for c in candidates.iter() {
+                            if (c.d2 <= first) != pass || c.d2 > cut || !(j.pred)(shard, &c.slot) {
+                                continue;
+                            }
+                            // Not provably within the radius by its flat
+                            // distance: decided now, so the heap holds matches only.
+                            let exact = if c.d2 > inside {
+                                match j.shape.test_from(&j.from, c.slot.pos()) {
+                                    Some(d) => d,
+                                    None => continue,
+                                }
+                            } else {
+                                UNREFINED
+                            };
+                            let near = Near {
+                                d2: c.d2,
+                                exact,
+                                slot: c.slot,
+                            };
+                            if heap.len() < k {
+                                heap.push(near);
+                            } else if let Some(mut top) = heap.peek_mut() {
+                                if near.d2 < top.d2 {
+                                    band.push(std::mem::replace(&mut *top, near));
+                                } else {
+                                    band.push(near);
+                                }
+                            }
+                            if heap.len() == k
+                                && let Some(top) = heap.peek()
+                            {
+                                *bound = bound.min(j.approx.upper(top.d2));
+                                cut = j.approx.cut(*bound);
+                            }
+                        }
+                    }
+                    if band.len() > 4 * k + 64 {
+                        band.retain(|c| c.d2 <= cut);
+                    }
+                }
+                true
+            },
+        );
+        let mut found = std::mem::take(&mut scratch.found);
+        found.clear();
+        for near in heap.iter().chain(band.iter().filter(|c| c.d2 <= cut)) {
+            let d = if near.exact == UNREFINED {
+                match j.shape.test_from(&j.from, near.slot.pos()) {
+                    Some(d) => d,
+                    // Not reached: `inside` proves it within the radius.
+                    None => continue,
+                }
+            } else {
+                near.exact
+            };
+            found.push(Found { d, slot: near.slot });
+        }
+        scratch.near = heap.into_vec();
+        scratch.band = band;
+        found
+    }
+
+    /// The slots of one cell that pass the cheap tests against `cut`, at
+    /// the front of `buf`; returns how many. Each slot is written at the
+    /// end of the kept ones and kept by moving the end past it: no branch
+    /// per slot.
+    #[inline]
+    fn sift_cell<P>(
+        &self,
+        j: &Judge<'_, P>,
+        shard: &Shard,
+        slots: &[Slot],
+        cut: f64,
+        buf: &mut Vec<Candidate>,
+    ) -> usize {
+        if buf.len() < slots.len() {
+            buf.resize(slots.len(), Candidate::EMPTY);
+        }
+        let mut n = 0;
+        for s in slots {
+            let (pass, d2) = self.sift(j, shard, s, cut);
+            buf[n] = Candidate { d2, slot: *s };
+            n += usize::from(pass);
+        }
+        n
+    }
+
+    /// The k-nearest walk refining cell by cell: each cell filtered by the
+    /// cheap tests, then refined with its `k` flat-nearest candidates first
+    /// (see the module docs). For searches where the flat distance is off.
+    fn walk_nearest_exact<P: FnMut(&Shard, &Slot) -> bool>(
         &self,
         locked: &Locked<'_>,
         range: &CellRange,
@@ -190,17 +382,7 @@ impl GeoIndex {
                         continue;
                     }
                     let mut cut = j.approx.cut(*bound);
-                    // Each slot is written at the end of the kept ones and
-                    // kept by moving the end past it: no branch per slot.
-                    if buf.len() < slots.len() {
-                        buf.resize(slots.len(), Candidate::EMPTY);
-                    }
-                    let mut n = 0;
-                    for s in slots {
-                        let (pass, d2) = self.sift(j, shard, s, cut);
-                        buf[n] = Candidate { d2, slot: *s };
-                        n += usize::from(pass);
-                    }
+                    let n = self.sift_cell(j, shard, slots, cut, buf);
                     let candidates = &mut buf[..n];
                     // The flat-nearest `k` first: they fill the heap, whose top
                     // then cuts most of the rest.

@@ -11,7 +11,7 @@ use parking_lot::RwLockReadGuard;
 use crate::area::ShapeM;
 use crate::coord::{EARTH_RADIUS_M, HaversineFrom};
 use crate::grid::{COLS, CellRange, angle, cell_key, shard_of};
-use crate::rings::{Candidate, CellBound};
+use crate::rings::{Candidate, CellBound, Near};
 use crate::shard::{Shard, Slot};
 use crate::{
     Attrs, Center, DriverId, DriverView, Filter, GeoError, GeoIndex, Hit, LonLat, Order, Search,
@@ -26,6 +26,9 @@ use crate::{
 pub(crate) struct Scratch {
     pub(crate) candidates: Vec<Candidate>,
     pub(crate) found: Vec<Found>,
+    /// The k-nearest walk's held candidates and the ones just outside.
+    pub(crate) near: Vec<Near>,
+    pub(crate) band: Vec<Near>,
     shards: Vec<usize>,
 }
 
@@ -43,6 +46,8 @@ impl Scratch {
     const EMPTY: Scratch = Scratch {
         candidates: Vec::new(),
         found: Vec::new(),
+        near: Vec::new(),
+        band: Vec::new(),
         shards: Vec::new(),
     };
 
@@ -55,7 +60,12 @@ impl Scratch {
     /// Gives the buffers back to the thread, emptied; oversized ones are
     /// dropped.
     fn give_back(mut self) {
-        for len in [self.candidates.capacity(), self.found.capacity()] {
+        for len in [
+            self.candidates.capacity(),
+            self.found.capacity(),
+            self.near.capacity(),
+            self.band.capacity(),
+        ] {
             if len > SCRATCH_KEEP {
                 self = Scratch::EMPTY;
                 break;
@@ -63,6 +73,8 @@ impl Scratch {
         }
         self.candidates.clear();
         self.found.clear();
+        self.near.clear();
+        self.band.clear();
         self.shards.clear();
         SCRATCH.with(|c| c.set(self));
     }
@@ -105,6 +117,28 @@ impl Approx {
         let dx = f64::from(s.lon_q.wrapping_sub(self.lon0) as i32) * self.kx;
         let dy = (i64::from(s.lat_q) - i64::from(self.lat0)) as f64 * self.ky;
         dx * dx + dy * dy
+    }
+
+    /// Whether the flat distance is used at all (small reach, not near a
+    /// pole).
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// A distance in metres no point of squared flat distance `d2` is
+    /// farther than (enabled only; twice the error allowed for).
+    #[inline]
+    pub(crate) fn upper(&self, d2: f64) -> f64 {
+        d2.sqrt() / (1.0 - 2.0 * self.eps) + 0.01
+    }
+
+    /// The squared flat distance within which a point is surely within
+    /// `r_m` (enabled only; twice the error allowed for).
+    #[inline]
+    pub(crate) fn inner(&self, r_m: f64) -> f64 {
+        let b = (r_m * (1.0 - 2.0 * self.eps) - 0.01).max(0.0);
+        b * b
     }
 
     /// The squared flat distance beyond which a point is surely farther
@@ -188,7 +222,7 @@ pub(crate) struct Judge<'q, P> {
     filter: &'q Filter,
     pub(crate) approx: Approx,
     now_ms: u64,
-    pred: P,
+    pub(crate) pred: P,
 }
 
 impl GeoIndex {
@@ -212,7 +246,9 @@ impl GeoIndex {
     }
 
     /// [`GeoIndex::search_at`] into a caller's buffer (cleared first), so a
-    /// hot loop allocates nothing.
+    /// hot loop does not allocate its results; the walk's own buffers are
+    /// kept per thread, and a search allocates only the short list of the
+    /// shard locks it holds.
     ///
     /// # Errors
     /// As [`GeoIndex::search_at`].
