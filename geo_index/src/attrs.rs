@@ -109,6 +109,21 @@ impl From<VehicleType> for u8 {
     }
 }
 
+/// A [`Filter`] compiled for a scan over many drivers
+/// ([`Filter::attr_test`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttrTest {
+    /// Passes when `bits & mask == value`.
+    Masked {
+        /// The bits the filter looks at.
+        mask: u32,
+        /// What they must be.
+        value: u32,
+    },
+    /// [`Filter::matches_packed`].
+    Full(Filter),
+}
+
 /// A set of vehicle types (a 64-bit mask), for filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -379,6 +394,24 @@ impl Filter {
     #[cfg(feature = "redis")]
     pub(crate) fn parts(&self) -> (Option<Status>, u64, u16, u8) {
         (self.status, self.vehicles.0, self.min_rating, self.max_load)
+    }
+
+    /// The filter as the cheapest test over packed attributes: one mask
+    /// and compare when it asks for a status at most (the usual "available
+    /// drivers" query), [`Filter::matches_packed`] otherwise.
+    #[inline]
+    pub(crate) fn attr_test(&self) -> AttrTest {
+        let status_only = self.vehicles == VehicleSet::ALL
+            && self.min_rating == 0
+            && self.max_load > Attrs::MAX_LOAD;
+        match (status_only, self.status) {
+            (true, Some(s)) => AttrTest::Masked {
+                mask: (1 << STATUS_BITS) - 1,
+                value: u32::from(s.0),
+            },
+            (true, None) => AttrTest::Masked { mask: 0, value: 0 },
+            (false, _) => AttrTest::Full(*self),
+        }
     }
 
     /// Whether packed attributes `bits` pass. Every condition is evaluated

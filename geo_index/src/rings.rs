@@ -18,11 +18,12 @@
 use std::collections::BinaryHeap;
 use std::f64::consts::FRAC_PI_2;
 
+use crate::attrs::AttrTest;
 use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
 use crate::grid::{COLS, CellRange, ROWS, cell_key, col_of, col_west, row_of, row_south};
 use crate::prefetch::prefetch;
 use crate::search::{Found, Judge, Locked, Scratch};
-use crate::shard::{Shard, Slot, TOMB};
+use crate::shard::{Shard, Slot};
 use crate::{GeoIndex, LonLat};
 
 /// One cell of a ring that can hold a match: the lower bound on its
@@ -69,24 +70,18 @@ const NO_CELL: u32 = u32::MAX;
 /// real one).
 const REFINED: f64 = -1.0;
 
-/// A slot that passed the cheap tests, with its squared flat distance.
+/// A slot that passed the cheap tests: its squared flat distance and its
+/// index in the cell's slots (12 bytes written per slot scanned, not the
+/// slot's 24).
 #[derive(Clone, Copy)]
 pub(crate) struct Candidate {
     d2: f64,
-    slot: Slot,
+    i: u32,
 }
 
 impl Candidate {
     /// A placeholder in the scratch buffer.
-    const EMPTY: Candidate = Candidate {
-        d2: 0.0,
-        slot: Slot {
-            id: TOMB,
-            lon_q: 0,
-            lat_q: 0,
-            meta: 0,
-        },
-    };
+    const EMPTY: Candidate = Candidate { d2: 0.0, i: 0 };
 }
 
 impl GeoIndex {
@@ -266,13 +261,14 @@ impl GeoIndex {
                     };
                     for pass in [true, false] {
                         for c in candidates.iter() {
-                            if (c.d2 <= first) != pass || c.d2 > cut || !(j.pred)(shard, &c.slot) {
+                            let slot = &slots[c.i as usize];
+                            if (c.d2 <= first) != pass || c.d2 > cut || !(j.pred)(shard, slot) {
                                 continue;
                             }
                             // Not provably within the radius by its flat
                             // distance: decided now, so the heap holds matches only.
                             let exact = if c.d2 > inside {
-                                match j.shape.test_from(&j.from, c.slot.pos()) {
+                                match j.shape.test_from(&j.from, slot.pos()) {
                                     Some(d) => d,
                                     None => continue,
                                 }
@@ -282,7 +278,7 @@ impl GeoIndex {
                             let near = Near {
                                 d2: c.d2,
                                 exact,
-                                slot: c.slot,
+                                slot: *slot,
                             };
                             if heap.len() < k {
                                 heap.push(near);
@@ -343,10 +339,32 @@ impl GeoIndex {
         if buf.len() < slots.len() {
             buf.resize(slots.len(), Candidate::EMPTY);
         }
+        // One loop per form of the filter, each without a branch per slot.
+        match j.filter.attr_test() {
+            AttrTest::Masked { mask, value } => {
+                self.sift_slots(j, shard, slots, cut, buf, |bits| bits & mask == value)
+            }
+            AttrTest::Full(f) => {
+                self.sift_slots(j, shard, slots, cut, buf, |bits| f.matches_packed(bits))
+            }
+        }
+    }
+
+    /// [`Self::sift_cell`]'s loop for one attribute test.
+    #[inline(always)]
+    fn sift_slots<P>(
+        &self,
+        j: &Judge<'_, P>,
+        shard: &Shard,
+        slots: &[Slot],
+        cut: f64,
+        buf: &mut [Candidate],
+        attrs_pass: impl Fn(u32) -> bool + Copy,
+    ) -> usize {
         let mut n = 0;
-        for s in slots {
-            let (pass, d2) = self.sift(j, shard, s, cut);
-            buf[n] = Candidate { d2, slot: *s };
+        for (i, s) in slots.iter().enumerate() {
+            let (pass, d2) = self.sift_with(j, shard, s, cut, attrs_pass);
+            buf[n] = Candidate { d2, i: i as u32 };
             n += usize::from(pass);
         }
         n
@@ -392,8 +410,9 @@ impl GeoIndex {
                             if c.d2 > first || c.d2 > cut {
                                 continue;
                             }
-                            if let Some(d) = self.refine(j, shard, &c.slot) {
-                                Self::keep_nearest(&mut heap, k, Found { d, slot: c.slot }, bound);
+                            let slot = slots[c.i as usize];
+                            if let Some(d) = self.refine(j, shard, &slot) {
+                                Self::keep_nearest(&mut heap, k, Found { d, slot }, bound);
                                 cut = j.approx.cut(*bound);
                             }
                             c.d2 = REFINED;
@@ -405,8 +424,9 @@ impl GeoIndex {
                         if !(0.0..=cut).contains(&c.d2) {
                             continue;
                         }
-                        if let Some(d) = self.refine(j, shard, &c.slot) {
-                            Self::keep_nearest(&mut heap, k, Found { d, slot: c.slot }, bound);
+                        let slot = slots[c.i as usize];
+                        if let Some(d) = self.refine(j, shard, &slot) {
+                            Self::keep_nearest(&mut heap, k, Found { d, slot }, bound);
                             cut = j.approx.cut(*bound);
                         }
                     }

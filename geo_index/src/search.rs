@@ -219,9 +219,11 @@ pub(crate) struct Judge<'q, P> {
     /// The centre, with its haversine terms.
     pub(crate) from: HaversineFrom,
     pub(crate) shape: ShapeM,
-    filter: &'q Filter,
+    pub(crate) filter: &'q Filter,
     pub(crate) approx: Approx,
     now_ms: u64,
+    /// The oldest update time still live on the default TTL.
+    oldest_live_ms: u64,
     pub(crate) pred: P,
 }
 
@@ -363,12 +365,14 @@ impl GeoIndex {
         let range = shape.range(center);
         let mut scratch = Scratch::take();
         let locked = self.lock_range(&range, &mut scratch.shards);
+        let now_ms = self.clock.ms(now);
         let mut judge = Judge {
             from: HaversineFrom::new(center),
             shape,
             filter: &q.filter,
             approx: Approx::new(center, shape.reach()),
-            now_ms: self.clock.ms(now),
+            now_ms,
+            oldest_live_ms: (now_ms + 1).saturating_sub(self.default_ttl_ms),
             pred,
         };
         let order = q.effective_order();
@@ -487,12 +491,29 @@ impl GeoIndex {
         s: &Slot,
         cut: f64,
     ) -> (bool, f64) {
+        self.sift_with(j, shard, s, cut, |bits| j.filter.matches_packed(bits))
+    }
+
+    /// [`sift`](Self::sift) with the attribute test given (a scan picks
+    /// the cheapest form of the filter once, [`Filter::attr_test`]).
+    /// Liveness of a driver on the default TTL is one compare of its update
+    /// time with the oldest still live (`updated + ttl > now ⇔ updated ≥
+    /// now + 1 − ttl`).
+    #[inline(always)]
+    pub(crate) fn sift_with<P>(
+        &self,
+        j: &Judge<'_, P>,
+        shard: &Shard,
+        s: &Slot,
+        cut: f64,
+        attrs_pass: impl Fn(u32) -> bool,
+    ) -> (bool, f64) {
         let d2 = j.approx.d2(s);
-        let cheap = !s.is_free() & j.filter.matches_packed(s.attrs()) & (d2 <= cut);
+        let cheap = !s.is_free() & attrs_pass(s.attrs()) & (d2 <= cut);
         let live = if s.custom_ttl() {
             self.is_live(shard, s, j.now_ms)
         } else {
-            j.now_ms < s.updated_ms() + self.default_ttl_ms
+            s.updated_ms() >= j.oldest_live_ms
         };
         (cheap & live, d2)
     }
