@@ -466,6 +466,9 @@ impl GeoIndex {
 
     /// The cheap tests of a slot: not free, the attribute filter, the flat
     /// distance against `cut`, liveness. Returns the squared flat distance.
+    /// Tests in turn, for the walks that look at one slot at a time and
+    /// refine it at once (most slots of an area pass, and the refinement
+    /// costs far more); a k-nearest scan uses [`sift_with`](Self::sift_with).
     #[inline]
     pub(crate) fn prefilter<P>(
         &self,
@@ -474,31 +477,19 @@ impl GeoIndex {
         s: &Slot,
         cut: f64,
     ) -> Option<f64> {
-        let (pass, d2) = self.sift(j, shard, s, cut);
-        pass.then_some(d2)
+        if s.is_free() || !j.filter.matches_packed(s.attrs()) {
+            return None;
+        }
+        let d2 = j.approx.d2(s);
+        (d2 <= cut && self.is_live_for(j, shard, s)).then_some(d2)
     }
 
-    /// [`prefilter`](Self::prefilter) as a verdict and the squared flat
-    /// distance (meaningful only if it passed), every test evaluated and
-    /// combined without a branch, so that a scan of a cell's slots pays no
-    /// mispredicted branch per driver; only a per-driver TTL (rare) takes
-    /// its own path.
-    #[inline]
-    pub(crate) fn sift<P>(
-        &self,
-        j: &Judge<'_, P>,
-        shard: &Shard,
-        s: &Slot,
-        cut: f64,
-    ) -> (bool, f64) {
-        self.sift_with(j, shard, s, cut, |bits| j.filter.matches_packed(bits))
-    }
-
-    /// [`sift`](Self::sift) with the attribute test given (a scan picks
-    /// the cheapest form of the filter once, [`Filter::attr_test`]).
-    /// Liveness of a driver on the default TTL is one compare of its update
-    /// time with the oldest still live (`updated + ttl > now ⇔ updated ≥
-    /// now + 1 − ttl`).
+    /// [`prefilter`](Self::prefilter)'s tests as a verdict and the squared
+    /// flat distance (meaningful only if it passed), with the attribute
+    /// test given (a scan picks the cheapest form of the filter once,
+    /// [`Filter::attr_test`]), every test evaluated and combined without a
+    /// branch, so that a scan of a cell's slots pays no mispredicted branch
+    /// per driver.
     #[inline(always)]
     pub(crate) fn sift_with<P>(
         &self,
@@ -510,12 +501,20 @@ impl GeoIndex {
     ) -> (bool, f64) {
         let d2 = j.approx.d2(s);
         let cheap = !s.is_free() & attrs_pass(s.attrs()) & (d2 <= cut);
-        let live = if s.custom_ttl() {
+        (cheap & self.is_live_for(j, shard, s), d2)
+    }
+
+    /// Whether `s` is live at the search's time. On the default TTL one
+    /// compare of its update time with the oldest still live (`updated +
+    /// ttl > now ⇔ updated ≥ now + 1 − ttl`); only a per-driver TTL (rare)
+    /// looks its TTL up.
+    #[inline(always)]
+    fn is_live_for<P>(&self, j: &Judge<'_, P>, shard: &Shard, s: &Slot) -> bool {
+        if s.custom_ttl() {
             self.is_live(shard, s, j.now_ms)
         } else {
             s.updated_ms() >= j.oldest_live_ms
-        };
-        (cheap & live, d2)
+        }
     }
 
     /// The exact shape test of a slot that passed the cheap tests, then the
