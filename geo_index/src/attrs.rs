@@ -416,8 +416,9 @@ impl Filter {
 
     /// Whether packed attributes `bits` pass. Every condition is evaluated
     /// and combined with `&`, no branch per condition: a search calls this
-    /// for every driver of the cells it scans, where the outcomes (70 %
-    /// available, vehicles mixed) are what a branch predictor cannot learn.
+    /// for every driver of the cells it scans, where the outcomes (statuses
+    /// and vehicles mixed at random) are what a branch predictor cannot
+    /// learn.
     #[inline]
     pub(crate) fn matches_packed(&self, bits: u32) -> bool {
         let status = match self.status {

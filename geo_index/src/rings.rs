@@ -215,8 +215,8 @@ impl GeoIndex {
     /// within the cut of the bound are kept aside (`band`), and only the
     /// held ones and the band's survivors get the exact haversine at the
     /// end, so about `k` exact tests per search instead of one per
-    /// candidate that was nearer than the heap's top when it came (36 per
-    /// search at 10M drivers). Every held candidate is a match (the
+    /// candidate that was nearer than the heap's top when it came (a number
+    /// that grows with the drivers per cell). Every held candidate is a match (the
     /// caller's predicate has passed, and it is within the radius: one
     /// whose flat distance does not prove it is refined at once), so the
     /// bound is always above the `k`-th match's distance and no cell that
