@@ -297,7 +297,7 @@ impl GeoIndex {
                             }
                         }
                     }
-                    if band.len() > 4 * k + 64 {
+                    if band.len() > k.saturating_mul(4).saturating_add(64) {
                         band.retain(|c| c.d2 <= cut);
                     }
                 }

@@ -372,7 +372,13 @@ impl GeoIndex {
             filter: &q.filter,
             approx: Approx::new(center, shape.reach()),
             now_ms,
-            oldest_live_ms: (now_ms + 1).saturating_sub(self.default_ttl_ms),
+            // `updated + ttl > now ⇔ updated ≥ now + 1 − ttl`, in u128 so
+            // that a `now` at the clock's end (u64::MAX) does not wrap; a
+            // TTL of at least 1 ms keeps the result within u64.
+            oldest_live_ms: u64::try_from(
+                (u128::from(now_ms) + 1).saturating_sub(u128::from(self.default_ttl_ms)),
+            )
+            .unwrap_or(u64::MAX),
             pred,
         };
         let order = q.effective_order();

@@ -400,3 +400,46 @@ fn case_18_callbacks_may_call_into_the_index() {
     assert!(index.stats().lock_contentions > 0, "no contention happened");
     index.check_invariants();
 }
+
+#[test]
+fn a_search_at_the_end_of_the_clock_finds_nothing_live() {
+    // A `now` so late that its milliseconds since the epoch saturate the
+    // clock (u64::MAX): every driver has expired, and no arithmetic on the
+    // time may overflow (a CI run's arbitrary-arguments test found one).
+    let t0 = Instant::now();
+    let index = populated(t0);
+    let Some(late) = t0.checked_add(Duration::from_secs(u64::MAX / 1_000 + 1)) else {
+        return; // a platform whose Instant cannot reach it cannot pass it in
+    };
+    for q in [
+        Search::radius(ll(-122.33, 47.61), 5.0, Unit::Kilometers).count(3),
+        Search::radius(ll(-122.33, 47.61), 5.0, Unit::Kilometers).asc(),
+        Search::radius(ll(-122.33, 47.61), 5.0, Unit::Kilometers)
+            .count(3)
+            .any(),
+    ] {
+        assert_eq!(index.search_at(&q, late).unwrap(), vec![]);
+        assert!(
+            !index.search_at(&q, t0).unwrap().is_empty(),
+            "populated near the centre"
+        );
+    }
+}
+
+#[test]
+fn a_ring_walk_takes_any_count() {
+    // A radius small enough for the k-nearest ring walk (not the area
+    // scan), with the largest count: the walk's bookkeeping must not
+    // overflow on it, and it returns every match, nearest first.
+    let t0 = Instant::now();
+    let index = populated(t0);
+    let c = ll(-122.33, 47.61);
+    let all = index
+        .search_at(&Search::radius(c, 300.0, Unit::Meters).asc(), t0)
+        .unwrap();
+    assert!(all.len() > 10, "{} drivers within 300 m", all.len());
+    let ix = Arc::clone(&index);
+    let q = Search::radius(c, 300.0, Unit::Meters).count(usize::MAX);
+    let hits = within(10, move || ix.search_at(&q, t0)).unwrap();
+    assert_eq!(hits, all);
+}
