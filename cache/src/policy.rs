@@ -7,9 +7,9 @@
 /// `cache_traces` table in BENCHMARKS.md. [`Policy::WTinyLfu`] has the
 /// best ratio of the three policies on OLTP at every capacity and on P3
 /// at 10,000 and 32,768 entries, above every peer there; on P3 at 1,000
-/// entries (hit ratios near 1 %, a trace of scans) it depends on the
-/// hasher's random seed (0.89–1.13 %, median 1.04 %, over 12 runs,
-/// against an exact LRU's 1.05 %). [`Policy::S3Fifo`] (the default) is better on the scan-heavy P3
+/// entries (hit ratios near 1 %, a trace of scans) it is level with an
+/// exact LRU, a few hundredths of a point above or below it depending on
+/// the hasher's random seed. [`Policy::S3Fifo`] (the default) is better on the scan-heavy P3
 /// at 100,000 entries (a large cache of a looping workload) and has the
 /// lighter write path (no sketch, no duel): pick it for write-heavy
 /// caches and as the safe default, W-TinyLFU when the key popularity is
