@@ -229,10 +229,7 @@ impl GeoIndex {
         k: usize,
         scratch: &mut Scratch,
     ) -> Vec<Found> {
-        let mut heap = std::mem::take(&mut scratch.near);
-        heap.clear();
-        heap.reserve(k.min(1024) + 1);
-        let mut heap = BinaryHeap::from(heap);
+        let mut heap = heap_in(&mut scratch.near, k);
         let mut band = std::mem::take(&mut scratch.band);
         band.clear();
         let buf = &mut scratch.candidates;
@@ -381,10 +378,7 @@ impl GeoIndex {
         k: usize,
         scratch: &mut Scratch,
     ) -> Vec<Found> {
-        let mut heap = std::mem::take(&mut scratch.found);
-        heap.clear();
-        heap.reserve(k.min(1024) + 1);
-        let mut heap = BinaryHeap::from(heap);
+        let mut heap = heap_in(&mut scratch.found, k);
         let buf = &mut scratch.candidates;
         let mut bound = j.shape.reach();
         self.walk_rings(
@@ -399,35 +393,26 @@ impl GeoIndex {
                     if b > *bound {
                         continue;
                     }
-                    let mut cut = j.approx.cut(*bound);
-                    let n = self.sift_cell(j, shard, slots, cut, buf);
+                    // The flat distance is off here, so it cuts nothing; it
+                    // still orders roughly, so the `k` flat-nearest are
+                    // refined first and fill the heap, whose top then skips
+                    // the cells it has passed.
+                    let n = self.sift_cell(j, shard, slots, f64::INFINITY, buf);
                     let candidates = &mut buf[..n];
-                    // The flat-nearest `k` first: they fill the heap, whose top
-                    // then cuts most of the rest.
                     if candidates.len() > k {
                         let first = kth_smallest(candidates.iter().map(|c| c.d2), k);
-                        for c in candidates.iter_mut() {
-                            if c.d2 > first || c.d2 > cut {
-                                continue;
-                            }
+                        for c in candidates.iter_mut().filter(|c| c.d2 <= first) {
                             let slot = slots[c.i as usize];
                             if let Some(d) = self.refine(j, shard, &slot) {
                                 Self::keep_nearest(&mut heap, k, Found { d, slot }, bound);
-                                cut = j.approx.cut(*bound);
                             }
                             c.d2 = REFINED;
                         }
                     }
-                    for c in candidates.iter() {
-                        // Refined already, or cut (`cut` is ∞ when the flat
-                        // approximation is off).
-                        if !(0.0..=cut).contains(&c.d2) {
-                            continue;
-                        }
+                    for c in candidates.iter().filter(|c| c.d2 != REFINED) {
                         let slot = slots[c.i as usize];
                         if let Some(d) = self.refine(j, shard, &slot) {
                             Self::keep_nearest(&mut heap, k, Found { d, slot }, bound);
-                            cut = j.approx.cut(*bound);
                         }
                     }
                 }
@@ -455,6 +440,16 @@ impl GeoIndex {
             *bound = bound.min(top.d);
         }
     }
+}
+
+/// A max-heap for a k-nearest walk in the thread's buffer `buf` (taken,
+/// emptied, with room for `k + 1` up to 1,025: never allocated from a
+/// caller's count).
+fn heap_in<T: Ord>(buf: &mut Vec<T>, k: usize) -> BinaryHeap<T> {
+    let mut v = std::mem::take(buf);
+    v.clear();
+    v.reserve(k.min(1024) + 1);
+    BinaryHeap::from(v)
 }
 
 /// The `k`-th smallest of `values` (`k ≥ 1`, at least `k` values), or
