@@ -52,13 +52,6 @@ pub(crate) mod sealed {
             consume: bool,
         ) -> Decision;
 
-        /// A consuming check of a direct limiter's cell (one cell shared
-        /// by every caller): the same decision as `check_cell`.
-        #[inline]
-        fn check_direct(&self, cell: &Self::Cell, now: u64, at: Instant, cost: u32) -> Decision {
-            self.check_cell(cell, now, at, cost, true)
-        }
-
         /// `(seen, full_at)`: the newest time the cell has seen and the
         /// effective time from which it is full again.
         fn idle_cell(&self, cell: &mut Self::Cell) -> (u64, u64);

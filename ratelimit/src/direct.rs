@@ -101,7 +101,7 @@ impl<A: Algorithm> RateLimiter<A> {
     #[inline]
     pub fn check_at(&self, now: Instant) -> Decision {
         let t = self.origin.nanos_to(now);
-        self.alg.check_direct(&self.cell.0, t, now, 1)
+        self.alg.check_cell(&self.cell.0, t, now, 1, true)
     }
 
     /// [`check_n_at`](Self::check_n_at) with `Instant::now()`.
@@ -122,7 +122,7 @@ impl<A: Algorithm> RateLimiter<A> {
     pub fn check_n_at(&self, cost: u32, now: Instant) -> Result<Decision, RateLimitError> {
         check_cost(&self.alg, cost)?;
         let t = self.origin.nanos_to(now);
-        Ok(self.alg.check_direct(&self.cell.0, t, now, cost))
+        Ok(self.alg.check_cell(&self.cell.0, t, now, cost, true))
     }
 
     /// [`peek_at`](Self::peek_at) with `Instant::now()`.

@@ -2,6 +2,7 @@
 //! theoretical arrival time (TAT) per key, updated by a lock-free CAS.
 
 use std::cell::Cell;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -45,25 +46,27 @@ use crate::quota::Quota;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gcra {
     quota: Quota,
-    t: u64,
+    /// `T`, never zero: a division by it cannot panic, so a decision's
+    /// unused numbers cost nothing once inlined.
+    t: NonZeroU64,
     tau: u64,
 }
 
 impl Gcra {
     /// GCRA for `quota` (rate `limit / period`, capacity `burst`).
     pub fn new(quota: Quota) -> Self {
-        let t = quota.emission_interval_ns();
+        let t = NonZeroU64::new(quota.emission_interval_ns()).unwrap_or(NonZeroU64::MIN);
         Self {
             quota,
             t,
-            tau: t * u64::from(quota.burst() - 1),
+            tau: t.get() * u64::from(quota.burst() - 1),
         }
     }
 
     /// The emission interval `T`, ns (the Redis scripts' argument).
     #[cfg(feature = "redis")]
     pub(crate) fn interval_ns(&self) -> u64 {
-        self.t
+        self.t.get()
     }
 
     /// The tolerance `τ = (burst − 1)·T`, ns (the Redis scripts' argument).
@@ -75,20 +78,21 @@ impl Gcra {
     /// Whether `cost` fits a bucket whose TAT is `tat` at time `t_eff`.
     #[inline]
     pub(crate) fn fits_tat(&self, tat: u64, t_eff: u64, cost: u32) -> bool {
-        tat.saturating_add(u64::from(cost) * self.t) <= t_eff + self.tau + self.t
+        tat.saturating_add(u64::from(cost) * self.t.get()) <= t_eff + self.tau + self.t.get()
     }
 
     /// The TAT after charging `cost` at `t_eff` (only after `fits_tat`).
     #[inline]
     pub(crate) fn charged(&self, tat: u64, t_eff: u64, cost: u32) -> u64 {
-        tat.max(t_eff) + u64::from(cost) * self.t
+        tat.max(t_eff) + u64::from(cost) * self.t.get()
     }
 
     /// Units available at `t_eff` (`Decision::remaining`).
     #[inline]
     pub(crate) fn remaining_tat(&self, tat: u64, t_eff: u64) -> u32 {
-        let avail =
-            (t_eff.saturating_add(self.tau).saturating_add(self.t)).saturating_sub(tat) / self.t;
+        let avail = (t_eff.saturating_add(self.tau).saturating_add(self.t.get()))
+            .saturating_sub(tat)
+            / self.t;
         avail.min(u64::from(self.quota.burst())) as u32
     }
 
@@ -98,10 +102,11 @@ impl Gcra {
     #[inline]
     pub(crate) fn cmp_remaining(&self, tat: u64, t_eff: u64, r: u32) -> std::cmp::Ordering {
         use std::cmp::Ordering;
-        let a =
-            u128::from((t_eff.saturating_add(self.tau).saturating_add(self.t)).saturating_sub(tat));
+        let a = u128::from(
+            (t_eff.saturating_add(self.tau).saturating_add(self.t.get())).saturating_sub(tat),
+        );
         let burst = self.quota.burst();
-        let t = u128::from(self.t);
+        let t = u128::from(self.t.get());
         // A / T < r  ⇔  A < r·T;  A / T > r  ⇔  A ≥ (r + 1)·T.
         if burst < r || a < u128::from(r) * t {
             Ordering::Less
@@ -115,7 +120,7 @@ impl Gcra {
     /// Effective time from which `cost` fits (`Decision::retry_after`).
     #[inline]
     pub(crate) fn fit_at_tat(&self, tat: u64, t_eff: u64, cost: u32) -> u64 {
-        let need = tat.saturating_add(u64::from(cost - 1) * self.t);
+        let need = tat.saturating_add(u64::from(cost - 1) * self.t.get());
         need.saturating_sub(self.tau).max(t_eff)
     }
 
@@ -123,7 +128,7 @@ impl Gcra {
     pub(crate) fn detail_tat(&self, tat: u64) -> Detail {
         Detail::Gcra {
             tat,
-            t: self.t,
+            t: self.t.get(),
             tau: self.tau,
         }
     }
@@ -178,16 +183,6 @@ pub struct GcraCell {
 }
 
 thread_local! {
-    /// The (cell address, TAT) a direct limiter's check on this thread last
-    /// saw or wrote: on one thread the TAT of a limiter only this thread
-    /// uses is exactly that, so its next grant can go straight to the CAS
-    /// without loading the TAT first, which saves the dependent load on the
-    /// hot path (the `ratelimit_direct` bench measures it). A hint only: the
-    /// CAS checks it.
-    static LAST_DIRECT: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
-}
-
-thread_local! {
     /// CAS attempts on GCRA state that lost a race, per thread. Touched
     /// only on the contended path, and thread-local so that counting adds
     /// no shared write.
@@ -219,28 +214,18 @@ fn count_write() {
 /// line for a run of grants (the two-thread `ratelimit_direct` bench
 /// measures what that buys); one thread never loses a race, so it never
 /// waits.
-struct Backoff {
-    spins: u32,
-}
+const FIRST_SPINS: u32 = 64;
+const MAX_SPINS: u32 = 1024;
 
-impl Backoff {
-    const FIRST_SPINS: u32 = 64;
-    const MAX_SPINS: u32 = 1024;
-
-    #[inline]
-    fn new() -> Self {
-        Self {
-            spins: Self::FIRST_SPINS,
-        }
+/// Waits `spins` spin-loop hints; the wait after the next lost race. Takes
+/// and returns the count by value so that the uncontended path keeps no
+/// back-off state in memory.
+#[cold]
+fn back_off(spins: u32) -> u32 {
+    for _ in 0..spins {
+        std::hint::spin_loop();
     }
-
-    #[cold]
-    fn wait(&mut self) {
-        for _ in 0..self.spins {
-            std::hint::spin_loop();
-        }
-        self.spins = (self.spins * 2).min(Self::MAX_SPINS);
-    }
+    (spins * 2).min(MAX_SPINS)
 }
 
 /// GCRA CAS attempts that lost a race on the calling thread since it
@@ -265,7 +250,9 @@ impl Gcra {
     /// Units available at `x` for the TAT `tat`: `k(x)` of [`GcraCell`].
     #[cfg(any(test, fuzzing))]
     pub(crate) fn units_at(&self, tat: u64, x: u64) -> u64 {
-        (x.saturating_add(self.tau + self.t).saturating_sub(tat) / self.t)
+        (x.saturating_add(self.tau + self.t.get())
+            .saturating_sub(tat)
+            / self.t)
             .min(u64::from(self.quota.burst()))
     }
 }
@@ -273,8 +260,7 @@ impl Gcra {
 impl Gcra {
     /// The CAS loop: from the TAT `tat` just read, decides `cost` at
     /// effective time `t_eff` and, when `consume` and it fits, charges it,
-    /// backing off after each lost race (`backoff` carries the state of a
-    /// check that has lost one already); `(allowed, TAT in force)`.
+    /// backing off after each lost race; `(allowed, TAT in force)`.
     #[inline(always)]
     fn charge(
         &self,
@@ -283,8 +269,8 @@ impl Gcra {
         t_eff: u64,
         cost: u32,
         consume: bool,
-        mut backoff: Backoff,
     ) -> (bool, u64) {
+        let mut spins = FIRST_SPINS;
         loop {
             if !self.fits_tat(tat, t_eff, cost) {
                 return (false, tat);
@@ -303,7 +289,7 @@ impl Gcra {
                 Ok(_) => return (true, next),
                 Err(_) => {
                     CAS_RETRIES.with(|c| c.set(c.get() + 1));
-                    backoff.wait();
+                    spins = back_off(spins);
                     tat = cell.tat.load(Ordering::Acquire);
                 }
             }
@@ -372,71 +358,8 @@ impl sealed::Sealed for Gcra {
         // the newest time seen (through `seen`, exact where it matters).
         let seen = cell.seen.load(Ordering::Relaxed);
         let tat = cell.tat.load(Ordering::Acquire);
-        let (allowed, tat) = self.charge(cell, tat, now.max(seen), cost, consume, Backoff::new());
+        let (allowed, tat) = self.charge(cell, tat, now.max(seen), cost, consume);
         self.finish(cell, seen, tat, now, at, cost, allowed, consume)
-    }
-
-    /// The direct limiter's consuming check: the same decision as
-    /// [`check_cell`](Self::check_cell), trying first a CAS from the TAT
-    /// this thread last saw for this cell (see `LAST_DIRECT`).
-    ///
-    /// When the remembered TAT `e` is non-zero and `cost` fits at `now`,
-    /// the CAS `e → max(e, now) + cost·T` is issued at once; its success
-    /// proves the TAT was `e`, and then the grant is exactly the one
-    /// `check_cell` makes: `cost` fits at `now`, so at `t_eff = max(now,
-    /// seen) ≥ now` too, and `seen < e` (every `seen` stored is below a TAT
-    /// in force before, and TATs only grow), so `max(e, t_eff) = max(e,
-    /// now)`. Only then is `seen` read, for the decision, from the line the
-    /// CAS has just made this thread's own. Any other case, or a failed CAS
-    /// (another thread wrote: a lost race, counted and backed off; or,
-    /// rarely, the memo came from an earlier limiter at the same address),
-    /// takes the general path.
-    ///
-    /// When `cost` does not fit at `now` with `e`, and the TAT and `seen`
-    /// read next show the TAT is still `e` and `now` is the newest time
-    /// seen, the check is `check_cell`'s denial at `t_eff = now` on that TAT
-    /// and returns it at once (a denial of one unit is the other half of a
-    /// saturated limiter's checks; it then costs two loads and one test).
-    #[inline]
-    fn check_direct(&self, cell: &GcraCell, now: u64, at: Instant, cost: u32) -> Decision {
-        // The address only names the cell for the memo; it is never
-        // dereferenced, and a stale memo is caught by the CAS.
-        let addr = std::ptr::from_ref(cell) as usize;
-        let (last, e) = LAST_DIRECT.with(Cell::get);
-        let mut backoff = Backoff::new();
-        if last == addr && e != 0 {
-            if self.fits_tat(e, now, cost) {
-                let next = self.charged(e, now, cost);
-                count_write();
-                if cell
-                    .tat
-                    .compare_exchange(e, next, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    let seen = cell.seen.load(Ordering::Relaxed);
-                    LAST_DIRECT.with(|c| c.set((addr, next)));
-                    return self.finish(cell, seen, next, now, at, cost, true, true);
-                }
-                CAS_RETRIES.with(|c| c.set(c.get() + 1));
-                backoff.wait();
-            } else {
-                // `cost` does not fit at `now` with the remembered TAT. If the
-                // TAT is still that one and `now` is the newest time seen,
-                // `check_cell` would decide at `t_eff = now` on this very
-                // TAT: the same denial, decided without its second test, and
-                // the memo already holds what it would store.
-                let seen = cell.seen.load(Ordering::Relaxed);
-                let tat = cell.tat.load(Ordering::Acquire);
-                if tat == e && seen <= now {
-                    return self.finish(cell, seen, tat, now, at, cost, false, true);
-                }
-            }
-        }
-        let seen = cell.seen.load(Ordering::Relaxed);
-        let tat = cell.tat.load(Ordering::Acquire);
-        let (allowed, tat) = self.charge(cell, tat, now.max(seen), cost, true, backoff);
-        LAST_DIRECT.with(|c| c.set((addr, tat)));
-        self.finish(cell, seen, tat, now, at, cost, allowed, true)
     }
 
     fn idle_cell(&self, cell: &mut GcraCell) -> (u64, u64) {
@@ -481,7 +404,7 @@ impl Plain for Gcra {
     fn validate_state(&self, tat: &u64, seen: u64) {
         // After a grant at t ≤ seen: TAT ≤ t + τ + T.
         assert!(
-            *tat <= seen + self.tau + self.t,
+            *tat <= seen + self.tau + self.t.get(),
             "GCRA TAT {tat} beyond seen {seen} + τ {} + T {}",
             self.tau,
             self.t
