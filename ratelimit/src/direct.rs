@@ -38,7 +38,7 @@ pub(crate) struct Padded<T>(pub(crate) T);
 ///
 /// A GCRA check writes the shared state as governor's does: one CAS per
 /// grant, nothing for a denial of one unit (see [`Gcra`](crate::Gcra)).
-/// A thread whose CAS loses a race backs off (about 0.6 µs) before
+/// A thread whose CAS loses a race backs off (2 µs, doubling) before
 /// retrying, so that threads sharing one limiter take turns owning its
 /// cache line instead of moving it on every grant.
 ///

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::num::NonZeroU64;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -209,23 +210,56 @@ fn count_write() {
 /// Two threads granting from one hot state otherwise move its cache line
 /// back and forth on every grant (a load to share it, the CAS to own it,
 /// each a cross-core transfer), and each CAS is likely to fail again. A
-/// thread that lost waits `FIRST_SPINS` spin-loop hints, doubling up to
-/// `MAX_SPINS` on further losses in the same check, so the winner keeps the
-/// line for a run of grants (the two-thread `ratelimit_direct` bench
-/// measures what that buys); one thread never loses a race, so it never
-/// waits.
-const FIRST_SPINS: u32 = 64;
-const MAX_SPINS: u32 = 1024;
+/// thread that lost waits [`FIRST_WAIT_NS`], doubling up to
+/// [`MAX_WAIT_NS`] on further losses in the same check, so the winner
+/// keeps the line for a run of grants (the two-thread `ratelimit_direct`
+/// bench measures what that buys); one thread never loses a race, so it
+/// never waits.
+///
+/// The wait is a time, not a count of spin-loop hints: what one hint
+/// costs differs by an order of magnitude between processors (x86's
+/// `pause` takes a few cycles on some cores and over a hundred on others),
+/// so a count tuned on one machine is a different wait on the next. The
+/// hint's cost is measured once, at the first lost race in the process.
+const FIRST_WAIT_NS: u64 = 2_000;
+/// The longest wait after a lost race.
+const MAX_WAIT_NS: u64 = 32_000;
 
-/// Waits `spins` spin-loop hints; the wait after the next lost race. Takes
-/// and returns the count by value so that the uncontended path keeps no
-/// back-off state in memory.
+/// Picoseconds one spin-loop hint takes on this machine: the fastest of a
+/// few short timed runs (a run the scheduler interrupts only reads slower,
+/// which shortens the waits).
+fn hint_ps() -> u64 {
+    static HINT_PS: OnceLock<u64> = OnceLock::new();
+    *HINT_PS.get_or_init(|| {
+        const HINTS: u32 = 64;
+        (0..4)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..HINTS {
+                    std::hint::spin_loop();
+                }
+                start.elapsed().as_nanos() * 1000 / u128::from(HINTS)
+            })
+            .min()
+            .map_or(1, |ps| u64::try_from(ps).unwrap_or(u64::MAX))
+    })
+}
+
+/// Spin-loop hints that take about `wait_ns` when one takes `hint_ps`
+/// picoseconds: at least one, at most 2^16.
+fn hints_for(wait_ns: u64, hint_ps: u64) -> u64 {
+    (wait_ns.saturating_mul(1000) / hint_ps.max(1)).clamp(1, 1 << 16)
+}
+
+/// Waits about `wait_ns`; the wait after the next lost race. Takes and
+/// returns it by value so that the uncontended path keeps no back-off
+/// state in memory.
 #[cold]
-fn back_off(spins: u32) -> u32 {
-    for _ in 0..spins {
+fn back_off(wait_ns: u64) -> u64 {
+    for _ in 0..hints_for(wait_ns, hint_ps()) {
         std::hint::spin_loop();
     }
-    (spins * 2).min(MAX_SPINS)
+    (wait_ns * 2).min(MAX_WAIT_NS)
 }
 
 /// GCRA CAS attempts that lost a race on the calling thread since it
@@ -270,7 +304,7 @@ impl Gcra {
         cost: u32,
         consume: bool,
     ) -> (bool, u64) {
-        let mut spins = FIRST_SPINS;
+        let mut wait = FIRST_WAIT_NS;
         loop {
             if !self.fits_tat(tat, t_eff, cost) {
                 return (false, tat);
@@ -289,7 +323,7 @@ impl Gcra {
                 Ok(_) => return (true, next),
                 Err(_) => {
                     CAS_RETRIES.with(|c| c.set(c.get() + 1));
-                    spins = back_off(spins);
+                    wait = back_off(wait);
                     tat = cell.tat.load(Ordering::Acquire);
                 }
             }
@@ -409,5 +443,22 @@ impl Plain for Gcra {
             self.tau,
             self.t
         );
+    }
+}
+
+#[cfg(test)]
+mod back_off_tests {
+    use super::{FIRST_WAIT_NS, MAX_WAIT_NS, hints_for};
+
+    #[test]
+    fn the_wait_is_a_time_whatever_a_hint_costs() {
+        // A cheap hint (4 ns) and a dear one (36 ns, this project's Zen 2):
+        // the same wait, in different counts.
+        assert_eq!(hints_for(FIRST_WAIT_NS, 4_000), 500);
+        assert_eq!(hints_for(FIRST_WAIT_NS, 36_000), 55);
+        // Bounds: never zero hints, never an unbounded count.
+        assert_eq!(hints_for(FIRST_WAIT_NS, u64::MAX), 1);
+        assert_eq!(hints_for(MAX_WAIT_NS, 0), 1 << 16);
+        assert_eq!(hints_for(u64::MAX, 1), 1 << 16);
     }
 }
