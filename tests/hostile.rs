@@ -992,6 +992,7 @@ proptest! {
         id in any::<u64>(), count in prop_oneof![Just(0usize), Just(usize::MAX), 0usize..50],
         ttl_ms in prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>(), 1u64..100_000],
         shards in prop_oneof![Just(0usize), Just(3), Just(256), any::<usize>()],
+        split in prop::option::of(prop_oneof![Just(0usize), Just(7), Just(8), any::<usize>()]),
         skew_ms in any::<u64>(), at_off in offset(), now_off in offset(),
         rating in any_f64(), load in any::<u8>(), status in any::<u8>(), vehicle in any::<u8>(),
     ) {
@@ -1002,6 +1003,7 @@ proptest! {
             default_ttl: Duration::from_millis(ttl_ms),
             epoch: Some(t),
             max_future_skew: Duration::from_millis(skew_ms),
+            split_cells_at: split,
         };
         let _ = GeoIndex::with_config(cfg);
         let p = LonLat::new(lon, lat);

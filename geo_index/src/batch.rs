@@ -32,7 +32,7 @@ use parking_lot::RwLockWriteGuard;
 use crate::fence::FenceEvent;
 use crate::grid::{cell_key, cell_xy, shard_of};
 use crate::prefetch::prefetch;
-use crate::shard::{Loc, Shard, Slot, pack_meta};
+use crate::shard::{Loc, Shard, Slot, pack_meta, sub_of};
 use crate::write::Applied;
 use crate::{DriverId, DriverUpdate, GeoError, GeoIndex, Upsert};
 
@@ -95,7 +95,7 @@ struct Scratch {
     sorted: Vec<Item>,
     counts: Vec<u32>,
     /// Destination cells of the drivers of one lock group that change cell.
-    movers: Vec<u32>,
+    movers: Vec<(u32, u8)>,
     /// New locations of the drivers of one lock group that changed cell.
     relocated: Vec<(u64, Loc)>,
 }
@@ -251,7 +251,7 @@ impl GeoIndex {
         &self,
         updates: &[DriverUpdate],
         sorted: &[Item],
-        movers: &mut Vec<u32>,
+        movers: &mut Vec<(u32, u8)>,
         relocated: &mut Vec<(u64, Loc)>,
         now_ms: u64,
         report: &mut BatchReport,
@@ -347,7 +347,7 @@ impl GeoIndex {
     /// destination cell's index word, header and next free slot, prefetched
     /// in passes. Without this each such move waits for three misses in a
     /// row.
-    fn prefetch_group(&self, shard: &Shard, s: usize, group: &[Item], movers: &mut Vec<u32>) {
+    fn prefetch_group(&self, shard: &Shard, s: usize, group: &[Item], movers: &mut Vec<(u32, u8)>) {
         for it in group.iter().take(AHEAD) {
             prefetch_slot(shard, it);
         }
@@ -355,18 +355,21 @@ impl GeoIndex {
         for it in group.iter().filter(|it| it.loc != NO_LOC) {
             let l = Loc::unpack(it.loc);
             if let Some(c) = shard.cells.get(l.cell as usize)
-                && c.key != it.key
+                && !c.holds(it.key, it.lon_q, it.lat_q)
                 && it.target as usize == s
             {
                 shard.cell_of.prefetch(it.key);
-                movers.push(it.key);
+                movers.push((it.key, sub_of(it.lon_q, it.lat_q)));
             }
         }
-        for m in movers.iter_mut() {
-            // Cell keys are below 2^31: MAX marks a cell not created yet.
-            *m = shard.prefetch_cell(*m).unwrap_or(u32::MAX);
+        for (m, sub) in movers.iter_mut() {
+            // The key becomes the destination cell (the sub-cell of a split
+            // one); MAX marks a cell not created yet.
+            *m = shard
+                .prefetch_cell(*m)
+                .map_or(u32::MAX, |v| Shard::leaf(v, *sub));
         }
-        for &c in movers.iter().filter(|&&c| c != u32::MAX) {
+        for &(c, _) in movers.iter().filter(|&&(c, _)| c != u32::MAX) {
             shard.prefetch_vacancy(c);
         }
     }
@@ -391,7 +394,7 @@ impl GeoIndex {
         }
         let l = Loc::unpack(it.loc);
         let cell = shard.cells.get_mut(l.cell as usize)?;
-        let same_cell = cell.key == it.key;
+        let same_cell = cell.holds(it.key, it.lon_q, it.lat_q);
         let slot = cell.slots.get_mut(l.slot as usize)?;
         if slot.id != it.id
             || slot.custom_ttl()
@@ -412,7 +415,8 @@ impl GeoIndex {
         if same_cell {
             *slot = next;
         } else {
-            relocated.push((it.id, shard.relocate(s, l, it.key, next)));
+            let loc = shard.relocate(s, l, it.key, next, &mut |id, l| relocated.push((id, l)));
+            relocated.push((it.id, loc));
         }
         Some(Applied::Moved)
     }

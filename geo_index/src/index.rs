@@ -51,6 +51,19 @@ pub struct IndexConfig {
     /// would make every later real update stale until its date and keep
     /// the driver visible past its TTL.
     pub max_future_skew: Duration,
+    /// A grid cell (about 600 m) that an insert finds holding this many
+    /// drivers is split into 2 × 2 sub-cells, for good; `None`: never.
+    /// At least 8; default 128.
+    ///
+    /// A k-nearest search scans the cell it starts in and the neighbours
+    /// its bound reaches, so where cells are crowded the drivers per cell,
+    /// not the `k` asked for, set its cost; in split cells it scans only
+    /// the sub-cells near its centre. The price is on updates: a driver
+    /// crosses a sub-cell edge about twice as often as a cell edge, and a
+    /// crossing moves it to another slot array. A lower threshold favours
+    /// searches, a higher one (or `None`) updates; BENCHMARKS.md measures
+    /// both at 1M and 10M drivers.
+    pub split_cells_at: Option<usize>,
 }
 
 impl Default for IndexConfig {
@@ -60,6 +73,7 @@ impl Default for IndexConfig {
             shards: 256,
             epoch: None,
             max_future_skew: Duration::from_secs(5),
+            split_cells_at: Some(128),
         }
     }
 }
@@ -74,6 +88,9 @@ pub struct IndexStats {
     /// Operations that found a driver's location changed under them and
     /// retried.
     pub retries: u64,
+    /// Grid cells crowded enough to have been split into sub-cells (a
+    /// k-nearest search there scans only the sub-cells near its centre).
+    pub split_cells: u64,
 }
 
 /// A sharded, in-process index of moving drivers with Redis `GEOSEARCH`
@@ -138,7 +155,8 @@ impl GeoIndex {
     ///
     /// # Errors
     /// [`GeoError::InvalidConfig`] when `shards` is not a power of two in
-    /// 1..=4096 or the TTL is zero or longer than 2^40 ms.
+    /// 1..=4096, the TTL is zero or longer than 2^40 ms, or
+    /// `split_cells_at` is below 8.
     pub fn with_config(config: IndexConfig) -> Result<Self, GeoError> {
         let shards = config.shards;
         if !shards.is_power_of_two() || shards > MAX_SHARDS {
@@ -149,8 +167,26 @@ impl GeoIndex {
             });
         }
         let default_ttl_ms = ttl_ms(config.default_ttl)?;
+        let split_at = match config.split_cells_at {
+            None => usize::MAX,
+            Some(n) if n >= 8 => n,
+            Some(n) => {
+                return Err(GeoError::InvalidConfig {
+                    what: "split_cells_at",
+                    value: n as u64,
+                    reason: "must be at least 8 drivers (or None: never split)",
+                });
+            }
+        };
         Ok(GeoIndex {
-            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..shards)
+                .map(|_| {
+                    RwLock::new(Shard {
+                        split_at,
+                        ..Shard::default()
+                    })
+                })
+                .collect(),
             mask: shards - 1,
             dir: Directory::new(),
             clock: Clock::new(config.epoch),
@@ -172,6 +208,9 @@ impl GeoIndex {
         IndexStats {
             lock_contentions: self.contended.load(Relaxed),
             retries: self.retries.load(Relaxed),
+            split_cells: (0..self.shards.len())
+                .map(|s| self.read_shard(s).split_cells)
+                .sum(),
         }
     }
 

@@ -63,7 +63,10 @@
 //! The world is a fixed grid of ~600 m cells; 64 × 64-cell tiles (~39 km,
 //! a city quadrant) are hashed onto lock shards (`parking_lot::RwLock`), so
 //! writers in different areas do not contend and a batch takes each
-//! shard's lock once. A driver is a 24-byte slot in its cell; a directory
+//! shard's lock once. A driver is a 24-byte slot in its cell; a cell that
+//! gets crowded ([`IndexConfig::split_cells_at`] drivers, default 128) is
+//! split into 2 × 2 sub-cells, so that a k-nearest search in a dense area
+//! scans the sub-cells near its centre, not whole cells. A directory
 //! (an open-addressing table, 16 bytes a driver) maps its id to its slot. Searches read-lock every shard their
 //! area touches before reading, so a driver crossing a shard boundary is
 //! never lost and never seen twice. See `index.rs` for the locking protocol.

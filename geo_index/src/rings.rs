@@ -20,10 +20,10 @@ use std::f64::consts::FRAC_PI_2;
 
 use crate::attrs::AttrTest;
 use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
-use crate::grid::{COLS, CellRange, ROWS, cell_key, col_of, col_west, row_of, row_south};
+use crate::grid::{COLS, CellRange, ROWS, cell_key, col_of, col_west, key_xy, row_of, row_south};
 use crate::prefetch::prefetch;
 use crate::search::{Found, Judge, Locked, Scratch};
-use crate::shard::{Shard, Slot};
+use crate::shard::{SPLIT, Shard, Slot, sub_xy};
 use crate::{GeoIndex, LonLat};
 
 /// One cell of a ring that can hold a match: the lower bound on its
@@ -140,20 +140,48 @@ impl GeoIndex {
                     cells.push((b, shard, key, &[]));
                 }
             }
-            // The key becomes the cell's arena index (`NO_CELL`: none),
-            // its header prefetched.
+            // The key becomes the cell's index value (its arena index, or
+            // its first sub-cell's flagged `SPLIT`; `NO_CELL`: none), its
+            // header (its sub-cells' headers) prefetched.
             for (_, shard, key, _) in &mut cells {
                 *key = shard.prefetch_cell(*key).unwrap_or(NO_CELL);
             }
-            for (_, shard, c, slots) in &mut cells {
-                if let Some(cell) = shard.cells.get(*c as usize) {
-                    *slots = &cell.slots;
+            // A split cell's sub-cells join the ring as cells of their own,
+            // each with its own bound (never below its cell's), so that a
+            // walk scans the sub-cells near the centre and skips the rest.
+            for e in 0..cells.len() {
+                let (b, shard, v, _) = cells[e];
+                if v == NO_CELL {
+                    continue;
+                }
+                if v & SPLIT == 0 {
+                    if let Some(cell) = shard.cells.get(v as usize) {
+                        cells[e].3 = &cell.slots;
+                    }
+                    continue;
+                }
+                for c in Shard::leaves(v) {
+                    let Some(sub) = shard.cells.get(c as usize) else {
+                        continue;
+                    };
+                    if sub.live() == 0 {
+                        continue;
+                    }
+                    let (cx, cy) = key_xy(sub.key);
+                    let sb = near.wrapped_sub(cx, cy, sub.sub()).max(b);
+                    if sb <= *bound {
+                        cells.push((sb, shard, c, &sub.slots));
+                    }
                 }
             }
             for &(_, _, _, slots) in &cells {
-                // Every 64-byte line of the slots (24-byte slots: one in two
-                // lands on each line at least once).
-                for s in slots.iter().step_by(2) {
+                // The first lines of each cell's slots (24-byte slots: one in
+                // two lands on each line): enough to start every array's
+                // misses (and page walks) together, which the hardware
+                // prefetcher then follows. Prefetching every line queued
+                // the misses of cells the walk then skips (in crowded areas
+                // most of a ring) ahead of those it reads.
+                for s in slots.iter().step_by(2).take(4) {
                     prefetch(s);
                 }
             }
@@ -498,11 +526,26 @@ impl CellBound {
     /// `R·Δφ` and the meridian bound `R·asin(cos φ₀ · sin Δλ)`.
     #[inline]
     pub(crate) fn at(&self, col: i64, row: i64) -> f64 {
-        let south = row_south(row);
-        let north = south + crate::grid::CELL_DEG;
+        self.rect(col, row, (0.0, 0.0, 1.0))
+    }
+
+    /// Bound for sub-cell `sub` of the cell given by wrapped column `cx`
+    /// (the copy of the column nearest the centre's).
+    #[inline]
+    pub(crate) fn wrapped_sub(&self, cx: u32, cy: u32, sub: u8) -> f64 {
+        self.rect(self.unwrap(cx), i64::from(cy), sub_xy(sub))
+    }
+
+    /// Bound for the part of a cell at offsets `(ox, oy)` (fractions of
+    /// its side from its south-west corner) of side `frac` of the cell's.
+    #[inline]
+    fn rect(&self, col: i64, row: i64, (ox, oy, frac): (f64, f64, f64)) -> f64 {
+        use crate::grid::CELL_DEG;
+        let south = row_south(row) + oy * CELL_DEG;
+        let north = south + frac * CELL_DEG;
         let dlat = (south - self.lat0).max(self.lat0 - north).max(0.0);
-        let west = col_west(col);
-        let east = west + crate::grid::CELL_DEG;
+        let west = col_west(col) + ox * CELL_DEG;
+        let east = west + frac * CELL_DEG;
         let dlon = (west - self.lon0).max(self.lon0 - east).max(0.0);
         let b_lat = dlat.to_radians() * EARTH_RADIUS_M;
         // asin(x) ≥ x and sin(d) ≥ d − d³/6: a trig-free lower bound on
@@ -516,9 +559,14 @@ impl CellBound {
     /// column nearest the centre's.
     #[inline]
     pub(crate) fn wrapped(&self, cx: u32, cy: u32) -> f64 {
+        self.at(self.unwrap(cx), i64::from(cy))
+    }
+
+    /// The unwrapped column of wrapped column `cx` nearest the centre's.
+    #[inline]
+    fn unwrap(&self, cx: u32) -> i64 {
         let cols = i64::from(COLS);
-        let d = (i64::from(cx) - self.cx0 + cols / 2).rem_euclid(cols) - cols / 2;
-        self.at(self.cx0 + d, i64::from(cy))
+        self.cx0 + (i64::from(cx) - self.cx0 + cols / 2).rem_euclid(cols) - cols / 2
     }
 }
 

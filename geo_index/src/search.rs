@@ -200,18 +200,13 @@ impl Locked<'_> {
         self.shard(shard_of(cx, cy, self.mask))
     }
 
+    /// The held shard of cell (`cx`, `cy`) and the cell's arena index, if
+    /// it has the cell.
     #[inline]
-    fn cell(&self, cx: u32, cy: u32) -> Option<(&Shard, &[Slot])> {
+    fn cell(&self, cx: u32, cy: u32) -> Option<(&Shard, u32)> {
         let shard = self.shard_of_cell(cx, cy)?;
-        Some((shard, slots_of(shard, cell_key(cx, cy))?))
+        Some((shard, shard.cell_of.get(cell_key(cx, cy))?))
     }
-}
-
-/// The slots of the cell with key `key` in `shard`, if it has one.
-#[inline]
-fn slots_of(shard: &Shard, key: u32) -> Option<&[Slot]> {
-    let c = shard.cell_of.get(key)?;
-    Some(&shard.cells[c as usize].slots)
 }
 
 /// Everything a walk needs to judge one slot.
@@ -574,10 +569,10 @@ impl GeoIndex {
                     continue;
                 }
                 let cx = col.rem_euclid(i64::from(COLS)) as u32;
-                let Some((shard, slots)) = locked.cell(cx, cy as u32) else {
+                let Some((shard, c)) = locked.cell(cx, cy as u32) else {
                     continue;
                 };
-                for s in slots {
+                for s in shard.leaf_slots(c).flatten() {
                     if let Some(d) = self.judge(j, shard, s, cut)
                         && !emit(Found { d, slot: *s })
                     {

@@ -94,20 +94,74 @@ pub(crate) fn pack_meta(updated_ms: u64, attrs: u32, custom_ttl: bool) -> u64 {
     updated_ms | (u64::from(attrs) << TIME_BITS) | if custom_ttl { CUSTOM_TTL } else { 0 }
 }
 
-/// The drivers of one grid cell.
+/// Sub-cells per side of a split cell, as a shift: a crowded cell is
+/// split into 2 × 2 sub-cells.
+const SUB_SHIFT: u32 = 1;
+/// Sub-cells of a split cell.
+pub(crate) const SUBS: usize = 1 << (2 * SUB_SHIFT);
+/// `Cell::sub` of a cell that is not a sub-cell.
+pub(crate) const NO_SUB: u8 = u8::MAX;
+/// `Cell::subs` of a cell not split.
+pub(crate) const NO_SUBS: u32 = u32::MAX;
+/// Flags a cell index value that names the first sub-cell of a split cell
+/// (arena indices are below 2^26).
+pub(crate) const SPLIT: u32 = 1 << 31;
+
+/// The sub-cell (`0..SUBS`) of a stored position within its cell: row-major,
+/// south-west first.
+#[inline]
+pub(crate) fn sub_of(lon_q: u32, lat_q: u32) -> u8 {
+    let side = (1u32 << SUB_SHIFT) - 1;
+    let sx = (lon_q >> (16 - SUB_SHIFT)) & side;
+    let sy = (lat_q >> (17 - SUB_SHIFT)) & side;
+    ((sy << SUB_SHIFT) | sx) as u8
+}
+
+/// Column and row offsets of sub-cell `sub` within its cell, and the
+/// fraction of a cell's side a sub-cell spans.
+#[inline]
+pub(crate) fn sub_xy(sub: u8) -> (f64, f64, f64) {
+    let side = (1u32 << SUB_SHIFT) - 1;
+    let frac = 1.0 / f64::from(1u32 << SUB_SHIFT);
+    let sx = u32::from(sub) & side;
+    let sy = u32::from(sub) >> SUB_SHIFT;
+    (f64::from(sx) * frac, f64::from(sy) * frac, frac)
+}
+
+/// The drivers of one grid cell, or of one sub-cell of a split cell.
+///
+/// A split cell holds no slots: its drivers live in its [`SUBS`] sub-cells,
+/// consecutive cells of the same arena with the same key and `sub` set
+/// (their headers share two or three cache lines), and the cell index maps
+/// the key to the first of them, flagged [`SPLIT`], so that a search
+/// reaches them without reading the split cell's header. A cell stays
+/// split once split.
+///
+/// 40 bytes, laid out so that the key and the link (what `holds` reads)
+/// share one aligned word.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct Cell {
-    pub key: u32,
     pub slots: Vec<Slot>,
+    pub key: u32,
+    /// [`SUB_TAG`]` | sub` for sub-cell `sub` of its key; the arena index
+    /// of the first sub-cell for a split cell; [`NO_LINK`] otherwise.
+    link: u32,
     free_head: u32,
     pub free: u32,
 }
 
+/// `Cell::link` of a cell neither split nor a sub-cell.
+const NO_LINK: u32 = u32::MAX;
+/// Tags `Cell::link` of a sub-cell (arena indices are below 2^26).
+const SUB_TAG: u32 = 1 << 30;
+
 impl Cell {
-    fn new(key: u32) -> Self {
+    fn new(key: u32, link: u32) -> Self {
         Cell {
-            key,
             slots: Vec::new(),
+            key,
+            link,
             free_head: NO_FREE,
             free: 0,
         }
@@ -115,6 +169,35 @@ impl Cell {
 
     pub(crate) fn live(&self) -> usize {
         self.slots.len() - self.free as usize
+    }
+
+    /// Which sub-cell of its key this is, or [`NO_SUB`].
+    #[inline]
+    pub(crate) fn sub(&self) -> u8 {
+        if self.link != NO_LINK && self.link & SUB_TAG != 0 {
+            self.link as u8
+        } else {
+            NO_SUB
+        }
+    }
+
+    /// The arena index of the first sub-cell of a split cell, else
+    /// [`NO_SUBS`].
+    #[inline]
+    fn subs(&self) -> u32 {
+        if self.link & SUB_TAG == 0 {
+            self.link
+        } else {
+            NO_SUBS
+        }
+    }
+
+    /// Whether a driver at (`lon_q`, `lat_q`), whose cell key is `key`,
+    /// belongs in this cell (a split cell holds none).
+    #[inline]
+    pub(crate) fn holds(&self, key: u32, lon_q: u32, lat_q: u32) -> bool {
+        self.key == key
+            && (self.link == NO_LINK || self.link == SUB_TAG | u32::from(sub_of(lon_q, lat_q)))
     }
 }
 
@@ -196,6 +279,15 @@ impl CellIndex {
         }
     }
 
+    /// Replaces the value of a present `key`.
+    fn set(&mut self, key: u32, index: u32) {
+        let mut i = self.home(key);
+        while (self.words[i] >> 32) as u32 != key {
+            i = if i + 1 == self.words.len() { 0 } else { i + 1 };
+        }
+        self.words[i] = (u64::from(key) << 32) | u64::from(index);
+    }
+
     fn insert(&mut self, key: u32, index: u32) {
         if (self.len + 1) * 4 > self.words.len() * 3 {
             let cap = (self.words.len() * 2).max(16);
@@ -236,29 +328,136 @@ pub(crate) struct Shard {
     pub sweep_credit: usize,
     /// Geofences whose bounding box touches this shard's tiles.
     pub fences: ShardFences,
+    /// Cells split into sub-cells.
+    pub split_cells: u64,
+    /// A cell is split when an insert finds it holding this many drivers
+    /// (`usize::MAX`: never); see [`IndexConfig::split_cells_at`].
+    ///
+    /// [`IndexConfig::split_cells_at`]: crate::IndexConfig::split_cells_at
+    pub split_at: usize,
 }
 
 impl Shard {
     /// Arena index of the cell with `key`, creating it if needed.
-    pub(crate) fn cell_index(&mut self, key: u32) -> u32 {
+    fn cell_index(&mut self, key: u32) -> u32 {
         if let Some(i) = self.cell_of.get(key) {
             return i;
         }
-        let i = self.cells.len() as u32;
-        assert!(i < MAX_CELLS, "more than 2^26 cells in one shard");
-        self.cells.push(Cell::new(key));
+        let i = self.push_cell(key, NO_LINK);
         self.cell_of.insert(key, i);
         i
     }
 
-    /// Prefetches the header of the cell with `key`, if it exists, and
-    /// returns its arena index (the batch path's second pass over drivers
-    /// that change cell; the index word was prefetched in the first).
+    fn push_cell(&mut self, key: u32, link: u32) -> u32 {
+        let i = self.cells.len() as u32;
+        assert!(i < MAX_CELLS, "more than 2^26 cells in one shard");
+        self.cells.push(Cell::new(key, link));
+        i
+    }
+
+    /// Stores `slot` (of shard `s`) in the cell its position belongs to,
+    /// creating the cell if needed and splitting it first if it is crowded
+    /// (then `moved(id, loc)` is called for every driver the split moved;
+    /// the caller publishes those locations, as it publishes the one
+    /// returned, before releasing the shard's lock).
+    #[inline]
+    pub(crate) fn insert_at(
+        &mut self,
+        s: usize,
+        key: u32,
+        slot: Slot,
+        moved: &mut impl FnMut(u64, Loc),
+    ) -> Loc {
+        let mut v = self.cell_index(key);
+        if v & SPLIT == 0 && self.cells[v as usize].live() >= self.split_at {
+            v = self.split(s, v, moved);
+        }
+        let c = Self::leaf(v, sub_of(slot.lon_q, slot.lat_q));
+        let i = self.insert(c, slot);
+        Loc {
+            shard: s as u32,
+            cell: c,
+            slot: i,
+        }
+    }
+
+    /// Splits cell `c` into [`SUBS`] sub-cells, moves its drivers there and
+    /// returns the key's new cell index value.
+    #[cold]
+    #[inline(never)]
+    fn split(&mut self, s: usize, c: u32, moved: &mut impl FnMut(u64, Loc)) -> u32 {
+        let key = self.cells[c as usize].key;
+        let first = self.cells.len() as u32;
+        for i in 0..SUBS {
+            self.push_cell(key, SUB_TAG | i as u32);
+        }
+        let cell = &mut self.cells[c as usize];
+        let slots = std::mem::take(&mut cell.slots);
+        cell.free = 0;
+        cell.free_head = NO_FREE;
+        cell.link = first;
+        self.cell_of.set(key, SPLIT | first);
+        self.split_cells += 1;
+        for slot in slots.into_iter().filter(|s| !s.is_free()) {
+            let to = first + u32::from(sub_of(slot.lon_q, slot.lat_q));
+            // `insert` counts the slot as newly occupied; it already was.
+            let i = self.insert(to, slot);
+            self.occupied -= 1;
+            moved(
+                slot.id,
+                Loc {
+                    shard: s as u32,
+                    cell: to,
+                    slot: i,
+                },
+            );
+        }
+        SPLIT | first
+    }
+
+    /// The cell a cell index value `v` names for a driver in sub-cell
+    /// `sub`: the cell, or that sub-cell of a split one.
+    #[inline]
+    pub(crate) fn leaf(v: u32, sub: u8) -> u32 {
+        if v & SPLIT != 0 {
+            (v & !SPLIT) + u32::from(sub)
+        } else {
+            v
+        }
+    }
+
+    /// The cells a cell index value `v` names: the cell, or the sub-cells
+    /// of a split one (`cells` ascending).
+    #[inline]
+    pub(crate) fn leaves(v: u32) -> std::ops::Range<u32> {
+        if v & SPLIT != 0 {
+            let first = v & !SPLIT;
+            first..first + SUBS as u32
+        } else {
+            v..v + 1
+        }
+    }
+
+    /// The slots of the cells a cell index value `v` names.
+    #[inline]
+    pub(crate) fn leaf_slots(&self, v: u32) -> impl Iterator<Item = &[Slot]> {
+        Self::leaves(v).filter_map(|c| self.cells.get(c as usize).map(|cell| &cell.slots[..]))
+    }
+
+    /// Prefetches the header of the cell with `key` (of its sub-cells if
+    /// it is split), if it exists, and returns its cell index value (the
+    /// batch path's second pass over drivers that change cell, and the ring
+    /// walk's; the index word was prefetched in the first).
     #[inline]
     pub(crate) fn prefetch_cell(&self, key: u32) -> Option<u32> {
-        let c = self.cell_of.get(key)?;
-        prefetch(self.cells.as_ptr().wrapping_add(c as usize));
-        Some(c)
+        let v = self.cell_of.get(key)?;
+        let cells = Self::leaves(v);
+        let first = self.cells.as_ptr().wrapping_add(cells.start as usize);
+        let bytes = cells.len() * size_of::<Cell>();
+        for off in (0..bytes).step_by(64).chain([bytes - 1]) {
+            prefetch(first.cast::<u8>().wrapping_add(off));
+        }
+        Some(v)
     }
 
     /// Prefetches the slot that [`insert`](Self::insert) into cell `c` will
@@ -279,16 +478,18 @@ impl Shard {
 
     /// Moves the driver in slot `from` to a slot of the cell with `key`
     /// (created if needed), holding `next`; returns its new location, which
-    /// the caller publishes in the directory.
-    pub(crate) fn relocate(&mut self, s: usize, from: Loc, key: u32, next: Slot) -> Loc {
+    /// the caller publishes in the directory (with those of the drivers a
+    /// split moved: see [`insert_at`](Self::insert_at)).
+    pub(crate) fn relocate(
+        &mut self,
+        s: usize,
+        from: Loc,
+        key: u32,
+        next: Slot,
+        moved: &mut impl FnMut(u64, Loc),
+    ) -> Loc {
         self.free(from.cell, from.slot);
-        let cell = self.cell_index(key);
-        let slot = self.insert(cell, next);
-        Loc {
-            shard: s as u32,
-            cell,
-            slot,
-        }
+        self.insert_at(s, key, next, moved)
     }
 
     /// Stores `slot` in cell `c`, reusing a free slot if there is one;
@@ -369,12 +570,25 @@ impl Shard {
     pub(crate) fn check_invariants(&self, shard: usize, mask: usize) {
         let mut occupied = 0;
         assert_eq!(
-            self.cells.len(),
+            self.cells.iter().filter(|c| c.sub() == NO_SUB).count(),
             self.cell_of.len(),
             "cell index out of step"
         );
         for (ci, cell) in self.cells.iter().enumerate() {
-            assert_eq!(self.cell_of.get(cell.key), Some(ci as u32));
+            let v = self.cell_of.get(cell.key).expect("cell key not indexed");
+            if cell.sub() == NO_SUB && cell.subs() == NO_SUBS {
+                assert_eq!(v, ci as u32, "cell index points elsewhere");
+            } else if cell.sub() == NO_SUB {
+                assert_eq!(v, SPLIT | cell.subs(), "split cell's index value");
+                assert!(cell.slots.is_empty(), "split cell holds slots");
+            } else {
+                assert_eq!(
+                    Self::leaves(v).nth(usize::from(cell.sub())),
+                    Some(ci as u32),
+                    "sub-cell not reached"
+                );
+                assert_eq!(cell.subs(), NO_SUBS, "split sub-cell");
+            }
             let (cx, cy) = key_xy(cell.key);
             assert_eq!(
                 crate::grid::shard_of(cx, cy, mask),
@@ -399,6 +613,10 @@ impl Shard {
                     crate::grid::cell_xy(s.pos()),
                     (cx, cy),
                     "slot in the wrong cell"
+                );
+                assert!(
+                    cell.sub() == NO_SUB || cell.sub() == sub_of(s.lon_q, s.lat_q),
+                    "slot in the wrong sub-cell"
                 );
                 assert_eq!(
                     s.custom_ttl(),

@@ -147,19 +147,17 @@ impl GeoIndex {
                     return Applied::Deferred;
                 }
                 let attrs = p.attrs.unwrap_or_else(|| Attrs::default().pack());
-                let c = shard.cell_index(p.key);
-                let i = shard.insert(
-                    c,
+                let loc = shard.insert_at(
+                    s,
+                    p.key,
                     Slot::new(p.id, p.pos, p.at_ms, attrs, p.ttl_ms.is_some()),
+                    &mut |id, l| {
+                        table.set(id, l);
+                    },
                 );
                 if let Some(t) = p.ttl_ms {
                     shard.ttl.insert(p.id, t);
                 }
-                let loc = Loc {
-                    shard: s as u32,
-                    cell: c,
-                    slot: i,
-                };
                 table.insert(p.id, loc);
                 if !shard.fences.is_empty() {
                     transitions(
@@ -185,10 +183,10 @@ impl GeoIndex {
                     return Applied::Deferred;
                 }
                 set_ttl(shard, p, revived);
-                if shard.cells[l.cell as usize].key == p.key {
+                if shard.cells[l.cell as usize].holds(p.key, next.lon_q, next.lat_q) {
                     *shard.slot_mut(l.cell, l.slot) = next;
                 } else {
-                    let loc = shard.relocate(s, l, p.key, next);
+                    let loc = shard.relocate(s, l, p.key, next, &mut |id, l| self.dir.set(id, l));
                     self.dir.set(p.id, loc);
                 }
                 if !shard.fences.is_empty() {
@@ -305,16 +303,8 @@ impl GeoIndex {
         if let Some(t) = p.ttl_ms.or(ttl) {
             to.ttl.insert(p.id, t);
         }
-        let c = to.cell_index(p.key);
-        let i = to.insert(c, next);
-        self.dir.set(
-            p.id,
-            Loc {
-                shard: b as u32,
-                cell: c,
-                slot: i,
-            },
-        );
+        let loc = to.insert_at(b, p.key, next, &mut |id, l| self.dir.set(id, l));
+        self.dir.set(p.id, loc);
         if !from.fences.is_empty() || !to.fences.is_empty() {
             let old = cur.pos();
             let old = (!revived).then(|| (old, from.fences.at(old)));

@@ -629,10 +629,28 @@ fn dense_case(
     seed: u64,
     queries: Vec<(f64, f64, usize, f64, Filter, Unit)>,
 ) {
+    let split = IndexConfig::default().split_cells_at;
+    let _ = dense_case_in(anchor, n, seed, (0.04, 0.03), false, split, queries);
+}
+
+/// [`dense_case`] with drivers spread over `spread` degrees (lon, lat)
+/// around the anchor, cells split at `split_cells_at` drivers and, when
+/// `moving`, half of the drivers then moved in a batch and a few one at a
+/// time before the queries.
+fn dense_case_in(
+    anchor: usize,
+    n: usize,
+    seed: u64,
+    spread: (f64, f64),
+    moving: bool,
+    split_cells_at: Option<usize>,
+    queries: Vec<(f64, f64, usize, f64, Filter, Unit)>,
+) -> GeoIndex {
     let t0 = Instant::now();
     let index = GeoIndex::with_config(IndexConfig {
         epoch: Some(t0),
         shards: 16,
+        split_cells_at,
         ..IndexConfig::default()
     })
     .unwrap();
@@ -656,8 +674,8 @@ fn dense_case(
     let batch: Vec<DriverUpdate> = (0..n as u64)
         .map(|id| {
             // Sum of uniforms: a bell shape about 3 km wide.
-            let dx = (rnd() + rnd() + rnd() - 1.5) * 0.04;
-            let dy = (rnd() + rnd() + rnd() - 1.5) * 0.03;
+            let dx = (rnd() + rnd() + rnd() - 1.5) * spread.0;
+            let dy = (rnd() + rnd() + rnd() - 1.5) * spread.1;
             let a = Attrs {
                 status: if rnd() < 0.7 {
                     Status::AVAILABLE
@@ -681,6 +699,40 @@ fn dense_case(
     let r = index.upsert_batch_at(&batch, t0 + Duration::from_millis(now));
     assert_eq!(r.inserted, n);
     index.check_invariants();
+    let mut now = now;
+    if moving {
+        // Half of the drivers move at once (many across sub-cell and cell
+        // edges), then a few one at a time.
+        now += 1;
+        let at = t0 + Duration::from_millis(now);
+        let mut moves = Vec::new();
+        for id in 0..n as u64 {
+            if rnd() < 0.5 {
+                let dx = (rnd() + rnd() + rnd() - 1.5) * spread.0;
+                let dy = (rnd() + rnd() + rnd() - 1.5) * spread.1;
+                let pos = place(dx, dy);
+                let _ = twin.upsert(id, pos, None, None, now, now);
+                moves.push(DriverUpdate::new(DriverId::new(id).unwrap(), pos, at));
+            }
+        }
+        let r = index.upsert_batch_at(&moves, at);
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        index.check_invariants();
+        now += 1;
+        let at = t0 + Duration::from_millis(now);
+        for _ in 0..8 {
+            let id = (rnd() * n as f64) as u64;
+            let pos = place(
+                (rnd() - 0.5) * spread.0 * 2.0,
+                (rnd() - 0.5) * spread.1 * 2.0,
+            );
+            let _ = twin.upsert(id, pos, None, None, now, now);
+            let _ = index
+                .update_at(DriverUpdate::new(DriverId::new(id).unwrap(), pos, at), at)
+                .unwrap();
+        }
+        index.check_invariants();
+    }
     let t = t0 + Duration::from_millis(now);
     for (dx, dy, k, r_km, f, u) in queries {
         let c = place(dx, dy);
@@ -701,6 +753,7 @@ fn dense_case(
         .count(k);
         check_search(&index, &twin, &q, t, now);
     }
+    index
 }
 
 proptest! {
@@ -721,5 +774,34 @@ proptest! {
         ),
     ) {
         dense_case(anchor, n, seed, queries);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases() / 10,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// Crowded cells (hundreds of drivers in one ~600 m cell) are split
+    /// into sub-cells, moves then cross sub-cell edges: searches still
+    /// agree with brute force and every invariant (sub-cells, directory)
+    /// holds after each step.
+    #[test]
+    fn crowded_cells_split_and_agree_with_brute_force(
+        anchor in 0..ANCHORS.len(),
+        n in 400..1200usize,
+        split in prop_oneof![Just(None), (8usize..100).prop_map(Some)],
+        seed in any::<u64>(),
+        queries in prop::collection::vec(
+            (-0.003f64..0.003, -0.002f64..0.002, 1..25usize, 0.02f64..2.0, filter(), unit()),
+            1..8,
+        ),
+    ) {
+        let index = dense_case_in(anchor, n, seed, (0.003, 0.002), true, split, queries);
+        // The anchor's cells hold hundreds of drivers: some were split,
+        // unless splitting is off.
+        prop_assert_eq!(index.stats().split_cells > 0, split.is_some());
     }
 }

@@ -407,6 +407,16 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
             Err(GeoError::InvalidConfig { what: "shards", .. })
         ));
     }
+    for split in [0, 1, 7] {
+        let cfg = IndexConfig {
+            split_cells_at: Some(split),
+            ..IndexConfig::default()
+        };
+        assert!(matches!(
+            GeoIndex::with_config(cfg),
+            Err(GeoError::InvalidConfig { what: "split_cells_at", value, .. }) if value == split as u64
+        ));
+    }
     let cfg = IndexConfig {
         default_ttl: Duration::ZERO,
         ..IndexConfig::default()
