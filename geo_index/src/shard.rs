@@ -131,8 +131,9 @@ pub(crate) fn sub_xy(sub: u8) -> (f64, f64, f64) {
 /// The drivers of one grid cell, or of one sub-cell of a split cell.
 ///
 /// A split cell holds no slots: its drivers live in its [`SUBS`] sub-cells,
-/// consecutive cells of the same arena with the same key and `sub` set
-/// (their headers share two or three cache lines), and the cell index maps
+/// consecutive cells of the same arena with the same key, each linked to
+/// its place in the split cell (their headers share two or three cache
+/// lines), and the cell index maps
 /// the key to the first of them, flagged [`SPLIT`], so that a search
 /// reaches them without reading the split cell's header. A cell stays
 /// split once split.
