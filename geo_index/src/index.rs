@@ -180,12 +180,7 @@ impl GeoIndex {
         };
         Ok(GeoIndex {
             shards: (0..shards)
-                .map(|_| {
-                    RwLock::new(Shard {
-                        split_at,
-                        ..Shard::default()
-                    })
-                })
+                .map(|_| RwLock::new(Shard::new(split_at)))
                 .collect(),
             mask: shards - 1,
             dir: Directory::new(),
@@ -203,7 +198,8 @@ impl GeoIndex {
         Duration::from_millis(self.default_ttl_ms)
     }
 
-    /// Contention and retry counters since the index was built.
+    /// Contention and retry counters since the index was built, and the
+    /// cells split so far (read under each shard's read lock in turn).
     pub fn stats(&self) -> IndexStats {
         IndexStats {
             lock_contentions: self.contended.load(Relaxed),

@@ -160,6 +160,9 @@ impl GeoIndex {
                     }
                     continue;
                 }
+                // The split cell itself holds nothing: past every bound,
+                // the walks skip it.
+                cells[e].0 = f64::INFINITY;
                 for c in Shard::leaves(v) {
                     let Some(sub) = shard.cells.get(c as usize) else {
                         continue;

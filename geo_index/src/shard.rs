@@ -312,7 +312,7 @@ impl CellIndex {
 }
 
 /// One lock shard.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shard {
     /// Cell arena: indices are stable (a cell is never removed, only
     /// emptied and compacted), so a `Loc` stays valid while its slot does.
@@ -339,6 +339,23 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
+    /// An empty shard whose cells split at `split_at` drivers
+    /// (`usize::MAX`: never). The only constructor: a derived default
+    /// would split every cell at its first driver.
+    pub(crate) fn new(split_at: usize) -> Self {
+        Shard {
+            cells: Vec::new(),
+            cell_of: CellIndex::default(),
+            ttl: HashMap::default(),
+            occupied: 0,
+            sweep_cursor: 0,
+            sweep_credit: 0,
+            fences: ShardFences::default(),
+            split_cells: 0,
+            split_at,
+        }
+    }
+
     /// Arena index of the cell with `key`, creating it if needed.
     fn cell_index(&mut self, key: u32) -> u32 {
         if let Some(i) = self.cell_of.get(key) {
