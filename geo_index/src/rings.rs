@@ -160,9 +160,7 @@ impl GeoIndex {
                     }
                     continue;
                 }
-                // The split cell itself holds nothing: past every bound,
-                // the walks skip it.
-                cells[e].0 = f64::INFINITY;
+                cells[e].0 = f64::INFINITY; // empty itself: the walks skip it
                 for c in Shard::leaves(v) {
                     let Some(sub) = shard.cells.get(c as usize) else {
                         continue;
@@ -178,12 +176,10 @@ impl GeoIndex {
                 }
             }
             for &(_, _, _, slots) in &cells {
-                // The first lines of each cell's slots (24-byte slots: one in
-                // two lands on each line): enough to start every array's
-                // misses (and page walks) together, which the hardware
-                // prefetcher then follows. Prefetching every line queued
-                // the misses of cells the walk then skips (in crowded areas
-                // most of a ring) ahead of those it reads.
+                // The first lines of each cell's slots: enough to start every
+                // array's misses (and page walks) together, the hardware
+                // prefetcher following; every line queued the misses of cells
+                // the walk then skips ahead of those it reads.
                 for s in slots.iter().step_by(2).take(4) {
                     prefetch(s);
                 }
