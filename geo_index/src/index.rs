@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dir::Directory;
 use crate::shard::{Loc, MAX_SHARDS, Shard, Slot, TIME_MASK};
+use crate::slab::Pool;
 use crate::time::Clock;
 use crate::{Attrs, DriverId, DriverView, GeoError};
 
@@ -178,9 +180,10 @@ impl GeoIndex {
                 });
             }
         };
+        let pool = Pool::new();
         Ok(GeoIndex {
             shards: (0..shards)
-                .map(|_| RwLock::new(Shard::new(split_at)))
+                .map(|_| RwLock::new(Shard::new(split_at, Arc::clone(&pool))))
                 .collect(),
             mask: shards - 1,
             dir: Directory::new(),

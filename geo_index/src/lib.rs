@@ -115,6 +115,7 @@ mod read;
 mod rings;
 mod search;
 mod shard;
+mod slab;
 mod snapshot;
 mod time;
 mod write;

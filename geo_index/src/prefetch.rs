@@ -1,5 +1,6 @@
-//! Memory hints, the one place this crate uses `unsafe`: a software
-//! prefetch, and huge-page advice for the directory.
+//! Memory hints (with `slab.rs`, the places this crate uses `unsafe`): a
+//! software prefetch, and huge-page advice for the directory and the slot
+//! chunks.
 //!
 //! The batch path and the k-nearest ring walk know, some items ahead,
 //! which cache lines they will read. Loading them (`black_box(*p)`)
@@ -35,29 +36,40 @@ pub(crate) fn prefetch<T>(p: *const T) {
 /// a batch also misses the TLB, and the page walk adds a dependent miss. A
 /// hint only: a kernel with THP disabled, or a buffer smaller than one
 /// 2 MB page, is left as it is. The `geo_update` bench measures it.
-#[allow(unsafe_code, reason = "madvise(MADV_HUGEPAGE); see the SAFETY note")]
 pub(crate) fn advise_huge_pages<T>(v: &mut Vec<T>) {
+    // The `&mut` borrow keeps every other use of the buffer away meanwhile.
+    advise_huge_range(
+        v.as_mut_ptr().cast(),
+        v.capacity() * std::mem::size_of::<T>(),
+    );
+}
+
+/// [`advise_huge_pages`] for the `len` bytes at `start`, an allocation
+/// nothing else uses meanwhile (the slab's chunks, before first use): the
+/// whole 2 MB pages inside it are advised.
+#[allow(unsafe_code, reason = "madvise(MADV_HUGEPAGE); see the SAFETY note")]
+pub(crate) fn advise_huge_range(start: *mut u8, len: usize) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 1 << 21;
-        let start = v.as_mut_ptr() as usize;
-        let end = start + v.capacity() * std::mem::size_of::<T>();
+        let start = start as usize;
+        let end = start + len;
         let first = start.next_multiple_of(HUGE);
         let len = end.saturating_sub(first) / HUGE * HUGE;
         if len > 0 {
-            // SAFETY: `first..first + len` lies inside `v`'s allocation,
-            // which this function borrows mutably, so no other code uses
-            // it meanwhile. MADV_HUGEPAGE changes no content and no
-            // mapping the program sees: it only lets the kernel back the
-            // range with huge pages. The result is ignored: a kernel that
-            // refuses the advice leaves the range as it was.
+            // SAFETY: `first..first + len` lies inside the caller's
+            // allocation, which nothing else uses meanwhile.
+            // MADV_HUGEPAGE changes no content and no mapping the program
+            // sees: it only lets the kernel back the range with huge
+            // pages. The result is ignored: a kernel that refuses the
+            // advice leaves the range as it was.
             unsafe {
                 libc::madvise(first as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
             }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = v;
+    let _ = (start, len);
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! vector of 24-byte slots scanned contiguously by searches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
@@ -10,6 +11,7 @@ use crate::attrs::ATTR_BITS;
 use crate::fence::ShardFences;
 use crate::grid::key_xy;
 use crate::prefetch::prefetch;
+use crate::slab::{Pool, Slab, Slots};
 
 /// Marks a free slot (so `u64::MAX` is not a valid driver id).
 pub(crate) const TOMB: u64 = u64::MAX;
@@ -138,12 +140,12 @@ pub(crate) fn sub_xy(sub: u8) -> (f64, f64, f64) {
 /// reaches them without reading the split cell's header. A cell stays
 /// split once split.
 ///
-/// 40 bytes, laid out so that the key and the link (what `holds` reads)
-/// share one aligned word.
+/// 32 bytes (two a cache line), laid out so that the key and the link
+/// (what `holds` reads) share one aligned word.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct Cell {
-    pub slots: Vec<Slot>,
+    pub slots: Slots,
     pub key: u32,
     /// [`SUB_TAG`]` | sub` for sub-cell `sub` of its key; the arena index
     /// of the first sub-cell for a split cell; [`NO_LINK`] otherwise.
@@ -160,7 +162,7 @@ const SUB_TAG: u32 = 1 << 30;
 impl Cell {
     fn new(key: u32, link: u32) -> Self {
         Cell {
-            slots: Vec::new(),
+            slots: Slots::default(),
             key,
             link,
             free_head: NO_FREE,
@@ -331,6 +333,8 @@ pub(crate) struct Shard {
     pub fences: ShardFences,
     /// Cells split into sub-cells.
     pub split_cells: u64,
+    /// The allocator of the cells' slot arrays.
+    slab: Slab,
     /// A cell is split when an insert finds it holding this many drivers
     /// (`usize::MAX`: never); see [`IndexConfig::split_cells_at`].
     ///
@@ -340,9 +344,10 @@ pub(crate) struct Shard {
 
 impl Shard {
     /// An empty shard whose cells split at `split_at` drivers
-    /// (`usize::MAX`: never). The only constructor: a derived default
-    /// would split every cell at its first driver.
-    pub(crate) fn new(split_at: usize) -> Self {
+    /// (`usize::MAX`: never), its slot arrays carved from `pool`. The only
+    /// constructor: a derived default would split every cell at its first
+    /// driver.
+    pub(crate) fn new(split_at: usize, pool: Arc<Pool>) -> Self {
         Shard {
             cells: Vec::new(),
             cell_of: CellIndex::default(),
@@ -353,6 +358,7 @@ impl Shard {
             fences: ShardFences::default(),
             split_cells: 0,
             split_at,
+            slab: Slab::new(pool),
         }
     }
 
@@ -416,7 +422,7 @@ impl Shard {
         cell.link = first;
         self.cell_of.set(key, SPLIT | first);
         self.split_cells += 1;
-        for slot in slots.into_iter().filter(|s| !s.is_free()) {
+        for &slot in slots.iter().filter(|s| !s.is_free()) {
             let to = first + u32::from(sub_of(slot.lon_q, slot.lat_q));
             // `insert` counts the slot as newly occupied; it already was.
             let i = self.insert(to, slot);
@@ -430,6 +436,7 @@ impl Shard {
                 },
             );
         }
+        self.slab.release(slots);
         SPLIT | first
     }
 
@@ -524,12 +531,7 @@ impl Shard {
         } else {
             let i = cell.slots.len();
             assert!(i < MAX_SLOTS, "more than 2^26 drivers in one cell");
-            if cell.slots.len() == cell.slots.capacity() {
-                // Grow by half instead of doubling: slots are most of the
-                // index's memory.
-                cell.slots.reserve_exact((i / 2).max(4));
-            }
-            cell.slots.push(slot);
+            self.slab.push(&mut cell.slots, slot);
             i as u32
         }
     }
@@ -572,13 +574,14 @@ impl Shard {
         if cell.free == 0 || (cell.free as usize) * 2 < cell.slots.len() {
             return;
         }
-        let mut kept = Vec::with_capacity(cell.live());
-        for s in cell.slots.iter().filter(|s| !s.is_free()) {
+        let mut kept = self.slab.with_capacity(cell.live());
+        for &s in cell.slots.iter().filter(|s| !s.is_free()) {
             let new_index = kept.len() as u32;
-            kept.push(*s);
+            self.slab.push(&mut kept, s);
             moved(s.id, new_index);
         }
-        cell.slots = kept;
+        let old = std::mem::replace(&mut cell.slots, kept);
+        self.slab.release(old);
         cell.free = 0;
         cell.free_head = NO_FREE;
     }
@@ -644,6 +647,7 @@ impl Shard {
             }
         }
         assert_eq!(occupied, self.occupied, "occupied count out of step");
+        self.slab.check(self.cells.iter().map(|c| &c.slots));
         assert!(self.ttl.len() <= occupied);
     }
 }
