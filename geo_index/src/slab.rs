@@ -54,7 +54,9 @@ fn class_for(n: u32) -> Option<usize> {
 /// class). Derefs to the slice of its slots.
 ///
 /// A `Slots` never leaves the shard whose slab gave its block: its memory
-/// belongs to the index's pool, which the slab keeps alive.
+/// belongs to the index's pool, which the slab keeps alive, and it is
+/// grown and released only through that slab (`release` checks the pool
+/// in debug builds). Cells are never moved between shards or indexes.
 pub(crate) struct Slots {
     ptr: NonNull<Slot>,
     len: u32,
@@ -224,6 +226,20 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Whether the `n` slots from `p` lie inside one of the pool's chunks.
+    fn contains(&self, p: NonNull<Slot>, n: usize) -> bool {
+        let (start, end) = (
+            p.as_ptr() as usize,
+            p.as_ptr() as usize + n * size_of::<Slot>(),
+        );
+        self.state.lock().chunks.iter().any(|&(c, l)| {
+            let c = c.as_ptr() as usize;
+            c <= start && end <= c + l.size()
+        })
+    }
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         for &(p, layout) in &self.state.get_mut().chunks {
@@ -378,6 +394,10 @@ impl Slab {
     /// Gives `s`'s block back: to its class's free list, or (an array of
     /// its own) to the global allocator.
     pub(crate) fn release(&mut self, s: Slots) {
+        debug_assert!(
+            s.cap > LARGEST || s.cap == 0 || self.pool.contains(s.ptr, s.cap as usize),
+            "a block released into a slab of another pool"
+        );
         if let Some(k) = CLASSES.iter().position(|&c| c == s.cap) {
             self.free[k].push(s.ptr);
         }
@@ -386,7 +406,8 @@ impl Slab {
 
     /// Checks that the blocks of `live` (the shard's arrays), the free
     /// lists and the page's rest account for every slot taken from the
-    /// pool, without overlapping. Panics otherwise. For tests.
+    /// pool, lie inside its chunks and do not overlap. Panics otherwise.
+    /// For tests.
     pub(crate) fn check<'a>(&self, live: impl Iterator<Item = &'a Slots>) {
         let mut blocks: Vec<(usize, usize)> = Vec::new();
         for s in live.filter(|s| s.cap > 0) {
@@ -406,6 +427,13 @@ impl Slab {
             blocks.push((self.page.as_ptr() as usize, self.left as usize));
         }
         let held: u64 = blocks.iter().map(|&(_, n)| n as u64).sum();
+        for &(p, n) in &blocks {
+            let p = NonNull::new(p as *mut Slot).expect("a block is not null");
+            assert!(
+                self.pool.contains(p, n),
+                "a block outside the pool's chunks"
+            );
+        }
         assert_eq!(held + self.lost, self.taken, "slab slots unaccounted for");
         blocks.sort_unstable();
         for w in blocks.windows(2) {
@@ -519,6 +547,58 @@ mod tests {
             ops.push(Op::Refit(1));
         }
         run(&ops);
+    }
+
+    #[test]
+    fn freed_blocks_are_reused_and_growth_is_geometric() {
+        let mut slab = Slab::new(Pool::new());
+        let mut a = slab.with_capacity(10);
+        let p = a.ptr;
+        slab.push(&mut a, slot(1));
+        slab.release(a);
+        // The same class gets the block back.
+        let b = slab.with_capacity(11);
+        assert_eq!(b.ptr, p);
+        slab.release(b);
+        // Growth by class, then by half: a copy per 1.33–1.5× of growth,
+        // so pushing n slots copies O(n) of them.
+        let mut s = Slots::default();
+        let mut caps = vec![];
+        for i in 0..100_000 {
+            slab.push(&mut s, slot(i));
+            if caps.last() != Some(&s.cap) {
+                caps.push(s.cap);
+            }
+        }
+        assert_eq!(&caps[..CLASSES.len()], &CLASSES[..]);
+        for w in caps.windows(2) {
+            assert!(u64::from(w[1]) * 3 >= u64::from(w[0]) * 4, "{caps:?}");
+        }
+        assert!(caps.len() < 40, "{caps:?}");
+        // Page ends are carved, not lost (at most 2 slots a page: every
+        // class is even).
+        assert!(slab.lost * 256 <= slab.taken, "{slab:?}");
+        slab.check(std::iter::once(&s));
+    }
+
+    #[test]
+    fn chunks_grow_to_aligned_huge_pages() {
+        let pool = Pool::new();
+        let mut slab = Slab::new(Arc::clone(&pool));
+        let mut arrays: Vec<Slots> = (0..2_000).map(|_| Slots::default()).collect();
+        for i in 0..2_000 * 200 {
+            slab.push(&mut arrays[i % 2_000], slot(i as u64));
+        }
+        slab.check(arrays.iter());
+        let st = pool.state.lock();
+        let sizes: Vec<usize> = st.chunks.iter().map(|(_, l)| l.size()).collect();
+        assert!(sizes.len() > 7, "{sizes:?}");
+        for (i, &(p, l)) in st.chunks.iter().enumerate() {
+            assert_eq!(l.size(), (FIRST_CHUNK << i.min(5)).min(HUGE));
+            if l.size() == HUGE {
+                assert_eq!(p.as_ptr() as usize % HUGE, 0, "chunk {i} not aligned");
+            }
+        }
     }
 
     #[test]
