@@ -63,7 +63,9 @@
 //! The world is a fixed grid of ~600 m cells; 64 × 64-cell tiles (~39 km,
 //! a city quadrant) are hashed onto lock shards (`parking_lot::RwLock`), so
 //! writers in different areas do not contend and a batch takes each
-//! shard's lock once. A driver is a 24-byte slot in its cell; a cell that
+//! shard's lock once. A driver is a 24-byte slot in its cell (a cell's
+//! slots are one array, carved from chunks the index's shards share and
+//! backed by huge pages where the kernel allows); a cell that
 //! gets crowded ([`IndexConfig::split_cells_at`] drivers, default 128) is
 //! split into 2 × 2 sub-cells, so that a k-nearest search in a dense area
 //! scans the sub-cells near its centre, not whole cells. A directory
