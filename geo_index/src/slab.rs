@@ -13,10 +13,13 @@
 //! A shard takes pages from its index's [`Pool`] (under the pool's mutex,
 //! once per page: 64 slots doubling to [`PAGE`]) and carves them into
 //! blocks of size classes ([`CLASSES`], ×1.33 to ×1.5 apart, as the arrays
-//! grew before), each class with its own free list. An array larger than
-//! the largest class is an allocation of its own. Memory that a shard's
-//! arrays give back is reused by its arrays of the same class, and returns
-//! to the system when the index is dropped.
+//! grew before), each class with its own free list. A shard keeps up to
+//! [`LOCAL`] free blocks of a class and gives the pool half of them when it
+//! holds more; the pool's lists serve every shard, so a block one shard's
+//! cells gave up (drivers leave for another shard's tiles, a cell is
+//! compacted) is reused wherever a cell of its class grows, before a new
+//! page is taken. An array larger than the largest class is an allocation
+//! of its own. Memory returns to the system when the index is dropped.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ops::{Deref, DerefMut};
@@ -37,6 +40,8 @@ const LARGEST: u32 = CLASSES[CLASSES.len() - 1];
 const FIRST_PAGE: u32 = 64;
 /// The largest page a shard takes, in slots (24 KB).
 const PAGE: u32 = 1024;
+/// Free blocks of a class a shard keeps before it gives the pool half.
+const LOCAL: usize = 16;
 /// The first chunk, in bytes; each next one is twice the last, up to
 /// [`HUGE`].
 const FIRST_CHUNK: usize = 64 << 10;
@@ -175,10 +180,15 @@ struct PoolState {
     chunks: Vec<(NonNull<Slot>, Layout)>,
     /// Slots of the last chunk handed out.
     used: usize,
+    /// Free blocks of each class that slabs gave back.
+    free: [Vec<NonNull<Slot>>; CLASSES.len()],
+    /// Slots handed out as pages (for the tests' accounting).
+    paged: u64,
 }
 
-// SAFETY: the chunks are plain memory owned by the pool; the pointers are
-// only handed out (to the slabs, which own what they take) under the mutex.
+// SAFETY: the chunks are plain memory owned by the pool; the pointers
+// (pages, and the free blocks slabs gave back) are only handed out, to the
+// slabs, which own what they take, under the mutex.
 #[allow(unsafe_code, reason = "the pool owns its chunks")]
 unsafe impl Send for PoolState {}
 
@@ -188,6 +198,8 @@ impl Pool {
             state: Mutex::new(PoolState {
                 chunks: Vec::new(),
                 used: 0,
+                free: Default::default(),
+                paged: 0,
             }),
         })
     }
@@ -222,11 +234,22 @@ impl Pool {
         #[allow(unsafe_code, reason = "an offset inside the chunk; see SAFETY")]
         let p = unsafe { base.add(st.used) };
         st.used += n;
+        st.paged += n as u64;
         p
     }
 }
 
 impl Pool {
+    /// A free block of class `k` some slab gave back, if any.
+    fn take(&self, k: usize) -> Option<NonNull<Slot>> {
+        self.state.lock().free[k].pop()
+    }
+
+    /// Takes free blocks of class `k` from a slab.
+    fn give(&self, k: usize, blocks: impl Iterator<Item = NonNull<Slot>>) {
+        self.state.lock().free[k].extend(blocks);
+    }
+
     /// Whether the `n` slots from `p` lie inside one of the pool's chunks.
     fn contains(&self, p: NonNull<Slot>, n: usize) -> bool {
         let (start, end) = (
@@ -259,6 +282,7 @@ impl std::fmt::Debug for Pool {
         f.debug_struct("Pool")
             .field("chunks", &st.chunks.len())
             .field("used", &st.used)
+            .field("free", &st.free.iter().map(Vec::len).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -271,10 +295,11 @@ pub(crate) struct Slab {
     left: u32,
     /// The next page's size.
     next_page: u32,
-    /// Free blocks of each class.
+    /// Free blocks of each class (up to [`LOCAL`] after a release).
     free: [Vec<NonNull<Slot>>; CLASSES.len()],
-    /// Slots taken from the pool, and of those, the ones too few to carve
-    /// into a block (fewer than the smallest class at a page's end).
+    /// Slots the slab holds from the pool (pages and free blocks taken,
+    /// less the free blocks given back), and of those, the ones too few to
+    /// carve into a block (fewer than the smallest class at a page's end).
     taken: u64,
     lost: u64,
 }
@@ -317,13 +342,18 @@ impl Slab {
         }
     }
 
-    /// A block of class `k`: a free one, or the next of the page.
+    /// A block of class `k`: a free one of the slab's, one the pool was
+    /// given, or the next of the page.
     #[inline]
     fn block(&mut self, k: usize) -> NonNull<Slot> {
         if let Some(p) = self.free[k].pop() {
             return p;
         }
         let c = CLASSES[k];
+        if let Some(p) = self.pool.take(k) {
+            self.taken += u64::from(c);
+            return p;
+        }
         if self.left < c {
             self.carve_rest();
             let n = self.next_page.max(c);
@@ -400,23 +430,22 @@ impl Slab {
         );
         if let Some(k) = CLASSES.iter().position(|&c| c == s.cap) {
             self.free[k].push(s.ptr);
+            if self.free[k].len() > LOCAL {
+                let half = self.free[k].len() / 2;
+                self.taken -= u64::from(s.cap) * half as u64;
+                self.pool.give(k, self.free[k].drain(..half));
+            }
         }
         drop(s);
     }
 
-    /// Checks that the blocks of `live` (the shard's arrays), the free
-    /// lists and the page's rest account for every slot taken from the
-    /// pool, lie inside its chunks and do not overlap. Panics otherwise.
-    /// For tests.
-    pub(crate) fn check<'a>(&self, live: impl Iterator<Item = &'a Slots>) {
-        let mut blocks: Vec<(usize, usize)> = Vec::new();
-        for s in live.filter(|s| s.cap > 0) {
-            assert!(s.len <= s.cap, "array longer than its block");
-            if s.cap <= LARGEST {
-                assert!(CLASSES.contains(&s.cap), "block of no class");
-                blocks.push((s.ptr.as_ptr() as usize, s.cap as usize));
-            }
-        }
+    /// Every block the slab holds (the arrays of `live`, its free lists and
+    /// the page's rest) as (address, slots).
+    fn blocks<'a>(&self, live: impl Iterator<Item = &'a Slots>) -> Vec<(usize, usize)> {
+        let mut blocks: Vec<(usize, usize)> = live
+            .filter(|s| s.cap > 0 && s.cap <= LARGEST)
+            .map(|s| (s.ptr.as_ptr() as usize, s.cap as usize))
+            .collect();
         for (k, list) in self.free.iter().enumerate() {
             blocks.extend(
                 list.iter()
@@ -426,7 +455,25 @@ impl Slab {
         if self.left > 0 {
             blocks.push((self.page.as_ptr() as usize, self.left as usize));
         }
+        blocks
+    }
+
+    /// Checks that the blocks of `live` (the shard's arrays), the free
+    /// lists and the page's rest account for every slot taken from the
+    /// pool, lie inside its chunks and do not overlap. Panics otherwise.
+    /// For tests.
+    pub(crate) fn check<'a>(&self, live: impl Iterator<Item = &'a Slots>) {
+        let live: Vec<&Slots> = live.collect();
+        for s in live.iter().filter(|s| s.cap > 0) {
+            assert!(s.len <= s.cap, "array longer than its block");
+            assert!(
+                s.cap > LARGEST || CLASSES.contains(&s.cap),
+                "block of no class"
+            );
+        }
+        let blocks = self.blocks(live.into_iter());
         let held: u64 = blocks.iter().map(|&(_, n)| n as u64).sum();
+        assert_eq!(held + self.lost, self.taken, "slab slots unaccounted for");
         for &(p, n) in &blocks {
             let p = NonNull::new(p as *mut Slot).expect("a block is not null");
             assert!(
@@ -434,14 +481,18 @@ impl Slab {
                 "a block outside the pool's chunks"
             );
         }
-        assert_eq!(held + self.lost, self.taken, "slab slots unaccounted for");
-        blocks.sort_unstable();
-        for w in blocks.windows(2) {
-            assert!(
-                w[0].0 + w[0].1 * size_of::<Slot>() <= w[1].0,
-                "two blocks overlap"
-            );
-        }
+        assert_disjoint(blocks);
+    }
+}
+
+/// Panics if two of `blocks` (address, slots) overlap.
+fn assert_disjoint(mut blocks: Vec<(usize, usize)>) {
+    blocks.sort_unstable();
+    for w in blocks.windows(2) {
+        assert!(
+            w[0].0 + w[0].1 * size_of::<Slot>() <= w[1].0,
+            "two blocks overlap"
+        );
     }
 }
 
@@ -636,16 +687,65 @@ mod tests {
                 blocks.push((s.ptr.as_ptr() as usize, s.cap as usize));
             }
         }
-        blocks.sort_unstable();
-        for w in blocks.windows(2) {
-            assert!(
-                w[0].0 + w[0].1 * size_of::<Slot>() <= w[1].0,
-                "two threads share a block"
-            );
-        }
+        assert_disjoint(blocks);
         assert!(
             pool.state.lock().chunks.len() >= 2,
             "more than one chunk used"
         );
+    }
+
+    #[test]
+    fn blocks_one_shard_gives_up_serve_another_before_new_pages() {
+        let pool = Pool::new();
+        let (mut a, mut b) = (Slab::new(Arc::clone(&pool)), Slab::new(Arc::clone(&pool)));
+        // Shard a's cells grow to 24 slots and are all given up (their
+        // drivers left): a keeps LOCAL free blocks of each class, the pool
+        // the rest.
+        let mut arrays: Vec<Slots> = (0..200).map(|_| Slots::default()).collect();
+        for i in 0..200 * 20 {
+            a.push(&mut arrays[i % 200], slot(i as u64));
+        }
+        for s in arrays.drain(..) {
+            a.release(s);
+        }
+        a.check(std::iter::empty());
+        assert!(a.free.iter().all(|l| l.len() <= LOCAL), "{a:?}");
+        let paged = pool.state.lock().paged;
+        // Shard b's cells grow the same way: served from the pool's lists,
+        // no new page.
+        let mut grown: Vec<Slots> = (0..100).map(|_| Slots::default()).collect();
+        for i in 0..100 * 20 {
+            b.push(&mut grown[i % 100], slot(1 << 40 | i as u64));
+        }
+        assert_eq!(
+            pool.state.lock().paged,
+            paged,
+            "b took a page while the pool had blocks"
+        );
+        for (j, s) in grown.iter().enumerate() {
+            let want: Vec<Slot> = (0..20)
+                .map(|r| slot(1 << 40 | (r * 100 + j) as u64))
+                .collect();
+            assert_eq!(&s[..], &want[..]);
+        }
+        b.check(grown.iter());
+        // Every slot handed out as pages is held by one slab or the pool,
+        // once.
+        let st = pool.state.lock();
+        let pooled: Vec<(usize, usize)> = st
+            .free
+            .iter()
+            .enumerate()
+            .flat_map(|(k, l)| {
+                l.iter()
+                    .map(move |p| (p.as_ptr() as usize, CLASSES[k] as usize))
+            })
+            .collect();
+        let in_pool: u64 = pooled.iter().map(|&(_, n)| n as u64).sum();
+        assert_eq!(a.taken + b.taken + in_pool, st.paged);
+        let mut all = a.blocks(std::iter::empty());
+        all.extend(b.blocks(grown.iter()));
+        all.extend(pooled);
+        assert_disjoint(all);
     }
 }
