@@ -264,7 +264,8 @@ impl GeoIndex {
     }
 
     /// Checks every internal invariant (slots in the right cell and shard,
-    /// free lists, counts, directory ↔ slots agreement); panics with a
+    /// free lists, counts, directory ↔ slots agreement, the slot memory's
+    /// accounting across shards); panics with a
     /// description if one is broken. For tests; O(n), takes every lock.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
@@ -298,6 +299,7 @@ impl GeoIndex {
             self.dir.len(),
             "directory holds drivers that are not stored"
         );
+        crate::slab::check_pool(guards.iter().map(|g| g.slab_and_arrays()));
         self.dir.check_invariants();
     }
 }

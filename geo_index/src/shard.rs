@@ -650,4 +650,9 @@ impl Shard {
         self.slab.check(self.cells.iter().map(|c| &c.slots));
         assert!(self.ttl.len() <= occupied);
     }
+
+    /// The shard's slab and its arrays, for [`crate::slab::check_pool`].
+    pub(crate) fn slab_and_arrays(&self) -> (&Slab, Vec<&Slots>) {
+        (&self.slab, self.cells.iter().map(|c| &c.slots).collect())
+    }
 }
