@@ -1,5 +1,6 @@
-//! One lock shard: the cells of the tiles hashed onto it, each cell a
-//! vector of 24-byte slots scanned contiguously by searches.
+//! One lock shard: the cells of the tiles hashed onto it, each cell an
+//! array of 24-byte slots (from the shard's slab) scanned contiguously by
+//! searches.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -153,6 +154,9 @@ pub(crate) struct Cell {
     free_head: u32,
     pub free: u32,
 }
+
+// The sizes the docs above state.
+const _: () = assert!(size_of::<Slot>() == 24 && size_of::<Cell>() == 32);
 
 /// `Cell::link` of a cell neither split nor a sub-cell.
 const NO_LINK: u32 = u32::MAX;
