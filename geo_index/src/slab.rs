@@ -237,9 +237,7 @@ impl Pool {
         st.paged += n as u64;
         p
     }
-}
 
-impl Pool {
     /// A free block of class `k` some slab gave back, if any.
     fn take(&self, k: usize) -> Option<NonNull<Slot>> {
         self.state.lock().free[k].pop()
@@ -250,15 +248,16 @@ impl Pool {
         self.state.lock().free[k].extend(blocks);
     }
 
-    /// Whether the `n` slots from `p` lie inside one of the pool's chunks.
-    fn contains(&self, p: NonNull<Slot>, n: usize) -> bool {
-        let (start, end) = (
-            p.as_ptr() as usize,
-            p.as_ptr() as usize + n * size_of::<Slot>(),
-        );
-        self.state.lock().chunks.iter().any(|&(c, l)| {
-            let c = c.as_ptr() as usize;
-            c <= start && end <= c + l.size()
+    /// Whether every block (address, slots) lies inside one of the pool's
+    /// chunks.
+    fn contains(&self, blocks: &[(usize, usize)]) -> bool {
+        let st = self.state.lock();
+        blocks.iter().all(|&(start, n)| {
+            let end = start + n * size_of::<Slot>();
+            st.chunks.iter().any(|&(c, l)| {
+                let c = c.as_ptr() as usize;
+                c <= start && end <= c + l.size()
+            })
         })
     }
 }
@@ -425,7 +424,11 @@ impl Slab {
     /// its own) to the global allocator.
     pub(crate) fn release(&mut self, s: Slots) {
         debug_assert!(
-            s.cap > LARGEST || s.cap == 0 || self.pool.contains(s.ptr, s.cap as usize),
+            s.cap > LARGEST
+                || s.cap == 0
+                || self
+                    .pool
+                    .contains(&[(s.ptr.as_ptr() as usize, s.cap as usize)]),
             "a block released into a slab of another pool"
         );
         if let Some(k) = CLASSES.iter().position(|&c| c == s.cap) {
@@ -446,12 +449,7 @@ impl Slab {
             .filter(|s| s.cap > 0 && s.cap <= LARGEST)
             .map(|s| (s.ptr.as_ptr() as usize, s.cap as usize))
             .collect();
-        for (k, list) in self.free.iter().enumerate() {
-            blocks.extend(
-                list.iter()
-                    .map(|p| (p.as_ptr() as usize, CLASSES[k] as usize)),
-            );
-        }
+        blocks.extend(listed(&self.free));
         if self.left > 0 {
             blocks.push((self.page.as_ptr() as usize, self.left as usize));
         }
@@ -474,13 +472,10 @@ impl Slab {
         let blocks = self.blocks(live.into_iter());
         let held: u64 = blocks.iter().map(|&(_, n)| n as u64).sum();
         assert_eq!(held + self.lost, self.taken, "slab slots unaccounted for");
-        for &(p, n) in &blocks {
-            let p = NonNull::new(p as *mut Slot).expect("a block is not null");
-            assert!(
-                self.pool.contains(p, n),
-                "a block outside the pool's chunks"
-            );
-        }
+        assert!(
+            self.pool.contains(&blocks),
+            "a block outside the pool's chunks"
+        );
         assert_disjoint(blocks);
     }
 }
@@ -501,16 +496,20 @@ pub(crate) fn check_pool<'a>(slabs: impl Iterator<Item = (&'a Slab, Vec<&'a Slot
     }
     let Some(pool) = pool else { return };
     let st = pool.state.lock();
-    for (k, list) in st.free.iter().enumerate() {
-        held += list.len() as u64 * u64::from(CLASSES[k]);
-        blocks.extend(
-            list.iter()
-                .map(|p| (p.as_ptr() as usize, CLASSES[k] as usize)),
-        );
-    }
+    let pooled: Vec<(usize, usize)> = listed(&st.free).collect();
+    held += pooled.iter().map(|&(_, n)| n as u64).sum::<u64>();
+    blocks.extend(pooled);
     assert_eq!(held, st.paged, "pool slots unaccounted for");
     drop(st);
     assert_disjoint(blocks);
+}
+
+/// The blocks of free lists by class, as (address, slots).
+fn listed(free: &[Vec<NonNull<Slot>>; CLASSES.len()]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    free.iter().enumerate().flat_map(|(k, list)| {
+        list.iter()
+            .map(move |p| (p.as_ptr() as usize, CLASSES[k] as usize))
+    })
 }
 
 /// Panics if two of `blocks` (address, slots) overlap.
