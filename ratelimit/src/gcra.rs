@@ -97,27 +97,6 @@ impl Gcra {
         avail.min(u64::from(self.quota.burst())) as u32
     }
 
-    /// How the units available at `t_eff` compare with `r`, without
-    /// dividing: `min(A / T, burst)` against `r`, with
-    /// `A = t_eff + τ + T − TAT` (as [`remaining_tat`](Self::remaining_tat)).
-    #[inline]
-    pub(crate) fn cmp_remaining(&self, tat: u64, t_eff: u64, r: u32) -> std::cmp::Ordering {
-        use std::cmp::Ordering;
-        let a = u128::from(
-            (t_eff.saturating_add(self.tau).saturating_add(self.t.get())).saturating_sub(tat),
-        );
-        let burst = self.quota.burst();
-        let t = u128::from(self.t.get());
-        // A / T < r  ⇔  A < r·T;  A / T > r  ⇔  A ≥ (r + 1)·T.
-        if burst < r || a < u128::from(r) * t {
-            Ordering::Less
-        } else if burst > r && a >= (u128::from(r) + 1) * t {
-            Ordering::Greater
-        } else {
-            Ordering::Equal
-        }
-    }
-
     /// Effective time from which `cost` fits (`Decision::retry_after`).
     #[inline]
     pub(crate) fn fit_at_tat(&self, tat: u64, t_eff: u64, cost: u32) -> u64 {

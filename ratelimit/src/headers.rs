@@ -220,8 +220,8 @@ pub fn policy_headers(d: &PolicyDecision, clock: &ClockMap) -> Vec<(&'static str
     match d.rule() {
         None => Vec::new(),
         Some((info, dec)) => {
-            let mut h = legacy_headers(dec, clock);
-            h.push(ratelimit_header(&info.name, dec));
+            let mut h = legacy_headers(&dec, clock);
+            h.push(ratelimit_header(&info.name, &dec));
             h
         }
     }
@@ -303,6 +303,7 @@ pub(crate) fn write_headers(
     const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
     const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
     let Some((info, dec)) = d.rule() else { return };
+    let dec = &dec;
     let n = 2 * usize::from(style.ietf) + 3 * usize::from(style.legacy);
     let n = n + usize::from(!d.is_allowed());
     if n > 0 {

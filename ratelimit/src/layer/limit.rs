@@ -44,11 +44,7 @@ pub trait RequestLimit<B>: Send + Sync + 'static {
 }
 
 fn keyed_decision(info: PolicyInfo, d: crate::Decision) -> PolicyDecision {
-    PolicyDecision {
-        allowed: d.is_allowed(),
-        subject: 0,
-        rule: Some((info, d)),
-    }
+    PolicyDecision::reporting(d.is_allowed(), info, d)
 }
 
 fn info_of(name: &RuleName, quota: crate::Quota) -> PolicyInfo {

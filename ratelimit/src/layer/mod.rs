@@ -209,6 +209,10 @@ impl<L, S: fmt::Debug> fmt::Debug for RateLimitService<L, S> {
 }
 
 /// What a verdict means for the request.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a transient value; boxing the decision would allocate per request"
+)]
 enum Next<R> {
     /// Call the inner service; write the decision's headers (if any) on
     /// its response.
@@ -228,7 +232,7 @@ impl Config {
                         info.name,
                         info.limit,
                         info.window.as_secs_f64(),
-                        crate::headers::retry_after_secs(dec).unwrap_or(1)
+                        crate::headers::retry_after_secs(&dec).unwrap_or(1)
                     ),
                     None => "rate limit exceeded".to_owned(),
                 };

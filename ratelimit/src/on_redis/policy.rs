@@ -311,11 +311,11 @@ impl RedisPolicyLimiter {
             .or_else(|e| match (self.on_unavailable, &e) {
                 (FailMode::Open, RateLimitError::Unavailable { .. }) => {
                     let r = &set.rules[0];
-                    Ok(PolicyDecision {
-                        allowed: true,
-                        subject: 0,
-                        rule: Some((r.info, fallback_decision(r.alg.capacity(), cost, at))),
-                    })
+                    Ok(PolicyDecision::reporting(
+                        true,
+                        r.info,
+                        fallback_decision(r.alg.capacity(), cost, at),
+                    ))
                 }
                 _ => Err(e),
             })

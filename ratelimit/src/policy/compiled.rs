@@ -5,7 +5,7 @@ use hashbrown::HashMap;
 
 use crate::RateLimitError;
 use crate::gcra::Gcra;
-use crate::policy::decision::{MAX_LIMITS, PolicyInfo, RuleName};
+use crate::policy::decision::{BucketRule, BucketRules, MAX_LIMITS, PolicyInfo, RuleName};
 use crate::rule::{RuleAlg, Slot};
 use crate::rules::{AlgorithmKind, KeyKind, RuleTable, Tier};
 
@@ -40,6 +40,10 @@ pub(crate) struct CompiledSet {
     /// When the set is inline and every rule is a token bucket, the buckets
     /// in rule order (their TATs are the entry's words); else empty.
     pub(crate) buckets: Vec<Gcra>,
+    /// The same buckets with their advertised limits, as a decision
+    /// carries them (unused places repeat the last rule), when `buckets`
+    /// is non-empty.
+    pub(crate) bucket_rules: Option<BucketRules>,
 }
 
 const NO_SET: u16 = u16::MAX;
@@ -170,6 +174,15 @@ impl Compiled {
             } else {
                 Vec::new()
             };
+            let bucket_rules = (!buckets.is_empty()).then(|| {
+                std::array::from_fn(|i| {
+                    let last = i.min(buckets.len() - 1);
+                    BucketRule {
+                        info: rules[last].info,
+                        gcra: buckets[last],
+                    }
+                })
+            });
             selectors.push(sel);
             sets.push(CompiledSet {
                 id: set_id,
@@ -179,6 +192,7 @@ impl Compiled {
                 inline,
                 capacity,
                 buckets,
+                bucket_rules,
             });
         }
         let mut endpoints = HashMap::new();

@@ -1,11 +1,15 @@
 //! What a policy check is asked and answers: the request's subject, the
 //! rules' names and advertised limits, and the decision.
 
+use std::cmp::Reverse;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::RateLimitError;
-use crate::decision::Decision;
+use crate::algorithm::Algorithm;
+use crate::compiled::INLINE_WORDS;
+use crate::decision::{Decision, Source};
+use crate::gcra::Gcra;
 use crate::rules::{KeyKind, Tier};
 
 /// Most limits one rule set may hold.
@@ -95,13 +99,118 @@ pub struct PolicyInfo {
 /// The outcome of a policy check: allowed or not, and the one rule a
 /// response should report — the rule that denied (the one with the longest
 /// wait when several did), or when allowed the tightest rule (least
-/// remaining).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// remaining, then the latest reset).
+///
+/// For a set of token buckets the reported rule is chosen when asked
+/// ([`rule`](Self::rule), [`decision`](Self::decision),
+/// [`denied_by`](Self::denied_by)), from every bucket's state taken with
+/// the verdict, so a caller that reads only
+/// [`is_allowed`](Self::is_allowed) pays for no ranking. Two decisions are
+/// equal when they agree on the verdict, the subject and the reported rule.
+#[derive(Clone, Copy)]
 #[must_use = "a dropped decision fails open: check is_allowed()"]
 pub struct PolicyDecision {
     pub(crate) allowed: bool,
     pub(crate) subject: usize,
-    pub(crate) rule: Option<(PolicyInfo, Decision)>,
+    pub(crate) report: Report,
+}
+
+/// What a decision reports, chosen already or on demand.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Report {
+    /// No rule applies.
+    None,
+    /// The rule chosen at the check.
+    Rule(PolicyInfo, Decision),
+    /// A set of token buckets, ranked when asked.
+    Buckets(Buckets),
+}
+
+/// A token bucket of a rule set: its advertised limit and its parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketRule {
+    pub(crate) info: PolicyInfo,
+    pub(crate) gcra: Gcra,
+}
+
+/// The rules of a set of token buckets held inline (unused places repeat
+/// the last rule).
+pub(crate) type BucketRules = [BucketRule; INLINE_WORDS];
+
+/// Every bucket of a set after a check: their rules, their TATs and the
+/// check's cost and times, enough to rank them and build the reported
+/// rule's decision.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Buckets {
+    pub(crate) rules: BucketRules,
+    pub(crate) tats: [u64; INLINE_WORDS],
+    /// Buckets in the set (2 ..= [`INLINE_WORDS`]).
+    pub(crate) n: usize,
+    pub(crate) cost: u32,
+    /// The caller's `now`, in nanoseconds since the origin.
+    pub(crate) t: u64,
+    pub(crate) at: Instant,
+    pub(crate) t_eff: u64,
+}
+
+impl Buckets {
+    /// The bucket to report: when allowed the least remaining, then the
+    /// latest reset; on denial the longest wait among the buckets that deny
+    /// (nothing was charged). The earliest bucket on ties.
+    fn chosen(&self, allowed: bool) -> usize {
+        let n = self.n.min(INLINE_WORDS);
+        let (rules, tats) = (&self.rules[..n], &self.tats[..n]);
+        let (t, t_eff) = (self.t, self.t_eff);
+        let mut best = 0;
+        if allowed {
+            let key = |i: usize| {
+                let g = &rules[i].gcra;
+                (
+                    g.remaining_tat(tats[i], t_eff),
+                    Reverse(tats[i].saturating_sub(t)),
+                )
+            };
+            let mut best_key = key(0);
+            for i in 1..n {
+                let k = key(i);
+                if k < best_key {
+                    (best, best_key) = (i, k);
+                }
+            }
+        } else {
+            let mut wait = None;
+            for i in 0..n {
+                let g = &rules[i].gcra;
+                if g.fits_tat(tats[i], t_eff, self.cost) {
+                    continue;
+                }
+                let w = g.fit_at_tat(tats[i], t_eff, self.cost).saturating_sub(t);
+                if wait.is_none_or(|x| w > x) {
+                    (best, wait) = (i, Some(w));
+                }
+            }
+        }
+        best
+    }
+
+    /// The reported rule and its decision.
+    fn rule(&self, allowed: bool) -> (&PolicyInfo, Decision) {
+        let i = self.chosen(allowed);
+        let r = &self.rules[i];
+        (
+            &r.info,
+            Decision {
+                allowed,
+                source: Source::State,
+                limit: r.gcra.capacity(),
+                cost: self.cost,
+                now: self.t,
+                at: self.at,
+                t_eff: self.t_eff,
+                detail: r.gcra.detail_tat(self.tats[i]),
+            },
+        )
+    }
 }
 
 impl PolicyDecision {
@@ -110,11 +219,21 @@ impl PolicyDecision {
         Self {
             allowed: true,
             subject: 0,
-            rule: None,
+            report: Report::None,
+        }
+    }
+
+    /// Allowed iff `allowed`, reporting `info` with `decision`.
+    pub(crate) fn reporting(allowed: bool, info: PolicyInfo, decision: Decision) -> Self {
+        Self {
+            allowed,
+            subject: 0,
+            report: Report::Rule(info, decision),
         }
     }
 
     /// Whether the request is allowed (every rule of every subject had room).
+    #[inline]
     pub fn is_allowed(&self) -> bool {
         self.allowed
     }
@@ -124,23 +243,48 @@ impl PolicyDecision {
         if self.allowed {
             None
         } else {
-            self.rule.as_ref().map(|(p, _)| p.name.as_str())
+            self.rule().map(|(p, _)| p.name.as_str())
         }
     }
 
     /// The reported rule and its decision (`None` when no rule applies).
-    pub fn rule(&self) -> Option<(&PolicyInfo, &Decision)> {
-        self.rule.as_ref().map(|(p, d)| (p, d))
+    pub fn rule(&self) -> Option<(&PolicyInfo, Decision)> {
+        match &self.report {
+            Report::None => None,
+            Report::Rule(p, d) => Some((p, *d)),
+            Report::Buckets(b) => Some(b.rule(self.allowed)),
+        }
     }
 
-    /// The reported rule's decision: tightest remaining and its reset.
-    pub fn decision(&self) -> Option<&Decision> {
-        self.rule.as_ref().map(|(_, d)| d)
+    /// The reported rule's decision: its remaining units, reset and (on
+    /// denial) retry time.
+    pub fn decision(&self) -> Option<Decision> {
+        self.rule().map(|(_, d)| d)
     }
 
     /// Index of the subject (in a multi-subject check) the reported rule
     /// belongs to.
     pub fn subject(&self) -> usize {
         self.subject
+    }
+}
+
+impl PartialEq for PolicyDecision {
+    fn eq(&self, other: &Self) -> bool {
+        self.allowed == other.allowed
+            && self.subject == other.subject
+            && self.rule() == other.rule()
+    }
+}
+
+impl Eq for PolicyDecision {}
+
+impl fmt::Debug for PolicyDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyDecision")
+            .field("allowed", &self.allowed)
+            .field("subject", &self.subject)
+            .field("rule", &self.rule())
+            .finish()
     }
 }

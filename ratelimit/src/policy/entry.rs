@@ -1,14 +1,13 @@
 //! The state one (rule set, key) holds in a policy: the newest time seen
 //! and every rule's state, inline for the usual sets, and its evaluation.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::time::Instant;
 
 use crate::algorithm::Algorithm;
 use crate::compiled::{CompiledSet, INLINE_WORDS};
 use crate::decision::Decision;
-use crate::gcra::Gcra;
-use crate::policy::decision::PolicyDecision;
+use crate::policy::decision::{Buckets, PolicyDecision, Report};
 use crate::rule::{States, StatesMut};
 use crate::sliding_log::LogState;
 
@@ -135,8 +134,10 @@ impl Entry {
         }
     }
 
-    /// [`check`](Self::check) for any set.
-    #[inline(never)]
+    /// [`check`](Self::check) for any set. Inlined with the bucket path: as
+    /// a call, its by-pointer return made the compiler build the bucket
+    /// path's decision in a temporary and copy it out (measured slower).
+    #[inline(always)]
     fn check_general(
         &mut self,
         set: &CompiledSet,
@@ -198,11 +199,12 @@ impl Entry {
         cost: u32,
         commit: bool,
     ) -> PolicyDecision {
-        let (Some(b), Some(tats)) = (
+        let (Some(b), Some(tats), Some(rules)) = (
             set.buckets.first_chunk::<N>(),
             self.words.first_chunk_mut::<N>(),
+            set.bucket_rules.as_ref(),
         ) else {
-            unreachable!("a set of N buckets keeps N TATs inline")
+            unreachable!("a set of N buckets keeps N TATs inline and its rules")
         };
         let t_eff = t.max(self.seen);
         self.seen = t_eff;
@@ -215,19 +217,11 @@ impl Entry {
                 tats[i] = b[i].charged(tats[i], t_eff, cost);
             }
         }
-        let rule = if N == 1 {
-            0
-        } else if fits {
-            tightest_bucket(b, tats, t, t_eff)
-        } else {
-            longest_wait_bucket(b, tats, t, t_eff, cost)
-        };
-        let g = &b[rule];
-        PolicyDecision {
-            allowed: fits,
-            subject: 0,
-            rule: Some((
-                set.rules[rule].info,
+        if N == 1 {
+            let g = &b[0];
+            return PolicyDecision::reporting(
+                fits,
+                set.rules[0].info,
                 Decision {
                     allowed: fits,
                     source: crate::decision::Source::State,
@@ -236,9 +230,26 @@ impl Entry {
                     now: t,
                     at,
                     t_eff,
-                    detail: g.detail_tat(tats[rule]),
+                    detail: g.detail_tat(tats[0]),
                 },
-            )),
+            );
+        }
+        // The rule to report is ranked when asked: a copy of the set's
+        // rules (no dependence on the state just loaded) and the TATs.
+        let mut all = [0; INLINE_WORDS];
+        all[..N].copy_from_slice(tats);
+        PolicyDecision {
+            allowed: fits,
+            subject: 0,
+            report: Report::Buckets(Buckets {
+                rules: *rules,
+                tats: all,
+                n: N,
+                cost,
+                t,
+                at,
+                t_eff,
+            }),
         }
     }
 
@@ -272,62 +283,6 @@ impl Entry {
     }
 }
 
-/// `report` for token buckets: the least remaining, then the latest reset
-/// (the earliest bucket on ties). One division: the others compare their
-/// remaining units with the best one's by multiplication.
-#[inline]
-fn tightest_bucket<const N: usize>(b: &[Gcra; N], tats: &[u64; N], t: u64, t_eff: u64) -> usize {
-    let mut best = 0;
-    let mut remaining = b[0].remaining_tat(tats[0], t_eff);
-    let mut reset = tats[0].saturating_sub(t);
-    for i in 1..N {
-        let r = reset_key(tats[i], t);
-        let better = match b[i].cmp_remaining(tats[i], t_eff, remaining) {
-            Ordering::Less => true,
-            Ordering::Equal => r > reset,
-            Ordering::Greater => false,
-        };
-        if better {
-            best = i;
-            reset = r;
-            if i + 1 < N {
-                remaining = b[i].remaining_tat(tats[i], t_eff);
-            }
-        }
-    }
-    best
-}
-
-/// The reset of a bucket with TAT `tat`, as `report` ranks it.
-#[inline]
-fn reset_key(tat: u64, t: u64) -> u64 {
-    tat.saturating_sub(t)
-}
-
-/// `report` for token buckets that deny: the longest wait (the earliest
-/// bucket on ties).
-#[inline]
-fn longest_wait_bucket<const N: usize>(
-    b: &[Gcra; N],
-    tats: &[u64; N],
-    t: u64,
-    t_eff: u64,
-    cost: u32,
-) -> usize {
-    let mut best = 0;
-    let mut wait = None;
-    for i in 0..N {
-        if b[i].fits_tat(tats[i], t_eff, cost) {
-            continue;
-        }
-        let w = b[i].fit_at_tat(tats[i], t_eff, cost).saturating_sub(t);
-        if wait.is_none_or(|x| w > x) {
-            (best, wait) = (i, Some(w));
-        }
-    }
-    best
-}
-
 /// The decision of an evaluation: allowed iff `fits`, reporting one rule.
 #[inline]
 pub(crate) fn eval(
@@ -341,23 +296,20 @@ pub(crate) fn eval(
 ) -> PolicyDecision {
     let rule = report(set, st, t, t_eff, cost, fits);
     let r = &set.rules[rule];
-    PolicyDecision {
-        allowed: fits,
-        subject: 0,
-        rule: Some((
-            r.info,
-            Decision {
-                allowed: fits,
-                source: crate::decision::Source::State,
-                limit: r.alg.capacity(),
-                cost,
-                now: t,
-                at,
-                t_eff,
-                detail: r.alg.detail(r.slot, st, t_eff, cost, fits),
-            },
-        )),
-    }
+    PolicyDecision::reporting(
+        fits,
+        r.info,
+        Decision {
+            allowed: fits,
+            source: crate::decision::Source::State,
+            limit: r.alg.capacity(),
+            cost,
+            now: t,
+            at,
+            t_eff,
+            detail: r.alg.detail(r.slot, st, t_eff, cost, fits),
+        },
+    )
 }
 
 /// The rule a response should report: when allowed the tightest (least

@@ -20,13 +20,16 @@ use crate::{RateLimitError, algorithm::cap_decision};
 
 type PKey<K> = (u32, KeyKind, K);
 
-/// The table hash of a (rule set, key) from the hash `h` of (kind, key),
-/// which picks the shard: the set is mixed in without hashing the key
-/// again, and the shard bits (32..) of `h` are kept apart from hashbrown's
-/// bucket and tag bits by the multiplication's spread.
+/// The table hash of a (rule set, key): the hash `h` of (kind, key),
+/// which also picks the shard. The set is not mixed in, so a check's load
+/// of the table's control bytes does not wait for the rules table's
+/// resolution of the set (a chain of dependent loads); a subject's states
+/// under different sets (endpoints, tiers) share a probe sequence and are
+/// told apart by the key compare, one compare per set the subject has
+/// state under.
 #[inline]
-fn mix(h: u64, set_id: u32) -> u64 {
-    h ^ (u64::from(set_id) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+fn mix(h: u64, _set_id: u32) -> u64 {
+    h
 }
 
 /// The table hash of a stored (rule set, kind, key): [`mix`] of the
@@ -335,12 +338,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         let allowed = self.fail_mode == FailMode::Open;
         let r = &set.rules[0];
         PolicyDecision {
-            allowed,
             subject,
-            rule: Some((
+            ..PolicyDecision::reporting(
+                allowed,
                 r.info,
                 cap_decision(allowed, r.alg.capacity(), cost, t, now, retry_at),
-            )),
+            )
         }
     }
 
