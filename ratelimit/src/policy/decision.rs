@@ -197,19 +197,39 @@ impl Buckets {
     fn rule(&self, allowed: bool) -> (&PolicyInfo, Decision) {
         let i = self.chosen(allowed);
         let r = &self.rules[i];
-        (
-            &r.info,
-            Decision {
-                allowed,
-                source: Source::State,
-                limit: r.gcra.capacity(),
-                cost: self.cost,
-                now: self.t,
-                at: self.at,
-                t_eff: self.t_eff,
-                detail: r.gcra.detail_tat(self.tats[i]),
-            },
-        )
+        let d = bucket_decision(
+            &r.gcra,
+            self.tats[i],
+            allowed,
+            self.cost,
+            self.t,
+            self.at,
+            self.t_eff,
+        );
+        (&r.info, d)
+    }
+}
+
+/// The decision of token bucket `g` whose TAT after the check is `tat`.
+#[inline]
+pub(crate) fn bucket_decision(
+    g: &Gcra,
+    tat: u64,
+    allowed: bool,
+    cost: u32,
+    t: u64,
+    at: Instant,
+    t_eff: u64,
+) -> Decision {
+    Decision {
+        allowed,
+        source: Source::State,
+        limit: g.capacity(),
+        cost,
+        now: t,
+        at,
+        t_eff,
+        detail: g.detail_tat(tat),
     }
 }
 

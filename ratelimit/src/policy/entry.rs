@@ -4,10 +4,9 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
-use crate::algorithm::Algorithm;
 use crate::compiled::{CompiledSet, INLINE_WORDS};
 use crate::decision::Decision;
-use crate::policy::decision::{Buckets, PolicyDecision, Report};
+use crate::policy::decision::{Buckets, PolicyDecision, Report, bucket_decision};
 use crate::rule::{States, StatesMut};
 use crate::sliding_log::LogState;
 
@@ -218,21 +217,8 @@ impl Entry {
             }
         }
         if N == 1 {
-            let g = &b[0];
-            return PolicyDecision::reporting(
-                fits,
-                set.rules[0].info,
-                Decision {
-                    allowed: fits,
-                    source: crate::decision::Source::State,
-                    limit: g.quota().burst(),
-                    cost,
-                    now: t,
-                    at,
-                    t_eff,
-                    detail: g.detail_tat(tats[0]),
-                },
-            );
+            let d = bucket_decision(&b[0], tats[0], fits, cost, t, at, t_eff);
+            return PolicyDecision::reporting(fits, set.rules[0].info, d);
         }
         // The rule to report is ranked when asked: a copy of the set's
         // rules (no dependence on the state just loaded) and the TATs.
