@@ -20,26 +20,19 @@ use crate::{RateLimitError, algorithm::cap_decision};
 
 type PKey<K> = (u32, KeyKind, K);
 
-/// The table hash of a (rule set, key): the hash `h` of (kind, key),
-/// which also picks the shard. The set is not mixed in, so a check's load
-/// of the table's control bytes does not wait for the rules table's
+/// The table hash of a stored (rule set, kind, key): the hash of (kind,
+/// key), which also picks the shard. The set is left out, so a check's
+/// load of the table's control bytes does not wait for the rules table's
 /// resolution of the set (a chain of dependent loads); a subject's states
 /// under different sets (endpoints, tiers) share a probe sequence and are
 /// told apart by the key compare, one compare per set the subject has
 /// state under.
-#[inline]
-fn mix(h: u64, _set_id: u32) -> u64 {
-    h
-}
-
-/// The table hash of a stored (rule set, kind, key): [`mix`] of the
-/// (kind, key) hash that picked its shard.
 struct PolicyKeyHash;
 
 impl<K: Hash, S: BuildHasher> KeyHash<PKey<K>, S> for PolicyKeyHash {
     #[inline]
     fn key_hash(hasher: &S, k: &PKey<K>) -> u64 {
-        mix(hasher.hash_one((k.1, &k.2)), k.0)
+        hasher.hash_one((k.1, &k.2))
     }
 }
 
@@ -262,15 +255,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         let set = &g.extra.sets[si];
         check_capacity(set, cost)?;
         let set_id = set.id;
-        let th = mix(h, set_id);
         let eq = |k: &(PKey<K>, Entry)| k.0.0 == set_id && k.0.1 == req.kind && k.0.2 == *req.key;
-        let index = match g.table.find_bucket_index(th, eq) {
+        let index = match g.table.find_bucket_index(h, eq) {
             Some(i) => i,
             // `insert_locked` is out of line; the check below stays inline
             // and shared, so the decision is built in place either way.
             None => match self.store.insert_locked(
                 &mut g,
-                th,
+                h,
                 &(set_id, req.kind, req.key.clone()),
                 t,
                 |x, floor| Entry::fresh(&x.sets[si], floor),
@@ -313,7 +305,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
         };
         let set = &g.extra.sets[si];
         check_capacity(set, cost)?;
-        let found = g.table.find(mix(h, set.id), |(k, _)| {
+        let found = g.table.find(h, |(k, _)| {
             k.0 == set.id && k.1 == req.kind && k.2 == *req.key
         });
         let ev = match found {
@@ -449,9 +441,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
                 continue;
             };
             let g = locked_shard(guards, s.guard);
-            let th = mix(s.h, s.set_id);
             let eq = |k: &(PKey<K>, Entry)| k.0.0 == s.set_id && k.0.1 == r.kind && k.0.2 == *r.key;
-            let index = match g.table.find_bucket_index(th, eq) {
+            let index = match g.table.find_bucket_index(s.h, eq) {
                 Some(index) => index,
                 None => {
                     // A sweep must keep the states of the earlier subjects in
@@ -469,7 +460,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
                     };
                     let ins = self.store.insert_locked(
                         g,
-                        th,
+                        s.h,
                         &(s.set_id, r.kind, r.key.clone()),
                         t,
                         |x, floor| Entry::fresh(&x.sets[si], floor),
@@ -522,8 +513,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PolicyLimiter<K, S> {
             };
             let g = locked_shard(guards, s.guard);
             let index = if s.stale {
-                let th = mix(s.h, s.set_id);
-                let found = g.table.find_bucket_index(th, |k| {
+                let found = g.table.find_bucket_index(s.h, |k| {
                     k.0.0 == s.set_id && k.0.1 == r.kind && k.0.2 == *r.key
                 });
                 found.expect("sweeps keep the states of a check in progress")
