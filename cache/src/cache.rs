@@ -208,11 +208,10 @@ where
         self.hasher.hash_one(key)
     }
 
-    /// The shard of `hash`: bits 32.. (hashbrown uses the low bits for the
-    /// bucket and the top 7 for its tag, so these are independent of both).
+    /// The shard of `hash` ([`shard_index`]).
     #[inline]
     fn shard(&self, hash: u64) -> &ShardLock<Shard<K, V>> {
-        &self.shards[(hash >> 32) as usize & self.mask].0
+        &self.shards[shard_index(hash, self.mask)].0
     }
 
     /// The shard's write lock; an acquisition that has to wait is counted
@@ -493,5 +492,51 @@ where
         }
         assert_eq!(cap, self.capacity, "shard capacities do not add up");
         assert!(self.weight() <= self.capacity);
+    }
+}
+
+/// The shard (`0..=mask`) of a key whose hash is `hash`: bits 32.. of the
+/// hash multiplied by an odd constant. hashbrown takes the bucket from the
+/// low bits and the tag from the top 7, so the shard stays independent of
+/// both; the multiplication spreads runs of sequential keys, which a
+/// multiplicative hash (foldhash's, the default) maps to bits 32.. in a
+/// lattice that some seeds pile into a few shards, each of them then a
+/// smaller cache for that run (measured on the OLTP trace's block numbers:
+/// see `sequential_keys_spread_over_the_shards_whatever_the_seed`).
+#[inline]
+pub(crate) fn shard_index(hash: u64, mask: usize) -> usize {
+    (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use foldhash::SharedSeed;
+    use foldhash::fast::SeedableRandomState;
+
+    use super::shard_index;
+
+    /// 5,000 sequential keys over 32 shards: no shard gets less than half
+    /// or more than twice its share, under every shared seed tried. Bits
+    /// 32.. of the hash taken as they are failed this (seed 510: one shard
+    /// got none, another 399, where the hit ratio on the OLTP trace fell by
+    /// about a point).
+    #[test]
+    fn sequential_keys_spread_over_the_shards_whatever_the_seed() {
+        for g in (0..256u64).chain([510]) {
+            let shared: &'static SharedSeed = Box::leak(Box::new(SharedSeed::from_u64(g)));
+            let per = 12_345 ^ g.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let hasher = SeedableRandomState::with_seed(per, shared);
+            let mut load = [0usize; 32];
+            for k in 0..5_000u64 {
+                load[shard_index(hasher.hash_one(k), 31)] += 1;
+            }
+            let (lo, hi) = (load.iter().min(), load.iter().max());
+            assert!(
+                lo >= Some(&78) && hi <= Some(&312),
+                "seed {g}: shard loads {lo:?} to {hi:?} (mean 156)"
+            );
+        }
     }
 }
