@@ -116,7 +116,7 @@ const CACHES: [(&str, &str, Make); 7] = [
 ];
 
 /// Replays per point, each through a fresh cache (two at a time).
-const REPLAYS: usize = 8;
+const REPLAYS: usize = 32;
 
 /// Hit ratios (%) of [`REPLAYS`] replays of `keys` through fresh caches
 /// from `make` at capacity `cap`.

@@ -6,10 +6,11 @@
 /// traces, beside moka, quick_cache and an exact LRU, are the
 /// `cache_traces` table in BENCHMARKS.md. [`Policy::WTinyLfu`] has the
 /// best ratio of the three policies on OLTP at every capacity and on P3
-/// at 10,000 and 32,768 entries, above every peer there; on P3 at 1,000
-/// entries (hit ratios near 1 %, a trace of scans) it is level with an
-/// exact LRU, a few hundredths of a point above or below it depending on
-/// the hasher's random seed. [`Policy::S3Fifo`] (the default) is better on the scan-heavy P3
+/// at 1,000 to 32,768 entries, above every peer there; on P3 at 1,000
+/// entries (hit ratios near 1 %, a trace of scans) its mean over hasher
+/// seeds is a few hundredths of a point above an exact LRU's, while a
+/// single cache lands a little below it for some seeds (the table gives
+/// the spread). [`Policy::S3Fifo`] (the default) is better on the scan-heavy P3
 /// at 100,000 entries (a large cache of a looping workload) and has the
 /// lighter write path (no sketch, no duel): pick it for write-heavy
 /// caches and as the safe default, W-TinyLFU when the key popularity is
