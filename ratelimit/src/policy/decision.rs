@@ -267,7 +267,33 @@ impl PolicyDecision {
         }
     }
 
-    /// The reported rule and its decision (`None` when no rule applies).
+    /// The reported rule and its decision (`None` when no rule applies):
+    /// on denial the rule that denied with the longest wait, when allowed
+    /// the one with the least remaining (then the latest reset).
+    ///
+    /// ```
+    /// use dispatchkit_ratelimit::{KeyKind, Limit, PolicyLimiter, Request, RuleSet, RuleTable};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let table = RuleTable { rules: vec![RuleSet {
+    ///     limits: vec![
+    ///         Limit::new(10, "second".parse()?).named("burst"),
+    ///         Limit::new(100, "hour".parse()?).named("hourly"),
+    ///     ],
+    ///     ..RuleSet::default()
+    /// }] };
+    /// let t0 = Instant::now();
+    /// let limiter = PolicyLimiter::new_at(&table, t0)?;
+    /// let req = Request { tier: None, endpoint: "/v1/rides", kind: KeyKind::User, key: &7u64 };
+    /// let d = limiter.check_at(&req, 4, t0)?;
+    /// let (info, dec) = d.rule().expect("a rule applies");
+    /// assert_eq!((info.name.as_str(), dec.remaining()), ("burst", 6)); // 6 < 96
+    /// let d = limiter.check_at(&req, 8, t0)?;
+    /// let (info, dec) = d.rule().expect("a rule applies");
+    /// assert_eq!(info.name.as_str(), "burst");
+    /// assert_eq!(dec.retry_after(), Some(Duration::from_millis(200)));
+    /// # Ok::<(), dispatchkit_ratelimit::RateLimitError>(())
+    /// ```
     pub fn rule(&self) -> Option<(&PolicyInfo, Decision)> {
         match &self.report {
             Report::None => None,
