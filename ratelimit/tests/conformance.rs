@@ -423,60 +423,66 @@ fn redis_check_many_equals_checks_one_by_one() {
 /// The in-process GCRA's own property-test streams (`src/tests/algorithms.rs`:
 /// steps of -40..120 ns — sometimes backwards —, costs 1..12, 15 % peeks;
 /// limits 1..8 per 10, 37, 100 or 240 ns, bursts 1..10), replayed through
-/// both backends: every verdict and every number equal.
-mod model_streams {
-    use super::*;
+/// both backends: every verdict and every number equal. The test owns its
+/// server (stopped when it returns) and drives proptest's runner itself.
+#[test]
+fn redis_gcra_replays_the_model_streams_as_in_process() {
     use proptest::prelude::*;
-    use std::sync::OnceLock;
+    use proptest::test_runner::{Config, TestRunner};
 
-    fn server() -> Option<&'static RedisServer> {
-        static S: OnceLock<Option<RedisServer>> = OnceLock::new();
-        S.get_or_init(RedisServer::start).as_ref()
-    }
-
-    fn ops() -> impl Strategy<Value = Vec<(i64, u32, bool)>> {
-        prop::collection::vec((-40i64..120, 1u32..12, prop::bool::weighted(0.15)), 1..80)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(dispatchkit_test_support::cases(48)))]
-
-        #[test]
-        fn redis_gcra_replays_the_model_streams_as_in_process(
-            limit in 1u32..8,
-            period in prop::sample::select(vec![10u64, 37, 100, 240]),
-            burst in 1u32..10,
-            ops in ops(),
-        ) {
-            let Some(server) = server() else {
-                eprintln!("skipped: no redis-server");
-                return Ok(());
-            };
-            let q = Quota::new(limit, Duration::from_nanos(period))
-                .and_then(|q| q.with_burst(burst))
+    let Some(server) = RedisServer::start() else {
+        eprintln!("skipped: no redis-server");
+        return;
+    };
+    let ops = prop::collection::vec((-40i64..120, 1u32..12, prop::bool::weighted(0.15)), 1..80);
+    let streams = (
+        1u32..8,
+        prop::sample::select(vec![10u64, 37, 100, 240]),
+        1u32..10,
+        ops,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: dispatchkit_test_support::cases(48),
+        source_file: Some(file!()),
+        ..Config::default()
+    });
+    let result = runner.run(&streams, |(limit, period, burst, ops)| {
+        let q = Quota::new(limit, Duration::from_nanos(period))
+            .and_then(|q| q.with_burst(burst))
+            .unwrap();
+        let t0 = Instant::now();
+        let local = KeyedRateLimiter::<String, Gcra>::new_at(Gcra::new(q), t0);
+        let mut cfg = RedisConfig::new(server.url());
+        cfg.key_prefix = format!("model{}", PREFIXES.fetch_add(1, Ordering::Relaxed));
+        cfg.io_timeout = Duration::from_secs(5);
+        let remote =
+            RedisRateLimiter::with_clock(Gcra::new(q), cfg, ClockMap::new(t0, SystemTime::now()))
                 .unwrap();
-            let t0 = Instant::now();
-            let local = KeyedRateLimiter::<String, Gcra>::new_at(Gcra::new(q), t0);
-            let mut cfg = RedisConfig::new(server.url());
-            cfg.key_prefix = format!("model{}", PREFIXES.fetch_add(1, Ordering::Relaxed));
-            cfg.io_timeout = Duration::from_secs(5);
-            let remote = RedisRateLimiter::with_clock(Gcra::new(q), cfg, ClockMap::new(t0, SystemTime::now())).unwrap();
-            let mut now: i64 = 0;
-            for (i, &(step, cost, peek)) in ops.iter().enumerate() {
-                now = (now + step).max(0);
-                let at = t0 + Duration::from_nanos(now as u64);
-                let (a, b) = if peek {
-                    (local.peek_n_at("k", cost, at), remote.peek_n_at("k", cost, at))
-                } else {
-                    (local.check_n_at("k", cost, at), remote.check_n_at("k", cost, at))
-                };
-                match (a, b) {
-                    (Ok(a), Ok(b)) => prop_assert_eq!(numbers(&a), numbers(&b), "op {}", i),
-                    (Err(a), Err(b)) => prop_assert_eq!(a, b),
-                    (a, b) => prop_assert!(false, "op {}: {:?} vs {:?}", i, a, b),
-                }
+        let mut now: i64 = 0;
+        for (i, &(step, cost, peek)) in ops.iter().enumerate() {
+            now = (now + step).max(0);
+            let at = t0 + Duration::from_nanos(now as u64);
+            let (a, b) = if peek {
+                (
+                    local.peek_n_at("k", cost, at),
+                    remote.peek_n_at("k", cost, at),
+                )
+            } else {
+                (
+                    local.check_n_at("k", cost, at),
+                    remote.check_n_at("k", cost, at),
+                )
+            };
+            match (a, b) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(numbers(&a), numbers(&b), "op {}", i),
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "op {}: {:?} vs {:?}", i, a, b),
             }
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
 
