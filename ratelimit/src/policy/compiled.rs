@@ -37,13 +37,19 @@ pub(crate) struct CompiledSet {
     pub(crate) inline: bool,
     /// The smallest capacity of its rules: the largest cost it can grant.
     pub(crate) capacity: u32,
-    /// When the set is inline and every rule is a token bucket, the buckets
-    /// in rule order (their TATs are the entry's words); else empty.
-    pub(crate) buckets: Vec<Gcra>,
-    /// The same buckets with their advertised limits, as a decision
-    /// carries them (unused places repeat the last rule), when `buckets`
-    /// is non-empty.
-    pub(crate) bucket_rules: Option<BucketRules>,
+    /// When the set is inline and every rule is a token bucket: the
+    /// buckets, whose TATs are the entry's words.
+    pub(crate) buckets: Option<BucketSet>,
+}
+
+/// The token buckets of a set held inline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketSet {
+    /// How many (1 ..= [`INLINE_WORDS`]).
+    pub(crate) n: usize,
+    /// The buckets in rule order with their advertised limits, as a
+    /// decision carries them (unused places repeat the last rule).
+    pub(crate) rules: BucketRules,
 }
 
 const NO_SET: u16 = u16::MAX;
@@ -169,20 +175,17 @@ impl Compiled {
                     _ => None,
                 })
                 .collect();
-            let buckets = if buckets.len() == rules.len() {
-                buckets
-            } else {
-                Vec::new()
-            };
-            let bucket_rules = (!buckets.is_empty()).then(|| {
-                std::array::from_fn(|i| {
-                    let last = i.min(buckets.len() - 1);
-                    BucketRule {
-                        info: rules[last].info,
-                        gcra: buckets[last],
-                    }
-                })
-            });
+            let buckets =
+                (!buckets.is_empty() && buckets.len() == rules.len()).then(|| BucketSet {
+                    n: buckets.len(),
+                    rules: std::array::from_fn(|i| {
+                        let last = i.min(buckets.len() - 1);
+                        BucketRule {
+                            info: rules[last].info,
+                            gcra: buckets[last],
+                        }
+                    }),
+                });
             selectors.push(sel);
             sets.push(CompiledSet {
                 id: set_id,
@@ -192,7 +195,6 @@ impl Compiled {
                 inline,
                 capacity,
                 buckets,
-                bucket_rules,
             });
         }
         let mut endpoints = HashMap::new();

@@ -4,8 +4,9 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
-use crate::compiled::{CompiledSet, INLINE_WORDS};
+use crate::compiled::{BucketSet, CompiledSet, INLINE_WORDS};
 use crate::decision::Decision;
+use crate::gcra::Gcra;
 use crate::policy::decision::{Buckets, PolicyDecision, Report, bucket_decision};
 use crate::rule::{States, StatesMut};
 use crate::sliding_log::LogState;
@@ -76,9 +77,9 @@ impl Entry {
     /// from which every rule is full again. O(rules).
     #[inline]
     pub(crate) fn idle(&self, set: &CompiledSet) -> (u64, u64) {
-        if !set.buckets.is_empty() {
+        if let Some(b) = &set.buckets {
             // A bucket is full from its TAT on.
-            let tats = &self.words[..set.buckets.len()];
+            let tats = &self.words[..b.n];
             return (self.seen, tats.iter().copied().max().unwrap_or(0));
         }
         let st = self.states();
@@ -126,10 +127,9 @@ impl Entry {
         cost: u32,
         commit: bool,
     ) -> PolicyDecision {
-        if set.buckets.is_empty() {
-            self.check_general(set, t, at, cost, commit)
-        } else {
-            self.check_buckets(set, t, at, cost, commit)
+        match &set.buckets {
+            None => self.check_general(set, t, at, cost, commit),
+            Some(b) => self.check_buckets(set, b, t, at, cost, commit),
         }
     }
 
@@ -177,15 +177,16 @@ impl Entry {
     fn check_buckets(
         &mut self,
         set: &CompiledSet,
+        b: &BucketSet,
         t: u64,
         at: Instant,
         cost: u32,
         commit: bool,
     ) -> PolicyDecision {
-        match set.buckets.len() {
-            1 => self.check_n_buckets::<1>(set, t, at, cost, commit),
-            2 => self.check_n_buckets::<2>(set, t, at, cost, commit),
-            _ => self.check_n_buckets::<INLINE_WORDS>(set, t, at, cost, commit),
+        match b.n {
+            1 => self.check_n_buckets::<1>(set, b, t, at, cost, commit),
+            2 => self.check_n_buckets::<2>(set, b, t, at, cost, commit),
+            _ => self.check_n_buckets::<INLINE_WORDS>(set, b, t, at, cost, commit),
         }
     }
 
@@ -193,18 +194,19 @@ impl Entry {
     fn check_n_buckets<const N: usize>(
         &mut self,
         set: &CompiledSet,
+        bs: &BucketSet,
         t: u64,
         at: Instant,
         cost: u32,
         commit: bool,
     ) -> PolicyDecision {
-        let (Some(b), Some(tats), Some(rules)) = (
-            set.buckets.first_chunk::<N>(),
+        let (Some(rs), Some(tats)) = (
+            bs.rules.first_chunk::<N>(),
             self.words.first_chunk_mut::<N>(),
-            set.bucket_rules.as_ref(),
         ) else {
-            unreachable!("a set of N buckets keeps N TATs inline and its rules")
+            unreachable!("a set of N buckets keeps N TATs inline")
         };
+        let b: [&Gcra; N] = std::array::from_fn(|i| &rs[i].gcra);
         let t_eff = t.max(self.seen);
         self.seen = t_eff;
         let mut fits = true;
@@ -217,7 +219,7 @@ impl Entry {
             }
         }
         if N == 1 {
-            let d = bucket_decision(&b[0], tats[0], fits, cost, t, at, t_eff);
+            let d = bucket_decision(b[0], tats[0], fits, cost, t, at, t_eff);
             return PolicyDecision::reporting(fits, set.rules[0].info, d);
         }
         // The rule to report is ranked when asked: a copy of the set's
@@ -228,7 +230,7 @@ impl Entry {
             allowed: fits,
             subject: 0,
             report: Report::Buckets(Buckets {
-                rules: *rules,
+                rules: bs.rules,
                 tats: all,
                 n: N,
                 cost,
