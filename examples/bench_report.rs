@@ -307,6 +307,18 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("model name"))
         .and_then(|l| l.split(':').nth(1))
         .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
+    // A virtual machine may show only the vendor's brand ("AMD EPYC"): the
+    // family and model tell the microarchitecture (25 / 17: Zen 4).
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    };
+    let model = match (field("cpu family"), field("model")) {
+        (Some(f), Some(m)) => format!("{model} (cpu family {f}, model {m})"),
+        _ => model,
+    };
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem_gb = std::fs::read_to_string("/proc/meminfo")
         .ok()
