@@ -331,7 +331,10 @@ impl Gcra {
         // `now` is newer than `seen` and leaves a unit available at the TAT
         // now in force (`k(now) ≥ 1 ⇔ TAT ≤ now + τ`): record it. Otherwise
         // `k(now) = 0` and `seen` already stands for it (see `GcraCell`).
-        if consume && now > seen && tat <= now.saturating_add(self.tau) {
+        // A denied single unit means `TAT > t_eff + τ ≥ now + τ`, so the
+        // last test cannot pass: denials of one unit (the common hot-loop
+        // case, `cost` a constant 1 once inlined) skip the tests.
+        if consume && (allowed || cost > 1) && now > seen && tat <= now.saturating_add(self.tau) {
             count_write();
             cell.seen.store(now, Ordering::Relaxed);
         }
