@@ -269,12 +269,14 @@ impl GeoIndex {
                 prefetch_headers(&shard, group);
                 shard
             });
-            // A group is small (a batch of 4096 over 256 shards is about 16
-            // items), too small for its own prefetches to land before its
-            // first items need them: the next group's shard is locked now
-            // (if free; shards are locked in ascending order, so holding two
-            // cannot deadlock) and its cell headers are fetched while this
-            // group is applied.
+            // A group's own prefetches cannot land before its first items
+            // need them (and a batch spread over many shards makes groups of
+            // a few items): the next group's shard is locked now (if free;
+            // shards are locked in ascending order, so holding two cannot
+            // deadlock) and its cell headers are fetched while this group is
+            // applied. (On the metro workload groups are larger than a batch
+            // spread over every shard would give: the metros' tiles hash
+            // onto only some of the shards.)
             if let Some(next) = groups.peek()
                 && let Some(g) = self.shards[next[0].primary as usize].try_write()
             {
