@@ -302,22 +302,19 @@ fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
 
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
-    // A virtual machine may show only the vendor's brand ("AMD EPYC"): the
-    // family and model tell the microarchitecture (25 / 17: Zen 4).
+    // The first CPU's `name : value` fields.
     let field = |name: &str| {
         cpuinfo.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             (k.trim() == name).then(|| v.trim().to_string())
         })
     };
+    let brand = field("model name").unwrap_or_else(|| "unknown CPU".to_string());
+    // A virtual machine may show only the vendor's brand ("AMD EPYC"): the
+    // family and model tell the microarchitecture (25 / 17: Zen 4).
     let model = match (field("cpu family"), field("model")) {
-        (Some(f), Some(m)) => format!("{model} (cpu family {f}, model {m})"),
-        _ => model,
+        (Some(f), Some(m)) => format!("{brand} (cpu family {f}, model {m})"),
+        _ => brand,
     };
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem_gb = std::fs::read_to_string("/proc/meminfo")
