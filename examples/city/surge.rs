@@ -36,6 +36,14 @@ impl SupplySource for RideSupply {
     fn size_hint(&self) -> usize {
         self.0.len()
     }
+
+    fn parts(&self) -> usize {
+        self.0.parts()
+    }
+
+    fn for_each_supply_in(&self, part: usize, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        self.0.for_each_supply_in(part, now, f);
+    }
 }
 
 pub struct Surge {

@@ -118,4 +118,12 @@ pub enum GeoError {
     /// A geofence id that is not registered.
     #[error("unknown geofence {0}")]
     UnknownFence(u64),
+    /// A shard number not below the index's shard count.
+    #[error("unknown shard {shard}: the index has {shards} shards (0..{shards})")]
+    UnknownShard {
+        /// The shard given.
+        shard: usize,
+        /// The index's shard count.
+        shards: usize,
+    },
 }

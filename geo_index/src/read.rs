@@ -232,26 +232,23 @@ impl GeoIndex {
             .sum()
     }
 
-    /// Calls `f` for every driver visible at `now`, shard by shard. Each
-    /// shard's drivers are copied out under its read lock and `f` runs
-    /// after the lock is released, so `f` may call into the index (a
-    /// driver that moves meanwhile may be seen twice or not at all, as with
-    /// any scan that is not a snapshot; [`GeoIndex::snapshot_at`] is one).
+    /// Calls `f` for every driver visible at `now`, shard by shard. The
+    /// drivers are copied out under the shard's read lock a few hundred at
+    /// a time and `f` runs after the lock is released, so `f` may call
+    /// into the index (a driver that moves meanwhile may be seen twice or
+    /// not at all, as with any scan that is not a snapshot;
+    /// [`GeoIndex::snapshot_at`] is one).
     pub fn for_each_at(&self, now: Instant, mut f: impl FnMut(&DriverView)) {
         let now_ms = self.clock.ms(now);
         let mut buf = Vec::new();
         for s in 0..self.shards.len() {
-            {
-                let shard = self.read_shard(s);
-                for cell in &shard.cells {
-                    for slot in cell.slots.iter().filter(|s| !s.is_free()) {
-                        if self.is_live(&shard, slot, now_ms) {
-                            buf.push(self.view(&shard, slot));
-                        }
-                    }
-                }
-            }
-            buf.drain(..).for_each(|v| f(&v));
+            self.visit_shard(
+                s,
+                now_ms,
+                &mut buf,
+                |shard, slot| Some(self.view(shard, slot)),
+                |v| f(&v),
+            );
         }
     }
 
@@ -269,22 +266,120 @@ impl GeoIndex {
         let now_ms = self.clock.ms(now);
         let mut buf = Vec::new();
         for s in 0..self.shards.len() {
-            {
+            self.visit_matching(s, now_ms, filter, &mut buf, &mut f);
+        }
+    }
+
+    /// The number of spatial shards (`IndexConfig::shards`): the parts
+    /// [`GeoIndex::for_each_matching_in_shard_at`] visits.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// [`GeoIndex::for_each_matching_at`] for the drivers of one shard
+    /// (`0..shard_count()`): every driver is in exactly one shard, so
+    /// threads that take the shards between them visit the whole index
+    /// once, each shard under its own read lock.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use dispatchkit_geo_index::{Attrs, DriverId, Filter, GeoIndex, LonLat};
+    ///
+    /// let (index, now) = (GeoIndex::new(), Instant::now());
+    /// for i in 1..=100 {
+    ///     let p = LonLat::new(-0.1 + i as f64 * 1e-3, 51.5)?;
+    ///     index.upsert_at(DriverId::new(i)?, p, Attrs::default(), now)?;
+    /// }
+    /// let mut seen = 0;
+    /// for s in 0..index.shard_count() {
+    ///     index.for_each_matching_in_shard_at(s, now, &Filter::default(), |_, _, _| seen += 1)?;
+    /// }
+    /// assert_eq!(seen, 100);
+    /// assert!(index.for_each_matching_in_shard_at(256, now, &Filter::default(), |_, _, _| ()).is_err());
+    /// # Ok::<(), dispatchkit_geo_index::GeoError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GeoError::UnknownShard`] when `shard` is not below
+    /// [`GeoIndex::shard_count`] (nothing is visited).
+    pub fn for_each_matching_in_shard_at(
+        &self,
+        shard: usize,
+        now: Instant,
+        filter: &crate::Filter,
+        mut f: impl FnMut(DriverId, LonLat, Attrs),
+    ) -> Result<(), GeoError> {
+        if shard >= self.shards.len() {
+            return Err(GeoError::UnknownShard {
+                shard,
+                shards: self.shards.len(),
+            });
+        }
+        let now_ms = self.clock.ms(now);
+        self.visit_matching(shard, now_ms, filter, &mut Vec::new(), &mut f);
+        Ok(())
+    }
+
+    /// Copies shard `s`'s matching drivers into `buf`, a batch at a time
+    /// under its read lock, and hands each batch to `f` with no lock held.
+    fn visit_matching(
+        &self,
+        s: usize,
+        now_ms: u64,
+        filter: &crate::Filter,
+        buf: &mut Vec<(u64, LonLat, u32)>,
+        f: &mut impl FnMut(DriverId, LonLat, Attrs),
+    ) {
+        self.visit_shard(
+            s,
+            now_ms,
+            buf,
+            |_, slot| {
+                let attrs = slot.attrs();
+                filter
+                    .matches_packed(attrs)
+                    .then(|| (slot.id, slot.pos(), attrs))
+            },
+            |(id, pos, attrs)| f(DriverId::stored(id), pos, Attrs::unpack(attrs)),
+        );
+    }
+
+    /// The shard walk of the whole-index scans: what `pick` makes of each
+    /// visible driver of shard `s` is collected in `buf` under the read
+    /// lock until about [`SCAN_BATCH`] are held (whole cells at a time),
+    /// then the lock is released while `f` consumes them, and the walk
+    /// resumes at the next cell (cells are never removed from a shard's
+    /// arena, so the position stays meaningful). The batch stays in the
+    /// cache, where one copy of a whole shard would not.
+    fn visit_shard<T>(
+        &self,
+        s: usize,
+        now_ms: u64,
+        buf: &mut Vec<T>,
+        mut pick: impl FnMut(&Shard, &Slot) -> Option<T>,
+        mut f: impl FnMut(T),
+    ) {
+        let mut next = 0;
+        loop {
+            let more = {
                 let shard = self.read_shard(s);
-                for cell in &shard.cells {
-                    for slot in &cell.slots {
-                        if !slot.is_free()
-                            && filter.matches_packed(slot.attrs())
-                            && self.is_live(&shard, slot, now_ms)
-                        {
-                            buf.push((slot.id, slot.pos(), slot.attrs()));
+                while next < shard.cells.len() && buf.len() < SCAN_BATCH {
+                    for slot in &shard.cells[next].slots {
+                        if !slot.is_free() && self.is_live(&shard, slot, now_ms) {
+                            buf.extend(pick(&shard, slot));
                         }
                     }
+                    next += 1;
                 }
-            }
-            for (id, pos, attrs) in buf.drain(..) {
-                f(DriverId::stored(id), pos, Attrs::unpack(attrs));
+                next < shard.cells.len()
+            };
+            buf.drain(..).for_each(&mut f);
+            if !more {
+                return;
             }
         }
     }
 }
+
+/// Drivers a whole-index scan copies out per read-lock hold.
+const SCAN_BATCH: usize = 512;

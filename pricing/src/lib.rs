@@ -82,6 +82,7 @@ mod supply;
 mod surge;
 mod surge_curve;
 mod surge_map;
+mod surge_scan;
 mod trace;
 
 pub use currency::Currency;

@@ -11,6 +11,12 @@ use geo::Point;
 /// `Status::AVAILABLE`), and for a `dispatchkit_geo_index::Snapshot` (its
 /// available drivers: how a `RedisGeoIndex` feeds the engine, through
 /// `RedisGeoIndex::snapshot_at`, one pass over Redis per recompute).
+///
+/// A source that can be walked in independent parts (a `GeoIndex` by
+/// shard, a slice by range) says so with [`SupplySource::parts`]; the
+/// engine's threads then share them out, each walking its own. A source
+/// with one part is walked by one thread, which hands its positions to
+/// the others.
 pub trait SupplySource {
     /// Calls `f(lon, lat)` once per driver that counts as supply at `now`.
     fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64));
@@ -20,7 +26,28 @@ pub trait SupplySource {
     fn size_hint(&self) -> usize {
         usize::MAX
     }
+
+    /// How many parts the source can be walked in, at the same time from
+    /// different threads, by [`SupplySource::for_each_supply_in`]
+    /// (default 1: the whole source, walked sequentially).
+    fn parts(&self) -> usize {
+        1
+    }
+
+    /// Calls `f(lon, lat)` once per driver of part `part` that counts as
+    /// supply at `now`. The parts `0..parts()` together visit what
+    /// [`SupplySource::for_each_supply`] does, each driver once; a part at
+    /// or beyond `parts()` has no drivers. The default: part 0 is the whole
+    /// source.
+    fn for_each_supply_in(&self, part: usize, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        if part == 0 {
+            self.for_each_supply(now, f);
+        }
+    }
 }
+
+/// Positions per part of a slice.
+const SLICE_PART: usize = 65_536;
 
 impl SupplySource for [Point<f64>] {
     fn for_each_supply(&self, _now: Instant, f: &mut dyn FnMut(f64, f64)) {
@@ -32,6 +59,16 @@ impl SupplySource for [Point<f64>] {
     fn size_hint(&self) -> usize {
         self.len()
     }
+
+    fn parts(&self) -> usize {
+        self.len().div_ceil(SLICE_PART)
+    }
+
+    fn for_each_supply_in(&self, part: usize, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        if let Some(chunk) = self.chunks(SLICE_PART).nth(part) {
+            chunk.for_each_supply(now, f);
+        }
+    }
 }
 
 impl SupplySource for Vec<Point<f64>> {
@@ -42,11 +79,20 @@ impl SupplySource for Vec<Point<f64>> {
     fn size_hint(&self) -> usize {
         self.len()
     }
+
+    fn parts(&self) -> usize {
+        self.as_slice().parts()
+    }
+
+    fn for_each_supply_in(&self, part: usize, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        self.as_slice().for_each_supply_in(part, now, f);
+    }
 }
 
 /// Live drivers whose status is `Status::AVAILABLE`, visited shard by shard
 /// (the index walks its ~600 m grid cells in order, so consecutive drivers
-/// are close together, which the engine's cell cache exploits).
+/// are close together, which the engine's cell cache exploits); one part
+/// per shard.
 impl SupplySource for dispatchkit_geo_index::GeoIndex {
     fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
         let available = dispatchkit_geo_index::Filter::available();
@@ -56,20 +102,47 @@ impl SupplySource for dispatchkit_geo_index::GeoIndex {
     fn size_hint(&self) -> usize {
         self.len()
     }
+
+    fn parts(&self) -> usize {
+        self.shard_count()
+    }
+
+    fn for_each_supply_in(&self, part: usize, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        let available = dispatchkit_geo_index::Filter::available();
+        // A part beyond the shards has no drivers (the trait's contract).
+        let _ = self.for_each_matching_in_shard_at(part, now, &available, |_, pos, _| {
+            f(pos.lon(), pos.lat());
+        });
+    }
 }
 
 /// The snapshot's drivers whose status is `Status::AVAILABLE` (a snapshot
-/// holds only drivers live at its time; `now` is not consulted).
+/// holds only drivers live at its time; `now` is not consulted); parts are
+/// ranges of its rows.
 impl SupplySource for dispatchkit_geo_index::Snapshot {
     fn for_each_supply(&self, _now: Instant, f: &mut dyn FnMut(f64, f64)) {
-        let available = dispatchkit_geo_index::Filter::available();
-        for d in self.drivers.iter().filter(|d| available.matches(&d.attrs)) {
-            f(d.pos.lon(), d.pos.lat());
-        }
+        available_in(&self.drivers, f);
     }
 
     fn size_hint(&self) -> usize {
         self.drivers.len()
+    }
+
+    fn parts(&self) -> usize {
+        self.drivers.len().div_ceil(SLICE_PART)
+    }
+
+    fn for_each_supply_in(&self, part: usize, _now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        if let Some(chunk) = self.drivers.chunks(SLICE_PART).nth(part) {
+            available_in(chunk, f);
+        }
+    }
+}
+
+fn available_in(drivers: &[dispatchkit_geo_index::SnapshotDriver], f: &mut dyn FnMut(f64, f64)) {
+    let available = dispatchkit_geo_index::Filter::available();
+    for d in drivers.iter().filter(|d| available.matches(&d.attrs)) {
+        f(d.pos.lon(), d.pos.lat());
     }
 }
 
@@ -99,5 +172,65 @@ mod tests {
         let from_index = collect(&index);
         assert_eq!(from_index.len(), 33);
         assert_eq!(collect(&index.snapshot_at(t)), from_index);
+    }
+
+    /// Every driver of `s` once, by parts.
+    fn by_parts(s: &dyn SupplySource, t: Instant) -> Vec<(u64, u64)> {
+        let mut v = Vec::new();
+        for part in 0..=s.parts() {
+            // `parts()` itself is one beyond the last part: empty.
+            s.for_each_supply_in(part, t, &mut |x, y| v.push((x.to_bits(), y.to_bits())));
+        }
+        v.sort_unstable();
+        v
+    }
+
+    fn whole(s: &dyn SupplySource, t: Instant) -> Vec<(u64, u64)> {
+        let mut v = Vec::new();
+        s.for_each_supply(t, &mut |x, y| v.push((x.to_bits(), y.to_bits())));
+        v.sort_unstable();
+        v
+    }
+
+    /// The parts of every source together supply what the whole source
+    /// does, each driver once: an index (one part per shard), its
+    /// snapshot and a vector (parts of 65,536 rows), with more than one
+    /// part each.
+    #[test]
+    fn parts_together_supply_the_whole() {
+        let (t, index) = (Instant::now(), GeoIndex::new());
+        let points: Vec<Point<f64>> = (0..70_000u32)
+            .map(|i| {
+                Point::new(
+                    2.0 + f64::from(i % 300) * 1e-3,
+                    48.0 + f64::from(i / 300) * 1e-3,
+                )
+            })
+            .collect();
+        let updates: Vec<_> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut a = Attrs::default();
+                if i % 3 == 0 {
+                    a.status = Status::BUSY;
+                }
+                dispatchkit_geo_index::DriverUpdate::new(
+                    DriverId::from(i as u32),
+                    LonLat::new(p.x(), p.y()).unwrap(),
+                    t,
+                )
+                .with_attrs(a)
+            })
+            .collect();
+        let _ = index.upsert_batch_at(&updates, t);
+        let snapshot = index.snapshot_at(t);
+        assert!(index.parts() > 1 && snapshot.parts() > 1 && points.parts() > 1);
+        let from_index = whole(&index, t);
+        assert_eq!(from_index.len(), 70_000 - 70_000_usize.div_ceil(3));
+        assert_eq!(by_parts(&index, t), from_index);
+        assert_eq!(by_parts(&snapshot, t), from_index);
+        assert_eq!(whole(&snapshot, t), from_index);
+        assert_eq!(by_parts(&points, t), whole(&points, t));
     }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, TrySendError};
 use std::time::{Duration, Instant};
 
 use geo::Point;
@@ -12,8 +11,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::demand::DemandWindow;
 use crate::hash::FastMap;
-use crate::locator::{BLOCK, Cursor, DEFAULT_MAX_TILES, Located, Locator, NO_SLOT};
+use crate::locator::{DEFAULT_MAX_TILES, Locator};
 use crate::surge_map::{CellSurge, SurgeMap, cell_of};
+use crate::surge_scan::scan;
 use crate::{Bps, Multiplier, PricingError, SupplySource, SurgeCurve};
 
 /// Parameters of a [`SurgeEngine`].
@@ -37,7 +37,7 @@ pub struct SurgeConfig {
     /// Largest change of a cell's multiplier per recompute, thousandths
     /// (default 500 = 0.5×); a multiple of the curve's step.
     pub max_change_milli: u32,
-    /// Threads that locate drivers in a recompute (default 2).
+    /// Threads that walk and locate drivers in a recompute (default 2).
     pub threads: usize,
     /// Bound on the cell cache's tiles (default 2^18, 320 bytes each;
     /// beyond it new areas are located by `h3o` directly).
@@ -194,160 +194,6 @@ pub struct SurgeEngine {
     lock_waits: AtomicU64,
 }
 
-/// Drivers handed to a worker thread at a time.
-const CHUNK: usize = 8_192;
-/// Sources smaller than this are scanned on the calling thread only (a
-/// worker's start-up and hand-off cost more than they save).
-const PARALLEL_MIN: usize = 131_072;
-
-/// Per-thread result of locating drivers.
-struct Pass {
-    by_slot: Vec<u32>,
-    extra: FastMap<CellIndex, u32>,
-    learner: Locator,
-    skipped: usize,
-    fast: usize,
-}
-
-impl Pass {
-    fn new(loc: &Locator) -> Self {
-        Self {
-            by_slot: vec![0; loc.slots()],
-            extra: FastMap::default(),
-            learner: loc.learner(),
-            skipped: 0,
-            fast: 0,
-        }
-    }
-
-    #[inline]
-    fn add<'a>(&mut self, loc: &'a Locator, cur: &mut Cursor<'a>, lon: f64, lat: f64) {
-        if !(lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0) {
-            self.skipped += 1;
-            return;
-        }
-        match loc.locate(cur, &mut self.learner, lon, lat) {
-            Some(Located::Slot(s)) => {
-                self.by_slot[s as usize] += 1;
-                self.fast += 1;
-            }
-            Some(Located::Cell(c)) => *self.extra.entry(c).or_insert(0) += 1,
-            None => self.skipped += 1,
-        }
-    }
-
-    /// Locates `pts` in blocks: the interior sub-buckets of a block are
-    /// resolved together ([`Locator::interior_block`]), the rest one by one.
-    fn add_all(&mut self, loc: &Locator, pts: &[[f64; 2]]) {
-        let mut cur = Cursor::default();
-        let mut valid = [[0.0; 2]; BLOCK];
-        let mut slots = [NO_SLOT; BLOCK];
-        for block in pts.chunks(BLOCK) {
-            let mut n = 0;
-            for &[lon, lat] in block {
-                if lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0 {
-                    valid[n] = [lon, lat];
-                    n += 1;
-                } else {
-                    self.skipped += 1;
-                }
-            }
-            loc.interior_block(&valid[..n], &mut slots);
-            for (&[lon, lat], &s) in valid[..n].iter().zip(&slots[..n]) {
-                if s == NO_SLOT {
-                    self.add(loc, &mut cur, lon, lat);
-                } else {
-                    self.by_slot[s as usize] += 1;
-                    self.fast += 1;
-                }
-            }
-        }
-    }
-}
-
-/// Counts the drivers of `supply` per cell with `threads` threads: the
-/// calling thread walks the source (a sequential iteration) and hands
-/// chunks of positions to `threads − 1` workers over a bounded channel;
-/// when every worker is busy it locates the chunk itself, so nothing ever
-/// blocks on a slow or failed worker.
-fn scan<S: SupplySource + ?Sized>(
-    loc: &Locator,
-    supply: &S,
-    now: Instant,
-    threads: usize,
-) -> Vec<Pass> {
-    if threads <= 1 {
-        let mut pass = Pass::new(loc);
-        let mut buf: Vec<[f64; 2]> = Vec::with_capacity(BLOCK);
-        supply.for_each_supply(now, &mut |lon, lat| {
-            buf.push([lon, lat]);
-            if buf.len() == BLOCK {
-                pass.add_all(loc, &buf);
-                buf.clear();
-            }
-        });
-        pass.add_all(loc, &buf);
-        return vec![pass];
-    }
-    let (tx, rx) = mpsc::sync_channel::<Vec<[f64; 2]>>(2 * threads);
-    let (back_tx, back_rx) = mpsc::channel::<Vec<[f64; 2]>>();
-    let rx = Mutex::new(rx);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (1..threads)
-            .map(|_| {
-                let (rx, back_tx) = (&rx, back_tx.clone());
-                s.spawn(move || {
-                    let mut pass = Pass::new(loc);
-                    loop {
-                        let next = rx.lock().recv();
-                        let Ok(mut buf) = next else { break };
-                        pass.add_all(loc, &buf);
-                        buf.clear();
-                        // The receiver lives until the scope ends.
-                        let _ = back_tx.send(buf);
-                    }
-                    pass
-                })
-            })
-            .collect();
-        let mut mine = Pass::new(loc);
-        let mut buf: Vec<[f64; 2]> = Vec::with_capacity(CHUNK);
-        supply.for_each_supply(now, &mut |lon, lat| {
-            buf.push([lon, lat]);
-            if buf.len() == CHUNK {
-                let fresh = back_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-                let full = std::mem::replace(&mut buf, fresh);
-                if let Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) =
-                    tx.try_send(full)
-                {
-                    mine.add_all(loc, &b);
-                    b.clear();
-                    buf = b;
-                }
-            }
-        });
-        mine.add_all(loc, &buf);
-        drop(tx);
-        // Help drain what the workers have not taken yet, so the join only
-        // waits for the chunks already in their hands.
-        loop {
-            let next = rx.lock().try_recv();
-            let Ok(b) = next else { break };
-            mine.add_all(loc, &b);
-        }
-        let mut passes = vec![mine];
-        for w in workers {
-            match w.join() {
-                Ok(p) => passes.push(p),
-                Err(e) => std::panic::resume_unwind(e),
-            }
-        }
-        passes
-    })
-}
-
 impl SurgeEngine {
     /// An engine with `config`.
     ///
@@ -462,13 +308,14 @@ impl SurgeEngine {
     }
 
     /// [`SurgeEngine::recompute_at`] with `Instant::now()`.
-    pub fn recompute<S: SupplySource + ?Sized>(&self, supply: &S) -> RecomputeStats {
+    pub fn recompute<S: SupplySource + Sync + ?Sized>(&self, supply: &S) -> RecomputeStats {
         self.recompute_at(supply, Instant::now())
     }
 
     /// Refreshes the whole map at `now`: expires old requests, counts the
-    /// available drivers of `supply` per cell (on `threads` threads, with
-    /// the exact cell cache), applies the curve, the neighbour smoothing
+    /// available drivers of `supply` per cell (on `threads` threads that
+    /// share its parts, [`SupplySource::parts`], with the exact cell
+    /// cache), applies the curve, the neighbour smoothing
     /// and the bounded change, and publishes the new map. Recomputes are
     /// serialised. O(drivers + active cells × disk size).
     ///
@@ -480,7 +327,7 @@ impl SurgeEngine {
     /// pentagon disks are short and count the missing cells as 1.0);
     /// `m(c) = clamp(1000 + s(c), prev(c) − Δ, prev(c) + Δ)`, at most the
     /// cap in force.
-    pub fn recompute_at<S: SupplySource + ?Sized>(
+    pub fn recompute_at<S: SupplySource + Sync + ?Sized>(
         &self,
         supply: &S,
         now: Instant,
@@ -520,18 +367,13 @@ impl SurgeEngine {
     /// Available drivers per cell; exact (equal to one `h3o` conversion
     /// per driver). Returns the counts, drivers counted, positions skipped
     /// and drivers located without `h3o`.
-    fn count_supply<S: SupplySource + ?Sized>(
+    fn count_supply<S: SupplySource + Sync + ?Sized>(
         &self,
         locator: &mut Locator,
         supply: &S,
         now: Instant,
     ) -> (FastMap<CellIndex, u32>, usize, usize, usize) {
-        let threads = if supply.size_hint() < PARALLEL_MIN {
-            1
-        } else {
-            self.config.threads
-        };
-        let passes = scan(locator, supply, now, threads);
+        let passes = scan(locator, supply, now, self.config.threads);
         let mut counts: FastMap<CellIndex, u32> = FastMap::default();
         let mut by_slot = vec![0_u32; locator.slots()];
         let (mut drivers, mut skipped, mut fast) = (0, 0, 0);

@@ -263,12 +263,8 @@ proptest! {
     }
 }
 
-/// Supply counts of the engine equal brute force over ten thousand points
-/// spread over several metros and the antimeridian, cold and warm, on one
-/// and two threads.
-#[test]
-fn supply_counts_equal_brute_force() {
-    let mut pts = Vec::new();
+/// `n` points spread over several metros and the antimeridian.
+fn spread(n: usize) -> Vec<Point<f64>> {
     let centres = [
         (-122.33, 47.61),
         (139.65, 35.68),
@@ -281,12 +277,73 @@ fn supply_counts_equal_brute_force() {
         x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         (x >> 11) as f64 / (1_u64 << 53) as f64 - 0.5
     };
-    for i in 0..40_000 {
-        let (lon, lat) = centres[i % centres.len()];
-        let lon = lon + next() * 0.3;
-        let lon = if lon > 180.0 { lon - 360.0 } else { lon };
-        pts.push(Point::new(lon, lat + next() * 0.3));
+    (0..n)
+        .map(|i| {
+            let (lon, lat) = centres[i % centres.len()];
+            let lon = lon + next() * 0.3;
+            let lon = if lon > 180.0 { lon - 360.0 } else { lon };
+            Point::new(lon, lat + next() * 0.3)
+        })
+        .collect()
+}
+
+/// A source that can only be walked sequentially (one part).
+struct Sequential<'a>(&'a [Point<f64>]);
+
+impl SupplySource for Sequential<'_> {
+    fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
+        self.0.for_each_supply(now, f);
     }
+
+    fn size_hint(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// A source large enough for several threads is counted exactly (equal to
+/// brute force) whether its parts are shared out (a vector: parts of
+/// 65,536 points) or it is walked by one thread that hands chunks to the
+/// others (a one-part source), on one, two and three threads.
+#[test]
+fn large_sources_count_exactly_on_every_path() {
+    let pts = spread(200_000);
+    assert!(pts.parts() > 1);
+    let mut want: BTreeMap<CellIndex, u32> = BTreeMap::new();
+    for &p in &pts {
+        *want.entry(h3(p, Resolution::Seven)).or_default() += 1;
+    }
+    let t = Instant::now();
+    for threads in [1, 2, 3] {
+        let engine = SurgeEngine::new(SurgeConfig {
+            threads,
+            smoothing_k: 0,
+            ..SurgeConfig::default()
+        })
+        .unwrap();
+        for round in 0..2 {
+            let stats = if round == 0 {
+                engine.recompute_at(&pts, t)
+            } else {
+                engine.recompute_at(&Sequential(&pts), t)
+            };
+            assert_eq!(stats.drivers, pts.len());
+            engine.check_invariants();
+            let got: BTreeMap<CellIndex, u32> = engine
+                .snapshot()
+                .iter()
+                .map(|(c, s)| (c, s.supply))
+                .collect();
+            assert_eq!(got, want, "round {round}, {threads} threads");
+        }
+    }
+}
+
+/// Supply counts of the engine equal brute force over ten thousand points
+/// spread over several metros and the antimeridian, cold and warm, on one
+/// and two threads.
+#[test]
+fn supply_counts_equal_brute_force() {
+    let pts = spread(40_000);
     for threads in [1, 2] {
         let engine = SurgeEngine::new(SurgeConfig {
             threads,
