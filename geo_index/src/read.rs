@@ -235,9 +235,13 @@ impl GeoIndex {
     /// Calls `f` for every driver visible at `now`, shard by shard. The
     /// drivers are copied out under the shard's read lock a few hundred at
     /// a time and `f` runs after the lock is released, so `f` may call
-    /// into the index (a driver that moves meanwhile may be seen twice or
-    /// not at all, as with any scan that is not a snapshot;
-    /// [`GeoIndex::snapshot_at`] is one).
+    /// into the index and writers proceed while a scan is under way.
+    ///
+    /// Like Redis's `SCAN`, this is not a snapshot
+    /// ([`GeoIndex::snapshot_at`] is one): a driver present throughout is
+    /// seen at least once; one that moves meanwhile may be seen twice or
+    /// not at all, and one whose crowded cell is split into sub-cells
+    /// meanwhile (which moves the drivers it held) may be seen twice.
     pub fn for_each_at(&self, now: Instant, mut f: impl FnMut(&DriverView)) {
         let now_ms = self.clock.ms(now);
         let mut buf = Vec::new();
@@ -255,8 +259,8 @@ impl GeoIndex {
     /// Calls `f(id, position, attributes)` for every driver visible at `now`
     /// that passes `filter`: [`GeoIndex::for_each_at`] without building
     /// views (no `Instant` arithmetic per driver), for whole-fleet scans such
-    /// as surge supply counts. Shard by shard; as with
-    /// [`GeoIndex::for_each_at`], `f` runs with no lock held.
+    /// as surge supply counts. Shard by shard, with the guarantees of
+    /// [`GeoIndex::for_each_at`]; `f` runs with no lock held.
     pub fn for_each_matching_at(
         &self,
         now: Instant,
@@ -277,9 +281,9 @@ impl GeoIndex {
     }
 
     /// [`GeoIndex::for_each_matching_at`] for the drivers of one shard
-    /// (`0..shard_count()`): every driver is in exactly one shard, so
-    /// threads that take the shards between them visit the whole index
-    /// once, each shard under its own read lock.
+    /// (`0..shard_count()`), with the same guarantees: every driver is in
+    /// one shard, so threads that take the shards between them scan the
+    /// whole index, each shard under its own read lock.
     ///
     /// ```
     /// use std::time::Instant;

@@ -92,7 +92,9 @@ impl SupplySource for Vec<Point<f64>> {
 /// Live drivers whose status is `Status::AVAILABLE`, visited shard by shard
 /// (the index walks its ~600 m grid cells in order, so consecutive drivers
 /// are close together, which the engine's cell cache exploits); one part
-/// per shard.
+/// per shard. A scan, not a snapshot: with writers running, a driver that
+/// moves (or whose cell splits) meanwhile may count twice or, if it moved,
+/// not at all (`GeoIndex::for_each_at`).
 impl SupplySource for dispatchkit_geo_index::GeoIndex {
     fn for_each_supply(&self, now: Instant, f: &mut dyn FnMut(f64, f64)) {
         let available = dispatchkit_geo_index::Filter::available();
