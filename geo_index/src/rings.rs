@@ -185,6 +185,15 @@ impl GeoIndex {
                 }
             }
             cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            // The nearest cell is scanned first (almost always): the rest of
+            // its lines too, since a crowded (sub-)cell spans more lines
+            // than the hardware prefetcher has in flight when the scan
+            // starts.
+            if let Some(&(_, _, _, slots)) = cells.first() {
+                for s in slots.iter().skip(8).step_by(2) {
+                    prefetch(s);
+                }
+            }
             if !visit(&cells, bound) {
                 return;
             }
