@@ -29,7 +29,9 @@ pub trait SupplySource {
 
     /// How many parts the source can be walked in, at the same time from
     /// different threads, by [`SupplySource::for_each_supply_in`]
-    /// (default 1: the whole source, walked sequentially).
+    /// (default 1: the whole source, walked sequentially). A recompute
+    /// calls `for_each_supply_in` once per part, so parts should be many
+    /// drivers each (a shard, tens of thousands of rows), not one.
     fn parts(&self) -> usize {
         1
     }
