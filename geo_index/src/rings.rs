@@ -175,24 +175,18 @@ impl GeoIndex {
                     }
                 }
             }
+            // The first lines of each cell's slots start every array's misses
+            // (and page walks) together, the hardware prefetcher following
+            // (all lines queued the misses of cells the walk then skips ahead
+            // of those it reads); the nearest cell, scanned first, gets all
+            // its lines: a crowded one spans more than the hardware
+            // prefetcher has in flight when the scan starts.
             for &(_, _, _, slots) in &cells {
-                // The first lines of each cell's slots: enough to start every
-                // array's misses (and page walks) together, the hardware
-                // prefetcher following; every line queued the misses of cells
-                // the walk then skips ahead of those it reads.
-                for s in slots.iter().step_by(2).take(4) {
-                    prefetch(s);
-                }
+                slots.iter().step_by(2).take(4).for_each(|s| prefetch(s));
             }
             cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-            // The nearest cell is scanned first (almost always): the rest of
-            // its lines too, since a crowded (sub-)cell spans more lines
-            // than the hardware prefetcher has in flight when the scan
-            // starts.
             if let Some(&(_, _, _, slots)) = cells.first() {
-                for s in slots.iter().skip(8).step_by(2) {
-                    prefetch(s);
-                }
+                slots.iter().skip(8).step_by(2).for_each(|s| prefetch(s));
             }
             if !visit(&cells, bound) {
                 return;

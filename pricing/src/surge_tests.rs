@@ -308,18 +308,10 @@ impl SupplySource for Sequential<'_> {
 fn large_sources_count_exactly_on_every_path() {
     let pts = spread(200_000);
     assert!(pts.parts() > 1);
-    let mut want: BTreeMap<CellIndex, u32> = BTreeMap::new();
-    for &p in &pts {
-        *want.entry(h3(p, Resolution::Seven)).or_default() += 1;
-    }
+    let want = brute_supply(&pts);
     let t = Instant::now();
     for threads in [1, 2, 3] {
-        let engine = SurgeEngine::new(SurgeConfig {
-            threads,
-            smoothing_k: 0,
-            ..SurgeConfig::default()
-        })
-        .unwrap();
+        let engine = counting_engine(threads);
         for round in 0..2 {
             let stats = if round == 0 {
                 engine.recompute_at(&pts, t)
@@ -328,14 +320,42 @@ fn large_sources_count_exactly_on_every_path() {
             };
             assert_eq!(stats.drivers, pts.len());
             engine.check_invariants();
-            let got: BTreeMap<CellIndex, u32> = engine
-                .snapshot()
-                .iter()
-                .map(|(c, s)| (c, s.supply))
-                .collect();
-            assert_eq!(got, want, "round {round}, {threads} threads");
+            assert_eq!(
+                published_supply(&engine),
+                want,
+                "round {round}, {threads} threads"
+            );
         }
     }
+}
+
+/// Drivers per resolution-7 cell, one `h3o` conversion per point.
+fn brute_supply(pts: &[Point<f64>]) -> BTreeMap<CellIndex, u32> {
+    let mut want: BTreeMap<CellIndex, u32> = BTreeMap::new();
+    for &p in pts {
+        *want.entry(h3(p, Resolution::Seven)).or_default() += 1;
+    }
+    want
+}
+
+/// An engine on `threads` threads without smoothing (its map's supply
+/// is the raw count).
+fn counting_engine(threads: usize) -> SurgeEngine {
+    SurgeEngine::new(SurgeConfig {
+        threads,
+        smoothing_k: 0,
+        ..SurgeConfig::default()
+    })
+    .unwrap()
+}
+
+/// The supply of every cell of the engine's published map.
+fn published_supply(engine: &SurgeEngine) -> BTreeMap<CellIndex, u32> {
+    engine
+        .snapshot()
+        .iter()
+        .map(|(c, s)| (c, s.supply))
+        .collect()
 }
 
 /// Supply counts of the engine equal brute force over ten thousand points
@@ -344,27 +364,18 @@ fn large_sources_count_exactly_on_every_path() {
 #[test]
 fn supply_counts_equal_brute_force() {
     let pts = spread(40_000);
+    let want = brute_supply(&pts);
     for threads in [1, 2] {
-        let engine = SurgeEngine::new(SurgeConfig {
-            threads,
-            smoothing_k: 0,
-            ..SurgeConfig::default()
-        })
-        .unwrap();
-        let mut want: BTreeMap<CellIndex, u32> = BTreeMap::new();
-        for &p in &pts {
-            *want.entry(h3(p, Resolution::Seven)).or_default() += 1;
-        }
+        let engine = counting_engine(threads);
         let t = Instant::now();
         for round in 0..3 {
             let stats = engine.recompute_at(&pts, t);
             engine.check_invariants();
-            let got: BTreeMap<CellIndex, u32> = engine
-                .snapshot()
-                .iter()
-                .map(|(c, s)| (c, s.supply))
-                .collect();
-            assert_eq!(got, want, "round {round}, {threads} threads");
+            assert_eq!(
+                published_supply(&engine),
+                want,
+                "round {round}, {threads} threads"
+            );
             if round > 0 {
                 assert!(stats.fast_path * 10 > pts.len() * 9, "{stats:?}");
                 let (inside, known) = engine.state.lock().locator.interior_share();
