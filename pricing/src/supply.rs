@@ -48,8 +48,18 @@ pub trait SupplySource {
     }
 }
 
-/// Positions per part of a slice.
+/// Rows per part of a slice or a snapshot.
 const SLICE_PART: usize = 65_536;
+
+/// The parts of `rows`, [`SLICE_PART`] rows each.
+fn row_parts<T>(rows: &[T]) -> usize {
+    rows.len().div_ceil(SLICE_PART)
+}
+
+/// Part `part` of `rows` (empty beyond the last).
+fn row_part<T>(rows: &[T], part: usize) -> &[T] {
+    rows.chunks(SLICE_PART).nth(part).unwrap_or_default()
+}
 
 impl SupplySource for [Point<f64>] {
     fn for_each_supply(&self, _now: Instant, f: &mut dyn FnMut(f64, f64)) {
@@ -63,13 +73,11 @@ impl SupplySource for [Point<f64>] {
     }
 
     fn parts(&self) -> usize {
-        self.len().div_ceil(SLICE_PART)
+        row_parts(self)
     }
 
     fn for_each_supply_in(&self, part: usize, now: Instant, f: &mut dyn FnMut(f64, f64)) {
-        if let Some(chunk) = self.chunks(SLICE_PART).nth(part) {
-            chunk.for_each_supply(now, f);
-        }
+        row_part(self, part).for_each_supply(now, f);
     }
 }
 
@@ -133,13 +141,11 @@ impl SupplySource for dispatchkit_geo_index::Snapshot {
     }
 
     fn parts(&self) -> usize {
-        self.drivers.len().div_ceil(SLICE_PART)
+        row_parts(&self.drivers)
     }
 
     fn for_each_supply_in(&self, part: usize, _now: Instant, f: &mut dyn FnMut(f64, f64)) {
-        if let Some(chunk) = self.drivers.chunks(SLICE_PART).nth(part) {
-            available_in(chunk, f);
-        }
+        available_in(row_part(&self.drivers, part), f);
     }
 }
 
