@@ -141,10 +141,13 @@ pub(crate) fn sub_xy(sub: u8) -> (f64, f64, f64) {
 /// reaches them without reading the split cell's header. A cell stays
 /// split once split.
 ///
-/// 32 bytes (two a cache line), laid out so that the key and the link
-/// (what `holds` reads) share one aligned word.
+/// 32 bytes aligned to 32, so two a cache line and none across two: the
+/// batch path prefetches a header by its first byte, which must fetch all
+/// of it (at the allocator's 16-byte alignment up to half of an arena's
+/// headers straddled two lines, and the prefetch missed their keys). The key and the
+/// link (what `holds` reads) share one aligned word.
 #[derive(Debug, Default)]
-#[repr(C)]
+#[repr(C, align(32))]
 pub(crate) struct Cell {
     pub slots: Slots,
     pub key: u32,
@@ -156,7 +159,8 @@ pub(crate) struct Cell {
 }
 
 // The sizes the docs above state.
-const _: () = assert!(size_of::<Slot>() == 24 && size_of::<Cell>() == 32);
+const _: () =
+    assert!(size_of::<Slot>() == 24 && size_of::<Cell>() == 32 && align_of::<Cell>() == 32);
 
 /// `Cell::link` of a cell neither split nor a sub-cell.
 const NO_LINK: u32 = u32::MAX;
