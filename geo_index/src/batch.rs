@@ -31,7 +31,7 @@ use parking_lot::RwLockWriteGuard;
 
 use crate::fence::FenceEvent;
 use crate::grid::{cell_key, cell_xy, shard_of};
-use crate::prefetch::prefetch;
+use crate::prefetch::{prefetch, prefetch_whole};
 use crate::shard::{Loc, Shard, Slot, pack_meta, sub_of};
 use crate::write::Applied;
 use crate::{DriverId, DriverUpdate, GeoError, GeoIndex, Upsert};
@@ -443,17 +443,14 @@ fn prefetch_headers(shard: &Shard, group: &[Item]) {
 }
 
 /// Prefetches the slot `it` will be applied to (its cell header was
-/// prefetched a pass earlier): both of its lines when it straddles two (a
-/// 24-byte slot does at two of every eight offsets), since the apply path
-/// reads its id at the start and its time at the end.
+/// prefetched a pass earlier), whole: the apply path reads its id at the
+/// start and its time at the end.
 #[inline(always)]
 fn prefetch_slot(shard: &Shard, it: &Item) {
     if it.loc != NO_LOC {
         let l = Loc::unpack(it.loc);
         if let Some(c) = shard.cells.get(l.cell as usize) {
-            let slot = c.slots.as_ptr().wrapping_add(l.slot as usize);
-            prefetch(slot);
-            prefetch(slot.cast::<u8>().wrapping_add(size_of::<Slot>() - 1));
+            prefetch_whole(c.slots.as_ptr().wrapping_add(l.slot as usize));
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::LonLat;
 use crate::attrs::ATTR_BITS;
 use crate::fence::ShardFences;
 use crate::grid::key_xy;
-use crate::prefetch::prefetch;
+use crate::prefetch::{prefetch, prefetch_whole};
 use crate::slab::{Pool, Slab, Slots};
 
 /// Marks a free slot (so `u64::MAX` is not a valid driver id).
@@ -505,7 +505,7 @@ impl Shard {
             } else {
                 cell.slots.len().saturating_sub(1)
             };
-            prefetch(cell.slots.as_ptr().wrapping_add(i));
+            prefetch_whole(cell.slots.as_ptr().wrapping_add(i));
         }
     }
 
