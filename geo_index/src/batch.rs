@@ -352,12 +352,12 @@ impl GeoIndex {
     /// that will read (the cell headers were prefetched by
     /// [`prefetch_headers`] when the shard was locked): the slots
     /// of the first [`SLOT_AHEAD`] drivers (the apply loop prefetches the
-    /// rest, [`SLOT_AHEAD`] items before it reaches them, so their misses overlap the
-    /// work on earlier items), and for drivers that move to another cell
-    /// of this shard (about 9 % of updates at the seed's 60 m per 4 s) the
-    /// destination cell's index word, header and next free slot, prefetched
-    /// in passes. Without this each such move waits for three misses in a
-    /// row.
+    /// rest, [`SLOT_AHEAD`] items before it reaches them, so their misses
+    /// overlap the work on earlier items), and for drivers that move to
+    /// another cell of this shard (about 9 % of updates at the seed's 60 m
+    /// per 4 s) the destination cell's index word, header and next free
+    /// slot, prefetched in passes. Without this each such move waits for
+    /// three misses in a row.
     fn prefetch_group(&self, shard: &Shard, s: usize, group: &[Item], movers: &mut Vec<(u32, u8)>) {
         for it in group.iter().take(SLOT_AHEAD) {
             prefetch_slot(shard, it);

@@ -144,8 +144,8 @@ pub(crate) fn sub_xy(sub: u8) -> (f64, f64, f64) {
 /// 32 bytes aligned to 32, so two a cache line and none across two: the
 /// batch path prefetches a header by its first byte, which must fetch all
 /// of it (at the allocator's 16-byte alignment up to half of an arena's
-/// headers straddled two lines, and the prefetch missed their keys). The key and the
-/// link (what `holds` reads) share one aligned word.
+/// headers straddled two lines, and the prefetch missed their keys). The
+/// key and the link (what `holds` reads) share one aligned word.
 #[derive(Debug, Default)]
 #[repr(C, align(32))]
 pub(crate) struct Cell {
