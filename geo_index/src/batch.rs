@@ -5,8 +5,9 @@
 //!    update time (converted once per distinct `Instant`); updates that
 //!    carry attributes or a TTL are validated in full and marked.
 //! 2. Under one directory read lock, every item's bucket is looked up,
-//!    with the bucket [`AHEAD`] items later prefetched: the memory fetches
-//!    overlap instead of queueing.
+//!    with the bucket [`AHEAD`] items later prefetched (into L2, as all
+//!    of the batch path's prefetches): the memory fetches overlap instead
+//!    of queueing.
 //! 3. Items are sorted (stably, counting sort) by the shard that holds the
 //!    driver; each shard's write lock is taken once. Inside, the group's
 //!    cell headers and slots are prefetched (and, for drivers changing cell,
@@ -31,7 +32,7 @@ use parking_lot::RwLockWriteGuard;
 
 use crate::fence::FenceEvent;
 use crate::grid::{cell_key, cell_xy, shard_of};
-use crate::prefetch::{prefetch, prefetch_whole};
+use crate::prefetch::{Level, prefetch_to, prefetch_whole};
 use crate::shard::{Loc, Shard, Slot, pack_meta, sub_of};
 use crate::write::Applied;
 use crate::{DriverId, DriverUpdate, GeoError, GeoIndex, Upsert};
@@ -64,17 +65,18 @@ pub struct BatchReport {
     pub purged: usize,
 }
 
-/// How many items ahead the directory lookups prefetch (a miss takes about
-/// as long as looking up 16 items).
-const AHEAD: usize = 16;
+/// How many items ahead the directory lookups prefetch. The batch path's
+/// prefetches fill L2 ([`Level::L2`]), so a longer run of them in flight
+/// does not hold the L1 miss buffers the loop's own loads need: with L1
+/// prefetches 16 was the best distance here; into L2, this and
+/// [`SLOT_AHEAD`] as pairs 16/8, 32/16, 48/24 and 64/32 were compared on
+/// the `geo_update` bench's stream at 1M drivers, 32/16 the shortest of
+/// the best.
+const AHEAD: usize = 32;
 
 /// How many items ahead the apply loop prefetches slots. Shorter than
-/// [`AHEAD`]: applying an item does more work than looking one up, and a
-/// group's loop competes for the memory system with the next group's
-/// header prefetches, so a longer run of prefetched slots queues behind
-/// them instead of overlapping the work (4, 8, 12 and 16 were compared on
-/// the `geo_update` bench's stream at 1M and 10M drivers).
-const SLOT_AHEAD: usize = 8;
+/// [`AHEAD`]: applying an item does more work than looking one up.
+const SLOT_AHEAD: usize = 16;
 
 /// No location: a driver the directory does not hold.
 const NO_LOC: u64 = u64::MAX;
@@ -369,7 +371,7 @@ impl GeoIndex {
                 && !c.holds(it.key, it.lon_q, it.lat_q)
                 && it.target as usize == s
             {
-                shard.cell_of.prefetch(it.key);
+                shard.cell_of.prefetch(it.key, Level::L2);
                 movers.push((it.key, sub_of(it.lon_q, it.lat_q)));
             }
         }
@@ -377,7 +379,7 @@ impl GeoIndex {
             // The key becomes the destination cell (the sub-cell of a split
             // one); MAX marks a cell not created yet.
             *m = shard
-                .prefetch_cell(*m)
+                .prefetch_cell(*m, Level::L2)
                 .map_or(u32::MAX, |v| Shard::leaf(v, *sub));
         }
         for &(c, _) in movers.iter().filter(|&&(c, _)| c != u32::MAX) {
@@ -438,7 +440,10 @@ impl GeoIndex {
 fn prefetch_headers(shard: &Shard, group: &[Item]) {
     for it in group.iter().filter(|it| it.loc != NO_LOC) {
         let l = Loc::unpack(it.loc);
-        prefetch(shard.cells.as_ptr().wrapping_add(l.cell as usize));
+        prefetch_to(
+            shard.cells.as_ptr().wrapping_add(l.cell as usize),
+            Level::L2,
+        );
     }
 }
 
@@ -450,7 +455,7 @@ fn prefetch_slot(shard: &Shard, it: &Item) {
     if it.loc != NO_LOC {
         let l = Loc::unpack(it.loc);
         if let Some(c) = shard.cells.get(l.cell as usize) {
-            prefetch_whole(c.slots.as_ptr().wrapping_add(l.slot as usize));
+            prefetch_whole(c.slots.as_ptr().wrapping_add(l.slot as usize), Level::L2);
         }
     }
 }

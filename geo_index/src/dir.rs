@@ -80,7 +80,10 @@ impl Table {
     #[inline]
     pub(crate) fn prefetch(&self, id: u64) {
         if !self.entries.is_empty() {
-            crate::prefetch::prefetch(self.entries.as_ptr().wrapping_add(self.home(id)));
+            crate::prefetch::prefetch_to(
+                self.entries.as_ptr().wrapping_add(self.home(id)),
+                crate::prefetch::Level::L2,
+            );
         }
     }
 

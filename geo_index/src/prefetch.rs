@@ -11,32 +11,58 @@
 //! `geo_update` bench measures it (its figures live in the README's
 //! performance table, not here).
 
-/// Asks the CPU to bring the line holding `p` into L1. `p` may dangle or be
-/// out of bounds: nothing is read through it.
-#[inline(always)]
-#[allow(unsafe_code, reason = "PREFETCHT0; see the SAFETY note")]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 is a hint with no architecturally visible effect:
-    // it never faults, even for an invalid address, and reads nothing the
-    // program can observe; SSE, which the intrinsic needs, is part of the
-    // x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+/// Which cache level a prefetch fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// L1 (`PREFETCHT0`): for lines read soon after, as the ring walk's
+    /// next pass reads them.
+    L1,
+    /// L2 (`PREFETCHT1`): for the batch path, whose prefetches run items
+    /// ahead of their reads. A prefetch into L1 holds one of the core's
+    /// few L1 miss buffers until its line arrives, the buffers the loop's
+    /// own loads also need; one into L2 leaves them free, and its line
+    /// then costs an L2 hit. (Compared in alternating passes of the
+    /// `geo_update` bench's stream at 1M and 10M drivers.)
+    L2,
 }
 
-/// [`prefetch`] of every line the value at `p` spans: two when it
+/// Asks the CPU to bring the line holding `p` into `level`. `p` may
+/// dangle or be out of bounds: nothing is read through it.
+#[inline(always)]
+#[allow(unsafe_code, reason = "PREFETCHT0 / PREFETCHT1; see the SAFETY note")]
+pub(crate) fn prefetch_to<T>(p: *const T, level: Level) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 and PREFETCHT1 are hints with no architecturally
+    // visible effect: they never fault, even for an invalid address, and
+    // read nothing the program can observe; SSE, which the intrinsics
+    // need, is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+        match level {
+            Level::L1 => _mm_prefetch::<_MM_HINT_T0>(p.cast()),
+            Level::L2 => _mm_prefetch::<_MM_HINT_T1>(p.cast()),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, level);
+}
+
+/// [`prefetch_to`] L1.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    prefetch_to(p, Level::L1);
+}
+
+/// [`prefetch_to`] of every line the value at `p` spans: two when it
 /// straddles a line boundary (a 24-byte slot does at two of every eight
 /// offsets, and the paths that prefetch one read or write all of it).
 #[inline(always)]
-pub(crate) fn prefetch_whole<T>(p: *const T) {
-    prefetch(p);
-    prefetch(
+pub(crate) fn prefetch_whole<T>(p: *const T, level: Level) {
+    prefetch_to(p, level);
+    prefetch_to(
         p.cast::<u8>()
             .wrapping_add(size_of::<T>().saturating_sub(1)),
+        level,
     );
 }
 

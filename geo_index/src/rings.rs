@@ -21,7 +21,7 @@ use std::f64::consts::FRAC_PI_2;
 use crate::attrs::AttrTest;
 use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
 use crate::grid::{COLS, CellRange, ROWS, cell_key, col_of, col_west, key_xy, row_of, row_south};
-use crate::prefetch::prefetch;
+use crate::prefetch::{Level, prefetch};
 use crate::search::{Found, Judge, Locked, Scratch};
 use crate::shard::{SPLIT, Shard, Slot, sub_xy};
 use crate::{GeoIndex, LonLat};
@@ -136,7 +136,7 @@ impl GeoIndex {
                 let cy = cy as u32;
                 if let Some(shard) = locked.shard_of_cell(cx, cy) {
                     let key = cell_key(cx, cy);
-                    shard.cell_of.prefetch(key);
+                    shard.cell_of.prefetch(key, Level::L1);
                     cells.push((b, shard, key, &[]));
                 }
             }
@@ -144,7 +144,7 @@ impl GeoIndex {
             // its first sub-cell's flagged `SPLIT`; `NO_CELL`: none), its
             // header (its sub-cells' headers) prefetched.
             for (_, shard, key, _) in &mut cells {
-                *key = shard.prefetch_cell(*key).unwrap_or(NO_CELL);
+                *key = shard.prefetch_cell(*key, Level::L1).unwrap_or(NO_CELL);
             }
             // A split cell's sub-cells join the ring as cells of their own,
             // each with its own bound (never below its cell's), so that a

@@ -11,7 +11,7 @@ use crate::LonLat;
 use crate::attrs::ATTR_BITS;
 use crate::fence::ShardFences;
 use crate::grid::key_xy;
-use crate::prefetch::{prefetch, prefetch_whole};
+use crate::prefetch::{Level, prefetch_to, prefetch_whole};
 use crate::slab::{Pool, Slab, Slots};
 
 /// Marks a free slot (so `u64::MAX` is not a valid driver id).
@@ -284,9 +284,9 @@ impl CellIndex {
     /// [`get`](Self::get) hits the cache (walks prefetch a whole ring of
     /// cells first so that the misses overlap).
     #[inline]
-    pub(crate) fn prefetch(&self, key: u32) {
+    pub(crate) fn prefetch(&self, key: u32, level: Level) {
         if !self.words.is_empty() {
-            prefetch(self.words.as_ptr().wrapping_add(self.home(key)));
+            prefetch_to(self.words.as_ptr().wrapping_add(self.home(key)), level);
         }
     }
 
@@ -482,13 +482,13 @@ impl Shard {
     /// batch path's second pass over drivers that change cell, and the ring
     /// walk's; the index word was prefetched in the first).
     #[inline]
-    pub(crate) fn prefetch_cell(&self, key: u32) -> Option<u32> {
+    pub(crate) fn prefetch_cell(&self, key: u32, level: Level) -> Option<u32> {
         let v = self.cell_of.get(key)?;
         let cells = Self::leaves(v);
         let first = self.cells.as_ptr().wrapping_add(cells.start as usize);
         let bytes = cells.len() * size_of::<Cell>();
         for off in (0..bytes).step_by(64).chain([bytes - 1]) {
-            prefetch(first.cast::<u8>().wrapping_add(off));
+            prefetch_to(first.cast::<u8>().wrapping_add(off), level);
         }
         Some(v)
     }
@@ -505,7 +505,7 @@ impl Shard {
             } else {
                 cell.slots.len().saturating_sub(1)
             };
-            prefetch_whole(cell.slots.as_ptr().wrapping_add(i));
+            prefetch_whole(cell.slots.as_ptr().wrapping_add(i), Level::L2);
         }
     }
 
