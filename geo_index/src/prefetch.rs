@@ -18,11 +18,12 @@ pub(crate) enum Level {
     /// next pass reads them.
     L1,
     /// L2 (`PREFETCHT1`): for the batch path, whose prefetches run items
-    /// ahead of their reads. A prefetch into L1 holds one of the core's
-    /// few L1 miss buffers until its line arrives, the buffers the loop's
-    /// own loads also need; one into L2 leaves them free, and its line
-    /// then costs an L2 hit. (Compared in alternating passes of the
-    /// `geo_update` bench's stream at 1M and 10M drivers.)
+    /// ahead of their reads and were faster into L2 in alternating passes
+    /// of the `geo_update` bench's stream at 1M and 10M drivers (the ring
+    /// walk's were slower). The likely reason: a prefetch into L1 holds
+    /// one of the core's few L1 miss buffers until its line arrives, the
+    /// buffers the loop's own loads also need; one into L2 leaves them
+    /// free, and its line then costs an L2 hit.
     L2,
 }
 
