@@ -28,6 +28,55 @@ fn spawn(port: u16, args: &[String]) -> std::io::Result<Child> {
         .spawn()
 }
 
+/// How many ports a start tries before it gives up.
+const ATTEMPTS: usize = 5;
+
+/// How a server just spawned came up.
+enum Up {
+    /// It answers.
+    Ready,
+    /// Its process exited (its port was taken meanwhile).
+    Exited,
+    /// Still silent after 10 s.
+    Silent,
+}
+
+/// Whether the server on `port` answers: PONG, or (a server whose default
+/// user is off) NOAUTH, at connection or at the PING.
+fn answers(port: u16) -> bool {
+    let noauth = |e: &redis::RedisError| {
+        e.code() == Some("NOAUTH")
+            || e.kind() == redis::ErrorKind::AuthenticationFailed
+            || e.to_string().contains("NOAUTH")
+    };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"));
+    match client.and_then(|c| c.get_connection()) {
+        Ok(mut c) => match redis::cmd("PING").query::<String>(&mut c) {
+            Ok(_) => true,
+            Err(e) => noauth(&e),
+        },
+        Err(e) => noauth(&e),
+    }
+}
+
+/// Waits up to 10 s for the server on `port` to answer, returning early
+/// when its process (`child`, if known) exits.
+fn wait_up(port: u16, mut child: Option<&mut Child>) -> Up {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if answers(port) {
+            return Up::Ready;
+        }
+        if let Some(c) = child.as_deref_mut()
+            && matches!(c.try_wait(), Ok(Some(_)))
+        {
+            return Up::Exited;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Up::Silent
+}
+
 impl RedisServer {
     /// Starts a server with persistence off, or `None` if that fails.
     pub fn start() -> Option<Self> {
@@ -37,63 +86,47 @@ impl RedisServer {
     /// [`start`](Self::start) with extra `redis-server` arguments (such as
     /// `["--busy-reply-threshold", "20"]`).
     pub fn start_with(args: &[&str]) -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
         let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        let child = match spawn(port, &args) {
-            Ok(c) => c,
-            Err(e) => {
-                // CI installs redis-server: there a missing server is a
-                // failure, never a silent skip.
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "redis-server is required under CI=true: {e}"
-                );
-                eprintln!("note: redis-server not started ({e}); the Redis peer is skipped");
-                return None;
+        // A port chosen free can be taken (by another test's server or a
+        // client's ephemeral port) before the server binds it: the server
+        // then exits at once, and a new port is tried.
+        for _ in 0..ATTEMPTS {
+            let port = Self::free_port()?;
+            let child = match spawn(port, &args) {
+                Ok(c) => c,
+                Err(e) => {
+                    // CI installs redis-server: there a missing server is a
+                    // failure, never a silent skip.
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "redis-server is required under CI=true: {e}"
+                    );
+                    eprintln!("note: redis-server not started ({e}); the Redis peer is skipped");
+                    return None;
+                }
+            };
+            let mut server = RedisServer {
+                child: Some(child),
+                port,
+                args: args.clone(),
+            };
+            match wait_up(port, server.child.as_mut()) {
+                Up::Ready => return Some(server),
+                Up::Exited => continue,
+                Up::Silent => break,
             }
-        };
-        let server = RedisServer {
-            child: Some(child),
-            port,
-            args,
-        };
-        if server.wait_ready() {
-            return Some(server);
         }
         assert!(
             std::env::var_os("CI").is_none(),
-            "redis-server did not answer within 10 s under CI=true"
+            "redis-server did not answer within 10 s (or exited on {ATTEMPTS} ports) under CI=true"
         );
-        eprintln!("note: redis-server did not answer within 10 s; the Redis peer is skipped");
+        eprintln!("note: redis-server did not answer; the Redis peer is skipped");
         None
     }
 
-    pub(crate) fn wait_ready(&self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            // Up: PONG, or (a server whose default user is off) NOAUTH,
-            // at connection or at the PING.
-            let noauth = |e: &redis::RedisError| {
-                e.code() == Some("NOAUTH")
-                    || e.kind() == redis::ErrorKind::AuthenticationFailed
-                    || e.to_string().contains("NOAUTH")
-            };
-            match self.connection() {
-                Ok(mut c) => match redis::cmd("PING").query::<String>(&mut c) {
-                    Ok(_) => return true,
-                    Err(e) if noauth(&e) => return true,
-                    Err(_) => {}
-                },
-                Err(e) if noauth(&e) => return true,
-                Err(_) => {}
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
+    /// Whether the server answers within 10 s.
+    pub(crate) fn wait_ready(&mut self) -> bool {
+        matches!(wait_up(self.port, self.child.as_mut()), Up::Ready)
     }
 
     /// A free loopback port (for a second listener, such as `--tls-port`).
@@ -146,6 +179,7 @@ impl RedisServer {
             }
             assert!(Instant::now() < deadline, "redis-server did not restart");
             self.stop();
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -214,47 +248,74 @@ impl RedisCluster {
             ports: Vec::new(),
             dir,
         };
-        for _ in 0..3 {
-            let (Some(port), Some(bus)) = (RedisServer::free_port(), RedisServer::free_port())
-            else {
-                return fail("no free port".into());
-            };
-            let conf = cluster.dir.join(format!("nodes-{port}.conf"));
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .args(["--cluster-config-file", &conf.display().to_string()])
-                .args([
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--dir", &cluster.dir.display().to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            match child {
-                Ok(c) => cluster.nodes.push(c),
-                Err(e) => return fail(e.to_string()),
+        // As for one server: a node whose port (or bus port) was taken
+        // before it bound it exits, and the nodes start again on new ports.
+        let mut up = false;
+        for _ in 0..ATTEMPTS {
+            for mut c in cluster.nodes.drain(..) {
+                let _ = c.kill();
+                let _ = c.wait();
             }
-            cluster.ports.push(port);
+            cluster.ports.clear();
+            for _ in 0..3 {
+                let (Some(port), Some(bus)) = (RedisServer::free_port(), RedisServer::free_port())
+                else {
+                    return fail("no free port".into());
+                };
+                let conf = cluster.dir.join(format!("nodes-{port}.conf"));
+                let child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",
+                        &bus.to_string(),
+                    ])
+                    .args(["--cluster-config-file", &conf.display().to_string()])
+                    .args([
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .args(["--dir", &cluster.dir.display().to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                match child {
+                    Ok(c) => cluster.nodes.push(c),
+                    Err(e) => return fail(e.to_string()),
+                }
+                cluster.ports.push(port);
+            }
+            let mut exited = false;
+            for (port, child) in cluster.ports.iter().zip(cluster.nodes.iter_mut()) {
+                match wait_up(*port, Some(child)) {
+                    Up::Ready => {}
+                    Up::Exited => exited = true,
+                    Up::Silent => return fail("a node did not answer".into()),
+                }
+                if exited {
+                    break;
+                }
+            }
+            if !exited {
+                up = true;
+                break;
+            }
+        }
+        if !up {
+            return fail(format!(
+                "a node exited at start on {ATTEMPTS} sets of ports"
+            ));
         }
         let node = |p: &u16| RedisServer {
             child: None,
             port: *p,
             args: Vec::new(),
         };
-        if !cluster.ports.iter().all(|p| node(p).wait_ready()) {
-            return fail("a node did not answer".into());
-        }
         let addrs: Vec<String> = cluster
             .ports
             .iter()
