@@ -42,8 +42,10 @@ enum Up {
 }
 
 /// Whether the server on `port` answers: PONG, or (a server whose default
-/// user is off) NOAUTH, at connection or at the PING.
-fn answers(port: u16) -> bool {
+/// user is off) NOAUTH, at connection or at the PING. With `pid`, a server
+/// that reports another process id (another test's server that took the
+/// port first) does not count.
+fn answers(port: u16, pid: Option<u32>) -> bool {
     let noauth = |e: &redis::RedisError| {
         e.code() == Some("NOAUTH")
             || e.kind() == redis::ErrorKind::AuthenticationFailed
@@ -52,7 +54,15 @@ fn answers(port: u16) -> bool {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"));
     match client.and_then(|c| c.get_connection()) {
         Ok(mut c) => match redis::cmd("PING").query::<String>(&mut c) {
-            Ok(_) => true,
+            Ok(_) => match (
+                pid,
+                redis::cmd("INFO").arg("server").query::<String>(&mut c),
+            ) {
+                (Some(pid), Ok(info)) => info
+                    .lines()
+                    .any(|l| l.trim() == format!("process_id:{pid}")),
+                _ => true,
+            },
             Err(e) => noauth(&e),
         },
         Err(e) => noauth(&e),
@@ -64,13 +74,13 @@ fn answers(port: u16) -> bool {
 fn wait_up(port: u16, mut child: Option<&mut Child>) -> Up {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if answers(port) {
-            return Up::Ready;
-        }
         if let Some(c) = child.as_deref_mut()
             && matches!(c.try_wait(), Ok(Some(_)))
         {
             return Up::Exited;
+        }
+        if answers(port, child.as_deref().map(Child::id)) {
+            return Up::Ready;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
