@@ -66,10 +66,6 @@ impl Ord for Near {
 /// The arena index of a ring cell the shard does not hold.
 const NO_CELL: u32 = u32::MAX;
 
-/// The squared flat distance of a candidate refined already (below any
-/// real one).
-const REFINED: f64 = -1.0;
-
 /// A slot that passed the cheap tests: its squared flat distance and its
 /// index in the cell's slots (12 bytes written per slot scanned, not the
 /// slot's 24).
@@ -281,47 +277,41 @@ impl GeoIndex {
                     let candidates = &mut buf[..n];
                     // The cell's `k` flat-nearest first: they settle the heap's
                     // top, which then refuses most of the rest.
-                    let first = if n > k {
-                        kth_smallest(candidates.iter().map(|c| c.d2), k)
-                    } else {
-                        f64::INFINITY
-                    };
-                    for pass in [true, false] {
-                        for c in candidates.iter() {
-                            let slot = &slots[c.i as usize];
-                            if (c.d2 <= first) != pass || c.d2 > cut || !(j.pred)(shard, slot) {
-                                continue;
+                    nearest_first(candidates, k);
+                    for c in candidates.iter() {
+                        let slot = &slots[c.i as usize];
+                        if c.d2 > cut || !(j.pred)(shard, slot) {
+                            continue;
+                        }
+                        // Not provably within the radius by its flat
+                        // distance: decided now, so the heap holds matches only.
+                        let exact = if c.d2 > inside {
+                            match j.shape.test_from(&j.from, slot.pos()) {
+                                Some(d) => d,
+                                None => continue,
                             }
-                            // Not provably within the radius by its flat
-                            // distance: decided now, so the heap holds matches only.
-                            let exact = if c.d2 > inside {
-                                match j.shape.test_from(&j.from, slot.pos()) {
-                                    Some(d) => d,
-                                    None => continue,
-                                }
+                        } else {
+                            UNREFINED
+                        };
+                        let near = Near {
+                            d2: c.d2,
+                            exact,
+                            slot: *slot,
+                        };
+                        if heap.len() < k {
+                            heap.push(near);
+                        } else if let Some(mut top) = heap.peek_mut() {
+                            if near.d2 < top.d2 {
+                                band.push(std::mem::replace(&mut *top, near));
                             } else {
-                                UNREFINED
-                            };
-                            let near = Near {
-                                d2: c.d2,
-                                exact,
-                                slot: *slot,
-                            };
-                            if heap.len() < k {
-                                heap.push(near);
-                            } else if let Some(mut top) = heap.peek_mut() {
-                                if near.d2 < top.d2 {
-                                    band.push(std::mem::replace(&mut *top, near));
-                                } else {
-                                    band.push(near);
-                                }
+                                band.push(near);
                             }
-                            if heap.len() == k
-                                && let Some(top) = heap.peek()
-                            {
-                                *bound = bound.min(j.approx.upper(top.d2));
-                                cut = j.approx.cut(*bound);
-                            }
+                        }
+                        if heap.len() == k
+                            && let Some(top) = heap.peek()
+                        {
+                            *bound = bound.min(j.approx.upper(top.d2));
+                            cut = j.approx.cut(*bound);
                         }
                     }
                     if band.len() > k.saturating_mul(4).saturating_add(64) {
@@ -429,17 +419,8 @@ impl GeoIndex {
                     // the cells it has passed.
                     let n = self.sift_cell(j, shard, slots, f64::INFINITY, buf);
                     let candidates = &mut buf[..n];
-                    if candidates.len() > k {
-                        let first = kth_smallest(candidates.iter().map(|c| c.d2), k);
-                        for c in candidates.iter_mut().filter(|c| c.d2 <= first) {
-                            let slot = slots[c.i as usize];
-                            if let Some(d) = self.refine(j, shard, &slot) {
-                                Self::keep_nearest(&mut heap, k, Found { d, slot }, bound);
-                            }
-                            c.d2 = REFINED;
-                        }
-                    }
-                    for c in candidates.iter().filter(|c| c.d2 != REFINED) {
+                    nearest_first(candidates, k);
+                    for c in candidates.iter() {
                         let slot = slots[c.i as usize];
                         if let Some(d) = self.refine(j, shard, &slot) {
                             Self::keep_nearest(&mut heap, k, Found { d, slot }, bound);
@@ -482,26 +463,15 @@ fn heap_in<T: Ord>(buf: &mut Vec<T>, k: usize) -> BinaryHeap<T> {
     BinaryHeap::from(v)
 }
 
-/// The `k`-th smallest of `values` (`k ≥ 1`, at least `k` values), or
-/// for `k > 32` the 32nd. One pass, insertion into a sorted array of 32.
-/// For `k > 32` the k-nearest walk then refines the 32 flat-nearest first
-/// and the rest through the cut, as it does for any candidate: slower for
-/// such a `k`, never wrong.
-fn kth_smallest(values: impl Iterator<Item = f64>, k: usize) -> f64 {
-    const TOP: usize = 32;
-    let kept = k.clamp(1, TOP);
-    let mut top = [f64::INFINITY; TOP];
-    for v in values {
-        if v < top[kept - 1] {
-            let mut at = kept - 1;
-            while at > 0 && top[at - 1] > v {
-                top[at] = top[at - 1];
-                at -= 1;
-            }
-            top[at] = v;
-        }
+/// Moves the `k` flat-nearest of `candidates` to the front, in no
+/// particular order (the rest follow, in none either), so that a walk
+/// taking them in order fills its heap with them first. O(n)
+/// (`select_nth_unstable`); nothing moves when there are at most `k`.
+// Squared distances are ≥ 0 and never NaN: their bits order like the values.
+fn nearest_first(candidates: &mut [Candidate], k: usize) {
+    if k > 0 && candidates.len() > k {
+        candidates.select_nth_unstable_by_key(k - 1, |c| c.d2.to_bits());
     }
-    top[kept - 1]
 }
 
 /// Lower bounds on the distance from the centre to any point of a cell,
@@ -625,9 +595,9 @@ mod tests {
     use crate::haversine_m;
 
     #[test]
-    fn kth_smallest_agrees_with_a_sort() {
+    fn nearest_first_puts_the_k_nearest_first() {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for n in 1..80usize {
+        for n in 0..80usize {
             let values: Vec<f64> = (0..n)
                 .map(|_| {
                     x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -637,9 +607,26 @@ mod tests {
                 .collect();
             let mut sorted = values.clone();
             sorted.sort_by(f64::total_cmp);
-            for k in 1..=n {
-                let want = sorted[k.min(32) - 1];
-                assert_eq!(kth_smallest(values.iter().copied(), k), want, "n={n} k={k}");
+            for k in 0..=n + 1 {
+                let mut c: Vec<Candidate> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d2)| Candidate { d2, i: i as u32 })
+                    .collect();
+                nearest_first(&mut c, k);
+                // The same candidates, each with its own distance.
+                let mut is: Vec<u32> = c.iter().map(|c| c.i).collect();
+                is.sort_unstable();
+                assert!(is.iter().enumerate().all(|(i, &j)| i as u32 == j));
+                assert!(c.iter().all(|c| c.d2 == values[c.i as usize]));
+                // The first `k` are the `k` smallest (as a multiset).
+                let m = k.min(n);
+                let mut front: Vec<f64> = c[..m].iter().map(|c| c.d2).collect();
+                front.sort_by(f64::total_cmp);
+                assert_eq!(front, sorted[..m], "n={n} k={k}");
+                if k == 0 || n <= k {
+                    assert!(c.iter().enumerate().all(|(i, c)| c.i == i as u32), "moved");
+                }
             }
         }
     }
