@@ -67,6 +67,35 @@ pub(crate) fn prefetch_whole<T>(p: *const T, level: Level) {
     );
 }
 
+/// [`prefetch`] of the cache lines `lines` (counted from the one holding
+/// the first element) of `v`'s memory, each line once (a stride of
+/// elements would prefetch some lines twice), stopping at its last line.
+#[inline]
+pub(crate) fn prefetch_lines<T>(v: &[T], lines: std::ops::Range<usize>) {
+    let first = v.as_ptr().cast::<u8>();
+    let bytes = std::mem::size_of_val(v);
+    if bytes == 0 {
+        return;
+    }
+    // Line addresses from the line of the first byte to that of the last.
+    let skew = first as usize % 64;
+    let base = first.wrapping_sub(skew);
+    for line in lines.start..lines.end.min(lines_spanned(skew, bytes)) {
+        prefetch(base.wrapping_add(line * 64));
+    }
+}
+
+/// How many 64-byte lines `bytes` bytes starting `skew` bytes into a line
+/// touch.
+#[inline]
+fn lines_spanned(skew: usize, bytes: usize) -> usize {
+    if bytes == 0 {
+        0
+    } else {
+        (skew + bytes - 1) / 64 + 1
+    }
+}
+
 /// Asks the kernel to back `v`'s buffer with transparent huge pages, before
 /// anything is written to it (pages are allocated when first touched).
 ///
@@ -115,6 +144,31 @@ pub(crate) fn advise_huge_range(start: *mut u8, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_spanned_counts_every_line_touched_once() {
+        for skew in 0..64 {
+            for bytes in 0..300 {
+                // The naive twin: the distinct lines of every byte.
+                let mut lines: Vec<usize> = (skew..skew + bytes).map(|b| b / 64).collect();
+                lines.dedup();
+                let touched = lines.len();
+                assert_eq!(
+                    lines_spanned(skew, bytes),
+                    touched,
+                    "skew {skew} bytes {bytes}"
+                );
+            }
+        }
+        // A 24-byte slot at skew 48 straddles two lines.
+        assert_eq!(lines_spanned(48, 24), 2);
+        // Any range of lines, empty slices and ranges past the end included.
+        let v = vec![0u64; 100];
+        for (a, b) in [(0, 3), (3, usize::MAX), (20, 30), (5, 2)] {
+            prefetch_lines(&v[1..], a..b);
+            prefetch_lines(&v[..0], a..b);
+        }
+    }
 
     #[test]
     fn huge_page_advice_leaves_the_buffer_as_it_was() {

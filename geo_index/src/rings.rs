@@ -21,7 +21,7 @@ use std::f64::consts::FRAC_PI_2;
 use crate::attrs::AttrTest;
 use crate::coord::{EARTH_RADIUS_M, LAT_LIMIT};
 use crate::grid::{COLS, CellRange, ROWS, cell_key, col_of, col_west, key_xy, row_of, row_south};
-use crate::prefetch::{Level, prefetch};
+use crate::prefetch::{Level, prefetch_lines};
 use crate::search::{Found, Judge, Locked, Scratch};
 use crate::shard::{SPLIT, Shard, Slot, sub_xy};
 use crate::{GeoIndex, LonLat};
@@ -171,18 +171,18 @@ impl GeoIndex {
                     }
                 }
             }
-            // The first lines of each cell's slots start every array's misses
+            // The first three lines of each cell's slots start every array's misses
             // (and page walks) together, the hardware prefetcher following
             // (all lines queued the misses of cells the walk then skips ahead
             // of those it reads); the nearest cell, scanned first, gets all
             // its lines: a crowded one spans more than the hardware
             // prefetcher has in flight when the scan starts.
             for &(_, _, _, slots) in &cells {
-                slots.iter().step_by(2).take(4).for_each(|s| prefetch(s));
+                prefetch_lines(slots, 0..3);
             }
             cells.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
             if let Some(&(_, _, _, slots)) = cells.first() {
-                slots.iter().skip(8).step_by(2).for_each(|s| prefetch(s));
+                prefetch_lines(slots, 3..usize::MAX);
             }
             if !visit(&cells, bound) {
                 return;
