@@ -178,3 +178,39 @@ pub(crate) fn radius_range(center: LonLat, radius_m: f64) -> CellRange {
         dlon.map(|d| (lon - d - MARGIN, lon + d + MARGIN)),
     )
 }
+
+/// The cell offsets of ring `r` (Chebyshev distance `r` from the centre),
+/// walking the perimeter once.
+pub(crate) fn ring(r: i64) -> impl Iterator<Item = (i64, i64)> {
+    let n = if r == 0 { 1 } else { 8 * r };
+    (0..n).map(move |i| {
+        if r == 0 {
+            return (0, 0);
+        }
+        let side = 2 * r;
+        match i / side {
+            0 => (-r + i, -r),
+            1 => (r, -r + (i - side)),
+            2 => (r - (i - 2 * side), r),
+            _ => (-r, r - (i - 3 * side)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_cover_each_cell_once() {
+        for r in 0..5 {
+            let cells: Vec<_> = ring(r).collect();
+            assert_eq!(cells.len() as i64, if r == 0 { 1 } else { 8 * r });
+            let mut sorted = cells.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), cells.len());
+            assert!(cells.iter().all(|&(x, y)| x.abs().max(y.abs()) == r));
+        }
+    }
+}
