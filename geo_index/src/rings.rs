@@ -106,8 +106,8 @@ impl GeoIndex {
             .max(0);
         let cos0 = lat0.to_radians().cos();
         let near = &CellBound::new(center);
-        // The cells of ring `r` within `bound` that a held shard has room
-        // for, as (lower bound, shard, key), their index words prefetched.
+        // The cells of ring `r` within `bound` whose shard the search holds,
+        // as (lower bound, shard, key), their index words prefetched.
         let ring_cells = |r: i64, bound: f64| {
             ring(r).filter_map(move |(dx, dy)| {
                 let (col, cy) = (cx0 + dx, cy0 + dy);

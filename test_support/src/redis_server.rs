@@ -41,6 +41,11 @@ enum Up {
     Silent,
 }
 
+/// The URL of a server on the loopback `port`.
+fn local_url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}/")
+}
+
 /// Whether the server on `port` answers: PONG, or (a server whose default
 /// user is off) NOAUTH, at connection or at the PING. With `pid`, a server
 /// that reports another process id (another test's server that took the
@@ -51,7 +56,7 @@ fn answers(port: u16, pid: Option<u32>) -> bool {
             || e.kind() == redis::ErrorKind::AuthenticationFailed
             || e.to_string().contains("NOAUTH")
     };
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"));
+    let client = redis::Client::open(local_url(port));
     match client.and_then(|c| c.get_connection()) {
         Ok(mut c) => match redis::cmd("PING").query::<String>(&mut c) {
             Ok(_) => match (
@@ -152,7 +157,7 @@ impl RedisServer {
 
     /// Its URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        local_url(self.port)
     }
 
     /// A new connection.
@@ -367,7 +372,7 @@ impl RedisCluster {
 
     /// A seed node's URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.ports[0])
+        local_url(self.ports[0])
     }
 
     /// Kills node `i` (by its pid) and waits for it to exit: its slots
