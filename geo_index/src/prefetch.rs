@@ -73,14 +73,11 @@ pub(crate) fn prefetch_whole<T>(p: *const T, level: Level) {
 #[inline]
 pub(crate) fn prefetch_lines<T>(v: &[T], lines: std::ops::Range<usize>) {
     let first = v.as_ptr().cast::<u8>();
-    let bytes = std::mem::size_of_val(v);
-    if bytes == 0 {
-        return;
-    }
-    // Line addresses from the line of the first byte to that of the last.
+    // Line addresses from the line of the first byte to that of the last
+    // (none for an empty slice).
     let skew = first as usize % 64;
     let base = first.wrapping_sub(skew);
-    for line in lines.start..lines.end.min(lines_spanned(skew, bytes)) {
+    for line in lines.start..lines.end.min(lines_spanned(skew, size_of_val(v))) {
         prefetch(base.wrapping_add(line * 64));
     }
 }

@@ -278,28 +278,21 @@ impl RedisCluster {
                     return fail("no free port".into());
                 };
                 let conf = cluster.dir.join(format!("nodes-{port}.conf"));
-                let child = Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args([
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        &bus.to_string(),
-                    ])
-                    .args(["--cluster-config-file", &conf.display().to_string()])
-                    .args([
-                        "--cluster-node-timeout",
-                        "2000",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
-                    .args(["--dir", &cluster.dir.display().to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn();
-                match child {
+                let args: Vec<String> = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                    "--cluster-config-file",
+                    &conf.display().to_string(),
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--dir",
+                    &cluster.dir.display().to_string(),
+                ]
+                .map(String::from)
+                .into();
+                match spawn(port, &args) {
                     Ok(c) => cluster.nodes.push(c),
                     Err(e) => return fail(e.to_string()),
                 }
