@@ -144,23 +144,28 @@ impl GeoIndex {
             }
             cells.clear();
             if r == 1 {
-                // Its index words were fetched with ring 0's.
+                // Looked up with ring 0's (below).
                 cells.extend(next.iter().flatten().filter(|c| c.0 <= *bound));
             } else {
                 cells.extend(ring_cells(r, *bound));
             }
-            if r == 0 && max_r > 0 {
-                // Nearly every search reaches ring 1: its index words are
-                // fetched now, with ring 0's, saving it one of its three
-                // round trips to memory.
+            // Nearly every search reaches ring 1: its cells are looked up
+            // with ring 0's (index words, then headers), so that two of its
+            // three round trips to memory overlap ring 0's.
+            let ahead: &mut [Option<RingCell<'l>>] = if r == 0 && max_r > 0 {
                 for (slot, c) in next.iter_mut().zip(ring_cells(1, *bound)) {
                     *slot = Some(c);
                 }
-            }
+                &mut next
+            } else {
+                &mut []
+            };
             // The key becomes the cell's index value (its arena index, or
             // its first sub-cell's flagged `SPLIT`; `NO_CELL`: none), its
-            // header (its sub-cells' headers) prefetched.
-            for (_, shard, key, _) in &mut cells {
+            // header (its sub-cells' headers) prefetched: this ring's cells
+            // (ring 1's already are) and, at ring 0, ring 1's.
+            let fresh = if r == 1 { &mut [][..] } else { &mut cells[..] };
+            for (_, shard, key, _) in fresh.iter_mut().chain(ahead.iter_mut().flatten()) {
                 *key = shard.prefetch_cell(*key, Level::L1).unwrap_or(NO_CELL);
             }
             // A split cell's sub-cells join the ring as cells of their own,
