@@ -55,7 +55,7 @@ pub struct IndexConfig {
     pub max_future_skew: Duration,
     /// A grid cell (about 600 m) that an insert finds holding this many
     /// drivers is split into 2 × 2 sub-cells, for good; `None`: never.
-    /// At least 8; default 128.
+    /// At least 8; default 64.
     ///
     /// A k-nearest search scans the cell it starts in and the neighbours
     /// its bound reaches, so where cells are crowded the drivers per cell,
@@ -75,7 +75,7 @@ impl Default for IndexConfig {
             shards: 256,
             epoch: None,
             max_future_skew: Duration::from_secs(5),
-            split_cells_at: Some(128),
+            split_cells_at: Some(64),
         }
     }
 }

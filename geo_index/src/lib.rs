@@ -66,7 +66,7 @@
 //! shard's lock once. A driver is a 24-byte slot in its cell (a cell's
 //! slots are one array, carved from chunks the index's shards share and
 //! backed by huge pages where the kernel allows); a cell that
-//! gets crowded ([`IndexConfig::split_cells_at`] drivers, default 128) is
+//! gets crowded ([`IndexConfig::split_cells_at`] drivers, default 64) is
 //! split into 2 × 2 sub-cells, so that a k-nearest search in a dense area
 //! scans the sub-cells near its centre, not whole cells. A directory
 //! (an open-addressing table, 16 bytes a driver) maps its id to its slot. Searches read-lock every shard their
