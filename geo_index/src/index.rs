@@ -60,11 +60,14 @@ pub struct IndexConfig {
     /// A k-nearest search scans the cell it starts in and the neighbours
     /// its bound reaches, so where cells are crowded the drivers per cell,
     /// not the `k` asked for, set its cost; in split cells it scans only
-    /// the sub-cells near its centre. The price is on updates: a driver
+    /// the sub-cells near its centre. Updates pay and gain: a driver
     /// crosses a sub-cell edge about twice as often as a cell edge, and a
-    /// crossing moves it to another slot array. A lower threshold favours
-    /// searches, a higher one (or `None`) updates; BENCHMARKS.md measures
-    /// both at 1M and 10M drivers.
+    /// crossing moves it to another slot array, while a crowded cell's
+    /// shorter arrays cost less to grow and to sweep. Too low a threshold
+    /// splits sparse cells and costs updates more than it saves searches;
+    /// `None` never splits. Of 32, 64 and 128, the default is the lowest
+    /// whose updates ran no slower than 128's on the `geo_update` bench's
+    /// streams at 1M and 10M drivers (BENCHMARKS.md measures both).
     pub split_cells_at: Option<usize>,
 }
 
