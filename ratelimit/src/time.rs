@@ -17,16 +17,20 @@ use std::time::{Duration, Instant};
 /// lets one memo serve every limiter.
 #[inline]
 fn base_nanos(now: Instant) -> u64 {
-    LAST.with(|last| {
-        if let Some((n, ns)) = last.get()
-            && n == now
-        {
-            return ns;
-        }
-        let ns = duration_nanos(now.saturating_duration_since(base())).min(MAX_ELAPSED);
-        last.set(Some((now, ns)));
-        ns
+    LAST.with(|last| match last.get() {
+        Some((n, ns)) if n == now => ns,
+        _ => convert(last, now),
     })
+}
+
+/// The conversion the memo did not hold, recorded in it: out of line, so
+/// that the memo's hit path keeps `now` in registers.
+#[cold]
+#[inline(never)]
+fn convert(last: &Cell<Option<(Instant, u64)>>, now: Instant) -> u64 {
+    let ns = duration_nanos(now.saturating_duration_since(base())).min(MAX_ELAPSED);
+    last.set(Some((now, ns)));
+    ns
 }
 
 thread_local! {
