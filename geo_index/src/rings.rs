@@ -70,8 +70,7 @@ impl Ord for Near {
 /// prefetcher following. Prefetching every line queued the misses of cells
 /// the walk then skips ahead of those it reads; of 3, 6 and 10 lines and
 /// whole arrays, 6 ran fastest in the k-nearest replays at 1M and 10M
-/// drivers (the note
-/// of the session that set it has the figures).
+/// drivers (the issue note of the session that set it has the figures).
 const FIRST_LINES: usize = 6;
 
 /// The arena index of a ring cell the shard does not hold.
