@@ -24,7 +24,9 @@ fn base_nanos(now: Instant) -> u64 {
 }
 
 /// The conversion the memo did not hold, recorded in it: out of line, so
-/// that the memo's hit path keeps `now` in registers.
+/// that a check whose `now` the memo holds does not first write `now` to
+/// the stack for a call it does not make (inlined, the miss path's call
+/// took `now` by reference, and the compiler stored it on every check).
 #[cold]
 #[inline(never)]
 fn convert(last: &Cell<Option<(Instant, u64)>>, now: Instant) -> u64 {
