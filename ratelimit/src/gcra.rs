@@ -79,7 +79,9 @@ impl Gcra {
     /// Whether `cost` fits a bucket whose TAT is `tat` at time `t_eff`.
     #[inline]
     pub(crate) fn fits_tat(&self, tat: u64, t_eff: u64, cost: u32) -> bool {
-        tat.saturating_add(u64::from(cost) * self.t.get()) <= t_eff + self.tau + self.t.get()
+        // `TAT + cost·T ≤ t_eff + τ + T`, with `T` taken from both sides:
+        // one unit (the hot loops' constant cost) tests `TAT ≤ t_eff + τ`.
+        tat.saturating_add(u64::from(cost).saturating_sub(1) * self.t.get()) <= t_eff + self.tau
     }
 
     /// The TAT after charging `cost` at `t_eff` (only after `fits_tat`).
