@@ -209,10 +209,6 @@ impl<L, S: fmt::Debug> fmt::Debug for RateLimitService<L, S> {
 }
 
 /// What a verdict means for the request.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a transient value; boxing the decision would allocate per request"
-)]
 enum Next<R> {
     /// Call the inner service; write the decision's headers (if any) on
     /// its response.

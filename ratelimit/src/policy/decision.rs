@@ -101,11 +101,13 @@ pub struct PolicyInfo {
 /// wait when several did), or when allowed the tightest rule (least
 /// remaining, then the latest reset).
 ///
-/// For a set of token buckets the reported rule is chosen when asked
-/// ([`rule`](Self::rule), [`decision`](Self::decision),
-/// [`denied_by`](Self::denied_by)), from every bucket's state taken with
-/// the verdict, so a caller that reads only
-/// [`is_allowed`](Self::is_allowed) pays for no ranking. Two decisions are
+/// For a set of two token buckets (the usual per-hour and per-day pair)
+/// the reported rule is chosen when asked ([`rule`](Self::rule),
+/// [`decision`](Self::decision), [`denied_by`](Self::denied_by)), from
+/// both buckets' state taken with the verdict, so a caller that reads only
+/// [`is_allowed`](Self::is_allowed) pays for no ranking; a set of three is
+/// ranked at the check, so that its decision carries one rule instead of
+/// copies of three (a decision is built on every check). Two decisions are
 /// equal when they agree on the verdict, the subject and the reported rule.
 #[derive(Clone, Copy)]
 #[must_use = "a dropped decision fails open: check is_allowed()"]
@@ -137,15 +139,13 @@ pub(crate) struct BucketRule {
 /// the last rule).
 pub(crate) type BucketRules = [BucketRule; INLINE_WORDS];
 
-/// Every bucket of a set after a check: their rules, their TATs and the
-/// check's cost and times, enough to rank them and build the reported
-/// rule's decision.
+/// Both buckets of a two-bucket set after a check: their rules, their
+/// TATs and the check's cost and times, enough to rank them and build the
+/// reported rule's decision when asked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Buckets {
-    pub(crate) rules: BucketRules,
-    pub(crate) tats: [u64; INLINE_WORDS],
-    /// Buckets in the set (2 ..= [`INLINE_WORDS`]).
-    pub(crate) n: usize,
+    pub(crate) rules: [BucketRule; 2],
+    pub(crate) tats: [u64; 2],
     pub(crate) cost: u32,
     /// The caller's `now`, in nanoseconds since the origin.
     pub(crate) t: u64,
@@ -153,44 +153,63 @@ pub(crate) struct Buckets {
     pub(crate) t_eff: u64,
 }
 
-impl Buckets {
-    /// The bucket to report: when allowed the least remaining, then the
-    /// latest reset; on denial the longest wait among the buckets that deny
-    /// (nothing was charged). The earliest bucket on ties.
-    fn chosen(&self, allowed: bool) -> usize {
-        let n = self.n.min(INLINE_WORDS);
-        let (rules, tats) = (&self.rules[..n], &self.tats[..n]);
-        let (t, t_eff) = (self.t, self.t_eff);
-        let mut best = 0;
-        if allowed {
-            let key = |i: usize| {
-                let g = &rules[i].gcra;
-                (
-                    g.remaining_tat(tats[i], t_eff),
-                    Reverse(tats[i].saturating_sub(t)),
-                )
-            };
-            let mut best_key = key(0);
-            for i in 1..n {
-                let k = key(i);
-                if k < best_key {
-                    (best, best_key) = (i, k);
-                }
-            }
-        } else {
-            let mut wait = None;
-            for i in 0..n {
-                let g = &rules[i].gcra;
-                if g.fits_tat(tats[i], t_eff, self.cost) {
-                    continue;
-                }
-                let w = g.fit_at_tat(tats[i], t_eff, self.cost).saturating_sub(t);
-                if wait.is_none_or(|x| w > x) {
-                    (best, wait) = (i, Some(w));
-                }
+/// The bucket to report among `rules` with TATs `tats` after a check of
+/// `cost`: when allowed the least remaining, then the latest reset; on
+/// denial the longest wait among the buckets that deny (nothing was
+/// charged). The earliest bucket on ties.
+#[inline(always)]
+pub(crate) fn choose(
+    rules: &[BucketRule],
+    tats: &[u64],
+    cost: u32,
+    t: u64,
+    t_eff: u64,
+    allowed: bool,
+) -> usize {
+    let n = rules.len().min(tats.len());
+    let mut best = 0;
+    if allowed {
+        let key = |i: usize| {
+            let g = &rules[i].gcra;
+            (
+                g.remaining_tat(tats[i], t_eff),
+                Reverse(tats[i].saturating_sub(t)),
+            )
+        };
+        let mut best_key = key(0);
+        for i in 1..n {
+            let k = key(i);
+            if k < best_key {
+                (best, best_key) = (i, k);
             }
         }
-        best
+    } else {
+        let mut wait = None;
+        for i in 0..n {
+            let g = &rules[i].gcra;
+            if g.fits_tat(tats[i], t_eff, cost) {
+                continue;
+            }
+            let w = g.fit_at_tat(tats[i], t_eff, cost).saturating_sub(t);
+            if wait.is_none_or(|x| w > x) {
+                (best, wait) = (i, Some(w));
+            }
+        }
+    }
+    best
+}
+
+impl Buckets {
+    /// The bucket to report (see [`choose`]).
+    fn chosen(&self, allowed: bool) -> usize {
+        choose(
+            &self.rules,
+            &self.tats,
+            self.cost,
+            self.t,
+            self.t_eff,
+            allowed,
+        )
     }
 
     /// The reported rule and its decision.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::compiled::{BucketSet, CompiledSet, INLINE_WORDS};
 use crate::decision::Decision;
 use crate::gcra::Gcra;
-use crate::policy::decision::{Buckets, PolicyDecision, Report, bucket_decision};
+use crate::policy::decision::{Buckets, PolicyDecision, Report, bucket_decision, choose};
 use crate::rule::{States, StatesMut};
 use crate::sliding_log::LogState;
 
@@ -222,23 +222,28 @@ impl Entry {
             let d = bucket_decision(b[0], tats[0], fits, cost, t, at, t_eff);
             return PolicyDecision::reporting(fits, set.rules[0].info, d);
         }
-        // The rule to report is ranked when asked: a copy of the set's
-        // rules (no dependence on the state just loaded) and the TATs.
-        let mut all = [0; INLINE_WORDS];
-        all[..N].copy_from_slice(tats);
-        PolicyDecision {
-            allowed: fits,
-            subject: 0,
-            report: Report::Buckets(Buckets {
-                rules: bs.rules,
-                tats: all,
-                n: N,
-                cost,
-                t,
-                at,
-                t_eff,
-            }),
+        if let (Some(&rules), Some(&tats)) = (rs.first_chunk::<2>(), tats.first_chunk::<2>())
+            && N == 2
+        {
+            // The rule to report is ranked when asked: a copy of both rules
+            // (no dependence on the state just loaded) and the TATs.
+            return PolicyDecision {
+                allowed: fits,
+                subject: 0,
+                report: Report::Buckets(Buckets {
+                    rules,
+                    tats,
+                    cost,
+                    t,
+                    at,
+                    t_eff,
+                }),
+            };
         }
+        // Three buckets: ranked now (see `PolicyDecision`).
+        let i = choose(&rs[..], &tats[..], cost, t, t_eff, fits);
+        let d = bucket_decision(&rs[i].gcra, tats[i], fits, cost, t, at, t_eff);
+        PolicyDecision::reporting(fits, rs[i].info, d)
     }
 
     /// Whether `cost` would fit at `t`, changing nothing. O(rules).
