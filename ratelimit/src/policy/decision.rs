@@ -124,7 +124,7 @@ pub(crate) enum Report {
     None,
     /// The rule chosen at the check.
     Rule(PolicyInfo, Decision),
-    /// A set of token buckets, ranked when asked.
+    /// The two buckets of a two-bucket set, ranked when asked.
     Buckets(Buckets),
 }
 
