@@ -129,7 +129,7 @@ impl Entry {
     ) -> PolicyDecision {
         match &set.buckets {
             None => self.check_general(set, t, at, cost, commit),
-            Some(b) => self.check_buckets(set, b, t, at, cost, commit),
+            Some(b) => self.check_buckets(b, t, at, cost, commit),
         }
     }
 
@@ -176,7 +176,6 @@ impl Entry {
     #[inline(always)]
     fn check_buckets(
         &mut self,
-        set: &CompiledSet,
         b: &BucketSet,
         t: u64,
         at: Instant,
@@ -184,16 +183,15 @@ impl Entry {
         commit: bool,
     ) -> PolicyDecision {
         match b.n {
-            1 => self.check_n_buckets::<1>(set, b, t, at, cost, commit),
-            2 => self.check_n_buckets::<2>(set, b, t, at, cost, commit),
-            _ => self.check_n_buckets::<INLINE_WORDS>(set, b, t, at, cost, commit),
+            1 => self.check_n_buckets::<1>(b, t, at, cost, commit),
+            2 => self.check_n_buckets::<2>(b, t, at, cost, commit),
+            _ => self.check_n_buckets::<INLINE_WORDS>(b, t, at, cost, commit),
         }
     }
 
     #[inline(always)]
     fn check_n_buckets<const N: usize>(
         &mut self,
-        set: &CompiledSet,
         bs: &BucketSet,
         t: u64,
         at: Instant,
@@ -218,12 +216,8 @@ impl Entry {
                 tats[i] = b[i].charged(tats[i], t_eff, cost);
             }
         }
-        if N == 1 {
-            let d = bucket_decision(b[0], tats[0], fits, cost, t, at, t_eff);
-            return PolicyDecision::reporting(fits, set.rules[0].info, d);
-        }
-        if let (Some(&rules), Some(&tats)) = (rs.first_chunk::<2>(), tats.first_chunk::<2>())
-            && N == 2
+        if N == 2
+            && let (Some(&rules), Some(&tats)) = (rs.first_chunk::<2>(), tats.first_chunk::<2>())
         {
             // The rule to report is ranked when asked: a copy of both rules
             // (no dependence on the state just loaded) and the TATs.
@@ -240,9 +234,14 @@ impl Entry {
                 }),
             };
         }
-        // Three buckets: ranked now (see `PolicyDecision`).
-        let i = choose(&rs[..], &tats[..], cost, t, t_eff, fits);
-        let d = bucket_decision(&rs[i].gcra, tats[i], fits, cost, t, at, t_eff);
+        // One bucket reports itself; three are ranked now (see
+        // `PolicyDecision`).
+        let i = if N == 1 {
+            0
+        } else {
+            choose(rs, tats, cost, t, t_eff, fits)
+        };
+        let d = bucket_decision(b[i], tats[i], fits, cost, t, at, t_eff);
         PolicyDecision::reporting(fits, rs[i].info, d)
     }
 
