@@ -86,6 +86,46 @@ fn hot_key_round(rate: u32) -> u64 {
     retries
 }
 
+/// Time frozen, a burst of exactly as many units as the two threads ask
+/// for: every check must be granted however the CASes race (a lost race is
+/// retried, never turned into a denial while units remain), and the races
+/// must have happened.
+#[test]
+fn hot_key_two_threads_lose_no_unit_to_a_race() {
+    until_contended(|_| frozen_round());
+}
+
+/// One round of the test above; the CAS retries seen.
+fn frozen_round() -> u64 {
+    let per_thread = 100_000u32;
+    let burst = per_thread * THREADS as u32;
+    let q = Quota::per_hour(1)
+        .and_then(|q| q.with_burst(burst))
+        .expect("quota");
+    let t0 = Instant::now();
+    let lim = RateLimiter::new_at(Gcra::new(q), t0);
+    let barrier = Barrier::new(THREADS);
+    let results: Vec<(u64, u64)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let before = cas_retries_on_this_thread();
+                    let granted = (0..per_thread)
+                        .filter(|_| lim.check_at(t0).is_allowed())
+                        .count() as u64;
+                    (granted, cas_retries_on_this_thread() - before)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let granted: u64 = results.iter().map(|r| r.0).sum();
+    assert_eq!(granted, u64::from(burst), "units lost to races");
+    assert!(!lim.check_at(t0).is_allowed(), "more than the burst");
+    results.iter().map(|r| r.1).sum()
+}
+
 #[test]
 fn zipf_keys_two_threads_never_over_grant_per_key() {
     until_contended(|rate| zipf_round(rate / 1_000));

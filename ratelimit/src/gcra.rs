@@ -273,40 +273,65 @@ impl Gcra {
 }
 
 impl Gcra {
-    /// The CAS loop: from the TAT `tat` just read, decides `cost` at
-    /// effective time `t_eff` and, when `consume` and it fits, charges it,
-    /// backing off after each lost race; `(allowed, TAT in force)`.
+    /// Decides `cost` at effective time `t_eff` from the TAT `tat` just
+    /// read and, when `consume` and it fits, charges it with one CAS; a
+    /// lost race goes to [`charge_contended`](Self::charge_contended), out
+    /// of line, so that the uncontended path keeps no retry state in
+    /// registers (inlined into a caller's loop, that state made the
+    /// compiler spill the limiter's address and reload it on every check).
+    /// `(allowed, TAT in force)`.
     #[inline(always)]
     fn charge(
         &self,
         cell: &GcraCell,
-        mut tat: u64,
+        tat: u64,
         t_eff: u64,
         cost: u32,
         consume: bool,
     ) -> (bool, u64) {
+        if !consume {
+            return (self.fits_tat(tat, t_eff, cost), tat);
+        }
+        match self.attempt(cell, tat, t_eff, cost) {
+            Attempt::Denied => (false, tat),
+            Attempt::Charged(next) => (true, next),
+            Attempt::Lost => self.charge_contended(cell, t_eff, cost),
+        }
+    }
+
+    /// One attempt to charge `cost` at `t_eff` from the TAT `tat`.
+    #[inline(always)]
+    fn attempt(&self, cell: &GcraCell, tat: u64, t_eff: u64, cost: u32) -> Attempt {
+        if !self.fits_tat(tat, t_eff, cost) {
+            return Attempt::Denied;
+        }
+        let next = self.charged(tat, t_eff, cost);
+        count_write();
+        // Strong CAS: a failure is a lost race, never spurious, so the
+        // back-off runs only under contention.
+        match cell
+            .tat
+            .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Attempt::Charged(next),
+            Err(_) => Attempt::Lost,
+        }
+    }
+
+    /// The CAS loop after a lost race: backs off, re-reads the TAT and
+    /// attempts again until a CAS succeeds or the cost no longer fits.
+    #[cold]
+    #[inline(never)]
+    fn charge_contended(&self, cell: &GcraCell, t_eff: u64, cost: u32) -> (bool, u64) {
         let mut wait = FIRST_WAIT_NS;
         loop {
-            if !self.fits_tat(tat, t_eff, cost) {
-                return (false, tat);
-            }
-            if !consume {
-                return (true, tat);
-            }
-            let next = self.charged(tat, t_eff, cost);
-            count_write();
-            // Strong CAS: a failure is a lost race, never spurious, so the
-            // back-off below runs only under contention.
-            match cell
-                .tat
-                .compare_exchange(tat, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return (true, next),
-                Err(_) => {
-                    CAS_RETRIES.with(|c| c.set(c.get() + 1));
-                    wait = back_off(wait);
-                    tat = cell.tat.load(Ordering::Acquire);
-                }
+            CAS_RETRIES.with(|c| c.set(c.get() + 1));
+            wait = back_off(wait);
+            let tat = cell.tat.load(Ordering::Acquire);
+            match self.attempt(cell, tat, t_eff, cost) {
+                Attempt::Denied => return (false, tat),
+                Attempt::Charged(next) => return (true, next),
+                Attempt::Lost => {}
             }
         }
     }
@@ -336,7 +361,9 @@ impl Gcra {
         // A denied single unit means `TAT > t_eff + τ ≥ now + τ`, so the
         // last test cannot pass: denials of one unit (the common hot-loop
         // case, `cost` a constant 1 once inlined) skip the tests.
-        if consume && (allowed || cost > 1) && now > seen && tat <= now.saturating_add(self.tau) {
+        // No overflow: `now ≤ 2^63 − 1` (`MAX_ELAPSED`) and `τ < 2^62`
+        // (`MAX_SPAN`).
+        if consume && (allowed || cost > 1) && now > seen && tat <= now + self.tau {
             count_write();
             cell.seen.store(now, Ordering::Relaxed);
         }
@@ -351,6 +378,16 @@ impl Gcra {
             detail: self.detail_tat(tat),
         }
     }
+}
+
+/// The outcome of one CAS attempt on the TAT.
+enum Attempt {
+    /// The cost does not fit the TAT read.
+    Denied,
+    /// Charged: the new TAT.
+    Charged(u64),
+    /// Another thread changed the TAT first.
+    Lost,
 }
 
 impl sealed::Sealed for Gcra {
