@@ -70,13 +70,14 @@ pub struct BatchReport {
 /// does not hold the L1 miss buffers the loop's own loads need: with L1
 /// prefetches 16 was the best distance here; into L2, this and
 /// [`SLOT_AHEAD`] as pairs 16/8, 32/16, 48/24 and 64/32 were compared on
-/// the `geo_update` bench's stream at 1M drivers, 32/16 the shortest of
-/// the best.
-const AHEAD: usize = 32;
+/// the `geo_update` bench's stream at 1M drivers, where 32/16 and longer
+/// pairs tie; at 10M drivers, whose lookups miss to DRAM, 64/32 beat 32/16
+/// in every alternating pair, and 64/16, 96/32 and 128/64 did not beat it.
+const AHEAD: usize = 64;
 
 /// How many items ahead the apply loop prefetches slots. Shorter than
 /// [`AHEAD`]: applying an item does more work than looking one up.
-const SLOT_AHEAD: usize = 16;
+const SLOT_AHEAD: usize = 32;
 
 /// No location: a driver the directory does not hold.
 const NO_LOC: u64 = u64::MAX;
