@@ -41,6 +41,24 @@ fn until_contended(mut round: impl FnMut(u32) -> u64) {
     );
 }
 
+/// Runs `work(thread)` on [`THREADS`] scoped threads released together by
+/// a barrier; their results in thread order.
+fn on_threads<T: Send>(work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(THREADS);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|th| {
+                let (work, barrier) = (&work, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    work(th)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    })
+}
+
 #[test]
 fn hot_key_two_threads_never_over_grant() {
     until_contended(hot_key_round);
@@ -54,28 +72,19 @@ fn hot_key_round(rate: u32) -> u64 {
         .expect("quota");
     let t0 = Instant::now();
     let lim = RateLimiter::new_at(Gcra::new(q), t0);
-    let barrier = Barrier::new(THREADS);
     let per_thread = 400_000u64;
-    let results: Vec<(u64, u64, Instant)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..THREADS)
-            .map(|_| {
-                s.spawn(|| {
-                    barrier.wait();
-                    let before = cas_retries_on_this_thread();
-                    let mut granted = 0;
-                    let mut last = t0;
-                    for i in 0..per_thread {
-                        // Real time, read once per batch of 64.
-                        if i % 64 == 0 {
-                            last = Instant::now();
-                        }
-                        granted += u64::from(lim.check_at(last).is_allowed());
-                    }
-                    (granted, cas_retries_on_this_thread() - before, last)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    let results: Vec<(u64, u64, Instant)> = on_threads(|_| {
+        let before = cas_retries_on_this_thread();
+        let mut granted = 0;
+        let mut last = t0;
+        for i in 0..per_thread {
+            // Real time, read once per batch of 64.
+            if i % 64 == 0 {
+                last = Instant::now();
+            }
+            granted += u64::from(lim.check_at(last).is_allowed());
+        }
+        (granted, cas_retries_on_this_thread() - before, last)
     });
     let granted: u64 = results.iter().map(|r| r.0).sum();
     let retries: u64 = results.iter().map(|r| r.1).sum();
@@ -104,21 +113,12 @@ fn frozen_round() -> u64 {
         .expect("quota");
     let t0 = Instant::now();
     let lim = RateLimiter::new_at(Gcra::new(q), t0);
-    let barrier = Barrier::new(THREADS);
-    let results: Vec<(u64, u64)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..THREADS)
-            .map(|_| {
-                s.spawn(|| {
-                    barrier.wait();
-                    let before = cas_retries_on_this_thread();
-                    let granted = (0..per_thread)
-                        .filter(|_| lim.check_at(t0).is_allowed())
-                        .count() as u64;
-                    (granted, cas_retries_on_this_thread() - before)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    let results: Vec<(u64, u64)> = on_threads(|_| {
+        let before = cas_retries_on_this_thread();
+        let granted = (0..per_thread)
+            .filter(|_| lim.check_at(t0).is_allowed())
+            .count() as u64;
+        (granted, cas_retries_on_this_thread() - before)
     });
     let granted: u64 = results.iter().map(|r| r.0).sum();
     assert_eq!(granted, u64::from(burst), "units lost to races");
@@ -139,37 +139,26 @@ fn zipf_round(rate: u32) -> u64 {
     let t0 = Instant::now();
     let lim = KeyedRateLimiter::new_at(Gcra::new(q), t0);
     let keys = zipf_keys(1_000, 1.0, 400_000, 11).expect("keys");
-    let barrier = Barrier::new(THREADS);
-    let results: Vec<(Vec<u64>, u64, Instant)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..THREADS)
-            .map(|th| {
-                let keys = &keys;
-                let (lim, barrier) = (&lim, &barrier);
-                s.spawn(move || {
-                    barrier.wait();
-                    let before = cas_retries_on_this_thread();
-                    let mut granted = vec![0u64; 1_000];
-                    let mut last = t0;
-                    // Each thread walks the same hot keys from its own offset.
-                    for (i, &k) in keys
-                        .iter()
-                        .cycle()
-                        .skip(th * 1_000)
-                        .take(400_000)
-                        .enumerate()
-                    {
-                        if i % 64 == 0 {
-                            last = Instant::now();
-                        }
-                        if lim.check_at(&k, last).is_allowed() {
-                            granted[k as usize] += 1;
-                        }
-                    }
-                    (granted, cas_retries_on_this_thread() - before, last)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    let results: Vec<(Vec<u64>, u64, Instant)> = on_threads(|th| {
+        let before = cas_retries_on_this_thread();
+        let mut granted = vec![0u64; 1_000];
+        let mut last = t0;
+        // Each thread walks the same hot keys from its own offset.
+        for (i, &k) in keys
+            .iter()
+            .cycle()
+            .skip(th * 1_000)
+            .take(400_000)
+            .enumerate()
+        {
+            if i % 64 == 0 {
+                last = Instant::now();
+            }
+            if lim.check_at(&k, last).is_allowed() {
+                granted[k as usize] += 1;
+            }
+        }
+        (granted, cas_retries_on_this_thread() - before, last)
     });
     let end = results.iter().map(|r| r.2).max().expect("threads");
     let bound = allowance(&q, end - t0);
@@ -233,56 +222,46 @@ fn policy_round() -> u64 {
     let t0 = Instant::now();
     let lim = PolicyLimiter::<u64>::new_at(&table, t0).expect("table");
     let seq = AtomicU64::new(0);
-    let barrier = Barrier::new(THREADS);
-    let results: Vec<PolicyThread> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..THREADS)
-            .map(|th| {
-                let (users, lim, barrier, seq) = (&users, &lim, &barrier, &seq);
-                s.spawn(move || {
-                    barrier.wait();
-                    let mut by_user = vec![0u64; 200];
-                    let mut by_ip = vec![0u64; 50];
-                    let mut hot = Vec::new();
-                    let mut last = t0;
-                    for (i, &u) in users
-                        .iter()
-                        .cycle()
-                        .skip(th * 777)
-                        .take(100_000)
-                        .enumerate()
-                    {
-                        if i % 64 == 0 {
-                            last = Instant::now();
-                        }
-                        let ip = u % 50;
-                        let reqs = [
-                            Request {
-                                tier: None,
-                                endpoint: "/v1/rides",
-                                kind: KeyKind::User,
-                                key: &u,
-                            },
-                            Request {
-                                tier: None,
-                                endpoint: "/v1/rides",
-                                kind: KeyKind::Ip,
-                                key: &ip,
-                            },
-                        ];
-                        let d = lim.check_all_at(&reqs, 1, last).expect("check");
-                        if u == 0 {
-                            hot.push((seq.fetch_add(1, Ordering::Relaxed), th));
-                        }
-                        if d.is_allowed() {
-                            by_user[u as usize] += 1;
-                            by_ip[ip as usize] += 1;
-                        }
-                    }
-                    (by_user, by_ip, hot, last)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    let results: Vec<PolicyThread> = on_threads(|th| {
+        let mut by_user = vec![0u64; 200];
+        let mut by_ip = vec![0u64; 50];
+        let mut hot = Vec::new();
+        let mut last = t0;
+        for (i, &u) in users
+            .iter()
+            .cycle()
+            .skip(th * 777)
+            .take(100_000)
+            .enumerate()
+        {
+            if i % 64 == 0 {
+                last = Instant::now();
+            }
+            let ip = u % 50;
+            let reqs = [
+                Request {
+                    tier: None,
+                    endpoint: "/v1/rides",
+                    kind: KeyKind::User,
+                    key: &u,
+                },
+                Request {
+                    tier: None,
+                    endpoint: "/v1/rides",
+                    kind: KeyKind::Ip,
+                    key: &ip,
+                },
+            ];
+            let d = lim.check_all_at(&reqs, 1, last).expect("check");
+            if u == 0 {
+                hot.push((seq.fetch_add(1, Ordering::Relaxed), th));
+            }
+            if d.is_allowed() {
+                by_user[u as usize] += 1;
+                by_ip[ip as usize] += 1;
+            }
+        }
+        (by_user, by_ip, hot, last)
     });
     let span = results.iter().map(|r| r.3).max().expect("threads") - t0;
     // Token buckets: burst + span / T; the sliding log: limit per second,
